@@ -1,0 +1,182 @@
+//! Located errors in the user's `.proto` files, rendered by miette with the offending line and
+//! a `help:` that says how to fix it.
+
+use std::sync::Arc;
+
+use miette::{NamedSource, SourceSpan};
+use prost_reflect::FileDescriptor;
+
+/// One problem in a proto file.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{message}")]
+#[diagnostic(code(svcgen::invalid_annotation))]
+pub struct ProtoDiagnostic {
+    message: String,
+    #[source_code]
+    source_code: NamedSource<Arc<String>>,
+    #[label("{label}")]
+    span: SourceSpan,
+    label: String,
+    #[help]
+    help: Option<String>,
+}
+
+impl ProtoDiagnostic {
+    /// The file, 1-based line and column of the label, for tests and one-line summaries.
+    pub fn location(&self) -> (String, usize, usize) {
+        let text = self.source_code.inner().as_str();
+        let offset = self.span.offset().min(text.len());
+        let before = &text[..offset];
+        let line = before.matches('\n').count() + 1;
+        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
+        (self.source_code.name().to_owned(), line, column)
+    }
+
+    /// The message without location.
+    pub fn message(&self) -> &str {
+        &self.message
+    }
+}
+
+/// All problems found, reported together.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+#[error("{} problem(s) in the proto annotations", problems.len())]
+pub struct Diagnostics {
+    /// The problems, in source order.
+    #[related]
+    pub problems: Vec<ProtoDiagnostic>,
+}
+
+/// Proto sources by file name, to locate descriptor paths in.
+#[derive(Clone, Debug, Default)]
+pub struct Sources {
+    files: Vec<(String, Arc<String>)>,
+}
+
+impl Sources {
+    /// Records the text of file `name`.
+    pub fn add(&mut self, name: &str, text: String) {
+        self.files.push((name.to_owned(), Arc::new(text)));
+    }
+
+    fn text(&self, name: &str) -> Arc<String> {
+        self.files
+            .iter()
+            .find(|(n, _)| n == name)
+            .map(|(_, t)| t.clone())
+            .unwrap_or_default()
+    }
+}
+
+/// Where a problem is: a descriptor path in a file, optionally narrowed to a substring of the
+/// located text (e.g. one `{placeholder}` of a key template).
+#[derive(Clone, Debug)]
+pub struct Location {
+    file: FileDescriptor,
+    path: Vec<i32>,
+    needle: Option<String>,
+}
+
+impl Location {
+    /// The element at `path` of `file` (a `SourceCodeInfo` path).
+    pub fn new(file: &FileDescriptor, path: &[i32]) -> Self {
+        Self {
+            file: file.clone(),
+            path: path.to_vec(),
+            needle: None,
+        }
+    }
+
+    /// Narrows the label to the first occurrence of `needle` inside the element.
+    pub fn narrowed(mut self, needle: impl Into<String>) -> Self {
+        self.needle = Some(needle.into());
+        self
+    }
+
+    /// The same location extended by `suffix` path segments.
+    pub fn child(&self, suffix: &[i32]) -> Self {
+        let mut path = self.path.clone();
+        path.extend_from_slice(suffix);
+        Self {
+            file: self.file.clone(),
+            path,
+            needle: None,
+        }
+    }
+
+    /// Builds the diagnostic.
+    pub fn error(
+        &self,
+        sources: &Sources,
+        message: impl Into<String>,
+        label: impl Into<String>,
+        help: Option<String>,
+    ) -> ProtoDiagnostic {
+        let name = self.file.name().to_owned();
+        let text = sources.text(&name);
+        let span = self.span(&text);
+        ProtoDiagnostic {
+            message: message.into(),
+            source_code: NamedSource::new(name, text),
+            span,
+            label: label.into(),
+            help,
+        }
+    }
+
+    fn span(&self, text: &str) -> SourceSpan {
+        let info = self.file.file_descriptor_proto().source_code_info.as_ref();
+        // The element itself, or its nearest located ancestor.
+        let mut path = self.path.as_slice();
+        let location = loop {
+            let found = info.and_then(|i| i.location.iter().find(|l| l.path == path));
+            match (found, path.split_last()) {
+                (Some(l), _) => break Some(l),
+                (None, Some((_, parent))) => path = parent,
+                (None, None) => break None,
+            }
+        };
+        let Some(location) = location else {
+            return SourceSpan::from((0, 0));
+        };
+        let (start_line, start_col, end_line, end_col) = match location.span[..] {
+            [l, c, ec] => (l, c, l, ec),
+            [l, c, el, ec] => (l, c, el, ec),
+            _ => return SourceSpan::from((0, 0)),
+        };
+        let start = offset_of(text, start_line, start_col);
+        let end = offset_of(text, end_line, end_col).max(start);
+        if let Some(needle) = &self.needle
+            && let Some(at) = text[start..end].find(needle.as_str())
+        {
+            return SourceSpan::from((start + at, needle.len()));
+        }
+        SourceSpan::from((start, end - start))
+    }
+}
+
+/// Byte offset of a 0-based (line, column) where columns count characters.
+fn offset_of(text: &str, line: i32, column: i32) -> usize {
+    let line = usize::try_from(line).unwrap_or(0);
+    let column = usize::try_from(column).unwrap_or(0);
+    let mut offset = 0;
+    for (i, l) in text.split_inclusive('\n').enumerate() {
+        if i == line {
+            return offset + l.char_indices().nth(column).map_or(l.len(), |(b, _)| b);
+        }
+        offset += l.len();
+    }
+    text.len()
+}
+
+#[cfg(test)]
+mod tests {
+    use super::offset_of;
+
+    #[test]
+    fn offsets_count_characters() {
+        let text = "ab\nçd\n";
+        assert_eq!(offset_of(text, 1, 1), 5);
+        assert_eq!(offset_of(text, 9, 0), text.len());
+    }
+}

@@ -1,0 +1,56 @@
+//! svcgen: one annotated `.proto` → a production gRPC service for ECS Fargate.
+//!
+//! The pipeline: [`compile`] (protox) → [`model::build`] (validated, located diagnostics) →
+//! [`render::render`] (pure: path → bytes) → [`output`] (write or check). [`generate`] runs the
+//! first three for a project directory.
+
+pub mod compile;
+pub mod config;
+pub mod diagnostic;
+pub mod keys;
+pub mod model;
+pub mod output;
+pub mod render;
+
+use std::path::Path;
+
+/// Why a project could not be generated.
+#[derive(Debug, thiserror::Error, miette::Diagnostic)]
+pub enum GenerateError {
+    /// `svcgen.toml` is missing or invalid.
+    #[error("{path}: {message}")]
+    #[diagnostic(code(svcgen::config), help("see the README's svcgen.toml reference"))]
+    Config {
+        /// The file.
+        path: String,
+        /// What is wrong.
+        message: String,
+    },
+    /// protox rejected a proto (syntax, imports, types).
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Proto(#[from] protox::Error),
+    /// The annotations are invalid.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Model(#[from] diagnostic::Diagnostics),
+    /// A bug: the generator produced something it cannot format.
+    #[error("internal generator error: {0}")]
+    Render(String),
+}
+
+/// Compiles, validates and renders the project in `dir`.
+pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
+    let config_path = dir.join(config::FILE_NAME);
+    let text = std::fs::read_to_string(&config_path).map_err(|e| GenerateError::Config {
+        path: config_path.display().to_string(),
+        message: format!("cannot read: {e}"),
+    })?;
+    let config = config::Config::parse(&text).map_err(|message| GenerateError::Config {
+        path: config_path.display().to_string(),
+        message,
+    })?;
+    let compiled = compile::compile(&config.proto_root(dir), &config.proto.files)?;
+    let model = model::build(&compiled)?;
+    render::render(&config, &compiled, &model).map_err(GenerateError::Render)
+}

@@ -1,0 +1,95 @@
+//! The `svcgen` command line.
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Generates a production gRPC service for ECS Fargate from one annotated .proto.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Regenerates every generated file of a project; hand-written files are never touched.
+    ///
+    /// Example: svcgen generate generated-example
+    Generate {
+        /// Writes nothing; exits 1 and lists the files that are missing, stale or extra.
+        #[arg(long)]
+        check: bool,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+fn main() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::Generate { check, dir } => generate(&dir, check),
+    }
+}
+
+fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {
+    use std::io::IsTerminal as _;
+    let theme = if std::io::stderr().is_terminal() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let mut text = String::new();
+    let handler = miette::GraphicalReportHandler::new_themed(theme);
+    if handler.render_report(&mut text, &error).is_err() {
+        text = error.to_string();
+    }
+    eprintln!("{text}");
+}
+
+fn generate(dir: &std::path::Path, check: bool) -> ExitCode {
+    let output = match svcgen::generate(dir) {
+        Ok(output) => output,
+        Err(error) => {
+            report(error);
+            return ExitCode::from(2);
+        }
+    };
+    if check {
+        let drift = svcgen::output::check(dir, &output);
+        if drift.is_empty() {
+            return ExitCode::SUCCESS;
+        }
+        eprintln!("generated files are out of date in {}:", dir.display());
+        for d in &drift {
+            eprintln!("  {d}");
+        }
+        eprintln!("fix: svcgen generate {}", dir.display());
+        return ExitCode::from(1);
+    }
+    match svcgen::output::write(dir, &output) {
+        Ok(report) => {
+            for path in &report.written {
+                eprintln!("wrote   {}", path.display());
+            }
+            for path in &report.removed {
+                eprintln!("removed {}", path.display());
+            }
+            eprintln!(
+                "{}: {} written, {} removed, {} unchanged",
+                dir.display(),
+                report.written.len(),
+                report.removed.len(),
+                report.unchanged
+            );
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            eprintln!("error: {error}");
+            ExitCode::from(2)
+        }
+    }
+}

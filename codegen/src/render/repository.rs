@@ -1,0 +1,209 @@
+//! `src/generated/repository.rs`: one typed repository per entity, delegating to the runtime's
+//! `EntityTable`, and the table schemas.
+
+use proc_macro2::TokenStream;
+use quote::{format_ident, quote};
+
+use super::rust::{field_ident, type_path};
+use crate::model::{Entity, Model, Operation};
+
+pub(super) fn render(model: &Model) -> TokenStream {
+    let tables = model.tables.iter().map(|(name, indexes)| {
+        let ident = table_const(name);
+        let doc = format!(" Layout of table `{name}`.");
+        quote! {
+            #[doc = #doc]
+            pub const #ident: rt::TableSchema = rt::TableSchema { name: #name, indexes: &[#(#indexes),*] };
+        }
+    });
+    let table_idents = model.tables.keys().map(|name| table_const(name));
+    let repositories = model
+        .entities
+        .iter()
+        .enumerate()
+        .map(|(i, entity)| repository(model, i, entity));
+    let fields = model.entities.iter().map(|entity| {
+        let field = field_ident(&heck::ToSnakeCase::to_snake_case(entity.name.as_str()));
+        let ty = repository_ident(entity);
+        let doc = format!(" `{}` items.", entity.name);
+        quote!(#[doc = #doc] pub #field: #ty)
+    });
+    let inits = model.entities.iter().map(|entity| {
+        let field = field_ident(&heck::ToSnakeCase::to_snake_case(entity.name.as_str()));
+        let ty = repository_ident(entity);
+        let table = &entity.table;
+        quote!(#field: #ty::new(stores.table(#table)))
+    });
+    quote! {
+        //! Repositories: typed access to each entity, one store request per call.
+        // Key-only probes spell `..Default::default()` even when the keys are every field, and
+        // each repository offers every operation although a service may use only some.
+        #![allow(clippy::needless_update, dead_code)]
+
+        use ::svcgen_runtime::codegen as rt;
+
+        #(#tables)*
+
+        /// Every table the service uses.
+        pub const TABLES: &[rt::TableSchema] = &[#(#table_idents),*];
+
+        /// The repositories of every entity, handed to hand-written RPCs.
+        #[derive(Clone)]
+        pub struct Repositories {
+            #(#fields,)*
+        }
+
+        impl Repositories {
+            /// Repositories over the service's stores.
+            pub fn new(stores: &rt::Stores) -> Self {
+                Self { #(#inits,)* }
+            }
+        }
+
+        #(#repositories)*
+    }
+}
+
+fn table_const(name: &str) -> syn::Ident {
+    format_ident!(
+        "{}_TABLE",
+        heck::ToShoutySnakeCase::to_shouty_snake_case(name)
+    )
+}
+
+pub(super) fn repository_ident(entity: &Entity) -> syn::Ident {
+    format_ident!("{}Repository", entity.name)
+}
+
+/// Parameters and struct-literal fields for the key fields of `fields`.
+fn key_params(entity: &Entity, fields: &[&str]) -> (Vec<TokenStream>, Vec<syn::Ident>) {
+    let params = fields
+        .iter()
+        .map(|name| {
+            let ident = field_ident(name);
+            let ty: syn::Type = syn::parse_str(
+                entity
+                    .key_field_types
+                    .get(*name)
+                    .map_or("String", String::as_str),
+            )
+            .unwrap_or_else(|_| syn::parse_quote!(String));
+            quote!(#ident: #ty)
+        })
+        .collect();
+    (params, fields.iter().map(|f| field_ident(f)).collect())
+}
+
+fn repository(model: &Model, index: usize, entity: &Entity) -> TokenStream {
+    let ty = type_path(&entity.rust_path);
+    let ident = repository_ident(entity);
+    let name = &entity.name;
+    let var = field_ident(&heck::ToSnakeCase::to_snake_case(name.as_str()));
+    let key_fields = entity.key_fields();
+    let (params, fields) = key_params(entity, &key_fields);
+    let key_doc = format!(
+        " The `{name}` with key `{}` / `{}` (one GetItem).",
+        entity.pk.text, entity.sk.text
+    );
+    let doc = format!(
+        " `{name}` items in table `{}`: pk `{}`, sk `{}`.",
+        entity.table, entity.pk.text, entity.sk.text
+    );
+    let create_doc = format!(
+        " Stores a new `{name}`; ALREADY_EXISTS when its key is taken (one conditional PutItem)."
+    );
+    let update_doc = format!(
+        " Updates the `{name}` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem)."
+    );
+    let (delete_params, delete_fields) = match &entity.version_field {
+        Some(version) => {
+            let ident = field_ident(version);
+            let mut params = params.clone();
+            let mut fields = fields.clone();
+            let ty: syn::Type = match entity.key_field_types.get(version) {
+                Some(t) => syn::parse_str(t).unwrap_or_else(|_| syn::parse_quote!(u64)),
+                None => syn::parse_quote!(i64),
+            };
+            params.push(quote!(#ident: #ty));
+            fields.push(ident);
+            (params, fields)
+        }
+        None => (params.clone(), fields.clone()),
+    };
+    let delete_doc = format!(
+        " Deletes the `{name}` with this key; a non-zero version must match (one conditional DeleteItem)."
+    );
+    let lists = model.services.iter().flat_map(|s| &s.methods).filter_map(|method| {
+        let Operation::List { entity: e, index: query_index, descending, default_page_size, max_page_size, .. } = &method.operation else {
+            return None;
+        };
+        if *e != index {
+            return None;
+        }
+        let method_ident = format_ident!("{}", method.rust_name);
+        let partition = entity.partition_fields(query_index.as_deref());
+        let (params, fields) = key_params(entity, &partition);
+        let (pk, sk) = match query_index {
+            None => (&entity.pk, &entity.sk),
+            Some(i) => entity.indexes.iter().find(|x| &x.name == i).map(|x| (&x.pk, &x.sk)).unwrap_or((&entity.pk, &entity.sk)),
+        };
+        let source = query_index.as_ref().map_or_else(|| "the table".to_owned(), |i| format!("index `{i}`"));
+        let doc = format!(
+            " {}: one page of partition `{}` of {source}, sort keys beginning `{}`, {} (one Query).",
+            method.name,
+            pk.text,
+            sk.literal_prefix(),
+            if *descending { "highest first" } else { "lowest first" }
+        );
+        let default_page_size = proc_macro2::Literal::i32_unsuffixed(*default_page_size);
+        let max_page_size = proc_macro2::Literal::i32_unsuffixed(*max_page_size);
+        let index_arg = match query_index {
+            Some(i) => quote!(::core::option::Option::Some(#i)),
+            None => quote!(::core::option::Option::None),
+        };
+        Some(quote! {
+            #[doc = #doc]
+            pub async fn #method_ident(&self, #(#params,)* page_size: i32, page_token: &str) -> Result<rt::Page<#ty>, rt::Error> {
+                let probe = #ty { #(#fields,)* ..Default::default() };
+                let limits = rt::PageLimits { default_size: #default_page_size, max_size: #max_page_size };
+                self.table.list(&probe, #index_arg, #descending, limits, page_size, page_token).await
+            }
+        })
+    });
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone)]
+        pub struct #ident {
+            table: rt::EntityTable<#ty>,
+        }
+
+        impl #ident {
+            /// The repository over `store`.
+            pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
+                Self { table: rt::EntityTable::new(store) }
+            }
+
+            #[doc = #create_doc]
+            pub async fn create(&self, #var: #ty) -> Result<#ty, rt::Error> {
+                self.table.create(#var).await
+            }
+
+            #[doc = #key_doc]
+            pub async fn get(&self, #(#params),*) -> Result<#ty, rt::Error> {
+                self.table.get(&#ty { #(#fields,)* ..Default::default() }).await
+            }
+
+            #[doc = #update_doc]
+            pub async fn update(&self, #var: &#ty, mask: &[String]) -> Result<#ty, rt::Error> {
+                self.table.update(#var, mask).await
+            }
+
+            #[doc = #delete_doc]
+            pub async fn delete(&self, #(#delete_params),*) -> Result<#ty, rt::Error> {
+                self.table.delete(&#ty { #(#delete_fields,)* ..Default::default() }).await
+            }
+
+            #(#lists)*
+        }
+    }
+}

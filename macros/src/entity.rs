@@ -1,0 +1,362 @@
+//! `#[derive(Entity)]`: keys from `#[entity(...)]` templates, plus `Attributes`.
+
+use proc_macro2::{Span, TokenStream};
+use quote::quote;
+use syn::{DeriveInput, LitStr};
+
+use crate::attributes::{self, MessageField, combine};
+use crate::prost_field::{Kind, Shape};
+use crate::template::{self, Segment};
+
+#[derive(Default)]
+struct EntityAttr {
+    table: Option<LitStr>,
+    pk: Option<LitStr>,
+    sk: Option<LitStr>,
+    indexes: Vec<(LitStr, Option<LitStr>, Option<LitStr>)>,
+    version: Option<LitStr>,
+    ttl: Option<LitStr>,
+    generated_id: Option<LitStr>,
+}
+
+pub(crate) fn expand(input: TokenStream) -> TokenStream {
+    let input = match syn::parse2::<DeriveInput>(input) {
+        Ok(input) => input,
+        Err(e) => return e.to_compile_error(),
+    };
+    let mut errors = Vec::new();
+    let fields = attributes::message_fields(&input).unwrap_or_else(|e| {
+        errors.extend(e);
+        Vec::new()
+    });
+    let attr = parse_entity_attr(&input, &mut errors);
+    if !errors.is_empty() {
+        return combine(errors).to_compile_error();
+    }
+    let entity = Generator {
+        name: input.ident.to_string(),
+        fields: &fields,
+        errors: Vec::new(),
+    };
+    match entity.generate(&input.ident, &attr) {
+        Ok(tokens) => {
+            let attributes = attributes::attributes_impl(&input.ident, &fields);
+            quote!(#attributes #tokens)
+        }
+        Err(errors) => combine(errors).to_compile_error(),
+    }
+}
+
+fn parse_entity_attr(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> EntityAttr {
+    let mut out = EntityAttr::default();
+    let attrs: Vec<_> = input
+        .attrs
+        .iter()
+        .filter(|a| a.path().is_ident("entity"))
+        .collect();
+    if attrs.is_empty() {
+        errors.push(syn::Error::new_spanned(
+            &input.ident,
+            "missing #[entity(table = \"...\", pk = \"...\", sk = \"...\")]",
+        ));
+        return out;
+    }
+    for attr in attrs {
+        let result = attr.parse_nested_meta(|meta| {
+            let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
+            let slot = match key.as_str() {
+                "table" => &mut out.table,
+                "pk" => &mut out.pk,
+                "sk" => &mut out.sk,
+                "version" => &mut out.version,
+                "ttl" => &mut out.ttl,
+                "generated_id" => &mut out.generated_id,
+                "index" => {
+                    let (mut name, mut pk, mut sk) = (None, None, None);
+                    meta.parse_nested_meta(|inner| {
+                        let slot = if inner.path.is_ident("name") {
+                            &mut name
+                        } else if inner.path.is_ident("pk") {
+                            &mut pk
+                        } else if inner.path.is_ident("sk") {
+                            &mut sk
+                        } else {
+                            return Err(inner.error("expected `name`, `pk` or `sk`"));
+                        };
+                        *slot = Some(inner.value()?.parse()?);
+                        Ok(())
+                    })?;
+                    let name: LitStr = name.ok_or_else(|| meta.error("index needs `name = \"...\"`"))?;
+                    out.indexes.push((name, pk, sk));
+                    return Ok(());
+                }
+                _ => {
+                    return Err(meta.error(
+                        "unknown entity option; expected table, pk, sk, index(...), version, ttl or generated_id",
+                    ));
+                }
+            };
+            *slot = Some(meta.value()?.parse()?);
+            Ok(())
+        });
+        if let Err(e) = result {
+            errors.push(e);
+        }
+    }
+    for (name, what) in [(&out.table, "table"), (&out.pk, "pk"), (&out.sk, "sk")] {
+        if name.is_none() {
+            errors.push(syn::Error::new_spanned(
+                &input.ident,
+                format!("#[entity] needs `{what} = \"...\"`"),
+            ));
+        }
+    }
+    out
+}
+
+struct Generator<'a> {
+    name: String,
+    fields: &'a [MessageField],
+    errors: Vec<syn::Error>,
+}
+
+impl Generator<'_> {
+    fn field(&mut self, name: &str, at: Span) -> Option<&MessageField> {
+        let found = self.fields.iter().find(|f| f.name == name);
+        if found.is_none() {
+            self.errors.push(syn::Error::new(
+                at,
+                format!("`{}` has no field `{name}`", self.name),
+            ));
+        }
+        found
+    }
+
+    /// An expression of type `Result<String, MissingKeyField>` rendering `template`.
+    fn key_expr(&mut self, template: &LitStr) -> (TokenStream, String, Vec<String>) {
+        let segments = match template::parse(&template.value()) {
+            Ok(segments) => segments,
+            Err(message) => {
+                self.errors.push(syn::Error::new(template.span(), message));
+                return (TokenStream::new(), String::new(), Vec::new());
+            }
+        };
+        let rt = quote!(::svcgen_runtime::codegen);
+        let entity = &self.name.clone();
+        let mut steps = Vec::new();
+        let mut names = Vec::new();
+        for segment in &segments {
+            match segment {
+                Segment::Literal(text) => steps.push(quote!(key.push_str(#text);)),
+                Segment::Field(name) => {
+                    names.push(name.clone());
+                    let Some(field) = self.field(name, template.span()) else {
+                        continue;
+                    };
+                    let ident = &field.ident;
+                    let step = match (&field.prost.kind, &field.prost.shape) {
+                        (Kind::Scalar(t), Shape::Plain)
+                            if matches!(
+                                t.as_str(),
+                                "string" | "uint32" | "uint64" | "fixed32" | "fixed64"
+                            ) =>
+                        {
+                            quote!(#rt::key_field(&mut key, &self.#ident, #entity, #name)?;)
+                        }
+                        (Kind::Enum(path), Shape::Plain) => quote! {
+                            #rt::enum_key_field(&mut key, self.#ident, #path::try_from(self.#ident).ok().map(|e| e.as_str_name()), #entity, #name)?;
+                        },
+                        _ => {
+                            let message = format!(
+                                "field `{name}` of type `{}` cannot be part of a key; key fields must be string, enum or unsigned integer (uint32, uint64, fixed32, fixed64)",
+                                field.prost.type_name()
+                            );
+                            self.errors.push(syn::Error::new(template.span(), message));
+                            continue;
+                        }
+                    };
+                    steps.push(step);
+                }
+            }
+        }
+        let expr = quote! {
+            (|| -> ::core::result::Result<::std::string::String, #rt::MissingKeyField> {
+                let mut key = ::std::string::String::new();
+                #(#steps)*
+                ::core::result::Result::Ok(key)
+            })()
+        };
+        (expr, template::literal_prefix(&segments), names)
+    }
+
+    fn generate(
+        mut self,
+        ident: &syn::Ident,
+        attr: &EntityAttr,
+    ) -> Result<TokenStream, Vec<syn::Error>> {
+        let rt = quote!(::svcgen_runtime::codegen);
+        let (Some(table), Some(pk), Some(sk)) = (&attr.table, &attr.pk, &attr.sk) else {
+            unreachable!("required options were checked while parsing")
+        };
+        let (pk_expr, _, mut key_fields) = self.key_expr(pk);
+        let (sk_expr, sk_prefix, sk_fields) = self.key_expr(sk);
+        for field in sk_fields {
+            if !key_fields.contains(&field) {
+                key_fields.push(field);
+            }
+        }
+
+        let mut index_schemas = Vec::new();
+        let mut index_partitions = Vec::new();
+        let mut index_keys = Vec::new();
+        for (name, pk, sk) in &attr.indexes {
+            let (Some(pk), Some(sk)) = (pk, sk) else {
+                self.errors.push(syn::Error::new(
+                    name.span(),
+                    "index needs both `pk` and `sk` templates",
+                ));
+                continue;
+            };
+            let (ipk, _, mut fields) = self.key_expr(pk);
+            let (isk, prefix, sk_fields) = self.key_expr(sk);
+            fields.extend(sk_fields);
+            index_schemas.push(quote!(#rt::IndexSchema { name: #name, sort_key_prefix: #prefix, fields: &[#(#fields),*] }));
+            index_partitions.push(
+                quote!(::core::option::Option::Some(#name) => ::core::option::Option::Some(#ipk),),
+            );
+            index_keys.push(quote! {
+                if let (::core::result::Result::Ok(pk), ::core::result::Result::Ok(sk)) = (#ipk, #isk) {
+                    keys.push((#name, #rt::ItemKey { pk, sk }));
+                }
+            });
+        }
+
+        let version = attr
+            .version
+            .as_ref()
+            .and_then(|lit| self.version_methods(lit));
+        let ttl = attr.ttl.as_ref().and_then(|lit| self.ttl_method(lit));
+        let assign_id = attr
+            .generated_id
+            .as_ref()
+            .and_then(|lit| self.assign_id_method(lit));
+        if !self.errors.is_empty() {
+            return Err(self.errors);
+        }
+        let name = &self.name;
+        let optional = |lit: &Option<LitStr>| match lit {
+            Some(lit) => quote!(::core::option::Option::Some(#lit)),
+            None => quote!(::core::option::Option::None),
+        };
+        let version_field = optional(&attr.version);
+        let ttl_field = optional(&attr.ttl);
+        let all_fields = self.fields.iter().map(|f| &f.name);
+        Ok(quote! {
+            impl #rt::Entity for #ident {
+                const SCHEMA: #rt::EntitySchema = #rt::EntitySchema {
+                    name: #name,
+                    table: #table,
+                    sort_key_prefix: #sk_prefix,
+                    indexes: &[#(#index_schemas),*],
+                    version_field: #version_field,
+                    ttl_field: #ttl_field,
+                    key_fields: &[#(#key_fields),*],
+                    fields: &[#(#all_fields),*],
+                };
+                fn key(&self) -> ::core::result::Result<#rt::ItemKey, #rt::MissingKeyField> {
+                    ::core::result::Result::Ok(#rt::ItemKey { pk: #pk_expr?, sk: #sk_expr? })
+                }
+                fn partition_key(&self, index: ::core::option::Option<&str>)
+                    -> ::core::option::Option<::core::result::Result<::std::string::String, #rt::MissingKeyField>>
+                {
+                    match index {
+                        ::core::option::Option::None => ::core::option::Option::Some(#pk_expr),
+                        #(#index_partitions)*
+                        ::core::option::Option::Some(_) => ::core::option::Option::None,
+                    }
+                }
+                fn index_keys(&self) -> ::std::vec::Vec<(&'static str, #rt::ItemKey)> {
+                    #[allow(unused_mut)]
+                    let mut keys = ::std::vec::Vec::new();
+                    #(#index_keys)*
+                    keys
+                }
+                #version
+                #ttl
+                #assign_id
+            }
+        })
+    }
+
+    fn version_methods(&mut self, lit: &LitStr) -> Option<TokenStream> {
+        let field = self.field(&lit.value(), lit.span())?;
+        let ident = &field.ident;
+        match (&field.prost.kind, &field.prost.shape) {
+            (Kind::Scalar(t), Shape::Plain) if t == "uint64" => Some(quote! {
+                fn version(&self) -> u64 { self.#ident }
+                fn set_version(&mut self, version: u64) { self.#ident = version; }
+            }),
+            (Kind::Scalar(t), Shape::Plain) if t == "int64" => Some(quote! {
+                fn version(&self) -> u64 { u64::try_from(self.#ident).unwrap_or(0) }
+                fn set_version(&mut self, version: u64) { self.#ident = i64::try_from(version).unwrap_or(i64::MAX); }
+            }),
+            _ => {
+                let message = format!(
+                    "version field `{}` has type `{}`; it must be uint64 or int64",
+                    field.name,
+                    field.prost.type_name()
+                );
+                self.errors.push(syn::Error::new(lit.span(), message));
+                None
+            }
+        }
+    }
+
+    fn ttl_method(&mut self, lit: &LitStr) -> Option<TokenStream> {
+        let rt = quote!(::svcgen_runtime::codegen);
+        let field = self.field(&lit.value(), lit.span())?;
+        let ident = &field.ident;
+        let body = match (&field.prost.kind, &field.prost.shape) {
+            (Kind::Message, Shape::Optional) => quote!(#rt::timestamp_seconds(&self.#ident)),
+            (Kind::Scalar(t), Shape::Plain) if t == "int64" => {
+                quote!((self.#ident != 0).then_some(self.#ident))
+            }
+            (Kind::Scalar(t), Shape::Plain) if t == "uint64" => {
+                quote!((self.#ident != 0).then(|| i64::try_from(self.#ident).unwrap_or(i64::MAX)))
+            }
+            _ => {
+                let message = format!(
+                    "TTL field `{}` has type `{}`; it must be google.protobuf.Timestamp or int64/uint64 epoch seconds",
+                    field.name,
+                    field.prost.type_name()
+                );
+                self.errors.push(syn::Error::new(lit.span(), message));
+                return None;
+            }
+        };
+        Some(quote!(fn expires_at(&self) -> ::core::option::Option<i64> { #body }))
+    }
+
+    fn assign_id_method(&mut self, lit: &LitStr) -> Option<TokenStream> {
+        let rt = quote!(::svcgen_runtime::codegen);
+        let field = self.field(&lit.value(), lit.span())?;
+        let ident = &field.ident;
+        if !matches!((&field.prost.kind, &field.prost.shape), (Kind::Scalar(t), Shape::Plain) if t == "string")
+        {
+            let message = format!(
+                "generated ID field `{}` has type `{}`; it must be string",
+                field.name,
+                field.prost.type_name()
+            );
+            self.errors.push(syn::Error::new(lit.span(), message));
+            return None;
+        }
+        Some(quote! {
+            fn assign_id(&mut self) {
+                if self.#ident.is_empty() {
+                    self.#ident = #rt::new_id();
+                }
+            }
+        })
+    }
+}

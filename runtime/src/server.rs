@@ -1,0 +1,250 @@
+//! Server bootstrap shared by every generated service: configuration from the environment,
+//! logging, the store, grpc.health.v1, server reflection (v1 and v1alpha) and a graceful drain
+//! on SIGTERM/SIGINT.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tokio_stream::wrappers::TcpListenerStream;
+use tonic::service::Routes;
+use tonic_health::ServingStatus;
+
+use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
+
+/// What the generated code tells the bootstrap about the service.
+#[derive(Debug)]
+pub struct ServiceDefinition {
+    /// The binary's name, e.g. `task-svc`.
+    pub name: &'static str,
+    /// Full names of the gRPC services, e.g. `tasks.TaskService`.
+    pub services: &'static [&'static str],
+    /// Encoded `FileDescriptorSet` of the service's protos, for reflection.
+    pub file_descriptor_set: &'static [u8],
+    /// Tables the service's entities live in.
+    pub tables: &'static [TableSchema],
+}
+
+/// Settings read from the environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LISTEN_ADDR`, default `0.0.0.0:50051`.
+    pub listen_addr: SocketAddr,
+    /// `DATA_DIR`, default `./data`: where the embedded store keeps its file.
+    pub data_dir: PathBuf,
+    /// `SHUTDOWN_TIMEOUT_SECS`, default 25: how long in-flight calls may take to finish after
+    /// SIGTERM (below ECS's default 30 s stop timeout).
+    pub shutdown_timeout: Duration,
+}
+
+impl Config {
+    /// Reads the configuration; the error names the variable and the value it could not use.
+    pub fn from_env() -> Result<Self, String> {
+        fn var<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String> {
+            let value = std::env::var(name).unwrap_or_else(|_| default.to_owned());
+            value
+                .parse()
+                .map_err(|_| format!("{name}={value:?} is not valid"))
+        }
+        Ok(Self {
+            listen_addr: var("LISTEN_ADDR", "0.0.0.0:50051")?,
+            data_dir: var("DATA_DIR", "./data")?,
+            shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "25")?),
+        })
+    }
+}
+
+/// The stores of a service's tables, handed to the generated code that builds its routes.
+pub struct Stores {
+    tables: Vec<(&'static str, Arc<dyn Store>)>,
+}
+
+impl Stores {
+    /// Embedded stores for `tables`, in one database file under `data_dir`.
+    pub fn local(
+        data_dir: &std::path::Path,
+        name: &str,
+        tables: &[TableSchema],
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        let db = LocalDatabase::open(&data_dir.join(format!("{name}.redb")))?;
+        let tables = tables
+            .iter()
+            .map(|schema| Ok((schema.name, Arc::new(db.table(schema)?) as Arc<dyn Store>)))
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { tables })
+    }
+
+    /// The store of the table named `name`.
+    pub fn table(&self, name: &str) -> Arc<dyn Store> {
+        self.tables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, store)| store.clone())
+            .unwrap_or_else(|| Arc::new(MissingTable(name.to_owned())))
+    }
+}
+
+/// A table the service was not configured with: every call fails with an internal error.
+struct MissingTable(String);
+
+#[async_trait::async_trait]
+impl Store for MissingTable {
+    async fn create(&self, _: crate::Item) -> Result<(), StoreError> {
+        Err(self.error())
+    }
+    async fn get(&self, _: &crate::ItemKey) -> Result<Option<crate::Item>, StoreError> {
+        Err(self.error())
+    }
+    async fn update(
+        &self,
+        _: &crate::ItemKey,
+        _: crate::store::ItemUpdate,
+    ) -> Result<crate::Item, StoreError> {
+        Err(self.error())
+    }
+    async fn delete(
+        &self,
+        _: &crate::ItemKey,
+        _: Option<(String, u64)>,
+    ) -> Result<crate::Item, StoreError> {
+        Err(self.error())
+    }
+    async fn query(&self, _: crate::store::Query) -> Result<crate::store::QueryPage, StoreError> {
+        Err(self.error())
+    }
+}
+
+impl MissingTable {
+    fn error(&self) -> StoreError {
+        StoreError::Internal(format!("no store for table `{}`", self.0))
+    }
+}
+
+/// Logs as JSON unless stderr is a terminal; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+/// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
+/// connections are accepted, in-flight calls finish (bounded by the shutdown timeout).
+/// Exit code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
+pub async fn run(
+    definition: &ServiceDefinition,
+    routes: impl FnOnce(&Stores) -> Routes,
+) -> ExitCode {
+    init_tracing();
+    let config = match Config::from_env() {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!(%message, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(definition, &config, routes).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(%message, "service failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+async fn serve(
+    definition: &ServiceDefinition,
+    config: &Config,
+    routes: impl FnOnce(&Stores) -> Routes,
+) -> Result<(), String> {
+    let stores = Stores::local(&config.data_dir, definition.name, definition.tables)
+        .map_err(|e| e.to_string())?;
+    let routes = routes(&stores);
+
+    let (health, health_service) = tonic_health::server::health_reporter();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(definition.file_descriptor_set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection()
+        .build_v1()
+        .map_err(|e| format!("reflection: {e}"))?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(|e| format!("reflection: {e}"))?;
+
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|e| format!("binding {}: {e}", config.listen_addr))?;
+    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+
+    let set_all = |status: ServingStatus| {
+        let health = health.clone();
+        async move {
+            health.set_service_status("", status).await;
+            for service in definition.services {
+                health.set_service_status(*service, status).await;
+            }
+        }
+    };
+    set_all(ServingStatus::Serving).await;
+    tracing::info!(address = %local_addr, service = definition.name, "serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let server = tonic::transport::Server::builder()
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
+            let _ = stop_rx.await;
+        });
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return result.map_err(|e| e.to_string()),
+        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining in-flight calls"),
+    }
+    set_all(ServingStatus::NotServing).await;
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+        Ok(result) => {
+            result.map_err(|e| e.to_string())?;
+            tracing::info!("drained; exiting");
+            Ok(())
+        }
+        Err(_) => Err(format!(
+            "in-flight calls did not finish within {:?}; exiting anyway",
+            config.shutdown_timeout
+        )),
+    }
+}
+
+/// Resolves with the name of the first SIGTERM (what ECS sends) or SIGINT received.
+async fn shutdown_signal() -> &'static str {
+    use tokio::signal::unix::{SignalKind, signal};
+    let (Ok(mut term), Ok(mut int)) = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    ) else {
+        // Without signal handlers the process can only be killed; serve until then.
+        return std::future::pending().await;
+    };
+    tokio::select! {
+        _ = term.recv() => "SIGTERM",
+        _ = int.recv() => "SIGINT",
+    }
+}

@@ -1,0 +1,490 @@
+//! `LocalStore`: the embedded store for local work, a crash-safe redb database in one file.
+//!
+//! Items live in one B-tree per table keyed by `(pk, sk)`, so queries walk keys in DynamoDB's
+//! order (UTF-8 byte order). Each index is a second B-tree keyed by
+//! `(index pk, index sk, pk, sk)`, maintained in the same transaction as the item, so index
+//! reads are strongly consistent (DynamoDB's are eventually consistent: a superset of behaviour).
+
+use std::ops::Bound;
+use std::path::Path;
+use std::sync::Arc;
+
+use async_trait::async_trait;
+use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
+
+use super::{
+    ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, is_expired, now_epoch_seconds,
+};
+use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
+use crate::item::{AttributeValue, Item};
+
+type ItemTable<'a> = TableDefinition<'a, (&'static str, &'static str), &'static [u8]>;
+type IndexTable<'a> =
+    TableDefinition<'a, (&'static str, &'static str, &'static str, &'static str), ()>;
+
+/// An embedded database file holding any number of tables.
+#[derive(Clone)]
+pub struct LocalDatabase {
+    db: Arc<Database>,
+}
+
+impl LocalDatabase {
+    /// Opens (or creates) the database at `path`; its directory must exist.
+    pub fn open(path: &Path) -> Result<Self, StoreError> {
+        let db = Database::create(path)
+            .map_err(|e| StoreError::Internal(format!("opening {}: {e}", path.display())))?;
+        Ok(Self { db: Arc::new(db) })
+    }
+
+    /// The store for one table, creating its B-trees on first use.
+    pub fn table(&self, schema: &TableSchema) -> Result<LocalStore, StoreError> {
+        let store = LocalStore {
+            db: self.db.clone(),
+            items: format!("items/{}", schema.name),
+            indexes: schema
+                .indexes
+                .iter()
+                .map(|name| (name.to_string(), format!("index/{}/{name}", schema.name)))
+                .collect(),
+        };
+        let txn = self.db.begin_write().map_err(internal)?;
+        txn.open_table(store.item_table()).map_err(internal)?;
+        for (_, table) in &store.indexes {
+            txn.open_table(IndexTable::new(table)).map_err(internal)?;
+        }
+        txn.commit().map_err(internal)?;
+        Ok(store)
+    }
+}
+
+/// One table of a [`LocalDatabase`], with DynamoDB's semantics.
+#[derive(Clone)]
+pub struct LocalStore {
+    db: Arc<Database>,
+    items: String,
+    /// (index name, B-tree name)
+    indexes: Vec<(String, String)>,
+}
+
+fn internal(e: impl std::fmt::Display) -> StoreError {
+    StoreError::Internal(e.to_string())
+}
+
+fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
+    postcard::to_stdvec(item).map_err(internal)
+}
+
+fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Internal(format!("corrupt item: {e}")))
+}
+
+fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
+    match item.get(name) {
+        Some(AttributeValue::S(s)) => Some(s),
+        _ => None,
+    }
+}
+
+fn item_key(item: &Item) -> Result<ItemKey, StoreError> {
+    match (
+        string_attr(item, PARTITION_KEY),
+        string_attr(item, SORT_KEY),
+    ) {
+        (Some(pk), Some(sk)) => Ok(ItemKey {
+            pk: pk.to_owned(),
+            sk: sk.to_owned(),
+        }),
+        _ => Err(StoreError::Internal(
+            "item lacks string `pk`/`sk` attributes".into(),
+        )),
+    }
+}
+
+fn version_of(item: &Item, attribute: &str) -> u64 {
+    match item.get(attribute) {
+        Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+        _ => 0,
+    }
+}
+
+/// The smallest string greater than every string starting with `prefix`, if there is one.
+fn prefix_successor(prefix: &str) -> Option<String> {
+    let mut chars: Vec<char> = prefix.chars().collect();
+    while let Some(last) = chars.pop() {
+        let next = (u32::from(last) + 1..=u32::from(char::MAX)).find_map(char::from_u32);
+        if let Some(next) = next {
+            chars.push(next);
+            return Some(chars.into_iter().collect());
+        }
+    }
+    None
+}
+
+impl LocalStore {
+    fn item_table(&self) -> ItemTable<'_> {
+        TableDefinition::new(&self.items)
+    }
+
+    async fn blocking<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let this = self.clone();
+        tokio::task::spawn_blocking(move || work(&this))
+            .await
+            .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
+    }
+
+    /// Replaces the stored item at `key` (`None` deletes it), keeping indexes in step.
+    fn write(
+        &self,
+        txn: &redb::WriteTransaction,
+        key: &ItemKey,
+        old: Option<&Item>,
+        new: Option<&Item>,
+    ) -> Result<(), StoreError> {
+        let mut items = txn.open_table(self.item_table()).map_err(internal)?;
+        match new {
+            Some(item) => {
+                items
+                    .insert((key.pk.as_str(), key.sk.as_str()), encode(item)?.as_slice())
+                    .map_err(internal)?;
+            }
+            None => {
+                items
+                    .remove((key.pk.as_str(), key.sk.as_str()))
+                    .map_err(internal)?;
+            }
+        }
+        for (name, table) in &self.indexes {
+            let (pk_attr, sk_attr) = index_key_attributes(name);
+            let index_key = |item: &Item| {
+                string_attr(item, &pk_attr)
+                    .zip(string_attr(item, &sk_attr))
+                    .map(|(a, b)| (a.to_owned(), b.to_owned()))
+            };
+            let before = old.and_then(index_key);
+            let after = new.and_then(index_key);
+            if before == after {
+                continue;
+            }
+            let mut index = txn.open_table(IndexTable::new(table)).map_err(internal)?;
+            if let Some((ipk, isk)) = &before {
+                index
+                    .remove((ipk.as_str(), isk.as_str(), key.pk.as_str(), key.sk.as_str()))
+                    .map_err(internal)?;
+            }
+            if let Some((ipk, isk)) = &after {
+                index
+                    .insert(
+                        (ipk.as_str(), isk.as_str(), key.pk.as_str(), key.sk.as_str()),
+                        (),
+                    )
+                    .map_err(internal)?;
+            }
+        }
+        Ok(())
+    }
+
+    /// The live (not expired) item at `key`, read inside a write transaction.
+    fn current(
+        &self,
+        txn: &redb::WriteTransaction,
+        key: &ItemKey,
+    ) -> Result<Option<Item>, StoreError> {
+        let items = txn.open_table(self.item_table()).map_err(internal)?;
+        let stored = items
+            .get((key.pk.as_str(), key.sk.as_str()))
+            .map_err(internal)?;
+        stored.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    fn query_sync(&self, query: &Query) -> Result<QueryPage, StoreError> {
+        let now = now_epoch_seconds();
+        let txn = self.db.begin_read().map_err(internal)?;
+        let items = txn.open_table(self.item_table()).map_err(internal)?;
+        let partition = query.partition.as_str();
+        let prefix = query.sort_key_prefix.as_str();
+        let end_of_partition = format!("{partition}\0");
+        let successor = prefix_successor(prefix);
+        let start = query.start_after.as_ref();
+        let mut page = QueryPage {
+            items: Vec::new(),
+            last_key: None,
+        };
+
+        // Walks keys in order and collects up to `limit` live items; returns the key of the
+        // last one when another matching key follows.
+        let mut collect = |keys: &mut dyn Iterator<Item = Result<ItemKey, StoreError>>,
+                           key_of: &dyn Fn(&Item) -> Item|
+         -> Result<(), StoreError> {
+            let mut evaluated = 0;
+            while let Some(key) = keys.next() {
+                let key = key?;
+                evaluated += 1;
+                let Some(bytes) = items
+                    .get((key.pk.as_str(), key.sk.as_str()))
+                    .map_err(internal)?
+                else {
+                    continue;
+                };
+                let item = decode(bytes.value())?;
+                if !is_expired(&item, now) {
+                    page.items.push(item.clone());
+                }
+                if evaluated == query.limit {
+                    // DynamoDB reports a last key whenever the limit is hit; peeking spares
+                    // clients an empty last page when nothing follows.
+                    if keys.next().is_some() {
+                        page.last_key = Some(key_of(&item));
+                    }
+                    return Ok(());
+                }
+            }
+            Ok(())
+        };
+
+        match &query.index {
+            None => {
+                let after = match start {
+                    Some(key) => {
+                        let key = item_key(key)
+                            .map_err(|_| StoreError::InvalidStartKey("missing pk/sk".into()))?;
+                        if key.pk != partition || !key.sk.starts_with(prefix) {
+                            return Err(StoreError::InvalidStartKey(
+                                "key outside the queried range".into(),
+                            ));
+                        }
+                        Some(key.sk)
+                    }
+                    None => None,
+                };
+                let (mut lower, mut upper) = (
+                    Bound::Included((partition, prefix)),
+                    match &successor {
+                        Some(s) => Bound::Excluded((partition, s.as_str())),
+                        None => Bound::Excluded((end_of_partition.as_str(), "")),
+                    },
+                );
+                if let Some(sk) = &after {
+                    if query.descending {
+                        upper = Bound::Excluded((partition, sk.as_str()));
+                    } else {
+                        lower = Bound::Excluded((partition, sk.as_str()));
+                    }
+                }
+                let range = items
+                    .range::<(&str, &str)>((lower, upper))
+                    .map_err(internal)?;
+                let keys = range.map(|entry| {
+                    entry.map_err(internal).map(|(k, _)| {
+                        let (pk, sk) = k.value();
+                        ItemKey {
+                            pk: pk.to_owned(),
+                            sk: sk.to_owned(),
+                        }
+                    })
+                });
+                let key_of = |item: &Item| key_attributes(item, &[PARTITION_KEY, SORT_KEY]);
+                if query.descending {
+                    collect(&mut keys.rev(), &key_of)?;
+                } else {
+                    collect(&mut { keys }, &key_of)?;
+                }
+            }
+            Some(name) => {
+                let Some((_, table)) = self.indexes.iter().find(|(n, _)| n == name) else {
+                    return Err(StoreError::Internal(format!("unknown index `{name}`")));
+                };
+                let (pk_attr, sk_attr) = index_key_attributes(name);
+                let after = match start {
+                    Some(key) => {
+                        let base = item_key(key)
+                            .map_err(|_| StoreError::InvalidStartKey("missing pk/sk".into()))?;
+                        match (string_attr(key, &pk_attr), string_attr(key, &sk_attr)) {
+                            (Some(ipk), Some(isk))
+                                if ipk == partition && isk.starts_with(prefix) =>
+                            {
+                                Some((isk.to_owned(), base))
+                            }
+                            _ => {
+                                return Err(StoreError::InvalidStartKey(
+                                    "key outside the queried range".into(),
+                                ));
+                            }
+                        }
+                    }
+                    None => None,
+                };
+                let index = txn.open_table(IndexTable::new(table)).map_err(internal)?;
+                let (mut lower, mut upper) = (
+                    Bound::Included((partition, prefix, "", "")),
+                    match &successor {
+                        Some(s) => Bound::Excluded((partition, s.as_str(), "", "")),
+                        None => Bound::Excluded((end_of_partition.as_str(), "", "", "")),
+                    },
+                );
+                if let Some((isk, base)) = &after {
+                    let bound = Bound::Excluded((
+                        partition,
+                        isk.as_str(),
+                        base.pk.as_str(),
+                        base.sk.as_str(),
+                    ));
+                    if query.descending {
+                        upper = bound;
+                    } else {
+                        lower = bound;
+                    }
+                }
+                let range = index
+                    .range::<(&str, &str, &str, &str)>((lower, upper))
+                    .map_err(internal)?;
+                let keys = range.map(|entry| {
+                    entry.map_err(internal).map(|(k, _)| {
+                        let (_, _, pk, sk) = k.value();
+                        ItemKey {
+                            pk: pk.to_owned(),
+                            sk: sk.to_owned(),
+                        }
+                    })
+                });
+                let key_of = |item: &Item| {
+                    key_attributes(
+                        item,
+                        &[PARTITION_KEY, SORT_KEY, pk_attr.as_str(), sk_attr.as_str()],
+                    )
+                };
+                if query.descending {
+                    collect(&mut keys.rev(), &key_of)?;
+                } else {
+                    collect(&mut { keys }, &key_of)?;
+                }
+            }
+        }
+        Ok(page)
+    }
+}
+
+fn key_attributes(item: &Item, names: &[&str]) -> Item {
+    names
+        .iter()
+        .filter_map(|name| item.get(*name).map(|v| ((*name).to_owned(), v.clone())))
+        .collect()
+}
+
+#[async_trait]
+impl Store for LocalStore {
+    async fn create(&self, item: Item) -> Result<(), StoreError> {
+        self.blocking(move |this| {
+            let key = item_key(&item)?;
+            let txn = this.db.begin_write().map_err(internal)?;
+            let existing = this.current(&txn, &key)?;
+            if existing
+                .as_ref()
+                .is_some_and(|old| !is_expired(old, now_epoch_seconds()))
+            {
+                return Err(StoreError::AlreadyExists);
+            }
+            this.write(&txn, &key, existing.as_ref(), Some(&item))?;
+            txn.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        let key = key.clone();
+        self.blocking(move |this| {
+            let txn = this.db.begin_read().map_err(internal)?;
+            let items = txn.open_table(this.item_table()).map_err(internal)?;
+            let Some(bytes) = items
+                .get((key.pk.as_str(), key.sk.as_str()))
+                .map_err(internal)?
+            else {
+                return Ok(None);
+            };
+            let item = decode(bytes.value())?;
+            Ok((!is_expired(&item, now_epoch_seconds())).then_some(item))
+        })
+        .await
+    }
+
+    async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
+        let key = key.clone();
+        self.blocking(move |this| {
+            let txn = this.db.begin_write().map_err(internal)?;
+            let old = match this.current(&txn, &key)? {
+                Some(old) if !is_expired(&old, now_epoch_seconds()) => old,
+                _ => return Err(StoreError::NotFound),
+            };
+            let mut new = old.clone();
+            if let Some((attribute, expected)) = &update.version {
+                let actual = version_of(&old, attribute);
+                if expected.is_some_and(|expected| expected != actual) {
+                    return Err(StoreError::VersionConflict {
+                        expected: expected.unwrap_or(0),
+                        actual,
+                    });
+                }
+                new.insert(
+                    attribute.clone(),
+                    AttributeValue::N((actual + 1).to_string()),
+                );
+            }
+            for name in &update.remove {
+                new.remove(name);
+            }
+            new.extend(update.set);
+            this.write(&txn, &key, Some(&old), Some(&new))?;
+            txn.commit().map_err(internal)?;
+            Ok(new)
+        })
+        .await
+    }
+
+    async fn delete(
+        &self,
+        key: &ItemKey,
+        version: Option<(String, u64)>,
+    ) -> Result<Item, StoreError> {
+        let key = key.clone();
+        self.blocking(move |this| {
+            let txn = this.db.begin_write().map_err(internal)?;
+            let old = match this.current(&txn, &key)? {
+                Some(old) if !is_expired(&old, now_epoch_seconds()) => old,
+                _ => return Err(StoreError::NotFound),
+            };
+            if let Some((attribute, expected)) = &version {
+                let actual = version_of(&old, attribute);
+                if *expected != actual {
+                    return Err(StoreError::VersionConflict {
+                        expected: *expected,
+                        actual,
+                    });
+                }
+            }
+            this.write(&txn, &key, Some(&old), None)?;
+            txn.commit().map_err(internal)?;
+            Ok(old)
+        })
+        .await
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        self.blocking(move |this| this.query_sync(&query)).await
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::prefix_successor;
+
+    #[test]
+    fn prefix_successor_bounds_every_extension() {
+        assert_eq!(prefix_successor("TASK#").as_deref(), Some("TASK$"));
+        assert_eq!(prefix_successor(""), None);
+        assert_eq!(prefix_successor("a\u{10FFFF}").as_deref(), Some("b"));
+        let next = prefix_successor("\u{D7FF}").expect("skips surrogates");
+        assert_eq!(next, "\u{E000}");
+    }
+}

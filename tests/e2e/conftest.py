@@ -1,0 +1,108 @@
+"""Fixtures for the end-to-end tests: Python stubs built from proto/tasks.proto with grpcio-tools,
+and the task-svc binary started on a free loopback port with a temporary data directory."""
+
+import json
+import os
+import signal
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+import pytest
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[2]
+BINARY = Path(os.environ.get("TASK_SVC_BIN", ROOT / "target" / "debug" / "task-svc"))
+STARTUP_TIMEOUT = 15.0
+
+
+@pytest.fixture(scope="session")
+def stubs():
+    """tasks_pb2 and tasks_pb2_grpc, generated into a temporary directory."""
+    from grpc_tools import protoc
+    import grpc_tools
+
+    out = tempfile.mkdtemp(prefix="svcgen-stubs-")
+    well_known = str(Path(grpc_tools.__file__).parent / "_proto")
+    for proto in ["svcgen/options.proto", "tasks.proto"]:
+        code = protoc.main(
+            [
+                "protoc",
+                f"-I{ROOT / 'proto'}",
+                f"-I{well_known}",
+                f"--python_out={out}",
+                f"--grpc_python_out={out}",
+                proto,
+            ]
+        )
+        assert code == 0, f"protoc failed for {proto}"
+    sys.path.insert(0, out)
+    import tasks_pb2
+    import tasks_pb2_grpc
+
+    return tasks_pb2, tasks_pb2_grpc
+
+
+class Service:
+    """One running task-svc process."""
+
+    def __init__(self, data_dir):
+        self.data_dir = data_dir
+        self.process = None
+        self.address = None
+        self.log = []
+
+    def start(self):
+        env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=str(self.data_dir), RUST_LOG="info")
+        self.process = subprocess.Popen(
+            [str(BINARY)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+        )
+        deadline = time.monotonic() + STARTUP_TIMEOUT
+        # The service logs one JSON line with its bound address once it accepts connections.
+        while time.monotonic() < deadline:
+            line = self.process.stderr.readline()
+            if not line:
+                raise AssertionError(f"task-svc exited during start-up: {self.log}")
+            self.log.append(line)
+            event = json.loads(line)
+            if event.get("message") == "serving":
+                self.address = event["address"]
+                return self
+        raise AssertionError("task-svc did not report serving in time")
+
+    def channel(self):
+        return grpc.insecure_channel(self.address)
+
+    def stop(self, sig=signal.SIGTERM, timeout=30):
+        self.process.send_signal(sig)
+        code = self.process.wait(timeout=timeout)
+        self.log.extend(self.process.stderr.readlines())
+        return code
+
+
+@pytest.fixture
+def data_dir(tmp_path):
+    return tmp_path / "data"
+
+
+@pytest.fixture
+def service(data_dir):
+    svc = Service(data_dir).start()
+    yield svc
+    if svc.process.poll() is None:
+        svc.stop(signal.SIGKILL)
+
+
+@pytest.fixture
+def client(service, stubs):
+    _, tasks_grpc = stubs
+    with service.channel() as channel:
+        yield tasks_grpc.TaskServiceStub(channel)
+
+
+def health_status(channel, service_name=""):
+    stub = health_pb2_grpc.HealthStub(channel)
+    return stub.Check(health_pb2.HealthCheckRequest(service=service_name), timeout=5).status
