@@ -6,7 +6,7 @@ use std::collections::BTreeMap;
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_reflect::{
-    DescriptorPool, DynamicMessage, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
     MessageDescriptor, MethodDescriptor, Value,
 };
 
@@ -31,10 +31,41 @@ pub struct Model {
     pub services: Vec<Service>,
     /// Tables with the indexes their entities use, by name.
     pub tables: BTreeMap<String, Vec<String>>,
-    /// Full names (`.pkg.Msg`) of messages stored inside entities, which derive `Attributes`.
-    pub stored_messages: Vec<String>,
-    /// Full paths (`.pkg.Msg.oneof_name`) of oneofs of stored messages.
-    pub stored_oneofs: Vec<String>,
+    /// Messages stored inside entities and the oneofs of stored messages: they derive
+    /// `Attributes`.
+    pub stored_types: Vec<TypeRef>,
+}
+
+/// A type prost generates, located by its proto package and its Rust path inside the
+/// package's module (`["project", "Visibility"]` for oneof `visibility` of `Project`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct TypeRef {
+    /// Proto package.
+    pub package: String,
+    /// Rust path within the package module.
+    pub path: Vec<String>,
+}
+
+impl TypeRef {
+    fn message(message: &MessageDescriptor) -> Self {
+        let mut path = Vec::new();
+        let mut parent = message.parent_message();
+        while let Some(p) = parent {
+            path.insert(0, p.name().to_snake_case());
+            parent = p.parent_message();
+        }
+        path.push(message.name().to_upper_camel_case());
+        Self { package: message.package_name().to_owned(), path }
+    }
+
+    fn oneof(message: &MessageDescriptor, oneof: &str) -> Self {
+        let mut type_ref = Self::message(message);
+        if let Some(last) = type_ref.path.last_mut() {
+            *last = last.to_snake_case();
+        }
+        type_ref.path.push(oneof.to_upper_camel_case());
+        type_ref
+    }
 }
 
 /// A message stored as an item.
@@ -42,8 +73,8 @@ pub struct Model {
 pub struct Entity {
     /// Message name, e.g. `Task`.
     pub name: String,
-    /// `.pkg.Task`, as prost-build addresses it.
-    pub proto_path: String,
+    /// Where prost generates the message.
+    pub type_ref: TypeRef,
     /// Rust path from `src/generated/`, e.g. `tasks::Task`.
     pub rust_path: String,
     /// Logical table.
@@ -194,7 +225,6 @@ impl Operation {
 /// Builds and validates the model.
 pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
     let mut builder = Builder {
-        pool: &compiled.pool,
         sources: &compiled.sources,
         problems: Vec::new(),
         entity_ext: compiled.pool.get_extension_by_name("svcgen.entity"),
@@ -240,7 +270,7 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
             }
         }
     }
-    let (stored_messages, stored_oneofs) = builder.stored_types(&entity_messages);
+    let stored_types = stored_types(&entity_messages);
     if !builder.problems.is_empty() {
         return Err(Diagnostics {
             problems: builder.problems,
@@ -250,13 +280,11 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
         entities,
         services,
         tables,
-        stored_messages,
-        stored_oneofs,
+        stored_types,
     })
 }
 
 struct Builder<'a> {
-    pool: &'a DescriptorPool,
     sources: &'a Sources,
     problems: Vec<ProtoDiagnostic>,
     entity_ext: Option<ExtensionDescriptor>,
@@ -540,7 +568,7 @@ impl Builder<'_> {
             .collect();
         Some(Entity {
             name: message.name().to_owned(),
-            proto_path: format!(".{}", message.full_name()),
+            type_ref: TypeRef::message(message),
             rust_path: rust_type_path(message),
             table,
             pk,
@@ -1082,53 +1110,36 @@ impl Builder<'_> {
         }
         ok
     }
+}
 
-    /// Messages and oneofs stored inside entities (which need `#[derive(Attributes)]`).
-    fn stored_types(
-        &self,
-        entities: &[(MessageDescriptor, DynamicMessage)],
-    ) -> (Vec<String>, Vec<String>) {
-        let mut messages: Vec<MessageDescriptor> = Vec::new();
-        let mut queue: Vec<MessageDescriptor> = entities.iter().map(|(m, _)| m.clone()).collect();
-        let mut seen: Vec<String> = Vec::new();
-        let mut oneofs = Vec::new();
-        while let Some(message) = queue.pop() {
-            if seen.iter().any(|s| s == message.full_name()) {
-                continue;
-            }
-            seen.push(message.full_name().to_owned());
-            for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
-                oneofs.push(format!(".{}.{}", message.full_name(), oneof.name()));
-            }
-            for field in message.fields() {
-                let kind = if field.is_map() {
-                    match field.kind() {
-                        Kind::Message(entry) => entry.map_entry_value_field().kind(),
-                        other => other,
-                    }
-                } else {
-                    field.kind()
-                };
-                if let Kind::Message(m) = kind
-                    && !m.full_name().starts_with("google.protobuf.")
-                {
-                    queue.push(m);
-                }
-            }
-            if !entities
-                .iter()
-                .any(|(m, _)| m.full_name() == message.full_name())
+/// Messages stored inside entities and the oneofs of every stored message.
+fn stored_types(entities: &[(MessageDescriptor, DynamicMessage)]) -> Vec<TypeRef> {
+    let mut out = Vec::new();
+    let mut queue: Vec<MessageDescriptor> = entities.iter().map(|(m, _)| m.clone()).collect();
+    let mut seen: Vec<String> = Vec::new();
+    while let Some(message) = queue.pop() {
+        if seen.iter().any(|s| s == message.full_name()) {
+            continue;
+        }
+        seen.push(message.full_name().to_owned());
+        for oneof in message.oneofs().filter(|o| !o.is_synthetic()) {
+            out.push(TypeRef::oneof(&message, oneof.name()));
+        }
+        for field in message.fields() {
+            let kind = match field.kind() {
+                Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            if let Kind::Message(m) = kind
+                && !m.full_name().starts_with("google.protobuf.")
             {
-                messages.push(message);
+                queue.push(m);
             }
         }
-        let _ = self.pool;
-        let mut names: Vec<String> = messages
-            .iter()
-            .map(|m| format!(".{}", m.full_name()))
-            .collect();
-        names.sort();
-        oneofs.sort();
-        (names, oneofs)
+        if !entities.iter().any(|(m, _)| m.full_name() == message.full_name()) {
+            out.push(TypeRef::message(&message));
+        }
     }
+    out.sort();
+    out
 }

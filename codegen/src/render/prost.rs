@@ -22,13 +22,6 @@ pub(super) fn render(
             .build_transport(false)
             .service_generator(),
     );
-    for entity in &model.entities {
-        config.type_attribute(&entity.proto_path, "#[derive(::svcgen_runtime::Entity)]");
-        config.type_attribute(&entity.proto_path, entity_attribute(entity));
-    }
-    for path in model.stored_messages.iter().chain(&model.stored_oneofs) {
-        config.type_attribute(path, "#[derive(::svcgen_runtime::Attributes)]");
-    }
     // prost-build resolves types across every file, so it gets the imports too; only the
     // packages of the project's own files are kept.
     let requests = pool
@@ -48,14 +41,52 @@ pub(super) fn render(
     let modules = config
         .generate(requests)
         .map_err(|e| format!("prost-build: {e}"))?;
-    let modules: Vec<_> = modules
-        .into_iter()
-        .filter(|(module, _)| own.contains(module))
-        .collect();
-    Ok(modules
-        .into_iter()
-        .map(|(module, code)| (module.to_file_name_or("_"), code))
-        .collect())
+    let mut out = BTreeMap::new();
+    for (module, code) in modules.into_iter().filter(|(module, _)| own.contains(module)) {
+        let code = attach_derives(&code, &module, model)?;
+        out.insert(module.to_file_name_or("_"), code);
+    }
+    Ok(out)
+}
+
+/// Adds `#[derive(Entity)]` + `#[entity(...)]` to entity messages and `#[derive(Attributes)]`
+/// to the other stored types of `package`. (prost-build's `type_attribute` also matches every
+/// type nested in the named one, so the attributes are placed on the exact items instead.)
+fn attach_derives(code: &str, module: &Module, model: &Model) -> Result<String, String> {
+    let in_module = |package: &str| Module::from_protobuf_package_name(package) == *module;
+    let mut file = syn::parse_file(code).map_err(|e| format!("prost output does not parse: {e}"))?;
+    let mut targets: Vec<(&[String], Vec<syn::Attribute>)> = Vec::new();
+    for entity in model.entities.iter().filter(|e| in_module(&e.type_ref.package)) {
+        let attrs = format!("#[derive(::svcgen_runtime::Entity)] {}", entity_attribute(entity));
+        targets.push((&entity.type_ref.path, parse_attributes(&attrs)?));
+    }
+    for stored in model.stored_types.iter().filter(|t| in_module(&t.package)) {
+        targets.push((&stored.path, parse_attributes("#[derive(::svcgen_runtime::Attributes)]")?));
+    }
+    for (path, attrs) in targets {
+        let attrs_slot = find_item(&mut file.items, path)
+            .ok_or_else(|| format!("prost output lacks `{}`", path.join("::")))?;
+        attrs_slot.splice(0..0, attrs);
+    }
+    Ok(prettyplease::unparse(&file))
+}
+
+fn parse_attributes(text: &str) -> Result<Vec<syn::Attribute>, String> {
+    let parser = syn::Attribute::parse_outer;
+    syn::parse::Parser::parse_str(parser, text).map_err(|e| format!("attribute `{text}`: {e}"))
+}
+
+/// The attributes of the struct or enum at `path` among `items` (descending into modules).
+fn find_item<'a>(items: &'a mut [syn::Item], path: &[String]) -> Option<&'a mut Vec<syn::Attribute>> {
+    let (first, rest) = path.split_first()?;
+    items.iter_mut().find_map(|item| match (item, rest.is_empty()) {
+        (syn::Item::Struct(s), true) if s.ident == first => Some(&mut s.attrs),
+        (syn::Item::Enum(e), true) if e.ident == first => Some(&mut e.attrs),
+        (syn::Item::Mod(m), false) if m.ident == first => {
+            m.content.as_mut().and_then(|(_, items)| find_item(items, rest))
+        }
+        _ => None,
+    })
 }
 
 /// `#[entity(...)]` for one entity, from the model.
