@@ -38,8 +38,12 @@ impl FileResolver for EmbeddedOptions {
     }
 }
 
-/// Compiles `files` (relative to `root`).
-pub fn compile(root: &Path, files: &[String]) -> Result<Compiled, protox::Error> {
+/// Compiles `files` (relative to `root`); diagnostics show them as `shown_root/<file>`.
+pub fn compile(
+    root: &Path,
+    shown_root: &Path,
+    files: &[String],
+) -> Result<Compiled, protox::Error> {
     let mut resolver = ChainFileResolver::new();
     resolver.add(IncludeFileResolver::new(root.to_owned()));
     resolver.add(EmbeddedOptions);
@@ -51,7 +55,8 @@ pub fn compile(root: &Path, files: &[String]) -> Result<Compiled, protox::Error>
     for file in files {
         // protox has just read these files; a failure here means they changed under us.
         let text = std::fs::read_to_string(root.join(file)).unwrap_or_default();
-        sources.add(file, text);
+        let shown = shown_root.join(file).to_string_lossy().replace('\\', "/");
+        sources.add(file, shown, text);
     }
     Ok(Compiled {
         pool: compiler.descriptor_pool(),

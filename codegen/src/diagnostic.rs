@@ -9,7 +9,6 @@ use prost_reflect::FileDescriptor;
 /// One problem in a proto file.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{message}")]
-#[diagnostic(code(svcgen::invalid_annotation))]
 pub struct ProtoDiagnostic {
     message: String,
     #[source_code]
@@ -47,24 +46,24 @@ pub struct Diagnostics {
     pub problems: Vec<ProtoDiagnostic>,
 }
 
-/// Proto sources by file name, to locate descriptor paths in.
+/// Proto sources by import name, to locate descriptor paths in.
 #[derive(Clone, Debug, Default)]
 pub struct Sources {
-    files: Vec<(String, Arc<String>)>,
+    /// (import name, path shown to the user, text)
+    files: Vec<(String, String, Arc<String>)>,
 }
 
 impl Sources {
-    /// Records the text of file `name`.
-    pub fn add(&mut self, name: &str, text: String) {
-        self.files.push((name.to_owned(), Arc::new(text)));
+    /// Records the text of file `name`, shown to users as `shown` (its path from the project).
+    pub fn add(&mut self, name: &str, shown: String, text: String) {
+        self.files.push((name.to_owned(), shown, Arc::new(text)));
     }
 
-    fn text(&self, name: &str) -> Arc<String> {
-        self.files
-            .iter()
-            .find(|(n, _)| n == name)
-            .map(|(_, t)| t.clone())
-            .unwrap_or_default()
+    fn get(&self, name: &str) -> (String, Arc<String>) {
+        self.files.iter().find(|(n, _, _)| n == name).map_or_else(
+            || (name.to_owned(), Arc::default()),
+            |(_, shown, text)| (shown.clone(), text.clone()),
+        )
     }
 }
 
@@ -112,8 +111,7 @@ impl Location {
         label: impl Into<String>,
         help: Option<String>,
     ) -> ProtoDiagnostic {
-        let name = self.file.name().to_owned();
-        let text = sources.text(&name);
+        let (name, text) = sources.get(self.file.name());
         let span = self.span(&text);
         ProtoDiagnostic {
             message: message.into(),

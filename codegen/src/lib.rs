@@ -50,7 +50,11 @@ pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
         path: config_path.display().to_string(),
         message,
     })?;
-    let compiled = compile::compile(&config.proto_root(dir), &config.proto.files)?;
+    let compiled = compile::compile(
+        &config.proto_root(dir),
+        &config.proto.root,
+        &config.proto.files,
+    )?;
     let model = model::build(&compiled)?;
     render::render(&config, &compiled, &model).map_err(GenerateError::Render)
 }

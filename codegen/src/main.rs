@@ -53,8 +53,17 @@ fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {
 fn generate(dir: &std::path::Path, check: bool) -> ExitCode {
     let output = match svcgen::generate(dir) {
         Ok(output) => output,
+        Err(svcgen::GenerateError::Model(diagnostics)) => {
+            let count = diagnostics.problems.len();
+            for problem in diagnostics.problems {
+                report(problem);
+            }
+            eprintln!("error: {count} problem(s) in the proto annotations; nothing was written");
+            return ExitCode::from(2);
+        }
         Err(error) => {
             report(error);
+            eprintln!("error: nothing was written");
             return ExitCode::from(2);
         }
     };

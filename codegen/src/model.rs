@@ -6,8 +6,8 @@ use std::collections::BTreeMap;
 
 use heck::{ToSnakeCase, ToUpperCamelCase};
 use prost_reflect::{
-    DynamicMessage, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind,
-    MessageDescriptor, MethodDescriptor, Value,
+    DynamicMessage, ExtensionDescriptor, FieldDescriptor, FileDescriptor, Kind, MessageDescriptor,
+    MethodDescriptor, Value,
 };
 
 use crate::compile::Compiled;
@@ -55,7 +55,10 @@ impl TypeRef {
             parent = p.parent_message();
         }
         path.push(message.name().to_upper_camel_case());
-        Self { package: message.package_name().to_owned(), path }
+        Self {
+            package: message.package_name().to_owned(),
+            path,
+        }
     }
 
     fn oneof(message: &MessageDescriptor, oneof: &str) -> Self {
@@ -1136,7 +1139,10 @@ fn stored_types(entities: &[(MessageDescriptor, DynamicMessage)]) -> Vec<TypeRef
                 queue.push(m);
             }
         }
-        if !entities.iter().any(|(m, _)| m.full_name() == message.full_name()) {
+        if !entities
+            .iter()
+            .any(|(m, _)| m.full_name() == message.full_name())
+        {
             out.push(TypeRef::message(&message));
         }
     }

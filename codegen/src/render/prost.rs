@@ -42,7 +42,10 @@ pub(super) fn render(
         .generate(requests)
         .map_err(|e| format!("prost-build: {e}"))?;
     let mut out = BTreeMap::new();
-    for (module, code) in modules.into_iter().filter(|(module, _)| own.contains(module)) {
+    for (module, code) in modules
+        .into_iter()
+        .filter(|(module, _)| own.contains(module))
+    {
         let code = attach_derives(&code, &module, model)?;
         out.insert(module.to_file_name_or("_"), code);
     }
@@ -54,14 +57,25 @@ pub(super) fn render(
 /// type nested in the named one, so the attributes are placed on the exact items instead.)
 fn attach_derives(code: &str, module: &Module, model: &Model) -> Result<String, String> {
     let in_module = |package: &str| Module::from_protobuf_package_name(package) == *module;
-    let mut file = syn::parse_file(code).map_err(|e| format!("prost output does not parse: {e}"))?;
+    let mut file =
+        syn::parse_file(code).map_err(|e| format!("prost output does not parse: {e}"))?;
     let mut targets: Vec<(&[String], Vec<syn::Attribute>)> = Vec::new();
-    for entity in model.entities.iter().filter(|e| in_module(&e.type_ref.package)) {
-        let attrs = format!("#[derive(::svcgen_runtime::Entity)] {}", entity_attribute(entity));
+    for entity in model
+        .entities
+        .iter()
+        .filter(|e| in_module(&e.type_ref.package))
+    {
+        let attrs = format!(
+            "#[derive(::svcgen_runtime::Entity)] {}",
+            entity_attribute(entity)
+        );
         targets.push((&entity.type_ref.path, parse_attributes(&attrs)?));
     }
     for stored in model.stored_types.iter().filter(|t| in_module(&t.package)) {
-        targets.push((&stored.path, parse_attributes("#[derive(::svcgen_runtime::Attributes)]")?));
+        targets.push((
+            &stored.path,
+            parse_attributes("#[derive(::svcgen_runtime::Attributes)]")?,
+        ));
     }
     for (path, attrs) in targets {
         let attrs_slot = find_item(&mut file.items, path)
@@ -77,16 +91,22 @@ fn parse_attributes(text: &str) -> Result<Vec<syn::Attribute>, String> {
 }
 
 /// The attributes of the struct or enum at `path` among `items` (descending into modules).
-fn find_item<'a>(items: &'a mut [syn::Item], path: &[String]) -> Option<&'a mut Vec<syn::Attribute>> {
+fn find_item<'a>(
+    items: &'a mut [syn::Item],
+    path: &[String],
+) -> Option<&'a mut Vec<syn::Attribute>> {
     let (first, rest) = path.split_first()?;
-    items.iter_mut().find_map(|item| match (item, rest.is_empty()) {
-        (syn::Item::Struct(s), true) if s.ident == first => Some(&mut s.attrs),
-        (syn::Item::Enum(e), true) if e.ident == first => Some(&mut e.attrs),
-        (syn::Item::Mod(m), false) if m.ident == first => {
-            m.content.as_mut().and_then(|(_, items)| find_item(items, rest))
-        }
-        _ => None,
-    })
+    items
+        .iter_mut()
+        .find_map(|item| match (item, rest.is_empty()) {
+            (syn::Item::Struct(s), true) if s.ident == first => Some(&mut s.attrs),
+            (syn::Item::Enum(e), true) if e.ident == first => Some(&mut e.attrs),
+            (syn::Item::Mod(m), false) if m.ident == first => m
+                .content
+                .as_mut()
+                .and_then(|(_, items)| find_item(items, rest)),
+            _ => None,
+        })
 }
 
 /// `#[entity(...)]` for one entity, from the model.

@@ -1,7 +1,7 @@
 //! Hand-written behaviour: request checks (override the `check_*` methods) and the RPCs
 //! the proto marks custom. svcgen wrote this file once and never touches it again.
-use tonic::{Request, Response, Status};
 use crate::generated::{self, Repositories};
+use tonic::{Request, Response, Status};
 /// The service's hand-written state and behaviour.
 #[derive(Clone, Copy, Debug, Default)]
 pub struct Handler;
@@ -12,6 +12,8 @@ impl generated::ProjectServiceHandler for Handler {
         request: Request<generated::acme::projects::v1::ArchiveProjectRequest>,
     ) -> Result<Response<generated::acme::projects::v1::Project>, Status> {
         let _ = (repositories, request);
-        Err(Status::unimplemented("ArchiveProject is not implemented yet"))
+        Err(Status::unimplemented(
+            "ArchiveProject is not implemented yet",
+        ))
     }
 }

@@ -1,0 +1,336 @@
+//! The `svcgen` binary on real project directories: drift checks, ownership rules, and the
+//! located diagnostics for invalid input (exit 2, nothing written).
+
+use std::collections::BTreeMap;
+use std::path::{Path, PathBuf};
+use std::process::{Command, Output};
+
+fn workspace() -> PathBuf {
+    Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("workspace")
+        .to_owned()
+}
+
+fn svcgen(args: &[&str], dir: &Path) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svcgen"))
+        .args(args)
+        .arg(dir)
+        .output()
+        .expect("svcgen runs")
+}
+
+fn stderr(output: &Output) -> String {
+    String::from_utf8_lossy(&output.stderr).into_owned()
+}
+
+fn copy_dir(from: &Path, to: &Path) {
+    std::fs::create_dir_all(to).expect("mkdir");
+    for entry in std::fs::read_dir(from).expect("read_dir") {
+        let entry = entry.expect("entry");
+        let name = entry.file_name();
+        if name == "target" || name == "data" {
+            continue;
+        }
+        let path = entry.path();
+        if path.is_dir() {
+            copy_dir(&path, &to.join(&name));
+        } else {
+            std::fs::copy(&path, to.join(&name)).expect("copy");
+        }
+    }
+}
+
+/// Every file under `dir` with its bytes.
+fn snapshot(dir: &Path) -> BTreeMap<PathBuf, Vec<u8>> {
+    let mut out = BTreeMap::new();
+    let mut stack = vec![dir.to_owned()];
+    while let Some(current) = stack.pop() {
+        for entry in std::fs::read_dir(&current).expect("read_dir") {
+            let path = entry.expect("entry").path();
+            if path.is_dir() {
+                stack.push(path);
+            } else {
+                out.insert(
+                    path.strip_prefix(dir).expect("prefix").to_owned(),
+                    std::fs::read(&path).expect("read"),
+                );
+            }
+        }
+    }
+    out
+}
+
+/// A temporary copy of `proto/` and `generated-example/` side by side, as in the repository.
+fn example_copy() -> (tempfile::TempDir, PathBuf) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    copy_dir(&workspace().join("proto"), &temp.path().join("proto"));
+    copy_dir(
+        &workspace().join("generated-example"),
+        &temp.path().join("generated-example"),
+    );
+    let project = temp.path().join("generated-example");
+    (temp, project)
+}
+
+#[test]
+fn check_passes_on_the_checked_in_example() {
+    let output = svcgen(
+        &["generate", "--check"],
+        &workspace().join("generated-example"),
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+}
+
+#[test]
+fn generating_an_up_to_date_project_writes_nothing() {
+    let (_temp, project) = example_copy();
+    let before = snapshot(&project);
+    let output = svcgen(&["generate"], &project);
+    assert!(output.status.success(), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains("0 written, 0 removed"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&project), before);
+}
+
+#[test]
+fn a_proto_edit_makes_check_fail_and_generate_keeps_user_files() {
+    let (temp, project) = example_copy();
+    let proto = temp.path().join("proto/tasks.proto");
+    let text = std::fs::read_to_string(&proto).expect("proto");
+    let edited = text.replace(
+        "  uint64 version = 10;\n",
+        "  uint64 version = 10;\n  string priority = 11;\n",
+    );
+    assert_ne!(text, edited, "the edit applies");
+    std::fs::write(&proto, edited).expect("write proto");
+    let handler = project.join("src/handler.rs");
+    let user_code = format!(
+        "{}\n// my own code\n",
+        std::fs::read_to_string(&handler).expect("handler")
+    );
+    std::fs::write(&handler, &user_code).expect("write handler");
+    let before = snapshot(&project);
+
+    let check = svcgen(&["generate", "--check"], &project);
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    let report = stderr(&check);
+    for stale in [
+        "src/generated/tasks.rs",
+        "src/generated/file_descriptor_set.bin",
+        "fix: svcgen generate",
+    ] {
+        assert!(report.contains(stale), "{stale} missing from:\n{report}");
+    }
+    assert!(
+        !report.contains("src/handler.rs"),
+        "user files are not generated:\n{report}"
+    );
+    assert_eq!(snapshot(&project), before, "--check writes nothing");
+
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    let after = snapshot(&project);
+    for user_file in ["src/handler.rs", "src/main.rs", "Cargo.toml", "svcgen.toml"] {
+        assert_eq!(
+            after[Path::new(user_file)],
+            before[Path::new(user_file)],
+            "{user_file} untouched"
+        );
+    }
+    let tasks = String::from_utf8_lossy(&after[Path::new("src/generated/tasks.rs")]).into_owned();
+    assert!(
+        tasks.contains("pub priority:"),
+        "the new field is generated"
+    );
+    let check = svcgen(&["generate", "--check"], &project);
+    assert!(check.status.success(), "{}", stderr(&check));
+}
+
+#[test]
+fn files_no_longer_generated_are_reported_and_removed() {
+    let (_temp, project) = example_copy();
+    let old = project.join("src/generated/old.rs");
+    std::fs::write(
+        &old,
+        "// @generated by svcgen from old.proto. DO NOT EDIT.\n",
+    )
+    .expect("write");
+    let manifest = project.join(".svcgen-manifest");
+    let listed = format!(
+        "{}src/generated/old.rs\n",
+        std::fs::read_to_string(&manifest).expect("manifest")
+    );
+    std::fs::write(&manifest, listed).expect("write manifest");
+
+    let check = svcgen(&["generate", "--check"], &project);
+    assert_eq!(check.status.code(), Some(1));
+    assert!(
+        stderr(&check).contains("extra:   src/generated/old.rs"),
+        "{}",
+        stderr(&check)
+    );
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    assert!(!old.exists());
+}
+
+#[test]
+fn a_file_svcgen_did_not_write_is_never_overwritten() {
+    let (_temp, project) = example_copy();
+    std::fs::remove_file(project.join(".svcgen-manifest")).expect("rm manifest");
+    std::fs::write(
+        project.join("src/generated/service.rs"),
+        "// my hand-written service\n",
+    )
+    .expect("write");
+    std::fs::remove_file(project.join("src/generated/repository.rs")).expect("rm");
+    let before = snapshot(&project);
+    let output = svcgen(&["generate"], &project);
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("refusing to overwrite src/generated/service.rs"),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(
+        snapshot(&project),
+        before,
+        "nothing written, not even the missing files"
+    );
+}
+
+/// Runs svcgen on `codegen/tests/diagnostics/<case>` in a project whose output tree already
+/// exists, and checks exit 2, the location and message, and that nothing changed.
+fn diagnose(case: &str, location: &str, message: &str) {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let dir = temp.path();
+    std::fs::create_dir_all(dir.join("proto")).expect("mkdir");
+    std::fs::copy(
+        workspace().join("codegen/tests/diagnostics").join(case),
+        dir.join("proto").join(case),
+    )
+    .expect("copy case");
+    std::fs::write(
+        dir.join("svcgen.toml"),
+        format!("[service]\nname = \"bad-svc\"\n[proto]\nfiles = [\"{case}\"]\n"),
+    )
+    .expect("config");
+    std::fs::create_dir_all(dir.join("src/generated")).expect("mkdir");
+    std::fs::write(
+        dir.join("src/generated/mod.rs"),
+        "// @generated by svcgen from proto/x.proto. DO NOT EDIT.\n",
+    )
+    .expect("old output");
+    std::fs::write(dir.join("src/main.rs"), "fn main() {}\n").expect("user file");
+    let before = snapshot(dir);
+
+    let output = svcgen(&["generate"], dir);
+    let report = stderr(&output);
+    assert_eq!(output.status.code(), Some(2), "{report}");
+    assert!(
+        report.contains(location),
+        "expected location {location} in:\n{report}"
+    );
+    assert!(
+        report.contains(message),
+        "expected `{message}` in:\n{report}"
+    );
+    assert_eq!(snapshot(dir), before, "nothing written");
+}
+
+#[test]
+fn unknown_field_in_key_template() {
+    diagnose(
+        "unknown_key_field.proto",
+        "[proto/unknown_key_field.proto:6:52]",
+        "partition key template names `owner_id`, which is not a field of `Item`",
+    );
+}
+
+#[test]
+fn key_field_of_a_type_that_cannot_be_a_key() {
+    diagnose(
+        "bad_key_type.proto",
+        "[proto/bad_key_type.proto:6:71]",
+        "field `value` of type `double` cannot be part of a key",
+    );
+}
+
+#[test]
+fn malformed_template() {
+    diagnose(
+        "malformed_template.proto",
+        "[proto/malformed_template.proto:6:45]",
+        "unclosed `{`",
+    );
+}
+
+#[test]
+fn operation_on_unknown_entity() {
+    diagnose(
+        "unknown_entity.proto",
+        "[proto/unknown_entity.proto:7:50]",
+        "`GetItem` operates on unknown entity `Itme`",
+    );
+}
+
+#[test]
+fn list_on_unknown_index() {
+    diagnose(
+        "unknown_index.proto",
+        "[proto/unknown_index.proto:7:65]",
+        "queries index `gsi9`, which `Item` does not declare",
+    );
+}
+
+#[test]
+fn request_lacking_key_fields() {
+    diagnose(
+        "request_lacks_key.proto",
+        "[proto/request_lacks_key.proto:6:15]",
+        "`GetItemRequest` lacks `owner`, which `GetItem` needs for the key",
+    );
+}
+
+#[test]
+fn duplicate_entity() {
+    diagnose(
+        "duplicate_entity.proto",
+        "[proto/duplicate_entity.proto:11:11]",
+        "duplicate entity `Item`",
+    );
+}
+
+#[test]
+fn unsupported_field_type() {
+    diagnose(
+        "unsupported_type.proto",
+        "[proto/unsupported_type.proto:9:3]",
+        "`google.protobuf.Duration`, which svcgen cannot store",
+    );
+}
+
+#[test]
+fn proto_syntax_error_from_protox() {
+    diagnose(
+        "syntax_error.proto",
+        "[syntax_error.proto:6:3]",
+        "expected ';' or '[', but found 'string'",
+    );
+}
+
+#[test]
+fn missing_config_is_a_usage_error() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let output = svcgen(&["generate"], temp.path());
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("svcgen.toml"),
+        "{}",
+        stderr(&output)
+    );
+}
