@@ -1,0 +1,7 @@
+#[derive(Clone, PartialEq, Default, svcgen_runtime::Attributes)]
+pub struct Loose {
+    pub a: String,
+    pub b: u32,
+}
+
+fn main() {}
