@@ -1,0 +1,433 @@
+//! The store conformance suite: DynamoDB's semantics for every `Store` operation. It runs
+//! against `LocalStore` here; any other `Store` must pass the same functions.
+
+use std::sync::Arc;
+
+use svcgen_runtime::store::{ItemUpdate, LocalDatabase, Query, StoreError};
+use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
+
+const SCHEMA: TableSchema = TableSchema {
+    name: "things",
+    indexes: &["gsi1"],
+};
+
+fn s(v: &str) -> AttributeValue {
+    AttributeValue::S(v.to_owned())
+}
+
+fn n(v: i64) -> AttributeValue {
+    AttributeValue::N(v.to_string())
+}
+
+fn item(pk: &str, sk: &str, extra: &[(&str, AttributeValue)]) -> Item {
+    let mut item: Item = [("pk".to_owned(), s(pk)), ("sk".to_owned(), s(sk))].into();
+    item.extend(extra.iter().map(|(k, v)| ((*k).to_owned(), v.clone())));
+    item
+}
+
+fn key(pk: &str, sk: &str) -> ItemKey {
+    ItemKey {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+    }
+}
+
+fn query(partition: &str, prefix: &str, limit: usize) -> Query {
+    Query {
+        index: None,
+        partition: partition.to_owned(),
+        sort_key_prefix: prefix.to_owned(),
+        descending: false,
+        limit,
+        start_after: None,
+    }
+}
+
+fn now() -> i64 {
+    std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map(|d| d.as_secs() as i64)
+        .unwrap_or(0)
+}
+
+/// Every page of `q`, following last keys; returns the sort keys per page.
+async fn pages(store: &dyn Store, mut q: Query) -> Vec<Vec<String>> {
+    let mut out = Vec::new();
+    for _ in 0..100 {
+        let page = store.query(q.clone()).await.expect("query");
+        out.push(
+            page.items
+                .iter()
+                .map(|i| match &i["sk"] {
+                    AttributeValue::S(sk) => sk.clone(),
+                    other => panic!("sk is {other:?}"),
+                })
+                .collect(),
+        );
+        match page.last_key {
+            Some(last) => q.start_after = Some(last),
+            None => return out,
+        }
+    }
+    panic!("pagination did not end");
+}
+
+async fn create_is_conditional(store: &dyn Store) {
+    store
+        .create(item("P#1", "T#1", &[("title", s("a"))]))
+        .await
+        .expect("create");
+    let again = store.create(item("P#1", "T#1", &[("title", s("b"))])).await;
+    assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
+    let stored = store
+        .get(&key("P#1", "T#1"))
+        .await
+        .expect("get")
+        .expect("exists");
+    assert_eq!(stored["title"], s("a"));
+    assert_eq!(store.get(&key("P#1", "T#2")).await.expect("get"), None);
+}
+
+async fn expired_items_are_absent(store: &dyn Store) {
+    let past = item("P#1", "T#old", &[("ttl", n(now() - 10))]);
+    store.create(past).await.expect("create");
+    assert_eq!(store.get(&key("P#1", "T#old")).await.expect("get"), None);
+    let page = store.query(query("P#1", "T#", 10)).await.expect("query");
+    assert!(page.items.is_empty(), "{page:?}");
+    // The key of an expired item can be taken again.
+    store
+        .create(item("P#1", "T#old", &[("ttl", n(now() + 3600))]))
+        .await
+        .expect("re-create");
+    assert!(
+        store
+            .get(&key("P#1", "T#old"))
+            .await
+            .expect("get")
+            .is_some()
+    );
+}
+
+async fn update_applies_set_remove_and_version(store: &dyn Store) {
+    let missing = store
+        .update(&key("P#1", "T#1"), ItemUpdate::default())
+        .await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    store
+        .create(item(
+            "P#1",
+            "T#1",
+            &[("title", s("a")), ("note", s("n")), ("version", n(1))],
+        ))
+        .await
+        .expect("create");
+
+    let update = ItemUpdate {
+        set: [("title".to_owned(), s("b"))].into(),
+        remove: vec!["note".to_owned()],
+        version: Some(("version".to_owned(), Some(1))),
+    };
+    let updated = store
+        .update(&key("P#1", "T#1"), update.clone())
+        .await
+        .expect("update");
+    assert_eq!(updated["title"], s("b"));
+    assert!(!updated.contains_key("note"));
+    assert_eq!(updated["version"], n(2));
+    assert_eq!(
+        store.get(&key("P#1", "T#1")).await.expect("get"),
+        Some(updated)
+    );
+
+    let stale = store.update(&key("P#1", "T#1"), update).await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::VersionConflict {
+                expected: 1,
+                actual: 2
+            })
+        ),
+        "{stale:?}"
+    );
+    let unconditional = ItemUpdate {
+        version: Some(("version".to_owned(), None)),
+        ..ItemUpdate::default()
+    };
+    let bumped = store
+        .update(&key("P#1", "T#1"), unconditional)
+        .await
+        .expect("update");
+    assert_eq!(bumped["version"], n(3));
+}
+
+async fn delete_is_conditional(store: &dyn Store) {
+    let missing = store.delete(&key("P#1", "T#1"), None).await;
+    assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
+    store
+        .create(item(
+            "P#1",
+            "T#1",
+            &[
+                ("version", n(4)),
+                ("gsi1pk", s("A#x")),
+                ("gsi1sk", s("T#1")),
+            ],
+        ))
+        .await
+        .expect("create");
+    let stale = store
+        .delete(&key("P#1", "T#1"), Some(("version".to_owned(), 3)))
+        .await;
+    assert!(
+        matches!(
+            stale,
+            Err(StoreError::VersionConflict {
+                expected: 3,
+                actual: 4
+            })
+        ),
+        "{stale:?}"
+    );
+    let deleted = store
+        .delete(&key("P#1", "T#1"), Some(("version".to_owned(), 4)))
+        .await
+        .expect("delete");
+    assert_eq!(deleted["version"], n(4));
+    assert_eq!(store.get(&key("P#1", "T#1")).await.expect("get"), None);
+    let mut index = query("A#x", "", 10);
+    index.index = Some("gsi1".to_owned());
+    assert!(
+        store.query(index).await.expect("query").items.is_empty(),
+        "index entry removed"
+    );
+}
+
+async fn query_pages_through_one_partition_and_prefix(store: &dyn Store) {
+    for i in 0..7 {
+        store
+            .create(item("P#1", &format!("T#{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    store
+        .create(item("P#1", "U#0", &[]))
+        .await
+        .expect("other prefix");
+    store
+        .create(item("P#1", "S#9", &[]))
+        .await
+        .expect("other prefix");
+    store
+        .create(item("P#2", "T#0", &[]))
+        .await
+        .expect("other partition");
+    let got = pages(store, query("P#1", "T#", 3)).await;
+    assert_eq!(
+        got[..3],
+        [
+            vec!["T#0", "T#1", "T#2"],
+            vec!["T#3", "T#4", "T#5"],
+            vec!["T#6"]
+        ]
+    );
+    assert_eq!(got.len(), 3);
+
+    let mut descending = query("P#1", "T#", 4);
+    descending.descending = true;
+    let got = pages(store, descending).await;
+    assert_eq!(
+        got,
+        [vec!["T#6", "T#5", "T#4", "T#3"], vec!["T#2", "T#1", "T#0"]]
+    );
+}
+
+async fn a_page_ending_exactly_on_the_last_item(store: &dyn Store) {
+    for i in 0..6 {
+        store
+            .create(item("P#1", &format!("T#{i}"), &[]))
+            .await
+            .expect("create");
+    }
+    let got = pages(store, query("P#1", "T#", 3)).await;
+    // DynamoDB may hand out a last key on the final full page; the page after it is then empty.
+    let flat: Vec<String> = got.iter().flatten().cloned().collect();
+    assert_eq!(flat, ["T#0", "T#1", "T#2", "T#3", "T#4", "T#5"]);
+    assert!(
+        got.len() == 2 || (got.len() == 3 && got[2].is_empty()),
+        "{got:?}"
+    );
+}
+
+async fn index_queries_span_partitions_and_skip_items_without_index_keys(store: &dyn Store) {
+    let assigned = |pk: &str, sk: &str, who: &str| {
+        item(
+            pk,
+            sk,
+            &[
+                ("gsi1pk", s(&format!("A#{who}"))),
+                ("gsi1sk", s(&format!("T#{pk}{sk}"))),
+            ],
+        )
+    };
+    store
+        .create(assigned("P#1", "T#1", "ada"))
+        .await
+        .expect("create");
+    store
+        .create(assigned("P#2", "T#1", "ada"))
+        .await
+        .expect("create");
+    store
+        .create(assigned("P#2", "T#2", "bob"))
+        .await
+        .expect("create");
+    store
+        .create(item("P#3", "T#1", &[]))
+        .await
+        .expect("no index keys");
+    let mut q = query("A#ada", "T#", 1);
+    q.index = Some("gsi1".to_owned());
+    let got = pages(store, q).await;
+    let flat: Vec<String> = got.into_iter().flatten().collect();
+    assert_eq!(flat, ["T#1", "T#1"], "both of ada's items, one per page");
+
+    // Moving an item between index partitions.
+    let update = ItemUpdate {
+        set: [("gsi1pk".to_owned(), s("A#bob"))].into(),
+        ..ItemUpdate::default()
+    };
+    store
+        .update(&key("P#1", "T#1"), update)
+        .await
+        .expect("update");
+    let mut q = query("A#bob", "", 10);
+    q.index = Some("gsi1".to_owned());
+    assert_eq!(store.query(q).await.expect("query").items.len(), 2);
+}
+
+async fn start_keys_outside_the_query_are_rejected(store: &dyn Store) {
+    store.create(item("P#1", "T#1", &[])).await.expect("create");
+    let mut q = query("P#1", "T#", 10);
+    q.start_after = Some(item("P#2", "T#1", &[]));
+    assert!(matches!(
+        store.query(q.clone()).await,
+        Err(StoreError::InvalidStartKey(_))
+    ));
+    q.start_after = Some(item("P#1", "U#1", &[]));
+    assert!(matches!(
+        store.query(q).await,
+        Err(StoreError::InvalidStartKey(_))
+    ));
+}
+
+async fn concurrent_versioned_updates_lose_nothing(store: Arc<dyn Store>) {
+    store
+        .create(item("P#1", "T#1", &[("version", n(1))]))
+        .await
+        .expect("create");
+    let mut tasks = Vec::new();
+    for worker in 0..16 {
+        let store = store.clone();
+        tasks.push(tokio::spawn(async move {
+            let current = store
+                .get(&key("P#1", "T#1"))
+                .await
+                .expect("get")
+                .expect("exists");
+            let version = match &current["version"] {
+                AttributeValue::N(v) => v.parse::<u64>().expect("number"),
+                other => panic!("{other:?}"),
+            };
+            let update = ItemUpdate {
+                set: [(format!("w{worker}"), n(worker))].into(),
+                remove: Vec::new(),
+                version: Some(("version".to_owned(), Some(version))),
+            };
+            store.update(&key("P#1", "T#1"), update).await
+        }));
+    }
+    let mut successes = 0;
+    for task in tasks {
+        match task.await.expect("task") {
+            Ok(_) => successes += 1,
+            Err(StoreError::VersionConflict { .. }) => {}
+            Err(other) => panic!("unexpected {other:?}"),
+        }
+    }
+    let last = store
+        .get(&key("P#1", "T#1"))
+        .await
+        .expect("get")
+        .expect("exists");
+    assert!(successes >= 1);
+    assert_eq!(last["version"], n(1 + successes));
+    let written = last.keys().filter(|k| k.starts_with('w')).count() as i64;
+    assert_eq!(
+        written, successes,
+        "every successful update is visible, no other"
+    );
+}
+
+fn local_store() -> (tempfile::TempDir, Arc<dyn Store>) {
+    let dir = tempfile::tempdir().expect("tempdir");
+    let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
+    (dir, Arc::new(db.table(&SCHEMA).expect("table")))
+}
+
+macro_rules! local_store_tests {
+    ($($name:ident),* $(,)?) => {$(
+        #[tokio::test]
+        async fn $name() {
+            let (_dir, store) = local_store();
+            super::$name(store.as_ref()).await;
+        }
+    )*};
+}
+
+mod local {
+    use super::*;
+
+    local_store_tests!(
+        create_is_conditional,
+        expired_items_are_absent,
+        update_applies_set_remove_and_version,
+        delete_is_conditional,
+        query_pages_through_one_partition_and_prefix,
+        a_page_ending_exactly_on_the_last_item,
+        index_queries_span_partitions_and_skip_items_without_index_keys,
+        start_keys_outside_the_query_are_rejected,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_versioned_updates_lose_nothing() {
+        let (_dir, store) = local_store();
+        super::concurrent_versioned_updates_lose_nothing(store).await;
+    }
+
+    #[tokio::test]
+    async fn data_survives_reopening_the_database() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let path = dir.path().join("store.redb");
+        {
+            let store = LocalDatabase::open(&path)
+                .expect("open")
+                .table(&SCHEMA)
+                .expect("table");
+            store
+                .create(item("P#1", "T#1", &[("title", s("kept"))]))
+                .await
+                .expect("create");
+        }
+        let store = LocalDatabase::open(&path)
+            .expect("reopen")
+            .table(&SCHEMA)
+            .expect("table");
+        let stored = store
+            .get(&key("P#1", "T#1"))
+            .await
+            .expect("get")
+            .expect("persisted");
+        assert_eq!(stored["title"], s("kept"));
+    }
+}
