@@ -42,7 +42,53 @@ pub(super) fn type_path_in(module: &str, path: &str) -> syn::Type {
 pub(super) fn format(header: &str, tokens: TokenStream) -> Result<String, String> {
     let file: syn::File =
         syn::parse2(tokens).map_err(|e| format!("generated Rust does not parse: {e}"))?;
-    Ok(format!("{header}{}", prettyplease::unparse(&file)))
+    Ok(format!(
+        "{header}{}",
+        space_items(&prettyplease::unparse(&file))
+    ))
+}
+
+/// prettyplease drops blank lines; this puts one between consecutive items (and after the
+/// module docs and imports) so the output reads like hand-written code.
+fn space_items(code: &str) -> String {
+    const ITEM_STARTS: &[&str] = &[
+        "///",
+        "#[",
+        "pub ",
+        "impl",
+        "fn ",
+        "async fn ",
+        "const ",
+        "use ",
+        "mod ",
+        "struct ",
+        "trait ",
+    ];
+    let mut out = String::with_capacity(code.len() + code.len() / 16);
+    let mut previous: Option<&str> = None;
+    for line in code.lines() {
+        if let Some(prev) = previous {
+            let indent = |l: &str| l.len() - l.trim_start().len();
+            let (p, l) = (prev.trim_start(), line.trim_start());
+            let prev_ends_item = p == "}" || p == "};" || p.ends_with(';') || p.starts_with("//!");
+            let starts_item = ITEM_STARTS.iter().any(|s| l.starts_with(s));
+            let is_import = |l: &str| l.starts_with("use ") || l.starts_with("pub use ");
+            let both_imports = is_import(p) && is_import(l);
+            let after_inner_docs = p.starts_with("//!") && l.starts_with("//!");
+            if prev_ends_item
+                && starts_item
+                && !both_imports
+                && !after_inner_docs
+                && indent(prev) == indent(line)
+            {
+                out.push('\n');
+            }
+        }
+        out.push_str(line);
+        out.push('\n');
+        previous = Some(line);
+    }
+    out
 }
 
 /// `///` doc attributes from a proto comment.

@@ -1,13 +1,11 @@
-//! Files svcgen writes once and then leaves to the user: `Cargo.toml` and `src/main.rs` from
-//! handlebars templates, `src/handler.rs` with a stub for every hand-written RPC.
+//! Files svcgen writes once and then leaves to the user, from handlebars templates:
+//! `Cargo.toml`, `src/main.rs`, and `src/handler.rs` with a stub for every hand-written RPC.
 
 use std::path::PathBuf;
 
 use handlebars::Handlebars;
-use quote::{format_ident, quote};
 use serde::Serialize;
 
-use super::rust::{self, type_path_in};
 use super::service::handler_trait;
 use crate::config::Config;
 use crate::model::{Model, Operation};
@@ -21,6 +19,10 @@ pub(super) const TEMPLATES: &[(&str, &str)] = &[
     (
         "main.rs.hbs",
         include_str!("../../../templates/main.rs.hbs"),
+    ),
+    (
+        "handler.rs.hbs",
+        include_str!("../../../templates/handler.rs.hbs"),
     ),
 ];
 
@@ -52,6 +54,9 @@ pub(super) fn render(
             .render(name, &vars)
             .map_err(|e| format!("template {name}: {e}"))
     };
+    let handler = templates
+        .render("handler.rs.hbs", &handler_vars(config, model))
+        .map_err(|e| format!("template handler.rs.hbs: {e}"))?;
     Ok(vec![
         (
             PathBuf::from("Cargo.toml"),
@@ -61,60 +66,59 @@ pub(super) fn render(
             PathBuf::from("src/main.rs"),
             render("main.rs.hbs")?.into_bytes(),
         ),
-        (
-            PathBuf::from("src/handler.rs"),
-            handler(model)?.into_bytes(),
-        ),
+        (PathBuf::from("src/handler.rs"), handler.into_bytes()),
     ])
 }
 
-fn handler(model: &Model) -> Result<String, String> {
-    let impls = model.services.iter().map(|service| {
-        let handler = handler_trait(service);
-        let methods = service.methods.iter().filter(|m| matches!(m.operation, Operation::Custom { .. })).map(|method| {
-            let name = format_ident!("{}", method.rust_name);
-            let input = type_path_in("generated", &method.input);
-            let output = type_path_in("generated", &method.output);
-            let message = format!("{} is not implemented yet", method.name);
-            quote! {
-                async fn #name(&self, repositories: &Repositories, request: Request<#input>) -> Result<Response<#output>, Status> {
-                    let _ = (repositories, request);
-                    Err(Status::unimplemented(#message))
-                }
-            }
-        });
-        quote! {
-            impl generated::#handler for Handler {
-                #(#methods)*
-            }
+#[derive(Serialize)]
+struct HandlerVars {
+    name: String,
+    has_custom: bool,
+    services: Vec<ServiceVars>,
+}
+
+#[derive(Serialize)]
+struct ServiceVars {
+    handler_trait: String,
+    methods: Vec<MethodVars>,
+}
+
+#[derive(Serialize)]
+struct MethodVars {
+    rust_name: String,
+    input: String,
+    output: String,
+}
+
+fn handler_vars(config: &Config, model: &Model) -> HandlerVars {
+    // Paths are relative to src/generated/, which src/handler.rs imports as `generated`.
+    let in_generated = |path: &str| {
+        if path == "()" || path.starts_with("::") {
+            path.to_owned()
+        } else {
+            format!("generated::{path}")
         }
-    });
-    let has_custom = model
+    };
+    let services: Vec<ServiceVars> = model
         .services
         .iter()
-        .flat_map(|s| &s.methods)
-        .any(|m| matches!(m.operation, Operation::Custom { .. }));
-    let imports = if has_custom {
-        quote! {
-            use tonic::{Request, Response, Status};
-            use crate::generated::{self, Repositories};
-        }
-    } else {
-        quote!(
-            use crate::generated;
-        )
-    };
-    let code = quote! {
-        //! Hand-written behaviour: request checks (override the `check_*` methods) and the RPCs
-        //! the proto marks custom. svcgen wrote this file once and never touches it again.
-
-        #imports
-
-        /// The service's hand-written state and behaviour.
-        #[derive(Clone, Copy, Debug, Default)]
-        pub struct Handler;
-
-        #(#impls)*
-    };
-    rust::format("", code)
+        .map(|service| ServiceVars {
+            handler_trait: handler_trait(service).to_string(),
+            methods: service
+                .methods
+                .iter()
+                .filter(|m| matches!(m.operation, Operation::Custom { .. }))
+                .map(|m| MethodVars {
+                    rust_name: m.rust_name.clone(),
+                    input: in_generated(&m.input),
+                    output: in_generated(&m.output),
+                })
+                .collect(),
+        })
+        .collect();
+    HandlerVars {
+        name: config.service.name.clone(),
+        has_custom: services.iter().any(|s| !s.methods.is_empty()),
+        services,
+    }
 }

@@ -2,19 +2,23 @@
 //! Repositories: typed access to each entity, one store request per call.
 #![allow(clippy::needless_update, dead_code)]
 use ::svcgen_runtime::codegen as rt;
+
 /// Layout of table `tasks`.
 pub const TASKS_TABLE: rt::TableSchema = rt::TableSchema {
     name: "tasks",
     indexes: &["gsi1"],
 };
+
 /// Every table the service uses.
 pub const TABLES: &[rt::TableSchema] = &[TASKS_TABLE];
+
 /// The repositories of every entity, handed to hand-written RPCs.
 #[derive(Clone)]
 pub struct Repositories {
     /// `Task` items.
     pub task: TaskRepository,
 }
+
 impl Repositories {
     /// Repositories over the service's stores.
     pub fn new(stores: &rt::Stores) -> Self {
@@ -23,11 +27,13 @@ impl Repositories {
         }
     }
 }
+
 /// `Task` items in table `tasks`: pk `PROJECT#{project_id}`, sk `TASK#{id}`.
 #[derive(Clone)]
 pub struct TaskRepository {
     table: rt::EntityTable<super::tasks::Task>,
 }
+
 impl TaskRepository {
     /// The repository over `store`.
     pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
@@ -35,6 +41,7 @@ impl TaskRepository {
             table: rt::EntityTable::new(store),
         }
     }
+
     /// Stores a new `Task`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
     pub async fn create(
         &self,
@@ -42,6 +49,7 @@ impl TaskRepository {
     ) -> Result<super::tasks::Task, rt::Error> {
         self.table.create(task).await
     }
+
     /// The `Task` with key `PROJECT#{project_id}` / `TASK#{id}` (one GetItem).
     pub async fn get(
         &self,
@@ -58,6 +66,7 @@ impl TaskRepository {
             )
             .await
     }
+
     /// Updates the `Task` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem).
     pub async fn update(
         &self,
@@ -66,6 +75,7 @@ impl TaskRepository {
     ) -> Result<super::tasks::Task, rt::Error> {
         self.table.update(task, mask).await
     }
+
     /// Deletes the `Task` with this key; a non-zero version must match (one conditional DeleteItem).
     pub async fn delete(
         &self,
@@ -84,6 +94,7 @@ impl TaskRepository {
             )
             .await
     }
+
     /// ListTasks: one page of partition `PROJECT#{project_id}` of the table, sort keys beginning `TASK#`, lowest first (one Query).
     pub async fn list_tasks(
         &self,
@@ -110,6 +121,7 @@ impl TaskRepository {
             )
             .await
     }
+
     /// ListTasksByAssignee: one page of partition `ASSIGNEE#{assignee}` of index `gsi1`, sort keys beginning `TASK#`, lowest first (one Query).
     pub async fn list_tasks_by_assignee(
         &self,

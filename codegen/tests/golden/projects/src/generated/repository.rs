@@ -2,13 +2,16 @@
 //! Repositories: typed access to each entity, one store request per call.
 #![allow(clippy::needless_update, dead_code)]
 use ::svcgen_runtime::codegen as rt;
+
 /// Layout of table `main`.
 pub const MAIN_TABLE: rt::TableSchema = rt::TableSchema {
     name: "main",
     indexes: &["gsi1"],
 };
+
 /// Every table the service uses.
 pub const TABLES: &[rt::TableSchema] = &[MAIN_TABLE];
+
 /// The repositories of every entity, handed to hand-written RPCs.
 #[derive(Clone)]
 pub struct Repositories {
@@ -17,6 +20,7 @@ pub struct Repositories {
     /// `Member` items.
     pub member: MemberRepository,
 }
+
 impl Repositories {
     /// Repositories over the service's stores.
     pub fn new(stores: &rt::Stores) -> Self {
@@ -26,11 +30,13 @@ impl Repositories {
         }
     }
 }
+
 /// `Project` items in table `main`: pk `ORG#{org_id}`, sk `PROJECT#{id}`.
 #[derive(Clone)]
 pub struct ProjectRepository {
     table: rt::EntityTable<super::acme::projects::v1::Project>,
 }
+
 impl ProjectRepository {
     /// The repository over `store`.
     pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
@@ -38,6 +44,7 @@ impl ProjectRepository {
             table: rt::EntityTable::new(store),
         }
     }
+
     /// Stores a new `Project`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
     pub async fn create(
         &self,
@@ -45,6 +52,7 @@ impl ProjectRepository {
     ) -> Result<super::acme::projects::v1::Project, rt::Error> {
         self.table.create(project).await
     }
+
     /// The `Project` with key `ORG#{org_id}` / `PROJECT#{id}` (one GetItem).
     pub async fn get(
         &self,
@@ -61,6 +69,7 @@ impl ProjectRepository {
             )
             .await
     }
+
     /// Updates the `Project` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem).
     pub async fn update(
         &self,
@@ -69,6 +78,7 @@ impl ProjectRepository {
     ) -> Result<super::acme::projects::v1::Project, rt::Error> {
         self.table.update(project, mask).await
     }
+
     /// Deletes the `Project` with this key; a non-zero version must match (one conditional DeleteItem).
     pub async fn delete(
         &self,
@@ -87,6 +97,7 @@ impl ProjectRepository {
             )
             .await
     }
+
     /// ListOwnedProjects: one page of partition `OWNER#{owner}` of index `gsi1`, sort keys beginning `PROJECT#`, highest first (one Query).
     pub async fn list_owned_projects(
         &self,
@@ -114,11 +125,13 @@ impl ProjectRepository {
             .await
     }
 }
+
 /// `Member` items in table `main`: pk `PROJECT#{project_id}`, sk `MEMBER#{user_id}`.
 #[derive(Clone)]
 pub struct MemberRepository {
     table: rt::EntityTable<super::acme::projects::v1::Member>,
 }
+
 impl MemberRepository {
     /// The repository over `store`.
     pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
@@ -126,6 +139,7 @@ impl MemberRepository {
             table: rt::EntityTable::new(store),
         }
     }
+
     /// Stores a new `Member`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
     pub async fn create(
         &self,
@@ -133,6 +147,7 @@ impl MemberRepository {
     ) -> Result<super::acme::projects::v1::Member, rt::Error> {
         self.table.create(member).await
     }
+
     /// The `Member` with key `PROJECT#{project_id}` / `MEMBER#{user_id}` (one GetItem).
     pub async fn get(
         &self,
@@ -149,6 +164,7 @@ impl MemberRepository {
             )
             .await
     }
+
     /// Updates the `Member` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem).
     pub async fn update(
         &self,
@@ -157,6 +173,7 @@ impl MemberRepository {
     ) -> Result<super::acme::projects::v1::Member, rt::Error> {
         self.table.update(member, mask).await
     }
+
     /// Deletes the `Member` with this key; a non-zero version must match (one conditional DeleteItem).
     pub async fn delete(
         &self,
@@ -173,6 +190,7 @@ impl MemberRepository {
             )
             .await
     }
+
     /// ListMembers: one page of partition `PROJECT#{project_id}` of the table, sort keys beginning `MEMBER#`, lowest first (one Query).
     pub async fn list_members(
         &self,
@@ -199,6 +217,7 @@ impl MemberRepository {
             )
             .await
     }
+
     /// ListMemberships: one page of partition `OWNER#{user_id}` of index `gsi1`, sort keys beginning `MEMBER#`, lowest first (one Query).
     pub async fn list_memberships(
         &self,
