@@ -940,9 +940,11 @@ impl Builder<'_> {
                     return None;
                 }
                 let version = entity.version_field.clone().filter(|v| {
+                    let stored = entity_message.get_field_by_name(v);
                     input
                         .get_field_by_name(v)
-                        .is_some_and(|f| key_type(&f).is_some() || matches!(f.kind(), Kind::Int64))
+                        .zip(stored)
+                        .is_some_and(|(f, e)| f.kind() == e.kind() && !f.is_list())
                 });
                 Some(Operation::Delete {
                     entity: entity_index,

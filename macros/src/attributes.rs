@@ -144,7 +144,7 @@ fn write_field(field: &MessageField) -> TokenStream {
             let insert = insert(quote!(#rt::map_to_attribute(&self.#ident, #encode)));
             quote!(if !self.#ident.is_empty() { #insert })
         }
-        Shape::Oneof => quote! {
+        Shape::Oneof(_) => quote! {
             if let ::core::option::Option::Some(value) = &self.#ident {
                 #rt::OneofAttributes::write_oneof(value, item);
             }
@@ -177,7 +177,7 @@ fn read_field(field: &MessageField) -> TokenStream {
                 quote!(|a: &#rt::AttributeValue| #read(a, #decode)),
             )
         }
-        Shape::Oneof => return quote!(#rt::OneofAttributes::read_oneof(item)?),
+        Shape::Oneof(_) => return quote!(#rt::OneofAttributes::read_oneof(item)?),
     };
     quote!(#rt::take(item, #name, #default, #decode)?)
 }
@@ -189,6 +189,7 @@ fn oneof_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
     let rt = quote!(::svcgen_runtime::codegen);
     let mut writes = Vec::new();
     let mut reads = Vec::new();
+    let mut names = Vec::new();
     let mut errors = Vec::new();
     for variant in &data.variants {
         let prost = match prost_field::parse(&variant.attrs, true) {
@@ -214,6 +215,7 @@ fn oneof_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
         }
         let ident = &variant.ident;
         let name = snake_case(&ident.to_string());
+        names.push(name.clone());
         let (encode, decode) = element_codec(&prost.kind);
         let value = format_ident!("value");
         writes.push(quote! {
@@ -234,6 +236,7 @@ fn oneof_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
     let ident = &input.ident;
     Ok(quote! {
         impl #rt::OneofAttributes for #ident {
+            const FIELDS: &'static [&'static str] = &[#(#names),*];
             fn write_oneof(&self, item: &mut #rt::Item) {
                 match self { #(#writes)* }
             }

@@ -250,7 +250,30 @@ impl Generator<'_> {
         };
         let version_field = optional(&attr.version);
         let ttl_field = optional(&attr.ttl);
-        let all_fields = self.fields.iter().map(|f| &f.name);
+        let field_names = self.fields.iter().map(|f| {
+            let name = &f.name;
+            match &f.prost.shape {
+                Shape::Oneof(ty) => {
+                    quote!(names.extend_from_slice(<#ty as #rt::OneofAttributes>::FIELDS);)
+                }
+                _ => quote!(names.push(#name);),
+            }
+        });
+        let oneofs: Vec<TokenStream> = self
+            .fields
+            .iter()
+            .filter_map(|f| match &f.prost.shape {
+                Shape::Oneof(ty) => Some(quote!(<#ty as #rt::OneofAttributes>::FIELDS)),
+                _ => None,
+            })
+            .collect();
+        let oneof_members = (!oneofs.is_empty()).then(|| {
+            quote! {
+                fn oneof_members() -> ::std::vec::Vec<&'static [&'static str]> {
+                    ::std::vec![#(#oneofs),*]
+                }
+            }
+        });
         Ok(quote! {
             impl #rt::Entity for #ident {
                 const SCHEMA: #rt::EntitySchema = #rt::EntitySchema {
@@ -261,8 +284,13 @@ impl Generator<'_> {
                     version_field: #version_field,
                     ttl_field: #ttl_field,
                     key_fields: &[#(#key_fields),*],
-                    fields: &[#(#all_fields),*],
                 };
+                fn field_names() -> ::std::vec::Vec<&'static str> {
+                    let mut names = ::std::vec::Vec::new();
+                    #(#field_names)*
+                    names
+                }
+                #oneof_members
                 fn key(&self) -> ::core::result::Result<#rt::ItemKey, #rt::MissingKeyField> {
                     ::core::result::Result::Ok(#rt::ItemKey { pk: #pk_expr?, sk: #sk_expr? })
                 }

@@ -26,8 +26,8 @@ pub(crate) enum Shape {
     Repeated,
     /// `map<K, V>`, `HashMap` or `BTreeMap`.
     Map { key: String, btree: bool },
-    /// A oneof: `Option<Enum>`.
-    Oneof,
+    /// A oneof: `Option<Enum>`, with the enum's path.
+    Oneof(Path),
 }
 
 #[derive(Clone, Debug)]
@@ -97,8 +97,8 @@ pub(crate) fn parse(attrs: &[Attribute], in_oneof: bool) -> syn::Result<Option<P
                 };
             }
             "oneof" => {
-                let _: LitStr = meta.value()?.parse()?;
-                shape = Shape::Oneof;
+                let path: LitStr = meta.value()?.parse()?;
+                shape = Shape::Oneof(path.parse()?);
                 kind = Some(Kind::Message);
             }
             scalar if SCALARS.contains(&scalar) => kind = Some(Kind::Scalar(name)),
@@ -133,7 +133,7 @@ impl ProstField {
             Shape::Optional => format!("optional {base}"),
             Shape::Repeated => format!("repeated {base}"),
             Shape::Map { key, .. } => format!("map<{key}, {base}>"),
-            Shape::Oneof => "oneof".to_owned(),
+            Shape::Oneof(_) => "oneof".to_owned(),
         }
     }
 }

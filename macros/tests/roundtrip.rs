@@ -279,6 +279,14 @@ fn keys_and_index_attributes_come_from_the_templates() {
 }
 
 #[test]
+fn field_names_list_oneof_members_as_masks_name_them() {
+    let names = Thing::field_names();
+    assert!(names.contains(&"text") && names.contains(&"paint") && names.contains(&"expire_time"));
+    assert!(!names.contains(&"choice"), "a oneof is not a field");
+    assert_eq!(Thing::oneof_members(), [&["text", "nested", "paint"][..]]);
+}
+
+#[test]
 fn defaults_are_not_stored_and_old_items_read_as_defaults() {
     let thing = Thing {
         owner: "a".into(),

@@ -33,8 +33,6 @@ pub struct EntitySchema {
     pub ttl_field: Option<&'static str>,
     /// Fields that form the table key: immutable after create.
     pub key_fields: &'static [&'static str],
-    /// Every field (proto names), for update masks.
-    pub fields: &'static [&'static str],
 }
 
 /// An index as one entity uses it.
@@ -93,6 +91,14 @@ pub struct MissingKeyField {
 pub trait Entity: Attributes + Default + Clone + Send + Sync + 'static {
     /// The entity's static description.
     const SCHEMA: EntitySchema;
+
+    /// Every proto field name (oneof members individually), as update masks name them.
+    fn field_names() -> Vec<&'static str>;
+
+    /// The members of each oneof: setting one through an update mask clears the others.
+    fn oneof_members() -> Vec<&'static [&'static str]> {
+        Vec::new()
+    }
 
     /// The table key, from the key fields.
     fn key(&self) -> Result<ItemKey, MissingKeyField>;

@@ -227,6 +227,8 @@ pub trait Attributes: Sized {
 /// The oneof enums of messages (implemented by `#[derive(Attributes)]` on prost's oneof enums):
 /// the set variant is stored under its field's name.
 pub trait OneofAttributes: Sized {
+    /// The proto field names of the members.
+    const FIELDS: &'static [&'static str];
     /// Writes the set variant.
     fn write_oneof(&self, item: &mut Item);
     /// Reads whichever variant is present.

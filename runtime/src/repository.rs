@@ -83,9 +83,9 @@ impl<E: Entity> EntityTable<E> {
     pub async fn update(&self, entity: &E, mask: &[String]) -> Result<E, Error> {
         let schema = &E::SCHEMA;
         let key = entity.key()?;
+        let field_names = E::field_names();
         let fields: Vec<&str> = if mask.is_empty() {
-            schema
-                .fields
+            field_names
                 .iter()
                 .copied()
                 .filter(|f| !schema.key_fields.contains(f) && Some(*f) != schema.version_field)
@@ -94,7 +94,7 @@ impl<E: Entity> EntityTable<E> {
             let mut fields = Vec::with_capacity(mask.len());
             for path in mask {
                 let path = path.as_str();
-                if !schema.fields.contains(&path) {
+                if !field_names.contains(&path) {
                     return Err(Error::InvalidArgument(format!(
                         "update_mask names `{path}`, which is not a field of {}",
                         schema.name
@@ -124,6 +124,13 @@ impl<E: Entity> EntityTable<E> {
                     update.set.insert((*field).to_owned(), value.clone());
                 }
                 None => update.remove.push((*field).to_owned()),
+            }
+        }
+        // A oneof holds one member: setting one clears its siblings.
+        for members in E::oneof_members() {
+            if members.iter().any(|m| fields.contains(m)) {
+                let siblings = members.iter().filter(|m| !fields.contains(m));
+                update.remove.extend(siblings.map(|m| (*m).to_owned()));
             }
         }
         for index in schema.indexes {
