@@ -205,10 +205,7 @@ pub enum Operation {
         more_response_fields: bool,
     },
     /// Hand-written.
-    Custom {
-        client_streaming: bool,
-        server_streaming: bool,
-    },
+    Custom,
 }
 
 impl Operation {
@@ -220,7 +217,7 @@ impl Operation {
             | Self::Update { entity, .. }
             | Self::Delete { entity, .. }
             | Self::List { entity, .. } => Some(*entity),
-            Self::Custom { .. } => None,
+            Self::Custom => None,
         }
     }
 }
@@ -796,21 +793,16 @@ impl Builder<'_> {
             None => None,
             Some(options) => self.operation(method, &at, &options, messages, entities),
         };
-        let operation = operation.unwrap_or(Operation::Custom {
-            client_streaming: method.is_client_streaming(),
-            server_streaming: method.is_server_streaming(),
-        });
-        if !matches!(operation, Operation::Custom { .. })
-            && (method.is_client_streaming() || method.is_server_streaming())
-        {
+        let operation = operation.unwrap_or(Operation::Custom);
+        if method.is_client_streaming() || method.is_server_streaming() {
             self.problem(
                 &Location::new(&file, method.path()),
-                format!(
-                    "`{}` streams, but repository operations are unary",
-                    method.name()
-                ),
+                format!("`{}` streams; svcgen generates unary RPCs only", method.name()),
                 "streaming RPC",
-                Some("remove `stream` or mark the RPC `custom` and implement it by hand".into()),
+                Some(
+                    "remove `stream`, or serve the streaming RPC from a separate hand-written tonic service"
+                        .into(),
+                ),
             );
         }
         Method {

@@ -334,3 +334,12 @@ fn missing_config_is_a_usage_error() {
         stderr(&output)
     );
 }
+
+#[test]
+fn streaming_rpc() {
+    diagnose(
+        "streaming.proto",
+        "[proto/streaming.proto:5:3]",
+        "`Watch` streams; svcgen generates unary RPCs only",
+    );
+}

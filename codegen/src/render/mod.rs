@@ -151,7 +151,7 @@ fn module<'a>(
         .services
         .iter()
         .flat_map(|s| &s.methods)
-        .filter(|m| matches!(m.operation, Operation::Custom { .. }))
+        .filter(|m| matches!(m.operation, Operation::Custom))
         .count();
     let doc = format!(
         " `{name}`: {} RPCs, {custom_count} of them hand-written.",

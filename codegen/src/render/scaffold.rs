@@ -107,7 +107,7 @@ fn handler_vars(config: &Config, model: &Model) -> HandlerVars {
             methods: service
                 .methods
                 .iter()
-                .filter(|m| matches!(m.operation, Operation::Custom { .. }))
+                .filter(|m| matches!(m.operation, Operation::Custom))
                 .map(|m| MethodVars {
                     rust_name: m.rust_name.clone(),
                     input: in_generated(&m.input),

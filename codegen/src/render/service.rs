@@ -97,7 +97,7 @@ fn handler_method(method: &Method) -> TokenStream {
     let output = type_path(&method.output);
     let name = format_ident!("{}", method.rust_name);
     match method.operation {
-        Operation::Custom { .. } => {
+        Operation::Custom => {
             let doc = format!(
                 " `{}`: hand-written (the proto marks it custom).",
                 method.name
@@ -143,7 +143,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     let output = type_path(&method.output);
     let check = check_ident(method);
     let body = match &method.operation {
-        Operation::Custom { .. } => {
+        Operation::Custom => {
             return quote! {
                 async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
                     self.handler.#name(&self.repositories, request).await
