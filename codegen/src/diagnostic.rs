@@ -20,23 +20,6 @@ pub struct ProtoDiagnostic {
     help: Option<String>,
 }
 
-impl ProtoDiagnostic {
-    /// The file, 1-based line and column of the label, for tests and one-line summaries.
-    pub fn location(&self) -> (String, usize, usize) {
-        let text = self.source_code.inner().as_str();
-        let offset = self.span.offset().min(text.len());
-        let before = &text[..offset];
-        let line = before.matches('\n').count() + 1;
-        let column = before.rsplit('\n').next().map_or(0, |l| l.chars().count()) + 1;
-        (self.source_code.name().to_owned(), line, column)
-    }
-
-    /// The message without location.
-    pub fn message(&self) -> &str {
-        &self.message
-    }
-}
-
 /// All problems found, reported together.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 #[error("{} problem(s) in the proto annotations", problems.len())]

@@ -208,20 +208,6 @@ pub enum Operation {
     Custom,
 }
 
-impl Operation {
-    /// The entity index, for operations on one.
-    pub fn entity(&self) -> Option<usize> {
-        match self {
-            Self::Create { entity, .. }
-            | Self::Get { entity }
-            | Self::Update { entity, .. }
-            | Self::Delete { entity, .. }
-            | Self::List { entity, .. } => Some(*entity),
-            Self::Custom => None,
-        }
-    }
-}
-
 /// Builds and validates the model.
 pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
     let mut builder = Builder {
