@@ -1,14 +1,16 @@
 #!/usr/bin/env bash
 # Runs every test of svcgen: formatting, clippy, unit + golden + UI tests, the generated
-# example's drift check, and the end-to-end tests against real gRPC clients (Python grpcio,
-# grpcio-health-checking, buf curl) in a project-local venv (.venv, pinned versions).
-# Takes ~6 min on a clean 2-core machine (mostly compiling), ~1 min when warm.
+# example's drift check, the store conformance suite on the embedded store and on DynamoDB
+# (moto's server, started here on 127.0.0.1 and stopped at exit), and the end-to-end tests
+# against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends.
+# Tools come from a project-local venv (.venv, pinned versions). Takes ~10 min on a clean
+# 2-core machine (mostly compiling), ~1 min when warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
 echo "== format and lints"
 cargo fmt --all --check
-cargo clippy --workspace --all-targets -- -D warnings
+cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 echo "== build"
 cargo build --workspace
@@ -16,11 +18,23 @@ cargo build --workspace
 echo "== generated example is up to date"
 target/debug/svcgen generate --check generated-example
 
-echo "== rust tests"
-cargo test --workspace
-
 echo "== python environment"
 scripts/python-env.sh
+
+echo "== DynamoDB-API server (moto)"
+port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
+.venv/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
+moto_pid=$!
+trap 'kill "$moto_pid" 2>/dev/null || true' EXIT
+export SVCGEN_DYNAMODB_ENDPOINT="http://127.0.0.1:$port"
+for _ in $(seq 100); do
+  curl -sf -X POST "$SVCGEN_DYNAMODB_ENDPOINT/moto-api/reset" > /dev/null && break
+  sleep 0.1
+done
+curl -sf -X POST "$SVCGEN_DYNAMODB_ENDPOINT/moto-api/reset" > /dev/null
+
+echo "== rust tests"
+cargo test --workspace --features svcgen-runtime/dynamodb-tests
 
 echo "== end-to-end"
 .venv/bin/pytest -q tests/e2e

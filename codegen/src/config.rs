@@ -12,6 +12,10 @@ pub struct Config {
     pub service: ServiceConfig,
     /// `[proto]`
     pub proto: ProtoConfig,
+    /// `[tables]`: physical DynamoDB table name per logical table (default: the logical name;
+    /// `TABLE_NAME_<LOGICAL>` or, with one table, `TABLE_NAME` override it).
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, String>,
 }
 
 /// `[service]`: naming.

@@ -11,6 +11,8 @@ pub mod keys;
 pub mod model;
 pub mod output;
 pub mod render;
+#[cfg(feature = "aws")]
+pub mod table;
 
 use std::path::Path;
 
@@ -39,8 +41,18 @@ pub enum GenerateError {
     Render(String),
 }
 
-/// Compiles, validates and renders the project in `dir`.
-pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
+/// A project's inputs, compiled and validated.
+pub struct Project {
+    /// `svcgen.toml`.
+    pub config: config::Config,
+    /// The compiled protos.
+    pub compiled: compile::Compiled,
+    /// The validated model.
+    pub model: model::Model,
+}
+
+/// Reads, compiles and validates the project in `dir`.
+pub fn load(dir: &Path) -> Result<Project, GenerateError> {
     let config_path = dir.join(config::FILE_NAME);
     let text = std::fs::read_to_string(&config_path).map_err(|e| GenerateError::Config {
         path: config_path.display().to_string(),
@@ -56,5 +68,16 @@ pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
         &config.proto.files,
     )?;
     let model = model::build(&compiled)?;
-    render::render(&config, &compiled, &model).map_err(GenerateError::Render)
+    Ok(Project {
+        config,
+        compiled,
+        model,
+    })
+}
+
+/// Compiles, validates and renders the project in `dir`.
+pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
+    let project = load(dir)?;
+    render::render(&project.config, &project.compiled, &project.model)
+        .map_err(GenerateError::Render)
 }

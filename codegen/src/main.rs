@@ -26,12 +26,69 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// DynamoDB tables of a project.
+    #[cfg(feature = "aws")]
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+}
+
+#[cfg(feature = "aws")]
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Creates the project's tables, or confirms they exist with the same layout.
+    ///
+    /// Uses the standard AWS environment (AWS_REGION, credentials, AWS_ENDPOINT_URL for local
+    /// servers); table names from TABLE_NAME_<LOGICAL>, TABLE_NAME or svcgen.toml [tables].
+    ///
+    /// Example: AWS_ENDPOINT_URL=http://127.0.0.1:8000 TABLE_NAME=tasks svcgen table create generated-example
+    Create {
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
 }
 
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
         Command::Generate { check, dir } => generate(&dir, check),
+        #[cfg(feature = "aws")]
+        Command::Table {
+            command: TableCommand::Create { dir },
+        } => create_tables(&dir),
+    }
+}
+
+#[cfg(feature = "aws")]
+fn create_tables(dir: &std::path::Path) -> ExitCode {
+    let project = match svcgen::load(dir) {
+        Ok(project) => project,
+        Err(error) => {
+            report(error);
+            return ExitCode::from(2);
+        }
+    };
+    let specs = svcgen::table::specs(&project, |name| {
+        std::env::var(name).ok().filter(|v| !v.is_empty())
+    });
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(svcgen::table::create(&specs)) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 

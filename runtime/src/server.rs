@@ -39,6 +39,9 @@ pub struct Config {
     /// `SHUTDOWN_TIMEOUT_SECS`, default 25: how long in-flight calls may take to finish after
     /// SIGTERM (below ECS's default 30 s stop timeout).
     pub shutdown_timeout: Duration,
+    /// `TABLE_NAME` (one logical table) or `TABLE_NAME_<LOGICAL>` (per table): when set, the
+    /// service stores its data in DynamoDB instead of the embedded store.
+    pub dynamodb_tables: Vec<(String, String)>,
 }
 
 impl Config {
@@ -54,13 +57,72 @@ impl Config {
             listen_addr: var("LISTEN_ADDR", "0.0.0.0:50051")?,
             data_dir: var("DATA_DIR", "./data")?,
             shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "25")?),
+            dynamodb_tables: Vec::new(),
         })
     }
+
+    /// Reads the DynamoDB table names of `tables` from the environment: all or none.
+    pub fn with_dynamodb_tables(mut self, tables: &[TableSchema]) -> Result<Self, String> {
+        let shared = std::env::var("TABLE_NAME").ok().filter(|v| !v.is_empty());
+        let mut names = Vec::new();
+        for table in tables {
+            let variable = table_variable(table.name);
+            match (
+                std::env::var(&variable).ok().filter(|v| !v.is_empty()),
+                &shared,
+            ) {
+                (Some(name), _) => names.push((table.name.to_owned(), name)),
+                (None, Some(name)) if tables.len() == 1 => {
+                    names.push((table.name.to_owned(), name.clone()))
+                }
+                (None, _) => {}
+            }
+        }
+        if !names.is_empty() && names.len() != tables.len() {
+            let missing: Vec<String> = tables
+                .iter()
+                .filter(|t| !names.iter().any(|(n, _)| n == t.name))
+                .map(|t| table_variable(t.name))
+                .collect();
+            return Err(format!(
+                "DynamoDB table names are missing: set {}",
+                missing.join(", ")
+            ));
+        }
+        if names.is_empty() && shared.is_some() && tables.len() > 1 {
+            return Err(format!(
+                "TABLE_NAME is ambiguous with {} tables: set {}",
+                tables.len(),
+                tables
+                    .iter()
+                    .map(|t| table_variable(t.name))
+                    .collect::<Vec<_>>()
+                    .join(", ")
+            ));
+        }
+        self.dynamodb_tables = names;
+        Ok(self)
+    }
+}
+
+/// `TABLE_NAME_<LOGICAL>`: upper case, other characters as `_`.
+fn table_variable(logical: &str) -> String {
+    let suffix: String = logical
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("TABLE_NAME_{suffix}")
 }
 
 /// The stores of a service's tables, handed to the generated code that builds its routes.
 pub struct Stores {
-    tables: Vec<(&'static str, Arc<dyn Store>)>,
+    tables: Vec<(String, Arc<dyn Store>)>,
 }
 
 impl Stores {
@@ -75,9 +137,35 @@ impl Stores {
         let db = LocalDatabase::open(&data_dir.join(format!("{name}.redb")))?;
         let tables = tables
             .iter()
-            .map(|schema| Ok((schema.name, Arc::new(db.table(schema)?) as Arc<dyn Store>)))
+            .map(|schema| {
+                Ok((
+                    schema.name.to_owned(),
+                    Arc::new(db.table(schema)?) as Arc<dyn Store>,
+                ))
+            })
             .collect::<Result<_, StoreError>>()?;
         Ok(Self { tables })
+    }
+
+    /// DynamoDB tables `(logical, physical)`, through the standard AWS configuration chain
+    /// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for local servers).
+    #[cfg(feature = "dynamodb")]
+    pub async fn dynamodb(tables: &[(String, String)]) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let tables = tables
+            .iter()
+            .map(|(logical, physical)| {
+                (
+                    logical.clone(),
+                    Arc::new(crate::store::DynamoStore::new(client.clone(), physical))
+                        as Arc<dyn Store>,
+                )
+            })
+            .collect();
+        Self { tables }
     }
 
     /// The store of the table named `name`.
@@ -148,7 +236,7 @@ pub async fn run(
     routes: impl FnOnce(&Stores) -> Routes,
 ) -> ExitCode {
     init_tracing();
-    let config = match Config::from_env() {
+    let config = match Config::from_env().and_then(|c| c.with_dynamodb_tables(definition.tables)) {
         Ok(config) => config,
         Err(message) => {
             tracing::error!(%message, "invalid configuration");
@@ -169,8 +257,12 @@ async fn serve(
     config: &Config,
     routes: impl FnOnce(&Stores) -> Routes,
 ) -> Result<(), String> {
-    let stores = Stores::local(&config.data_dir, definition.name, definition.tables)
-        .map_err(|e| e.to_string())?;
+    let stores = if config.dynamodb_tables.is_empty() {
+        Stores::local(&config.data_dir, definition.name, definition.tables)
+            .map_err(|e| e.to_string())?
+    } else {
+        dynamodb_stores(&config.dynamodb_tables).await?
+    };
     let routes = routes(&stores);
 
     let (health, health_service) = tonic_health::server::health_reporter();
@@ -231,6 +323,17 @@ async fn serve(
             config.shutdown_timeout
         )),
     }
+}
+
+#[cfg(feature = "dynamodb")]
+async fn dynamodb_stores(tables: &[(String, String)]) -> Result<Stores, String> {
+    tracing::info!(?tables, "using DynamoDB");
+    Ok(Stores::dynamodb(tables).await)
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dynamodb_stores(_: &[(String, String)]) -> Result<Stores, String> {
+    Err("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature".to_owned())
 }
 
 /// Resolves with the name of the first SIGTERM (what ECS sends) or SIGINT received.

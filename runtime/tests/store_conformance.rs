@@ -431,3 +431,197 @@ mod local {
         assert_eq!(stored["title"], s("kept"));
     }
 }
+
+/// The same suite on `DynamoStore` against a DynamoDB-API server (moto in the test command),
+/// reset before each test; the tests take turns because the server is shared.
+#[cfg(feature = "dynamodb-tests")]
+mod dynamodb {
+    use std::collections::BTreeMap;
+    use std::sync::{Arc, Mutex};
+
+    use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
+    use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+    use svcgen_runtime::Store;
+    use svcgen_runtime::store::{DynamoStore, TableOutcome, ensure_table};
+
+    use super::*;
+
+    static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
+
+    /// Counts requests by DynamoDB operation (from the `X-Amz-Target` header).
+    #[derive(Debug, Default, Clone)]
+    struct RequestCounter(Arc<Mutex<BTreeMap<String, usize>>>);
+
+    impl Intercept for RequestCounter {
+        fn name(&self) -> &'static str {
+            "RequestCounter"
+        }
+        fn read_before_transmit(
+            &self,
+            context: &BeforeTransmitInterceptorContextRef<'_>,
+            _: &RuntimeComponents,
+            _: &mut ConfigBag,
+        ) -> Result<(), Box<dyn std::error::Error + Send + Sync>> {
+            let target = context
+                .request()
+                .headers()
+                .get("x-amz-target")
+                .unwrap_or("?");
+            let operation = target.rsplit('.').next().unwrap_or(target).to_owned();
+            *self.0.lock().expect("lock").entry(operation).or_default() += 1;
+            Ok(())
+        }
+    }
+
+    impl RequestCounter {
+        fn take(&self) -> BTreeMap<String, usize> {
+            std::mem::take(&mut *self.0.lock().expect("lock"))
+        }
+    }
+
+    fn endpoint() -> String {
+        std::env::var("SVCGEN_DYNAMODB_ENDPOINT").expect(
+            "SVCGEN_DYNAMODB_ENDPOINT names the DynamoDB-API server (scripts/test.sh starts moto)",
+        )
+    }
+
+    fn client(counter: &RequestCounter) -> aws_sdk_dynamodb::Client {
+        let config = aws_sdk_dynamodb::Config::builder()
+            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
+            .endpoint_url(endpoint())
+            .region(Region::new("us-east-1"))
+            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+            .interceptor(counter.clone())
+            .build();
+        aws_sdk_dynamodb::Client::from_conf(config)
+    }
+
+    async fn reset() {
+        let url = format!("{}/moto-api/reset", endpoint());
+        let status = tokio::task::spawn_blocking(move || {
+            std::process::Command::new("curl")
+                .args(["-sf", "-X", "POST", &url])
+                .status()
+        })
+        .await
+        .expect("join")
+        .expect("curl runs");
+        assert!(status.success(), "moto reset failed");
+    }
+
+    /// A fresh table on a reset server; the guard keeps other tests off the server.
+    async fn store() -> (
+        tokio::sync::MutexGuard<'static, ()>,
+        RequestCounter,
+        Arc<dyn Store>,
+    ) {
+        let guard = SERVER.lock().await;
+        reset().await;
+        let counter = RequestCounter::default();
+        let client = client(&counter);
+        assert_eq!(
+            ensure_table(&client, "things", SCHEMA.indexes)
+                .await
+                .expect("create table"),
+            TableOutcome::Created
+        );
+        assert_eq!(
+            ensure_table(&client, "things", SCHEMA.indexes)
+                .await
+                .expect("same table"),
+            TableOutcome::Exists
+        );
+        counter.take();
+        (guard, counter, Arc::new(DynamoStore::new(client, "things")))
+    }
+
+    macro_rules! dynamo_tests {
+        ($($name:ident),* $(,)?) => {$(
+            #[tokio::test]
+            async fn $name() {
+                let (_guard, _counter, store) = store().await;
+                super::$name(store.as_ref()).await;
+            }
+        )*};
+    }
+
+    dynamo_tests!(
+        create_is_conditional,
+        expired_items_are_absent,
+        update_applies_set_remove_and_version,
+        delete_is_conditional,
+        query_pages_through_one_partition_and_prefix,
+        a_page_ending_exactly_on_the_last_item,
+        index_queries_span_partitions_and_skip_items_without_index_keys,
+        start_keys_outside_the_query_are_rejected,
+    );
+
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn concurrent_versioned_updates_lose_nothing() {
+        let (_guard, _counter, store) = store().await;
+        super::concurrent_versioned_updates_lose_nothing(store).await;
+    }
+
+    #[tokio::test]
+    async fn every_operation_is_one_request() {
+        let (_guard, counter, store) = store().await;
+        let one = |op: &str| BTreeMap::from([(op.to_owned(), 1)]);
+        store
+            .create(item("P#1", "T#1", &[("version", n(1))]))
+            .await
+            .expect("create");
+        assert_eq!(counter.take(), one("PutItem"));
+        assert!(store.create(item("P#1", "T#1", &[])).await.is_err());
+        assert_eq!(
+            counter.take(),
+            one("PutItem"),
+            "a failed condition costs no extra request"
+        );
+        store.get(&key("P#1", "T#1")).await.expect("get");
+        assert_eq!(counter.take(), one("GetItem"));
+        let update = ItemUpdate {
+            version: Some(("version".into(), Some(1))),
+            ..ItemUpdate::default()
+        };
+        store
+            .update(&key("P#1", "T#1"), update.clone())
+            .await
+            .expect("update");
+        assert_eq!(counter.take(), one("UpdateItem"));
+        let stale = store.update(&key("P#1", "T#1"), update).await;
+        assert!(
+            matches!(
+                stale,
+                Err(StoreError::VersionConflict {
+                    expected: 1,
+                    actual: 2
+                })
+            ),
+            "{stale:?}"
+        );
+        assert_eq!(
+            counter.take(),
+            one("UpdateItem"),
+            "the conflict is classified from the same response"
+        );
+        for i in 2..5 {
+            store
+                .create(item("P#1", &format!("T#{i}"), &[]))
+                .await
+                .expect("create");
+        }
+        counter.take();
+        let got = pages(store.as_ref(), query("P#1", "T#", 2)).await;
+        assert_eq!(got.iter().flatten().count(), 4);
+        assert_eq!(
+            counter.take(),
+            BTreeMap::from([("Query".to_owned(), got.len())]),
+            "one request per page"
+        );
+        store
+            .delete(&key("P#1", "T#1"), Some(("version".into(), 2)))
+            .await
+            .expect("delete");
+        assert_eq!(counter.take(), one("DeleteItem"));
+    }
+}

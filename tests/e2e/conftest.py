@@ -1,5 +1,7 @@
 """Fixtures for the end-to-end tests: Python stubs built from proto/tasks.proto with grpcio-tools,
-and the task-svc binary started on a free loopback port with a temporary data directory."""
+and the task-svc binary started on a free loopback port, on each backend: the embedded store
+(a temporary data directory) and DynamoDB (the DynamoDB-API server at SVCGEN_DYNAMODB_ENDPOINT,
+reset and given a fresh table by `svcgen table create` before each test)."""
 
 import json
 import os
@@ -8,6 +10,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -16,6 +19,7 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 
 ROOT = Path(__file__).resolve().parents[2]
 BINARY = Path(os.environ.get("TASK_SVC_BIN", ROOT / "target" / "debug" / "task-svc"))
+SVCGEN = ROOT / "target" / "debug" / "svcgen"
 STARTUP_TIMEOUT = 15.0
 
 
@@ -49,14 +53,16 @@ def stubs():
 class Service:
     """One running task-svc process."""
 
-    def __init__(self, data_dir):
+    def __init__(self, data_dir, backend_env):
         self.data_dir = data_dir
+        self.backend_env = backend_env
         self.process = None
         self.address = None
         self.log = []
 
     def start(self):
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=str(self.data_dir), RUST_LOG="info")
+        env.update(self.backend_env)
         self.process = subprocess.Popen(
             [str(BINARY)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
@@ -88,9 +94,36 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
+@pytest.fixture(params=["local", "dynamodb"])
+def backend(request):
+    """Environment selecting the store; for DynamoDB, a reset server with the service's table."""
+    if request.param == "local":
+        return {}
+    endpoint = os.environ.get("SVCGEN_DYNAMODB_ENDPOINT")
+    if not endpoint:
+        pytest.fail("SVCGEN_DYNAMODB_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
+    env = {
+        "TABLE_NAME": "tasks",
+        "AWS_ENDPOINT_URL": endpoint,
+        "AWS_REGION": "us-east-1",
+        "AWS_ACCESS_KEY_ID": "test",
+        "AWS_SECRET_ACCESS_KEY": "test",
+        "AWS_EC2_METADATA_DISABLED": "true",
+        "AWS_MAX_ATTEMPTS": "2",
+    }
+    urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
+    created = subprocess.run(
+        [str(SVCGEN), "table", "create", str(ROOT / "generated-example")],
+        env=dict(os.environ, **env), capture_output=True, text=True, timeout=60,
+    )
+    assert created.returncode == 0, created.stderr
+    assert "created table tasks" in created.stdout
+    return env
+
+
 @pytest.fixture
-def service(data_dir):
-    svc = Service(data_dir).start()
+def service(data_dir, backend):
+    svc = Service(data_dir, backend).start()
     yield svc
     if svc.process.poll() is None:
         svc.stop(signal.SIGKILL)

@@ -170,13 +170,13 @@ def test_buf_curl_through_reflection(service, client, stubs):
     assert [t["title"] for t in body["tasks"]] == ["via reflection"]
 
 
-def test_data_survives_a_restart(data_dir, stubs):
+def test_data_survives_a_restart(data_dir, backend, stubs):
     pb, grpc_stubs = stubs
-    first = Service(data_dir).start()
+    first = Service(data_dir, backend).start()
     with first.channel() as channel:
         created = grpc_stubs.TaskServiceStub(channel).CreateTask(new_task(pb, project_id="durable", title="keep me"))
     assert first.stop() == 0
-    second = Service(data_dir).start()
+    second = Service(data_dir, backend).start()
     try:
         with second.channel() as channel:
             got = grpc_stubs.TaskServiceStub(channel).GetTask(pb.GetTaskRequest(project_id="durable", id=created.id))

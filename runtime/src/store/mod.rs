@@ -3,8 +3,12 @@
 //! Each method is one request to the backend (one `PutItem`, `GetItem`, `UpdateItem`,
 //! `DeleteItem` or `Query` page), so a unary RPC costs exactly one round trip.
 
+#[cfg(feature = "dynamodb")]
+mod dynamo;
 pub(crate) mod local;
 
+#[cfg(feature = "dynamodb")]
+pub use dynamo::{DynamoStore, TableOutcome, ensure_table, from_sdk, to_sdk};
 pub use local::{LocalDatabase, LocalStore};
 
 use async_trait::async_trait;

@@ -1,0 +1,82 @@
+//! `svcgen table create`: the tables of the model, created (or confirmed) on DynamoDB or any
+//! DynamoDB-API endpoint, with the layout the runtime expects.
+
+use crate::Project;
+
+/// A table to create: physical name and index names.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSpec {
+    /// Logical name (from the entity annotations).
+    pub logical: String,
+    /// Physical name.
+    pub physical: String,
+    /// Global secondary indexes.
+    pub indexes: Vec<String>,
+}
+
+/// The project's tables with their physical names: `TABLE_NAME_<LOGICAL>`, else `TABLE_NAME`
+/// when there is one table, else `[tables]` in svcgen.toml, else the logical name. The
+/// variables are the ones the generated service reads.
+pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<TableSpec> {
+    let single = project.model.tables.len() == 1;
+    project
+        .model
+        .tables
+        .iter()
+        .map(|(logical, indexes)| {
+            let suffix: String = logical
+                .chars()
+                .map(|c| {
+                    if c.is_ascii_alphanumeric() {
+                        c.to_ascii_uppercase()
+                    } else {
+                        '_'
+                    }
+                })
+                .collect();
+            let physical = env(&format!("TABLE_NAME_{suffix}"))
+                .or_else(|| if single { env("TABLE_NAME") } else { None })
+                .or_else(|| project.config.tables.get(logical).cloned())
+                .unwrap_or_else(|| logical.clone());
+            TableSpec {
+                logical: logical.clone(),
+                physical,
+                indexes: indexes.clone(),
+            }
+        })
+        .collect()
+}
+
+/// Creates every table (standard AWS configuration: `AWS_REGION`, credentials,
+/// `AWS_ENDPOINT_URL`); prints one line per table.
+pub async fn create(specs: &[TableSpec]) -> Result<(), String> {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .load()
+        .await;
+    let client = aws_sdk_dynamodb::Client::new(&config);
+    for spec in specs {
+        let indexes: Vec<&str> = spec.indexes.iter().map(String::as_str).collect();
+        let outcome = svcgen_runtime::store::ensure_table(&client, &spec.physical, &indexes)
+            .await
+            .map_err(|e| format!("table {}: {e}", spec.physical))?;
+        let what = match outcome {
+            svcgen_runtime::store::TableOutcome::Created => "created",
+            svcgen_runtime::store::TableOutcome::Exists => "exists with the same layout:",
+        };
+        println!(
+            "{what} table {} (logical `{}`, indexes: {})",
+            spec.physical,
+            spec.logical,
+            display(&spec.indexes)
+        );
+    }
+    Ok(())
+}
+
+fn display(indexes: &[String]) -> String {
+    if indexes.is_empty() {
+        "none".to_owned()
+    } else {
+        indexes.join(", ")
+    }
+}

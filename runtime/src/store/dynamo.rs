@@ -1,0 +1,512 @@
+//! `DynamoStore`: the same operations on Amazon DynamoDB, exactly one request each.
+//!
+//! Every expression names attributes through `#n` placeholders and values through `:v`
+//! placeholders, so reserved words never break a request. Expired items (a `ttl` in the past,
+//! not yet deleted by DynamoDB's TTL sweeper) are treated as absent by conditions and filters.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError, is_expired, now_epoch_seconds};
+use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
+use crate::item::{AttributeValue, Item};
+
+/// One DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+}
+
+impl DynamoStore {
+    /// The table named `table` (the physical name) through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+        }
+    }
+}
+
+/// Our attribute value as the SDK's.
+pub fn to_sdk(value: &AttributeValue) -> Av {
+    match value {
+        AttributeValue::S(s) => Av::S(s.clone()),
+        AttributeValue::N(n) => Av::N(n.clone()),
+        AttributeValue::B(b) => Av::B(Blob::new(b.clone())),
+        AttributeValue::Bool(b) => Av::Bool(*b),
+        AttributeValue::Null => Av::Null(true),
+        AttributeValue::L(values) => Av::L(values.iter().map(to_sdk).collect()),
+        AttributeValue::M(map) => Av::M(map.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()),
+    }
+}
+
+/// The SDK's attribute value as ours; sets become lists (svcgen never writes sets).
+pub fn from_sdk(value: &Av) -> AttributeValue {
+    match value {
+        Av::S(s) => AttributeValue::S(s.clone()),
+        Av::N(n) => AttributeValue::N(n.clone()),
+        Av::B(b) => AttributeValue::B(b.as_ref().to_vec()),
+        Av::Bool(b) => AttributeValue::Bool(*b),
+        Av::L(values) => AttributeValue::L(values.iter().map(from_sdk).collect()),
+        Av::M(map) => {
+            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect())
+        }
+        Av::Ss(values) => AttributeValue::L(
+            values
+                .iter()
+                .map(|s| AttributeValue::S(s.clone()))
+                .collect(),
+        ),
+        Av::Ns(values) => AttributeValue::L(
+            values
+                .iter()
+                .map(|n| AttributeValue::N(n.clone()))
+                .collect(),
+        ),
+        Av::Bs(values) => AttributeValue::L(
+            values
+                .iter()
+                .map(|b| AttributeValue::B(b.as_ref().to_vec()))
+                .collect(),
+        ),
+        _ => AttributeValue::Null,
+    }
+}
+
+fn item_to_sdk(item: &Item) -> HashMap<String, Av> {
+    item.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()
+}
+
+fn item_from_sdk(item: &HashMap<String, Av>) -> Item {
+    item.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect()
+}
+
+fn key_to_sdk(key: &ItemKey) -> HashMap<String, Av> {
+    HashMap::from([
+        (PARTITION_KEY.to_owned(), Av::S(key.pk.clone())),
+        (SORT_KEY.to_owned(), Av::S(key.sk.clone())),
+    ])
+}
+
+/// Collects expression placeholders: `#n0`… for names, `:v0`… for values.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    values: HashMap<String, Av>,
+}
+
+impl Expression {
+    fn name(&mut self, attribute: &str) -> String {
+        if let Some((placeholder, _)) = self.names.iter().find(|(_, a)| *a == attribute) {
+            return placeholder.clone();
+        }
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, value: Av) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    /// `the item exists and has not expired`.
+    fn live(&mut self) -> String {
+        let (pk, ttl) = (self.name(PARTITION_KEY), self.name(TTL));
+        let now = self.value(Av::N(now_epoch_seconds().to_string()));
+        format!("attribute_exists({pk}) AND (attribute_not_exists({ttl}) OR {ttl} > {now})")
+    }
+
+    /// `attribute = expected`, for a version check.
+    fn version_is(&mut self, attribute: &str, expected: u64) -> String {
+        let (name, value) = (
+            self.name(attribute),
+            self.value(Av::N(expected.to_string())),
+        );
+        format!("{name} = {value}")
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, Av>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// Maps an SDK failure: throttling, 5xx and transport failures are UNAVAILABLE (after the
+/// SDK's own retries); everything else is internal.
+fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    const RETRYABLE: &[&str] = &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    ];
+    let detail = format!(
+        "{operation}: {}",
+        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+    );
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service)
+            if service.err().code().is_some_and(|c| RETRYABLE.contains(&c)) =>
+        {
+            StoreError::Unavailable(detail)
+        }
+        _ => StoreError::Internal(detail),
+    }
+}
+
+/// Classifies a failed condition from the item DynamoDB returned with it.
+fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u64)>) -> StoreError {
+    let Some(old) = old
+        .map(item_from_sdk)
+        .filter(|old| !is_expired(old, now_epoch_seconds()))
+    else {
+        return StoreError::NotFound;
+    };
+    match version {
+        Some((attribute, expected)) => {
+            let actual = match old.get(attribute) {
+                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
+                _ => 0,
+            };
+            StoreError::VersionConflict { expected, actual }
+        }
+        None => StoreError::AlreadyExists,
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create(&self, item: Item) -> Result<(), StoreError> {
+        let mut e = Expression::default();
+        let (pk, ttl) = (e.name(PARTITION_KEY), e.name(TTL));
+        let now = e.value(Av::N(now_epoch_seconds().to_string()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_to_sdk(&item)))
+            .condition_expression(format!("attribute_not_exists({pk}) OR {ttl} <= {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    Err(StoreError::AlreadyExists)
+                }
+                _ => Err(sdk_error("PutItem", error)),
+            },
+        }
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output
+            .item()
+            .map(item_from_sdk)
+            .filter(|item| !is_expired(item, now_epoch_seconds())))
+    }
+
+    async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
+        let mut e = Expression::default();
+        let mut condition = e.live();
+        let mut sets: Vec<String> = update
+            .set
+            .iter()
+            .map(|(attribute, value)| {
+                let (name, value) = (e.name(attribute), e.value(to_sdk(value)));
+                format!("{name} = {value}")
+            })
+            .collect();
+        let removes: Vec<String> = update
+            .remove
+            .iter()
+            .map(|attribute| e.name(attribute))
+            .collect();
+        if let Some((attribute, expected)) = &update.version {
+            let name = e.name(attribute);
+            let (zero, one) = (e.value(Av::N("0".into())), e.value(Av::N("1".into())));
+            sets.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
+            if let Some(expected) = expected {
+                condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression = format!("SET {}", sets.join(", "));
+        }
+        if !removes.is_empty() {
+            expression = format!("{expression} REMOVE {}", removes.join(", "));
+        }
+        if expression.is_empty() {
+            // Nothing to change: the result is the stored item, if it exists.
+            return self.get(key).await?.ok_or(StoreError::NotFound);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .update_expression(expression.trim_start())
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes().map(item_from_sdk).unwrap_or_default()),
+            Err(error) => {
+                let version = update
+                    .version
+                    .as_ref()
+                    .and_then(|(a, e)| e.map(|e| (a.as_str(), e)));
+                match error.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                        failed,
+                    )) => Err(condition_failed(failed.item(), version)),
+                    _ => Err(sdk_error("UpdateItem", error)),
+                }
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        key: &ItemKey,
+        version: Option<(String, u64)>,
+    ) -> Result<Item, StoreError> {
+        let mut e = Expression::default();
+        let mut condition = e.live();
+        if let Some((attribute, expected)) = &version {
+            condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
+        }
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes().map(item_from_sdk).unwrap_or_default()),
+            Err(error) => match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
+                    failed,
+                )) => Err(condition_failed(failed.item(), version.as_ref().map(|(a, v)| (a.as_str(), *v)))),
+                _ => Err(sdk_error("DeleteItem", error)),
+            },
+        }
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        let (pk_attr, sk_attr) = match &query.index {
+            Some(index) => index_key_attributes(index),
+            None => (PARTITION_KEY.to_owned(), SORT_KEY.to_owned()),
+        };
+        if let Some(start) = &query.start_after {
+            let in_range = matches!(start.get(&pk_attr), Some(AttributeValue::S(pk)) if *pk == query.partition)
+                && matches!(start.get(&sk_attr), Some(AttributeValue::S(sk)) if sk.starts_with(&query.sort_key_prefix));
+            if !in_range {
+                return Err(StoreError::InvalidStartKey(
+                    "key outside the queried range".into(),
+                ));
+            }
+        }
+        let mut e = Expression::default();
+        let (pk, partition) = (e.name(&pk_attr), e.value(Av::S(query.partition.clone())));
+        let mut key_condition = format!("{pk} = {partition}");
+        if !query.sort_key_prefix.is_empty() {
+            let (sk, prefix) = (
+                e.name(&sk_attr),
+                e.value(Av::S(query.sort_key_prefix.clone())),
+            );
+            key_condition = format!("{key_condition} AND begins_with({sk}, {prefix})");
+        }
+        let (ttl, now) = (e.name(TTL), e.value(Av::N(now_epoch_seconds().to_string())));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(query.index.clone())
+            .key_condition_expression(key_condition)
+            .filter_expression(format!("attribute_not_exists({ttl}) OR {ttl} > {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .scan_index_forward(!query.descending)
+            .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(query.start_after.as_ref().map(item_to_sdk))
+            .set_consistent_read(query.index.is_none().then_some(true))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        Ok(QueryPage {
+            items: output.items().iter().map(item_from_sdk).collect(),
+            last_key: output.last_evaluated_key().map(item_from_sdk),
+        })
+    }
+}
+
+/// What [`ensure_table`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOutcome {
+    /// The table was created.
+    Created,
+    /// A table with the same keys and indexes existed already.
+    Exists,
+}
+
+/// Creates `table` with svcgen's layout (on-demand billing; string keys `pk`/`sk`; one global
+/// secondary index per name in `indexes`, keyed `NAMEpk`/`NAMEsk`, projecting every attribute;
+/// TTL on `ttl`), or confirms that an existing table has that layout.
+pub async fn ensure_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<TableOutcome, StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+    };
+    let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal(e.to_string());
+    let key = |pk: &str, sk: &str| -> Result<Vec<KeySchemaElement>, StoreError> {
+        Ok(vec![
+            KeySchemaElement::builder()
+                .attribute_name(pk)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(build)?,
+            KeySchemaElement::builder()
+                .attribute_name(sk)
+                .key_type(KeyType::Range)
+                .build()
+                .map_err(build)?,
+        ])
+    };
+    let mut attributes = vec![PARTITION_KEY.to_owned(), SORT_KEY.to_owned()];
+    let mut secondary = Vec::new();
+    for index in indexes {
+        let (pk, sk) = index_key_attributes(index);
+        secondary.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.to_string())
+                .set_key_schema(Some(key(&pk, &sk)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build)?,
+        );
+        attributes.extend([pk, sk]);
+    }
+    let definitions = attributes
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    let created = client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key(PARTITION_KEY, SORT_KEY)?))
+        .set_attribute_definitions(Some(definitions))
+        .set_global_secondary_indexes((!secondary.is_empty()).then_some(secondary))
+        .send()
+        .await;
+    match created {
+        Ok(_) => {}
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_in_use_exception()) =>
+        {
+            let described = client
+                .describe_table()
+                .table_name(table)
+                .send()
+                .await
+                .map_err(|e| sdk_error("DescribeTable", e))?;
+            let description = described.table();
+            let mut existing: Vec<String> = description
+                .map(|t| {
+                    t.global_secondary_indexes()
+                        .iter()
+                        .filter_map(|i| i.index_name().map(str::to_owned))
+                        .collect()
+                })
+                .unwrap_or_default();
+            existing.sort();
+            let mut wanted: Vec<String> = indexes.iter().map(|i| (*i).to_owned()).collect();
+            wanted.sort();
+            let keys: Vec<&str> = description
+                .map(|t| t.key_schema().iter().map(|k| k.attribute_name()).collect())
+                .unwrap_or_default();
+            if keys != [PARTITION_KEY, SORT_KEY] || existing != wanted {
+                return Err(StoreError::Internal(format!(
+                    "table {table} exists with another layout (keys {keys:?}, indexes {existing:?}; expected [\"pk\", \"sk\"], {wanted:?})"
+                )));
+            }
+            return Ok(TableOutcome::Exists);
+        }
+        Err(error) => return Err(sdk_error("CreateTable", error)),
+    }
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(
+            TimeToLiveSpecification::builder()
+                .attribute_name(TTL)
+                .enabled(true)
+                .build()
+                .map_err(build)?,
+        )
+        .send()
+        .await
+        .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+    Ok(TableOutcome::Created)
+}
