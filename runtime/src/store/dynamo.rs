@@ -35,58 +35,49 @@ impl DynamoStore {
     }
 }
 
-/// Our attribute value as the SDK's.
-pub fn to_sdk(value: &AttributeValue) -> Av {
+/// Our attribute value as the SDK's (moved, not copied).
+pub fn to_sdk(value: AttributeValue) -> Av {
     match value {
-        AttributeValue::S(s) => Av::S(s.clone()),
-        AttributeValue::N(n) => Av::N(n.clone()),
-        AttributeValue::B(b) => Av::B(Blob::new(b.clone())),
-        AttributeValue::Bool(b) => Av::Bool(*b),
+        AttributeValue::S(s) => Av::S(s),
+        AttributeValue::N(n) => Av::N(n),
+        AttributeValue::B(b) => Av::B(Blob::new(b)),
+        AttributeValue::Bool(b) => Av::Bool(b),
         AttributeValue::Null => Av::Null(true),
-        AttributeValue::L(values) => Av::L(values.iter().map(to_sdk).collect()),
-        AttributeValue::M(map) => Av::M(map.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()),
+        AttributeValue::L(values) => Av::L(values.into_iter().map(to_sdk).collect()),
+        AttributeValue::M(map) => Av::M(item_to_sdk(map)),
     }
 }
 
-/// The SDK's attribute value as ours; sets become lists (svcgen never writes sets).
-pub fn from_sdk(value: &Av) -> AttributeValue {
+/// The SDK's attribute value as ours (moved, not copied); sets become lists (svcgen never
+/// writes sets).
+pub fn from_sdk(value: Av) -> AttributeValue {
     match value {
-        Av::S(s) => AttributeValue::S(s.clone()),
-        Av::N(n) => AttributeValue::N(n.clone()),
-        Av::B(b) => AttributeValue::B(b.as_ref().to_vec()),
-        Av::Bool(b) => AttributeValue::Bool(*b),
-        Av::L(values) => AttributeValue::L(values.iter().map(from_sdk).collect()),
-        Av::M(map) => {
-            AttributeValue::M(map.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect())
-        }
-        Av::Ss(values) => AttributeValue::L(
-            values
-                .iter()
-                .map(|s| AttributeValue::S(s.clone()))
-                .collect(),
-        ),
-        Av::Ns(values) => AttributeValue::L(
-            values
-                .iter()
-                .map(|n| AttributeValue::N(n.clone()))
-                .collect(),
-        ),
+        Av::S(s) => AttributeValue::S(s),
+        Av::N(n) => AttributeValue::N(n),
+        Av::B(b) => AttributeValue::B(b.into_inner()),
+        Av::Bool(b) => AttributeValue::Bool(b),
+        Av::L(values) => AttributeValue::L(values.into_iter().map(from_sdk).collect()),
+        Av::M(map) => AttributeValue::M(item_from_sdk(map)),
+        Av::Ss(values) => AttributeValue::L(values.into_iter().map(AttributeValue::S).collect()),
+        Av::Ns(values) => AttributeValue::L(values.into_iter().map(AttributeValue::N).collect()),
         Av::Bs(values) => AttributeValue::L(
             values
-                .iter()
-                .map(|b| AttributeValue::B(b.as_ref().to_vec()))
+                .into_iter()
+                .map(|b| AttributeValue::B(b.into_inner()))
                 .collect(),
         ),
         _ => AttributeValue::Null,
     }
 }
 
-fn item_to_sdk(item: &Item) -> HashMap<String, Av> {
-    item.iter().map(|(k, v)| (k.clone(), to_sdk(v))).collect()
+/// An item as the SDK's attribute map.
+pub fn item_to_sdk(item: Item) -> HashMap<String, Av> {
+    item.into_iter().map(|(k, v)| (k, to_sdk(v))).collect()
 }
 
-fn item_from_sdk(item: &HashMap<String, Av>) -> Item {
-    item.iter().map(|(k, v)| (k.clone(), from_sdk(v))).collect()
+/// The SDK's attribute map as an item.
+pub fn item_from_sdk(item: HashMap<String, Av>) -> Item {
+    item.into_iter().map(|(k, v)| (k, from_sdk(v))).collect()
 }
 
 fn key_to_sdk(key: &ItemKey) -> HashMap<String, Av> {
@@ -179,6 +170,7 @@ where
 /// Classifies a failed condition from the item DynamoDB returned with it.
 fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u64)>) -> StoreError {
     let Some(old) = old
+        .cloned()
         .map(item_from_sdk)
         .filter(|old| !is_expired(old, now_epoch_seconds()))
     else {
@@ -206,7 +198,7 @@ impl Store for DynamoStore {
             .client
             .put_item()
             .table_name(&self.table)
-            .set_item(Some(item_to_sdk(&item)))
+            .set_item(Some(item_to_sdk(item)))
             .condition_expression(format!("attribute_not_exists({pk}) OR {ttl} <= {now}"))
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
@@ -234,7 +226,7 @@ impl Store for DynamoStore {
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
         Ok(output
-            .item()
+            .item
             .map(item_from_sdk)
             .filter(|item| !is_expired(item, now_epoch_seconds())))
     }
@@ -242,20 +234,20 @@ impl Store for DynamoStore {
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
         let mut e = Expression::default();
         let mut condition = e.live();
-        let mut sets: Vec<String> = update
-            .set
-            .iter()
+        let ItemUpdate {
+            set,
+            remove,
+            version,
+        } = update;
+        let mut sets: Vec<String> = set
+            .into_iter()
             .map(|(attribute, value)| {
-                let (name, value) = (e.name(attribute), e.value(to_sdk(value)));
+                let (name, value) = (e.name(&attribute), e.value(to_sdk(value)));
                 format!("{name} = {value}")
             })
             .collect();
-        let removes: Vec<String> = update
-            .remove
-            .iter()
-            .map(|attribute| e.name(attribute))
-            .collect();
-        if let Some((attribute, expected)) = &update.version {
+        let removes: Vec<String> = remove.iter().map(|attribute| e.name(attribute)).collect();
+        if let Some((attribute, expected)) = &version {
             let name = e.name(attribute);
             let (zero, one) = (e.value(Av::N("0".into())), e.value(Av::N("1".into())));
             sets.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
@@ -288,10 +280,9 @@ impl Store for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.attributes().map(item_from_sdk).unwrap_or_default()),
+            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
             Err(error) => {
-                let version = update
-                    .version
+                let version = version
                     .as_ref()
                     .and_then(|(a, e)| e.map(|e| (a.as_str(), e)));
                 match error.as_service_error() {
@@ -327,7 +318,7 @@ impl Store for DynamoStore {
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.attributes().map(item_from_sdk).unwrap_or_default()),
+            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
                     failed,
@@ -373,14 +364,19 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(e.values())
             .scan_index_forward(!query.descending)
             .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(query.start_after.as_ref().map(item_to_sdk))
+            .set_exclusive_start_key(query.start_after.clone().map(item_to_sdk))
             .set_consistent_read(query.index.is_none().then_some(true))
             .send()
             .await
             .map_err(|e| sdk_error("Query", e))?;
         Ok(QueryPage {
-            items: output.items().iter().map(item_from_sdk).collect(),
-            last_key: output.last_evaluated_key().map(item_from_sdk),
+            items: output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(item_from_sdk)
+                .collect(),
+            last_key: output.last_evaluated_key.map(item_from_sdk),
         })
     }
 }

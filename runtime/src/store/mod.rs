@@ -8,7 +8,9 @@ mod dynamo;
 pub(crate) mod local;
 
 #[cfg(feature = "dynamodb")]
-pub use dynamo::{DynamoStore, TableOutcome, ensure_table, from_sdk, to_sdk};
+pub use dynamo::{
+    DynamoStore, TableOutcome, ensure_table, from_sdk, item_from_sdk, item_to_sdk, to_sdk,
+};
 pub use local::{LocalDatabase, LocalStore};
 
 use async_trait::async_trait;

@@ -1,0 +1,133 @@
+//! How `DynamoStore` reports failures: throttling and unreachable endpoints are UNAVAILABLE
+//! after the SDK's retries, anything unexpected is INTERNAL, and the gRPC status never carries
+//! the internal detail. A loopback HTTP server plays a misbehaving DynamoDB endpoint.
+#![cfg(feature = "dynamodb")]
+
+use std::sync::Arc;
+use std::sync::atomic::{AtomicUsize, Ordering};
+use std::time::Duration;
+
+use aws_sdk_dynamodb::config::retry::RetryConfig;
+use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
+use svcgen_runtime::store::{DynamoStore, StoreError};
+use svcgen_runtime::{Error, ItemKey, Store};
+use tokio::io::{AsyncReadExt, AsyncWriteExt};
+
+/// Answers every request with HTTP 400 and DynamoDB error `error_type`; counts requests.
+async fn failing_endpoint(error_type: &'static str) -> (String, Arc<AtomicUsize>) {
+    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let address = listener.local_addr().expect("address");
+    let requests = Arc::new(AtomicUsize::new(0));
+    let counter = requests.clone();
+    tokio::spawn(async move {
+        while let Ok((mut socket, _)) = listener.accept().await {
+            let counter = counter.clone();
+            tokio::spawn(async move {
+                let mut buffer = vec![0; 64 * 1024];
+                let mut read = 0;
+                // Read the head and the body announced by content-length.
+                loop {
+                    let Ok(n) = socket.read(&mut buffer[read..]).await else {
+                        return;
+                    };
+                    if n == 0 {
+                        return;
+                    }
+                    read += n;
+                    let text = String::from_utf8_lossy(&buffer[..read]).to_lowercase();
+                    if let Some(head_end) = text.find("\r\n\r\n") {
+                        let length = text
+                            .lines()
+                            .find_map(|l| {
+                                l.strip_prefix("content-length:")
+                                    .map(|v| v.trim().parse().unwrap_or(0))
+                            })
+                            .unwrap_or(0usize);
+                        if read >= head_end + 4 + length {
+                            break;
+                        }
+                    }
+                }
+                counter.fetch_add(1, Ordering::SeqCst);
+                let body = format!(
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"injected"}}"#
+                );
+                let response = format!(
+                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: {error_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
+                    body.len()
+                );
+                let _ = socket.write_all(response.as_bytes()).await;
+            });
+        }
+    });
+    (format!("http://{address}"), requests)
+}
+
+fn store(endpoint: &str) -> DynamoStore {
+    let config = aws_sdk_dynamodb::Config::builder()
+        .behavior_version(BehaviorVersion::latest())
+        .endpoint_url(endpoint)
+        .region(Region::new("us-east-1"))
+        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        .retry_config(
+            RetryConfig::standard()
+                .with_max_attempts(2)
+                .with_initial_backoff(Duration::from_millis(5)),
+        )
+        .build();
+    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "things")
+}
+
+fn key() -> ItemKey {
+    ItemKey {
+        pk: "P#1".into(),
+        sk: "T#1".into(),
+    }
+}
+
+#[tokio::test]
+async fn throttling_is_unavailable_after_the_sdk_retries() {
+    let (endpoint, requests) = failing_endpoint("ProvisionedThroughputExceededException").await;
+    let result = store(&endpoint).get(&key()).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+    assert_eq!(requests.load(Ordering::SeqCst), 2, "the SDK retried once");
+    let status = tonic::Status::from(Error::from_store("Thing", result.expect_err("failed")));
+    assert_eq!(status.code(), tonic::Code::Unavailable);
+}
+
+#[tokio::test]
+async fn an_unreachable_endpoint_is_unavailable() {
+    let closed = tokio::net::TcpListener::bind("127.0.0.1:0")
+        .await
+        .expect("bind");
+    let endpoint = format!("http://{}", closed.local_addr().expect("address"));
+    drop(closed);
+    let result = store(&endpoint).get(&key()).await;
+    assert!(
+        matches!(result, Err(StoreError::Unavailable(_))),
+        "{result:?}"
+    );
+}
+
+#[tokio::test]
+async fn unexpected_errors_are_internal_and_hidden_from_clients() {
+    let (endpoint, requests) = failing_endpoint("ResourceNotFoundException").await;
+    let result = store(&endpoint).get(&key()).await;
+    let Err(StoreError::Internal(detail)) = result else {
+        panic!("expected internal, got {result:?}")
+    };
+    assert!(detail.contains("ResourceNotFoundException"), "{detail}");
+    assert_eq!(requests.load(Ordering::SeqCst), 1, "not retried");
+    let status = tonic::Status::from(Error::from_store("Thing", StoreError::Internal(detail)));
+    assert_eq!(status.code(), tonic::Code::Internal);
+    assert_eq!(
+        status.message(),
+        "internal error",
+        "no detail leaks to the client"
+    );
+}
