@@ -2,7 +2,8 @@
 # Runs every test of svcgen: formatting, clippy, unit + golden + UI tests, the generated
 # example's drift check, the store conformance suite on the embedded store and on DynamoDB
 # (moto's server, started here on 127.0.0.1 and stopped at exit), and the end-to-end tests
-# against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends.
+# against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends,
+# and the deployment artifacts against cfn-lint, checkov, hadolint, parliament and botocore.
 # Tools come from a project-local venv (.venv, pinned versions). Takes ~10 min on a clean
 # 2-core machine (mostly compiling), ~1 min when warm.
 set -euo pipefail
@@ -36,5 +37,5 @@ curl -sf -X POST "$SVCGEN_DYNAMODB_ENDPOINT/moto-api/reset" > /dev/null
 echo "== rust tests"
 cargo test --workspace --features svcgen-runtime/dynamodb-tests
 
-echo "== end-to-end"
-.venv/bin/pytest -q tests/e2e
+echo "== end-to-end and deployment artifacts"
+.venv/bin/pytest -q tests/e2e tests/deploy

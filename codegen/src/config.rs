@@ -2,7 +2,7 @@
 
 use std::path::{Path, PathBuf};
 
-use serde::Deserialize;
+use serde::{Deserialize, Serialize};
 
 /// The parsed `svcgen.toml`.
 #[derive(Clone, Debug, Deserialize)]
@@ -16,6 +16,118 @@ pub struct Config {
     /// `TABLE_NAME_<LOGICAL>` or, with one table, `TABLE_NAME` override it).
     #[serde(default)]
     pub tables: std::collections::BTreeMap<String, String>,
+    /// `[deploy]`: ECS Fargate settings.
+    #[serde(default)]
+    pub deploy: DeployConfig,
+}
+
+/// `[deploy]`: how the service runs on ECS Fargate. Every value has a default tuned for a
+/// small gRPC service; the README explains the resulting timings.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct DeployConfig {
+    /// Task CPU units (256, 512, 1024, …).
+    pub cpu: u32,
+    /// Task memory in MiB.
+    pub memory: u32,
+    /// Number of tasks.
+    pub desired_count: u32,
+    /// Container port.
+    pub port: u16,
+    /// CloudWatch log retention in days.
+    pub log_retention_days: u32,
+    /// Seconds ECS waits after SIGTERM before SIGKILL (the service drains within 5 s less).
+    pub stop_timeout: u32,
+    /// Container health check (the probe inside the image).
+    pub health_check: HealthCheckConfig,
+    /// ALB target group.
+    pub target_group: TargetGroupConfig,
+    /// Priority of the listener rule on the shared HTTPS listener.
+    pub listener_rule_priority: u32,
+    /// Cloud Map service discovery.
+    pub cloud_map: CloudMapConfig,
+}
+
+impl Default for DeployConfig {
+    fn default() -> Self {
+        Self {
+            cpu: 512,
+            memory: 1024,
+            desired_count: 2,
+            port: 50051,
+            log_retention_days: 30,
+            stop_timeout: 30,
+            health_check: HealthCheckConfig::default(),
+            target_group: TargetGroupConfig::default(),
+            listener_rule_priority: 100,
+            cloud_map: CloudMapConfig::default(),
+        }
+    }
+}
+
+/// `[deploy.health_check]`: the container health check, in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct HealthCheckConfig {
+    /// Seconds between checks.
+    pub interval: u32,
+    /// Seconds before a check fails.
+    pub timeout: u32,
+    /// Failures before the container is unhealthy.
+    pub retries: u32,
+    /// Grace period after start.
+    pub start_period: u32,
+}
+
+impl Default for HealthCheckConfig {
+    fn default() -> Self {
+        Self {
+            interval: 15,
+            timeout: 5,
+            retries: 3,
+            start_period: 30,
+        }
+    }
+}
+
+/// `[deploy.target_group]`: the ALB's gRPC health checks and draining, in seconds.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct TargetGroupConfig {
+    /// Seconds between ALB health checks (AWS default 30).
+    pub health_check_interval: u32,
+    /// Seconds before an ALB health check fails (AWS default 5).
+    pub health_check_timeout: u32,
+    /// Passing checks before a target receives traffic (AWS default 5).
+    pub healthy_threshold: u32,
+    /// Failing checks before a target is taken out (AWS default 2).
+    pub unhealthy_threshold: u32,
+    /// Seconds a deregistering target keeps in-flight requests (AWS default 300).
+    pub deregistration_delay: u32,
+}
+
+impl Default for TargetGroupConfig {
+    fn default() -> Self {
+        Self {
+            health_check_interval: 10,
+            health_check_timeout: 5,
+            healthy_threshold: 2,
+            unhealthy_threshold: 2,
+            deregistration_delay: 20,
+        }
+    }
+}
+
+/// `[deploy.cloud_map]`: private DNS for service-to-service calls.
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct CloudMapConfig {
+    /// Namespace (default `<service name>.local`).
+    pub namespace: Option<String>,
+    /// Service name in the namespace (default: the last segment of the proto package).
+    pub service: Option<String>,
+    /// TTL of the A records in seconds (default 30).
+    pub dns_ttl: Option<u32>,
 }
 
 /// `[service]`: naming.

@@ -343,3 +343,72 @@ fn streaming_rpc() {
         "`Watch` streams; svcgen generates unary RPCs only",
     );
 }
+
+/// `(action, resource)` pairs the generated task-role policy grants.
+fn task_role_grants(project: &Path) -> std::collections::BTreeSet<(String, String)> {
+    let text =
+        std::fs::read_to_string(project.join("deploy/iam/task-role-policy.json")).expect("policy");
+    let policy: serde_json::Value = serde_json::from_str(&text).expect("json");
+    let mut grants = std::collections::BTreeSet::new();
+    for statement in policy["Statement"].as_array().expect("statements") {
+        for action in statement["Action"].as_array().expect("actions") {
+            for resource in statement["Resource"].as_array().expect("resources") {
+                let (action, resource) = (
+                    action.as_str().expect("str"),
+                    resource.as_str().expect("str"),
+                );
+                assert!(
+                    !action.contains('*') && !resource.contains('*'),
+                    "no wildcards: {action} {resource}"
+                );
+                grants.insert((action.to_owned(), resource.to_owned()));
+            }
+        }
+    }
+    grants
+}
+
+#[test]
+fn iam_follows_the_operations() {
+    let (temp, project) = example_copy();
+    let proto = temp.path().join("proto/tasks.proto");
+    let original = std::fs::read_to_string(&proto).expect("proto");
+    let before = task_role_grants(&project);
+    let table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
+
+    let with_delete = original
+        .replace(
+            "  // Lists the tasks of a project, oldest first.",
+            "  rpc DeleteTask(DeleteTaskRequest) returns (google.protobuf.Empty) {\n    option (svcgen.operation) = { delete: { entity: \"Task\" } };\n  }\n  // Lists the tasks of a project, oldest first.",
+        )
+        .replace("import \"google/protobuf/field_mask.proto\";", "import \"google/protobuf/empty.proto\";\nimport \"google/protobuf/field_mask.proto\";")
+        + "\nmessage DeleteTaskRequest {\n  string project_id = 1;\n  string id = 2;\n}\n";
+    std::fs::write(&proto, &with_delete).expect("write");
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    let after = task_role_grants(&project);
+    let added: Vec<_> = after.difference(&before).cloned().collect();
+    assert_eq!(
+        added,
+        [("dynamodb:DeleteItem".to_owned(), table.clone())],
+        "exactly DeleteItem is added"
+    );
+    assert!(before.is_subset(&after));
+
+    let start = original
+        .find("  // Lists the tasks assigned to one person")
+        .expect("rpc");
+    let end = start + original[start..].find("  }\n").expect("end") + 4;
+    let without_index_query = format!("{}{}", &original[..start], &original[end..]);
+    std::fs::write(&proto, without_index_query).expect("write");
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    let after = task_role_grants(&project);
+    let removed: Vec<_> = before.difference(&after).cloned().collect();
+    assert_eq!(
+        removed,
+        [("dynamodb:Query".to_owned(), format!("{table}/index/gsi1"))],
+        "the index ARN goes"
+    );
+    assert!(after.is_subset(&before));
+}

@@ -9,8 +9,10 @@
 
 pub mod entity;
 pub mod error;
+pub mod health;
 pub mod item;
 pub mod page_token;
+pub mod probe;
 pub mod repository;
 pub mod server;
 pub mod store;

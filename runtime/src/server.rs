@@ -12,7 +12,7 @@ use std::time::Duration;
 use tokio::net::TcpListener;
 use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
-use tonic_health::ServingStatus;
+use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
 
@@ -39,6 +39,10 @@ pub struct Config {
     /// `SHUTDOWN_TIMEOUT_SECS`, default 25: how long in-flight calls may take to finish after
     /// SIGTERM (below ECS's default 30 s stop timeout).
     pub shutdown_timeout: Duration,
+    /// `SHUTDOWN_DELAY_SECS`, default 0: how long the service keeps answering, NOT_SERVING,
+    /// after SIGTERM before it stops accepting calls (for clients that watch health; ECS already
+    /// deregisters the task from its target group and Cloud Map before stopping it).
+    pub shutdown_delay: Duration,
     /// `TABLE_NAME` (one logical table) or `TABLE_NAME_<LOGICAL>` (per table): when set, the
     /// service stores its data in DynamoDB instead of the embedded store.
     pub dynamodb_tables: Vec<(String, String)>,
@@ -57,6 +61,7 @@ impl Config {
             listen_addr: var("LISTEN_ADDR", "0.0.0.0:50051")?,
             data_dir: var("DATA_DIR", "./data")?,
             shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "25")?),
+            shutdown_delay: Duration::from_secs(var("SHUTDOWN_DELAY_SECS", "0")?),
             dynamodb_tables: Vec::new(),
         })
     }
@@ -228,13 +233,18 @@ pub fn init_tracing() {
     };
 }
 
-/// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
+/// Runs the service until SIGTERM or SIGINT, then drains (or, with the first argument
+/// `health-probe`, probes a running service: see [`crate::probe`]): health turns NOT_SERVING, no new
 /// connections are accepted, in-flight calls finish (bounded by the shutdown timeout).
 /// Exit code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
 pub async fn run(
     definition: &ServiceDefinition,
     routes: impl FnOnce(&Stores) -> Routes,
 ) -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(crate::probe::SUBCOMMAND) {
+        return crate::probe::run(args).await;
+    }
     init_tracing();
     let config = match Config::from_env().and_then(|c| c.with_dynamodb_tables(definition.tables)) {
         Ok(config) => config,
@@ -265,7 +275,7 @@ async fn serve(
     };
     let routes = routes(&stores);
 
-    let (health, health_service) = tonic_health::server::health_reporter();
+    let (health, health_service) = crate::health::health();
     let reflection = || {
         tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(definition.file_descriptor_set)
@@ -278,21 +288,20 @@ async fn serve(
         .build_v1alpha()
         .map_err(|e| format!("reflection: {e}"))?;
 
+    // Handlers first: a SIGTERM right after start-up must drain, not kill.
+    let shutdown = shutdown_signal();
     let listener = TcpListener::bind(config.listen_addr)
         .await
         .map_err(|e| format!("binding {}: {e}", config.listen_addr))?;
     let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
 
     let set_all = |status: ServingStatus| {
-        let health = health.clone();
-        async move {
-            health.set_service_status("", status).await;
-            for service in definition.services {
-                health.set_service_status(*service, status).await;
-            }
+        health.set("", status);
+        for service in definition.services {
+            health.set(service, status);
         }
     };
-    set_all(ServingStatus::Serving).await;
+    set_all(ServingStatus::Serving);
     tracing::info!(address = %local_addr, service = definition.name, "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
@@ -308,9 +317,16 @@ async fn serve(
 
     tokio::select! {
         result = &mut server => return result.map_err(|e| e.to_string()),
-        signal = shutdown_signal() => tracing::info!(signal, "shutting down: draining in-flight calls"),
+        signal = shutdown => tracing::info!(signal, "shutting down: draining in-flight calls"),
     }
-    set_all(ServingStatus::NotServing).await;
+    set_all(ServingStatus::NotServing);
+    if !config.shutdown_delay.is_zero() {
+        tracing::info!(delay = ?config.shutdown_delay, "answering NOT_SERVING before draining");
+        tokio::select! {
+            result = &mut server => return result.map_err(|e| e.to_string()),
+            () = tokio::time::sleep(config.shutdown_delay) => {}
+        }
+    }
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
         Ok(result) => {
@@ -336,18 +352,22 @@ async fn dynamodb_stores(_: &[(String, String)]) -> Result<Stores, String> {
     Err("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature".to_owned())
 }
 
-/// Resolves with the name of the first SIGTERM (what ECS sends) or SIGINT received.
-async fn shutdown_signal() -> &'static str {
+/// Installs SIGTERM (what ECS sends) and SIGINT handlers now, and resolves with the name of
+/// the first signal received.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
     use tokio::signal::unix::{SignalKind, signal};
-    let (Ok(mut term), Ok(mut int)) = (
+    let handlers = (
         signal(SignalKind::terminate()),
         signal(SignalKind::interrupt()),
-    ) else {
-        // Without signal handlers the process can only be killed; serve until then.
-        return std::future::pending().await;
-    };
-    tokio::select! {
-        _ = term.recv() => "SIGTERM",
-        _ = int.recv() => "SIGINT",
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers the process can only be killed; serve until then.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
     }
 }

@@ -53,9 +53,9 @@ def stubs():
 class Service:
     """One running task-svc process."""
 
-    def __init__(self, data_dir, backend_env):
+    def __init__(self, data_dir, backend_env, extra_env=None):
         self.data_dir = data_dir
-        self.backend_env = backend_env
+        self.backend_env = dict(backend_env, **(extra_env or {}))
         self.process = None
         self.address = None
         self.log = []

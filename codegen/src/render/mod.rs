@@ -1,6 +1,7 @@
 //! Rendering: the valid model → every file of the project, as bytes. Pure and deterministic:
 //! no I/O, no clock, no absolute paths, sorted output.
 
+mod deploy;
 mod prost;
 mod repository;
 mod rust;
@@ -94,6 +95,11 @@ pub fn render(config: &Config, compiled: &Compiled, model: &Model) -> Result<Out
         rust::format(&header, module(config, model, packages.keys()))?.into_bytes(),
     );
 
+    let templates = scaffold::templates()?;
+    for (path, bytes) in deploy::render(config, model, &sources, &templates)? {
+        generated(path, bytes);
+    }
+
     let manifest: String = out.keys().map(|p| format!("{}\n", p.display())).collect();
     out.insert(
         PathBuf::from(MANIFEST),
@@ -102,7 +108,7 @@ pub fn render(config: &Config, compiled: &Compiled, model: &Model) -> Result<Out
             ownership: Ownership::Generated,
         },
     );
-    for (path, bytes) in scaffold::render(config, &sources, model)? {
+    for (path, bytes) in scaffold::render(config, &sources, model, &templates)? {
         out.insert(
             path,
             OutputFile {

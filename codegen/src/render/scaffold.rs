@@ -1,5 +1,6 @@
-//! Files svcgen writes once and then leaves to the user, from handlebars templates:
-//! `Cargo.toml`, `src/main.rs`, and `src/handler.rs` with a stub for every hand-written RPC.
+//! The embedded handlebars templates, and the files svcgen writes once and then leaves to the
+//! user: `Cargo.toml`, `src/main.rs`, and `src/handler.rs` with a stub for every hand-written
+//! RPC.
 
 use std::path::PathBuf;
 
@@ -24,7 +25,32 @@ pub(super) const TEMPLATES: &[(&str, &str)] = &[
         "handler.rs.hbs",
         include_str!("../../../templates/handler.rs.hbs"),
     ),
+    (
+        "Dockerfile.hbs",
+        include_str!("../../../templates/Dockerfile.hbs"),
+    ),
+    (
+        "dockerignore.hbs",
+        include_str!("../../../templates/dockerignore.hbs"),
+    ),
+    (
+        "cloudformation.yaml.hbs",
+        include_str!("../../../templates/cloudformation.yaml.hbs"),
+    ),
 ];
+
+/// Every embedded template, strict and unescaped.
+pub(super) fn templates() -> Result<Handlebars<'static>, String> {
+    let mut templates = Handlebars::new();
+    templates.set_strict_mode(true);
+    templates.register_escape_fn(handlebars::no_escape);
+    for (name, text) in TEMPLATES {
+        templates
+            .register_template_string(name, *text)
+            .map_err(|e| format!("template {name}: {e}"))?;
+    }
+    Ok(templates)
+}
 
 #[derive(Serialize)]
 struct ScaffoldVars<'a> {
@@ -36,15 +62,8 @@ pub(super) fn render(
     config: &Config,
     protos: &str,
     model: &Model,
+    templates: &Handlebars<'_>,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let mut templates = Handlebars::new();
-    templates.set_strict_mode(true);
-    templates.register_escape_fn(handlebars::no_escape);
-    for (name, text) in TEMPLATES {
-        templates
-            .register_template_string(name, *text)
-            .map_err(|e| format!("template {name}: {e}"))?;
-    }
     let vars = ScaffoldVars {
         name: &config.service.name,
         protos,

@@ -1,0 +1,516 @@
+//! Deployment artifacts for ECS Fargate, derived from the model and `[deploy]`: the task
+//! definition and IAM policies as typed JSON, the Dockerfile and the CloudFormation template
+//! from templates. Permissions are computed from the RPCs: each operation adds exactly the
+//! DynamoDB action it performs, on the table or on the index it queries.
+
+use std::collections::{BTreeMap, BTreeSet};
+
+use serde::Serialize;
+
+use crate::config::Config;
+use crate::model::{Model, Operation};
+
+/// The DynamoDB permissions of one table.
+#[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
+pub(super) struct TableAccess {
+    /// Physical table name.
+    pub(super) table: String,
+    /// Actions on the table itself, e.g. `dynamodb:GetItem`.
+    pub(super) actions: BTreeSet<String>,
+    /// Indexes queried.
+    pub(super) queried_indexes: BTreeSet<String>,
+}
+
+/// Permissions per logical table, from the operations of every RPC.
+pub(super) fn table_access(config: &Config, model: &Model) -> BTreeMap<String, TableAccess> {
+    let mut access: BTreeMap<String, TableAccess> = BTreeMap::new();
+    for method in model.services.iter().flat_map(|s| &s.methods) {
+        let (entity, action, index) = match &method.operation {
+            Operation::Create { entity, .. } => (*entity, "PutItem", None),
+            Operation::Get { entity } => (*entity, "GetItem", None),
+            Operation::Update { entity, .. } => (*entity, "UpdateItem", None),
+            Operation::Delete { entity, .. } => (*entity, "DeleteItem", None),
+            Operation::List { entity, index, .. } => (*entity, "Query", index.clone()),
+            Operation::Custom => continue,
+        };
+        let logical = &model.entities[entity].table;
+        let entry = access
+            .entry(logical.clone())
+            .or_insert_with(|| TableAccess {
+                table: config
+                    .tables
+                    .get(logical)
+                    .cloned()
+                    .unwrap_or_else(|| logical.clone()),
+                ..TableAccess::default()
+            });
+        match index {
+            Some(index) => {
+                entry.queried_indexes.insert(index);
+            }
+            None => {
+                entry.actions.insert(format!("dynamodb:{action}"));
+            }
+        }
+    }
+    access
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct PolicyDocument {
+    pub(super) version: &'static str,
+    pub(super) statement: Vec<Statement>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "PascalCase")]
+pub(super) struct Statement {
+    pub(super) sid: String,
+    pub(super) effect: &'static str,
+    #[serde(skip_serializing_if = "Option::is_none")]
+    pub(super) principal: Option<BTreeMap<&'static str, &'static str>>,
+    pub(super) action: Vec<String>,
+    #[serde(skip_serializing_if = "Vec::is_empty")]
+    pub(super) resource: Vec<String>,
+}
+
+fn allow(sid: impl Into<String>, actions: &[&str], resources: Vec<String>) -> Statement {
+    Statement {
+        sid: sid.into(),
+        effect: "Allow",
+        principal: None,
+        action: actions.iter().map(|a| (*a).to_owned()).collect(),
+        resource: resources,
+    }
+}
+
+/// Placeholders in the JSON artifacts, substituted at deploy time (e.g. with `envsubst`).
+const REGION: &str = "${AWS_REGION}";
+const ACCOUNT: &str = "${AWS_ACCOUNT_ID}";
+
+fn sid(name: &str) -> String {
+    name.split(|c: char| !c.is_ascii_alphanumeric())
+        .map(|part| {
+            let mut chars = part.chars();
+            chars
+                .next()
+                .map(|c| c.to_ascii_uppercase().to_string() + chars.as_str())
+                .unwrap_or_default()
+        })
+        .collect()
+}
+
+/// The task role's policy: exactly the actions the RPCs perform, on the tables and indexes
+/// they touch.
+pub(super) fn task_role_policy(access: &BTreeMap<String, TableAccess>) -> PolicyDocument {
+    let mut statement = Vec::new();
+    for access in access.values() {
+        let table_arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", access.table);
+        if !access.actions.is_empty() {
+            let actions: Vec<&str> = access.actions.iter().map(String::as_str).collect();
+            statement.push(allow(
+                format!("{}Table", sid(&access.table)),
+                &actions,
+                vec![table_arn.clone()],
+            ));
+        }
+        if !access.queried_indexes.is_empty() {
+            let arns = access
+                .queried_indexes
+                .iter()
+                .map(|i| format!("{table_arn}/index/{i}"))
+                .collect();
+            statement.push(allow(
+                format!("{}Indexes", sid(&access.table)),
+                &["dynamodb:Query"],
+                arns,
+            ));
+        }
+    }
+    PolicyDocument {
+        version: "2012-10-17",
+        statement,
+    }
+}
+
+/// The execution role's policy: pull this repository's image, write this log group.
+pub(super) fn execution_role_policy(name: &str) -> PolicyDocument {
+    PolicyDocument {
+        version: "2012-10-17",
+        statement: vec![
+            // ECR authorizes per registry; this action has no resource-level permissions.
+            allow(
+                "EcrAuthorization",
+                &["ecr:GetAuthorizationToken"],
+                vec!["*".to_owned()],
+            ),
+            allow(
+                "PullImage",
+                &[
+                    "ecr:BatchCheckLayerAvailability",
+                    "ecr:BatchGetImage",
+                    "ecr:GetDownloadUrlForLayer",
+                ],
+                vec![format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}")],
+            ),
+            allow(
+                "WriteLogs",
+                &["logs:CreateLogStream", "logs:PutLogEvents"],
+                vec![format!(
+                    "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{}:*",
+                    log_group(name)
+                )],
+            ),
+        ],
+    }
+}
+
+/// Who may assume the task and execution roles.
+pub(super) fn trust_policy() -> PolicyDocument {
+    PolicyDocument {
+        version: "2012-10-17",
+        statement: vec![Statement {
+            sid: "EcsTasks".to_owned(),
+            effect: "Allow",
+            principal: Some(BTreeMap::from([("Service", "ecs-tasks.amazonaws.com")])),
+            action: vec!["sts:AssumeRole".to_owned()],
+            resource: Vec::new(),
+        }],
+    }
+}
+
+pub(super) fn log_group(name: &str) -> String {
+    format!("/ecs/{name}")
+}
+
+/// `RegisterTaskDefinition` input (`aws ecs register-task-definition --cli-input-json`).
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+pub(super) struct TaskDefinition {
+    family: String,
+    network_mode: &'static str,
+    requires_compatibilities: [&'static str; 1],
+    cpu: String,
+    memory: String,
+    runtime_platform: RuntimePlatform,
+    task_role_arn: String,
+    execution_role_arn: String,
+    container_definitions: Vec<ContainerDefinition>,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct RuntimePlatform {
+    cpu_architecture: &'static str,
+    operating_system_family: &'static str,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct ContainerDefinition {
+    name: String,
+    image: &'static str,
+    essential: bool,
+    port_mappings: Vec<PortMapping>,
+    environment: Vec<NameValue>,
+    health_check: HealthCheck,
+    log_configuration: LogConfiguration,
+    user: &'static str,
+    readonly_root_filesystem: bool,
+    stop_timeout: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct PortMapping {
+    name: &'static str,
+    container_port: u16,
+    protocol: &'static str,
+    app_protocol: &'static str,
+}
+
+#[derive(Serialize)]
+struct NameValue {
+    name: String,
+    value: String,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct HealthCheck {
+    command: Vec<String>,
+    interval: u32,
+    timeout: u32,
+    retries: u32,
+    start_period: u32,
+}
+
+#[derive(Serialize)]
+#[serde(rename_all = "camelCase")]
+struct LogConfiguration {
+    log_driver: &'static str,
+    options: BTreeMap<&'static str, String>,
+}
+
+/// The non-root user of the image (distroless's `nonroot`).
+pub(super) const USER: &str = "65532:65532";
+
+/// The health-check command inside the image.
+pub(super) fn probe_command(name: &str, port: u16) -> Vec<String> {
+    vec![
+        format!("/{name}"),
+        "health-probe".to_owned(),
+        format!("-addr=127.0.0.1:{port}"),
+    ]
+}
+
+pub(super) fn task_definition(
+    config: &Config,
+    access: &BTreeMap<String, TableAccess>,
+) -> TaskDefinition {
+    let name = &config.service.name;
+    let deploy = &config.deploy;
+    let mut environment = vec![
+        NameValue {
+            name: "LISTEN_ADDR".into(),
+            value: format!("0.0.0.0:{}", deploy.port),
+        },
+        NameValue {
+            name: "AWS_REGION".into(),
+            value: REGION.into(),
+        },
+        NameValue {
+            name: "SHUTDOWN_TIMEOUT_SECS".into(),
+            value: deploy.stop_timeout.saturating_sub(5).to_string(),
+        },
+        NameValue {
+            name: "RUST_LOG".into(),
+            value: "info".into(),
+        },
+    ];
+    let single = access.len() == 1;
+    for (logical, access) in access {
+        let variable = if single {
+            "TABLE_NAME".to_owned()
+        } else {
+            format!("TABLE_NAME_{}", logical.to_uppercase())
+        };
+        environment.push(NameValue {
+            name: variable,
+            value: access.table.clone(),
+        });
+    }
+    let mut command = vec!["CMD".to_owned()];
+    command.extend(probe_command(name, deploy.port));
+    TaskDefinition {
+        family: name.clone(),
+        network_mode: "awsvpc",
+        requires_compatibilities: ["FARGATE"],
+        cpu: deploy.cpu.to_string(),
+        memory: deploy.memory.to_string(),
+        runtime_platform: RuntimePlatform {
+            cpu_architecture: "X86_64",
+            operating_system_family: "LINUX",
+        },
+        task_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}-task"),
+        execution_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}-execution"),
+        container_definitions: vec![ContainerDefinition {
+            name: name.clone(),
+            image: "${IMAGE}",
+            essential: true,
+            port_mappings: vec![PortMapping {
+                name: "grpc",
+                container_port: deploy.port,
+                protocol: "tcp",
+                app_protocol: "grpc",
+            }],
+            environment,
+            health_check: HealthCheck {
+                command,
+                interval: deploy.health_check.interval,
+                timeout: deploy.health_check.timeout,
+                retries: deploy.health_check.retries,
+                start_period: deploy.health_check.start_period,
+            },
+            log_configuration: LogConfiguration {
+                log_driver: "awslogs",
+                options: BTreeMap::from([
+                    ("awslogs-group", log_group(name)),
+                    ("awslogs-region", REGION.to_owned()),
+                    ("awslogs-stream-prefix", name.clone()),
+                ]),
+            },
+            user: USER,
+            readonly_root_filesystem: true,
+            stop_timeout: deploy.stop_timeout,
+        }],
+    }
+}
+
+/// Pretty JSON with a trailing newline.
+pub(super) fn json(value: &impl Serialize) -> Result<Vec<u8>, String> {
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+    bytes.push(b'\n');
+    Ok(bytes)
+}
+
+#[derive(Serialize)]
+struct DeployVars<'a> {
+    marker: &'static str,
+    sources: &'a str,
+    name: &'a str,
+    port: u16,
+    user: &'static str,
+    health_check: &'a crate::config::HealthCheckConfig,
+    probe: Vec<String>,
+    deploy: &'a crate::config::DeployConfig,
+    log_group: String,
+    shutdown_timeout: u32,
+    tables: Vec<TableVars>,
+    task_statements: Vec<StatementVars>,
+    path_patterns: Vec<String>,
+    namespace: String,
+    discovery_service: String,
+    dns_ttl: u32,
+}
+
+#[derive(Serialize)]
+struct TableVars {
+    resource: String,
+    table: String,
+    variable: String,
+    attributes: Vec<String>,
+    indexes: Vec<String>,
+}
+
+#[derive(Serialize)]
+struct StatementVars {
+    sid: String,
+    actions: Vec<String>,
+    resources: Vec<String>,
+}
+
+/// Renders `Dockerfile`, `.dockerignore`, `deploy/cloudformation.yaml` and the JSON artifacts.
+pub(super) fn render(
+    config: &Config,
+    model: &Model,
+    sources: &str,
+    templates: &handlebars::Handlebars<'_>,
+) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    let name = &config.service.name;
+    let deploy = &config.deploy;
+    let access = table_access(config, model);
+    let resource = |logical: &str| format!("Table{}", sid(logical));
+    let single = model.tables.len() == 1;
+    let tables = model
+        .tables
+        .iter()
+        .map(|(logical, indexes)| TableVars {
+            resource: resource(logical),
+            table: config
+                .tables
+                .get(logical)
+                .cloned()
+                .unwrap_or_else(|| logical.clone()),
+            variable: if single {
+                "TABLE_NAME".to_owned()
+            } else {
+                format!("TABLE_NAME_{}", logical.to_uppercase())
+            },
+            attributes: ["pk".to_owned(), "sk".to_owned()]
+                .into_iter()
+                .chain(
+                    indexes
+                        .iter()
+                        .flat_map(|i| [format!("{i}pk"), format!("{i}sk")]),
+                )
+                .collect(),
+            indexes: indexes.clone(),
+        })
+        .collect();
+    let mut task_statements = Vec::new();
+    for (logical, access) in &access {
+        let table = resource(logical);
+        if !access.actions.is_empty() {
+            task_statements.push(StatementVars {
+                sid: format!("{}Table", sid(&access.table)),
+                actions: access.actions.iter().cloned().collect(),
+                resources: vec![format!("!GetAtt {table}.Arn")],
+            });
+        }
+        if !access.queried_indexes.is_empty() {
+            task_statements.push(StatementVars {
+                sid: format!("{}Indexes", sid(&access.table)),
+                actions: vec!["dynamodb:Query".to_owned()],
+                resources: access
+                    .queried_indexes
+                    .iter()
+                    .map(|i| format!("!Sub \"${{{table}.Arn}}/index/{i}\""))
+                    .collect(),
+            });
+        }
+    }
+    let package = model
+        .services
+        .first()
+        .map(|s| s.full_name.rsplit_once('.').map_or("", |(p, _)| p))
+        .unwrap_or("");
+    let vars = DeployVars {
+        marker: super::MARKER,
+        sources,
+        name,
+        port: deploy.port,
+        user: USER,
+        health_check: &deploy.health_check,
+        probe: probe_command(name, deploy.port),
+        deploy,
+        log_group: log_group(name),
+        shutdown_timeout: deploy.stop_timeout.saturating_sub(5),
+        tables,
+        task_statements,
+        path_patterns: model
+            .services
+            .iter()
+            .map(|s| format!("/{}/*", s.full_name))
+            .collect(),
+        namespace: deploy
+            .cloud_map
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("{name}.local")),
+        discovery_service: deploy
+            .cloud_map
+            .service
+            .clone()
+            .unwrap_or_else(|| package.rsplit('.').next().unwrap_or(name).replace('_', "-")),
+        dns_ttl: deploy.cloud_map.dns_ttl.unwrap_or(30),
+    };
+    let render = |template: &str| {
+        templates
+            .render(template, &vars)
+            .map(String::into_bytes)
+            .map_err(|e| format!("template {template}: {e}"))
+    };
+    Ok(vec![
+        ("Dockerfile", render("Dockerfile.hbs")?),
+        (".dockerignore", render("dockerignore.hbs")?),
+        (
+            "deploy/cloudformation.yaml",
+            render("cloudformation.yaml.hbs")?,
+        ),
+        (
+            "deploy/task-definition.json",
+            json(&task_definition(config, &access))?,
+        ),
+        (
+            "deploy/iam/task-role-policy.json",
+            json(&task_role_policy(&access))?,
+        ),
+        (
+            "deploy/iam/execution-role-policy.json",
+            json(&execution_role_policy(name))?,
+        ),
+        ("deploy/iam/trust-policy.json", json(&trust_policy())?),
+    ])
+}

@@ -1,0 +1,168 @@
+"""The deployment artifacts of generated-example/, checked by the validators the AWS community
+uses (cfn-lint, checkov, hadolint, parliament, botocore's RegisterTaskDefinition shape) and by
+assertions for what those tools do not check (gRPC target group, listener rule, Cloud Map,
+least-privilege IAM)."""
+
+import json
+import os
+import subprocess
+from pathlib import Path
+
+import pytest
+import yaml
+
+ROOT = Path(__file__).resolve().parents[2]
+PROJECT = ROOT / "generated-example"
+DEPLOY = PROJECT / "deploy"
+VENV = ROOT / ".venv" / "bin"
+CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
+# What deployment substitutes for the placeholders of the JSON artifacts.
+SUBSTITUTIONS = {"${AWS_REGION}": "eu-central-1", "${AWS_ACCOUNT_ID}": "123456789012",
+                 "${IMAGE}": "123456789012.dkr.ecr.eu-central-1.amazonaws.com/task-svc:abc123"}
+
+
+def substituted(path):
+    text = path.read_text()
+    for placeholder, value in SUBSTITUTIONS.items():
+        text = text.replace(placeholder, value)
+    return text
+
+
+class CfnLoader(yaml.SafeLoader):
+    """Reads CloudFormation's short-form tags as plain tagged values."""
+
+
+for tag in ["!Ref", "!GetAtt", "!Sub"]:
+    CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: {tag: loader.construct_scalar(node)})
+
+
+@pytest.fixture(scope="module")
+def template():
+    return yaml.load((DEPLOY / "cloudformation.yaml").read_text(), Loader=CfnLoader)["Resources"]
+
+
+def run(*command, **kwargs):
+    return subprocess.run([str(c) for c in command], capture_output=True, text=True, timeout=300, **kwargs)
+
+
+# Every golden project's artifacts pass the validators, not only the example's.
+PROJECTS = [PROJECT, ROOT / "codegen" / "tests" / "golden" / "projects"]
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+def test_cfn_lint_finds_nothing(project):
+    result = run(VENV / "cfn-lint", project / "deploy" / "cloudformation.yaml")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+def test_checkov_passes_template_and_dockerfile():
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
+    result = run(CHECKOV, "--quiet", "--compact", "-f", DEPLOY / "cloudformation.yaml", "-f", PROJECT / "Dockerfile", env=env)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "Failed checks: 0" in result.stdout
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+def test_hadolint_is_clean(project):
+    result = run(VENV / "hadolint", "--no-color", project / "Dockerfile")
+    assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+@pytest.mark.parametrize("policy", ["task-role-policy.json", "execution-role-policy.json"])
+def test_parliament_is_clean(project, policy):
+    # The trust policy is a resource policy (no Resource element), which parliament does not
+    # lint; test_execution_role_is_scoped_to_this_image_and_log_group checks it.
+    result = run(VENV / "parliament", input=substituted(project / "deploy" / "iam" / policy))
+    assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+
+
+def test_task_definition_is_valid_register_task_definition_input():
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    ecs = botocore.session.get_session().get_service_model("ecs")
+    shape = ecs.operation_model("RegisterTaskDefinition").input_shape
+    definition = json.loads(substituted(DEPLOY / "task-definition.json"))
+    validate_parameters(definition, shape)  # raises ParamValidationError listing every problem
+
+    assert (definition["family"], definition["cpu"], definition["memory"]) == ("task-svc", "512", "1024")
+    assert definition["networkMode"] == "awsvpc" and definition["requiresCompatibilities"] == ["FARGATE"]
+    container = definition["containerDefinitions"][0]
+    assert container["portMappings"][0]["containerPort"] == 50051
+    assert container["portMappings"][0]["protocol"] == "tcp"
+    assert container["healthCheck"] == {
+        "command": ["CMD", "/task-svc", "health-probe", "-addr=127.0.0.1:50051"],
+        "interval": 15, "timeout": 5, "retries": 3, "startPeriod": 30,
+    }
+    assert container["user"] != "0" and not container["user"].startswith("root")
+    assert container["readonlyRootFilesystem"] is True
+    assert container["logConfiguration"]["logDriver"] == "awslogs"
+    env = {e["name"]: e["value"] for e in container["environment"]}
+    assert env["TABLE_NAME"] == "tasks" and env["AWS_REGION"] == "eu-central-1"
+    assert definition["taskRoleArn"].endswith(":role/task-svc-task")
+    assert definition["executionRoleArn"].endswith(":role/task-svc-execution")
+
+
+def test_task_role_allows_exactly_what_the_rpcs_do():
+    policy = json.loads((DEPLOY / "iam" / "task-role-policy.json").read_text())
+    grants = {(action, resource) for s in policy["Statement"] for action in s["Action"] for resource in s["Resource"]}
+    table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks"
+    assert grants == {
+        ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
+        ("dynamodb:Query", table), ("dynamodb:Query", f"{table}/index/gsi1"),
+    }
+
+
+def test_execution_role_is_scoped_to_this_image_and_log_group():
+    policy = json.loads((DEPLOY / "iam" / "execution-role-policy.json").read_text())
+    wildcard = [s for s in policy["Statement"] if "*" in s["Resource"]]
+    assert [s["Action"] for s in wildcard] == [["ecr:GetAuthorizationToken"]]
+    resources = {r for s in policy["Statement"] for r in s["Resource"]}
+    assert "arn:aws:ecr:${AWS_REGION}:${AWS_ACCOUNT_ID}:repository/task-svc" in resources
+    assert "arn:aws:logs:${AWS_REGION}:${AWS_ACCOUNT_ID}:log-group:/ecs/task-svc:*" in resources
+    trust = json.loads((DEPLOY / "iam" / "trust-policy.json").read_text())
+    assert trust["Statement"] == [{"Sid": "EcsTasks", "Effect": "Allow",
+                                   "Principal": {"Service": "ecs-tasks.amazonaws.com"},
+                                   "Action": ["sts:AssumeRole"]}]
+
+
+def test_target_group_speaks_grpc_and_checks_health_by_status_code(template):
+    tg = template["TargetGroup"]["Properties"]
+    assert tg["ProtocolVersion"] == "GRPC" and tg["TargetType"] == "ip"
+    assert tg["HealthCheckPath"] == "/grpc.health.v1.Health/Check"
+    assert tg["Matcher"] == {"GrpcCode": "0"}
+    assert tg["Port"] == 50051
+
+
+def test_listener_rule_routes_the_service_on_the_https_listener(template):
+    rule = template["ListenerRule"]["Properties"]
+    assert rule["ListenerArn"] == {"!Ref": "HttpsListenerArn"}
+    assert rule["Conditions"][0]["PathPatternConfig"]["Values"] == ["/tasks.TaskService/*"]
+    assert rule["Actions"][0]["TargetGroupArn"] == {"!Ref": "TargetGroup"}
+
+
+def test_cloud_map_registers_a_records(template):
+    assert template["Namespace"]["Type"] == "AWS::ServiceDiscovery::PrivateDnsNamespace"
+    assert template["Namespace"]["Properties"]["Name"] == "task-svc.local"
+    discovery = template["DiscoveryService"]["Properties"]
+    assert discovery["Name"] == "tasks"
+    assert discovery["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 30}]
+
+
+def test_service_is_private_registered_and_rolls_back(template):
+    service = template["Service"]["Properties"]
+    assert service["DesiredCount"] == 2
+    assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
+    assert service["ServiceRegistries"] == [{"RegistryArn": {"!GetAtt": "DiscoveryService.Arn"}}]
+    assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}
+    ingress = template["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [rule["SourceSecurityGroupId"] for rule in ingress] == [{"!Ref": "LoadBalancerSecurityGroupId"}]
+
+
+def test_table_matches_the_model(template):
+    table = template["TableTasks"]["Properties"]
+    assert table["TableName"] == "tasks"
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+    assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
+    assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
