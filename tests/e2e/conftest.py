@@ -94,11 +94,9 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
-@pytest.fixture(params=["local", "dynamodb"])
-def backend(request):
-    """Environment selecting the store; for DynamoDB, a reset server with the service's table."""
-    if request.param == "local":
-        return {}
+def dynamodb_env():
+    """Service environment for DynamoDB on the reset moto server, with the table created by
+    `svcgen table create`."""
     endpoint = os.environ.get("SVCGEN_DYNAMODB_ENDPOINT")
     if not endpoint:
         pytest.fail("SVCGEN_DYNAMODB_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
@@ -119,6 +117,12 @@ def backend(request):
     assert created.returncode == 0, created.stderr
     assert "created table tasks" in created.stdout
     return env
+
+
+@pytest.fixture(params=["local", "dynamodb"])
+def backend(request):
+    """Environment selecting the store: the embedded one, or DynamoDB on moto."""
+    return {} if request.param == "local" else dynamodb_env()
 
 
 @pytest.fixture

@@ -17,7 +17,8 @@ def probe(*flags):
     return subprocess.run([str(BINARY), "health-probe", *flags], capture_output=True, text=True, timeout=30)
 
 
-def test_exit_codes_while_serving(service):
+def test_exit_codes_while_serving(tmp_path):
+    service = Service(tmp_path / "data", {}).start()
     port = service.address.rsplit(":", 1)[1]
     assert probe(f"-addr=:{port}").returncode == 0
     assert probe(f"-addr={service.address}", "-service=tasks.TaskService").returncode == 0
@@ -25,6 +26,7 @@ def test_exit_codes_while_serving(service):
     assert unknown.returncode == 3, unknown.stderr
     assert probe().returncode == 1
     assert probe(f"-addr={service.address}", "-rpc-timeout=soon").returncode == 1
+    assert service.stop() == 0
 
 
 def test_unreachable_service_is_exit_2(tmp_path):
