@@ -3,9 +3,10 @@
 # example's drift check, the store conformance suite on the embedded store and on DynamoDB
 # (moto's server, started here on 127.0.0.1 and stopped at exit), and the end-to-end tests
 # against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends,
-# and the deployment artifacts against cfn-lint, checkov, hadolint, parliament and botocore.
-# Tools come from a project-local venv (.venv, pinned versions). Takes ~10 min on a clean
-# 2-core machine (mostly compiling), ~1 min when warm.
+# the deployment artifacts against cfn-lint, checkov, hadolint, parliament, botocore and moto's
+# AWS APIs, and the container image (buildah + podman, installed from Debian if missing).
+# Python tools come from project-local venvs (pinned versions). Takes ~20 min on a clean 2-core
+# machine (mostly compiling), ~2 min when warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
@@ -19,8 +20,12 @@ cargo build --workspace
 echo "== generated example is up to date"
 target/debug/svcgen generate --check generated-example
 
-echo "== python environment"
+echo "== python environment and system packages"
 scripts/python-env.sh
+scripts/system-deps.sh
+
+echo "== static (musl) release binary for the container test"
+cargo build --release -p task-svc --target x86_64-unknown-linux-musl
 
 echo "== DynamoDB-API server (moto)"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -233,10 +233,12 @@ pub fn init_tracing() {
     };
 }
 
-/// Runs the service until SIGTERM or SIGINT, then drains (or, with the first argument
-/// `health-probe`, probes a running service: see [`crate::probe`]): health turns NOT_SERVING, no new
-/// connections are accepted, in-flight calls finish (bounded by the shutdown timeout).
-/// Exit code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
+/// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
+/// connections are accepted, in-flight calls finish (bounded by the shutdown timeout). Exit
+/// code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
+///
+/// With the first argument `health-probe`, probes a running service instead (see
+/// [`crate::probe`]), so the binary is its own container health check.
 pub async fn run(
     definition: &ServiceDefinition,
     routes: impl FnOnce(&Stores) -> Routes,
