@@ -153,6 +153,23 @@ fn default_root() -> PathBuf {
     PathBuf::from("proto")
 }
 
+/// The environment variable naming the physical table of logical table `logical` when a
+/// service has several: `TABLE_NAME_<LOGICAL>`, upper case, other characters as `_` (the
+/// generated service reads the same name).
+pub fn table_variable(logical: &str) -> String {
+    let suffix: String = logical
+        .chars()
+        .map(|c| {
+            if c.is_ascii_alphanumeric() {
+                c.to_ascii_uppercase()
+            } else {
+                '_'
+            }
+        })
+        .collect();
+    format!("TABLE_NAME_{suffix}")
+}
+
 /// File name of the project configuration.
 pub const FILE_NAME: &str = "svcgen.toml";
 

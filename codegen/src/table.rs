@@ -24,17 +24,7 @@ pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<Tab
         .tables
         .iter()
         .map(|(logical, indexes)| {
-            let suffix: String = logical
-                .chars()
-                .map(|c| {
-                    if c.is_ascii_alphanumeric() {
-                        c.to_ascii_uppercase()
-                    } else {
-                        '_'
-                    }
-                })
-                .collect();
-            let physical = env(&format!("TABLE_NAME_{suffix}"))
+            let physical = env(&crate::config::table_variable(logical))
                 .or_else(|| if single { env("TABLE_NAME") } else { None })
                 .or_else(|| project.config.tables.get(logical).cloned())
                 .unwrap_or_else(|| logical.clone());

@@ -85,6 +85,31 @@ fn allow(sid: impl Into<String>, actions: &[&str], resources: Vec<String>) -> St
     }
 }
 
+/// `(environment variable, physical table)` for every logical table: `TABLE_NAME` for a single
+/// table, `TABLE_NAME_<LOGICAL>` each otherwise — what the generated service reads.
+fn table_names(config: &Config, model: &Model) -> Vec<(String, String)> {
+    let single = model.tables.len() == 1;
+    model
+        .tables
+        .keys()
+        .map(|logical| {
+            let variable = if single {
+                "TABLE_NAME".to_owned()
+            } else {
+                crate::config::table_variable(logical)
+            };
+            (
+                variable,
+                config
+                    .tables
+                    .get(logical)
+                    .cloned()
+                    .unwrap_or_else(|| logical.clone()),
+            )
+        })
+        .collect()
+}
+
 /// Placeholders in the JSON artifacts, substituted at deploy time (e.g. with `envsubst`).
 const REGION: &str = "${AWS_REGION}";
 const ACCOUNT: &str = "${AWS_ACCOUNT_ID}";
@@ -265,10 +290,7 @@ pub(super) fn probe_command(name: &str, port: u16) -> Vec<String> {
     ]
 }
 
-pub(super) fn task_definition(
-    config: &Config,
-    access: &BTreeMap<String, TableAccess>,
-) -> TaskDefinition {
+pub(super) fn task_definition(config: &Config, model: &Model) -> TaskDefinition {
     let name = &config.service.name;
     let deploy = &config.deploy;
     let mut environment = vec![
@@ -289,16 +311,10 @@ pub(super) fn task_definition(
             value: "info".into(),
         },
     ];
-    let single = access.len() == 1;
-    for (logical, access) in access {
-        let variable = if single {
-            "TABLE_NAME".to_owned()
-        } else {
-            format!("TABLE_NAME_{}", logical.to_uppercase())
-        };
+    for (variable, table) in table_names(config, model) {
         environment.push(NameValue {
             name: variable,
-            value: access.table.clone(),
+            value: table,
         });
     }
     let mut command = vec!["CMD".to_owned()];
@@ -402,22 +418,14 @@ pub(super) fn render(
     let deploy = &config.deploy;
     let access = table_access(config, model);
     let resource = |logical: &str| format!("Table{}", sid(logical));
-    let single = model.tables.len() == 1;
     let tables = model
         .tables
         .iter()
-        .map(|(logical, indexes)| TableVars {
+        .zip(table_names(config, model))
+        .map(|((logical, indexes), (variable, table))| TableVars {
             resource: resource(logical),
-            table: config
-                .tables
-                .get(logical)
-                .cloned()
-                .unwrap_or_else(|| logical.clone()),
-            variable: if single {
-                "TABLE_NAME".to_owned()
-            } else {
-                format!("TABLE_NAME_{}", logical.to_uppercase())
-            },
+            table,
+            variable,
             attributes: ["pk".to_owned(), "sk".to_owned()]
                 .into_iter()
                 .chain(
@@ -501,7 +509,7 @@ pub(super) fn render(
         ),
         (
             "deploy/task-definition.json",
-            json(&task_definition(config, &access))?,
+            json(&task_definition(config, model))?,
         ),
         (
             "deploy/iam/task-role-policy.json",
