@@ -9,7 +9,7 @@ use crate::prost_field::{self, Kind, ProstField, Shape};
 pub(crate) fn expand(input: TokenStream) -> TokenStream {
     let result = syn::parse2::<DeriveInput>(input).and_then(|input| match &input.data {
         Data::Struct(_) => struct_impl(&input),
-        Data::Enum(_) => oneof_impl(&input),
+        Data::Enum(data) => oneof_impl(&input.ident, data),
         Data::Union(_) => Err(syn::Error::new_spanned(
             &input.ident,
             "#[derive(Attributes)] expects a prost message struct or oneof enum",
@@ -182,10 +182,7 @@ fn read_field(field: &MessageField) -> TokenStream {
     quote!(#rt::take(item, #name, #default, #decode)?)
 }
 
-fn oneof_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
-    let Data::Enum(data) = &input.data else {
-        unreachable!("checked by the caller")
-    };
+fn oneof_impl(ident: &syn::Ident, data: &syn::DataEnum) -> syn::Result<TokenStream> {
     let rt = quote!(::svcgen_runtime::codegen);
     let mut writes = Vec::new();
     let mut reads = Vec::new();
@@ -233,7 +230,6 @@ fn oneof_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
     if !errors.is_empty() {
         return Err(combine(errors));
     }
-    let ident = &input.ident;
     Ok(quote! {
         impl #rt::OneofAttributes for #ident {
             const FIELDS: &'static [&'static str] = &[#(#names),*];

@@ -196,7 +196,8 @@ impl Generator<'_> {
     ) -> Result<TokenStream, Vec<syn::Error>> {
         let rt = quote!(::svcgen_runtime::codegen);
         let (Some(table), Some(pk), Some(sk)) = (&attr.table, &attr.pk, &attr.sk) else {
-            unreachable!("required options were checked while parsing")
+            // parse_entity_attr reported the missing option already.
+            return Err(self.errors);
         };
         let (pk_expr, _, mut key_fields) = self.key_expr(pk);
         let (sk_expr, sk_prefix, sk_fields) = self.key_expr(sk);
