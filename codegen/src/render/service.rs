@@ -131,10 +131,14 @@ fn handler_method(method: &Method) -> TokenStream {
     }
 }
 
-fn required(field: &str) -> TokenStream {
+/// `let <field> = request.<field>.ok_or_else(..)?;` for a required message field.
+fn required(field: &str) -> (syn::Ident, TokenStream) {
     let message = format!("`{field}` is required");
     let ident = field_ident(field);
-    quote!(request.#ident.ok_or_else(|| Status::invalid_argument(#message))?)
+    let binding = quote! {
+        let #ident = request.#ident.ok_or_else(|| Status::invalid_argument(#message))?;
+    };
+    (ident, binding)
 }
 
 fn rpc(model: &Model, method: &Method) -> TokenStream {
@@ -152,8 +156,12 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
         }
         Operation::Create { entity, field } => {
             let repo = repo_field(model, *entity);
-            let value = required(field);
-            quote!(Ok(Response::new(self.repositories.#repo.create(#value).await?)))
+            let (value, binding) = required(field);
+            quote! {
+                #binding
+                let created = self.repositories.#repo.create(#value).await?;
+                Ok(Response::new(created))
+            }
         }
         Operation::Get { entity } => {
             let repo = repo_field(model, *entity);
@@ -161,7 +169,10 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
                 let f = field_ident(f);
                 quote!(request.#f)
             });
-            quote!(Ok(Response::new(self.repositories.#repo.get(#(#args),*).await?)))
+            quote! {
+                let found = self.repositories.#repo.get(#(#args),*).await?;
+                Ok(Response::new(found))
+            }
         }
         Operation::Update {
             entity,
@@ -169,11 +180,13 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
             mask_field,
         } => {
             let repo = repo_field(model, *entity);
-            let value = required(field);
+            let (value, binding) = required(field);
             let mask = field_ident(mask_field);
             quote! {
+                #binding
                 let mask = request.#mask.map(|mask| mask.paths).unwrap_or_default();
-                Ok(Response::new(self.repositories.#repo.update(&#value, &mask).await?))
+                let updated = self.repositories.#repo.update(&#value, &mask).await?;
+                Ok(Response::new(updated))
             }
         }
         Operation::Delete {
@@ -201,7 +214,10 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
                 });
             }
             if *returns_entity {
-                quote!(Ok(Response::new(self.repositories.#repo.delete(#(#args),*).await?)))
+                quote! {
+                    let deleted = self.repositories.#repo.delete(#(#args),*).await?;
+                    Ok(Response::new(deleted))
+                }
             } else {
                 quote! {
                     self.repositories.#repo.delete(#(#args),*).await?;

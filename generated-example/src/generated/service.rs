@@ -78,21 +78,11 @@ for TaskServiceImpl<H> {
     ) -> Result<Response<super::tasks::Task>, Status> {
         let request = request.into_inner();
         self.handler.check_create_task(&request)?;
-        Ok(
-            Response::new(
-                self
-                    .repositories
-                    .task
-                    .create(
-                        request
-                            .task
-                            .ok_or_else(|| Status::invalid_argument(
-                                "`task` is required",
-                            ))?,
-                    )
-                    .await?,
-            ),
-        )
+        let task = request
+            .task
+            .ok_or_else(|| Status::invalid_argument("`task` is required"))?;
+        let created = self.repositories.task.create(task).await?;
+        Ok(Response::new(created))
     }
 
     async fn get_task(
@@ -101,11 +91,8 @@ for TaskServiceImpl<H> {
     ) -> Result<Response<super::tasks::Task>, Status> {
         let request = request.into_inner();
         self.handler.check_get_task(&request)?;
-        Ok(
-            Response::new(
-                self.repositories.task.get(request.project_id, request.id).await?,
-            ),
-        )
+        let found = self.repositories.task.get(request.project_id, request.id).await?;
+        Ok(Response::new(found))
     }
 
     async fn update_task(
@@ -114,23 +101,12 @@ for TaskServiceImpl<H> {
     ) -> Result<Response<super::tasks::Task>, Status> {
         let request = request.into_inner();
         self.handler.check_update_task(&request)?;
+        let task = request
+            .task
+            .ok_or_else(|| Status::invalid_argument("`task` is required"))?;
         let mask = request.update_mask.map(|mask| mask.paths).unwrap_or_default();
-        Ok(
-            Response::new(
-                self
-                    .repositories
-                    .task
-                    .update(
-                        &request
-                            .task
-                            .ok_or_else(|| Status::invalid_argument(
-                                "`task` is required",
-                            ))?,
-                        &mask,
-                    )
-                    .await?,
-            ),
-        )
+        let updated = self.repositories.task.update(&task, &mask).await?;
+        Ok(Response::new(updated))
     }
 
     async fn list_tasks(

@@ -108,21 +108,11 @@ for ProjectServiceImpl<H> {
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
         let request = request.into_inner();
         self.handler.check_create_project(&request)?;
-        Ok(
-            Response::new(
-                self
-                    .repositories
-                    .project
-                    .create(
-                        request
-                            .project
-                            .ok_or_else(|| Status::invalid_argument(
-                                "`project` is required",
-                            ))?,
-                    )
-                    .await?,
-            ),
-        )
+        let project = request
+            .project
+            .ok_or_else(|| Status::invalid_argument("`project` is required"))?;
+        let created = self.repositories.project.create(project).await?;
+        Ok(Response::new(created))
     }
 
     async fn get_project(
@@ -131,11 +121,8 @@ for ProjectServiceImpl<H> {
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
         let request = request.into_inner();
         self.handler.check_get_project(&request)?;
-        Ok(
-            Response::new(
-                self.repositories.project.get(request.org_id, request.id).await?,
-            ),
-        )
+        let found = self.repositories.project.get(request.org_id, request.id).await?;
+        Ok(Response::new(found))
     }
 
     async fn delete_project(
@@ -177,21 +164,11 @@ for ProjectServiceImpl<H> {
     ) -> Result<Response<super::acme::projects::v1::Member>, Status> {
         let request = request.into_inner();
         self.handler.check_add_member(&request)?;
-        Ok(
-            Response::new(
-                self
-                    .repositories
-                    .member
-                    .create(
-                        request
-                            .member
-                            .ok_or_else(|| Status::invalid_argument(
-                                "`member` is required",
-                            ))?,
-                    )
-                    .await?,
-            ),
-        )
+        let member = request
+            .member
+            .ok_or_else(|| Status::invalid_argument("`member` is required"))?;
+        let created = self.repositories.member.create(member).await?;
+        Ok(Response::new(created))
     }
 
     async fn list_members(
