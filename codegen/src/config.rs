@@ -19,6 +19,17 @@ pub struct Config {
     /// `[deploy]`: ECS Fargate settings.
     #[serde(default)]
     pub deploy: DeployConfig,
+    /// `[generate]`: how `svcgen generate` renders.
+    #[serde(default)]
+    pub generate: GenerateConfig,
+}
+
+/// `[generate]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct GenerateConfig {
+    /// Directory of template overrides, relative to the project (`--templates` replaces it).
+    pub templates: Option<PathBuf>,
 }
 
 /// `[deploy]`: how the service runs on ECS Fargate. Every value has a default tuned for a
@@ -170,6 +181,15 @@ pub fn table_variable(logical: &str) -> String {
     format!("TABLE_NAME_{suffix}")
 }
 
+/// Lower-case letters, digits and '-', starting with a letter: valid as a crate, binary, ECS
+/// family and DNS name.
+pub fn valid_service_name(name: &str) -> bool {
+    name.starts_with(|c: char| c.is_ascii_lowercase())
+        && name
+            .chars()
+            .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
+}
+
 /// File name of the project configuration.
 pub const FILE_NAME: &str = "svcgen.toml";
 
@@ -177,17 +197,7 @@ impl Config {
     /// Parses `svcgen.toml` text; errors carry the TOML location.
     pub fn parse(text: &str) -> Result<Self, String> {
         let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
-        let valid_name = !config.service.name.is_empty()
-            && config
-                .service
-                .name
-                .chars()
-                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
-            && config
-                .service
-                .name
-                .starts_with(|c: char| c.is_ascii_lowercase());
-        if !valid_name {
+        if !valid_service_name(&config.service.name) {
             return Err(format!(
                 "service.name = {:?} must be lower-case letters, digits and '-', starting with a letter (it names the crate, binary and ECS family)",
                 config.service.name

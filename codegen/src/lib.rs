@@ -9,10 +9,12 @@ pub mod config;
 pub mod diagnostic;
 pub mod keys;
 pub mod model;
+pub mod new;
 pub mod output;
 pub mod render;
 #[cfg(feature = "aws")]
 pub mod table;
+pub mod templates;
 
 use std::path::Path;
 
@@ -36,6 +38,10 @@ pub enum GenerateError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Model(#[from] diagnostic::Diagnostics),
+    /// A template (usually an override) cannot be loaded or rendered.
+    #[error(transparent)]
+    #[diagnostic(transparent)]
+    Template(#[from] templates::TemplateError),
     /// A bug: the generator produced something it cannot format.
     #[error("internal generator error: {0}")]
     Render(String),
@@ -75,9 +81,21 @@ pub fn load(dir: &Path) -> Result<Project, GenerateError> {
     })
 }
 
-/// Compiles, validates and renders the project in `dir`.
-pub fn generate(dir: &Path) -> Result<render::Output, GenerateError> {
+/// Compiles, validates and renders the project in `dir`. Templates come from
+/// `templates_dir` when given, else from `[generate] templates` in `svcgen.toml`, else the
+/// embedded ones.
+pub fn generate(dir: &Path, templates_dir: Option<&Path>) -> Result<render::Output, GenerateError> {
     let project = load(dir)?;
-    render::render(&project.config, &project.compiled, &project.model)
-        .map_err(GenerateError::Render)
+    let configured = project
+        .config
+        .generate
+        .templates
+        .as_ref()
+        .map(|t| dir.join(t));
+    let templates = templates::Templates::load(templates_dir.or(configured.as_deref()))?;
+    let options = render::Options {
+        templates: &templates,
+        runtime: render::RUNTIME_VERSION,
+    };
+    render::render(&project.config, &project.compiled, &project.model, &options)
 }

@@ -1,6 +1,6 @@
 //! The `svcgen` command line.
 
-use std::path::PathBuf;
+use std::path::{Path, PathBuf};
 use std::process::ExitCode;
 
 use clap::{Parser, Subcommand};
@@ -15,6 +15,27 @@ struct Cli {
 
 #[derive(Subcommand)]
 enum Command {
+    /// Creates a new service project that builds and runs as it is.
+    ///
+    /// Writes svcgen.toml, a commented proto with an example entity and RPCs, Cargo.toml,
+    /// src/main.rs, src/handler.rs, a README and every generated file. Refuses a directory that
+    /// exists and is not empty.
+    ///
+    /// Example: svcgen new order-svc && cd order-svc && cargo run
+    New {
+        /// Service name: lower-case letters, digits and '-' (names the crate, binary and ECS family).
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace embedded templates with the files of the same name in DIR.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Depend on svcgen-runtime from this checkout directory (default: the checkout svcgen was
+        /// built from, when it still exists; otherwise the crates.io version).
+        #[arg(long, value_name = "DIR")]
+        runtime_path: Option<PathBuf>,
+    },
     /// Regenerates every generated file of a project; hand-written files are never touched.
     ///
     /// Example: svcgen generate generated-example
@@ -22,15 +43,42 @@ enum Command {
         /// Writes nothing; exits 1 and lists the files that are missing, stale or extra.
         #[arg(long)]
         check: bool,
+        /// Replace embedded templates with the files of the same name in DIR (default: svcgen.toml
+        /// [generate] templates).
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
+    },
+    /// The embedded templates.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
     },
     /// DynamoDB tables of a project.
     #[cfg(feature = "aws")]
     Table {
         #[command(subcommand)]
         command: TableCommand,
+    },
+    /// Prints a shell completion script.
+    ///
+    /// Example: svcgen completions bash > ~/.local/share/bash-completion/completions/svcgen
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Writes every embedded template into DIR, to start overrides from.
+    ///
+    /// Example: svcgen templates export svcgen-templates
+    Export {
+        /// Target directory; existing template files are not overwritten.
+        dir: PathBuf,
     },
 }
 
@@ -53,7 +101,34 @@ enum TableCommand {
 fn main() -> ExitCode {
     let cli = Cli::parse();
     match cli.command {
-        Command::Generate { check, dir } => generate(&dir, check),
+        Command::New {
+            name,
+            dir,
+            templates,
+            runtime_path,
+        } => new(&name, dir, templates, runtime_path),
+        Command::Generate {
+            check,
+            templates,
+            dir,
+        } => generate(&dir, templates.as_deref(), check),
+        Command::Templates {
+            command: TemplatesCommand::Export { dir },
+        } => match svcgen::templates::export(&dir) {
+            Ok(paths) => {
+                eprintln!("wrote {} templates to {}", paths.len(), dir.display());
+                ExitCode::SUCCESS
+            }
+            Err(error) => {
+                report(error);
+                ExitCode::from(2)
+            }
+        },
+        Command::Completions { shell } => {
+            let mut command = <Cli as clap::CommandFactory>::command();
+            clap_complete::generate(shell, &mut command, "svcgen", &mut std::io::stdout());
+            ExitCode::SUCCESS
+        }
         #[cfg(feature = "aws")]
         Command::Table {
             command: TableCommand::Create { dir },
@@ -62,7 +137,7 @@ fn main() -> ExitCode {
 }
 
 #[cfg(feature = "aws")]
-fn create_tables(dir: &std::path::Path) -> ExitCode {
+fn create_tables(dir: &Path) -> ExitCode {
     let project = match svcgen::load(dir) {
         Ok(project) => project,
         Err(error) => {
@@ -107,8 +182,58 @@ fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {
     eprintln!("{text}");
 }
 
-fn generate(dir: &std::path::Path, check: bool) -> ExitCode {
-    let output = match svcgen::generate(dir) {
+fn new(
+    name: &str,
+    dir: Option<PathBuf>,
+    templates: Option<PathBuf>,
+    runtime_path: Option<PathBuf>,
+) -> ExitCode {
+    let dir = dir.unwrap_or_else(|| PathBuf::from(name));
+    // By default a project depends on the checkout svcgen was built from, while it exists:
+    // svcgen-runtime is not published yet.
+    let runtime_path = runtime_path.or_else(|| {
+        std::fs::canonicalize(Path::new(env!("CARGO_MANIFEST_DIR")).join("../runtime"))
+            .ok()
+            .filter(|checkout| checkout.join("Cargo.toml").is_file())
+    });
+    let request = svcgen::new::NewProject {
+        name,
+        dir: &dir,
+        templates: templates.as_deref(),
+        runtime_path: runtime_path.as_deref(),
+    };
+    match svcgen::new::create(&request) {
+        Ok(files) => {
+            for file in &files {
+                eprintln!("wrote   {}", dir.join(file).display());
+            }
+            match &runtime_path {
+                Some(path) => eprintln!(
+                    "svcgen-runtime: path dependency on {} (replace it with a version once svcgen-runtime is published)",
+                    path.display()
+                ),
+                None => eprintln!("svcgen-runtime: version 0.1 from crates.io"),
+            }
+            if let Some(workspace) = svcgen::new::enclosing_workspace(&dir) {
+                eprintln!(
+                    "note: {} is inside the cargo workspace of {}; add it to that workspace's `members` (or `exclude`) before building",
+                    dir.display(),
+                    workspace.display()
+                );
+            }
+            eprintln!("next: cd {} && cargo run", dir.display());
+            ExitCode::SUCCESS
+        }
+        Err(error) => {
+            report(error);
+            eprintln!("error: nothing was written");
+            ExitCode::from(2)
+        }
+    }
+}
+
+fn generate(dir: &Path, templates: Option<&Path>, check: bool) -> ExitCode {
+    let output = match svcgen::generate(dir, templates) {
         Ok(output) => output,
         Err(svcgen::GenerateError::Model(diagnostics)) => {
             let count = diagnostics.problems.len();
@@ -151,6 +276,12 @@ fn generate(dir: &std::path::Path, check: bool) -> ExitCode {
                 report.removed.len(),
                 report.unchanged
             );
+            for path in svcgen::output::unused_stubs(dir, &output) {
+                eprintln!(
+                    "note: {} no longer serves an RPC (it was removed or has an operation now); delete it once its code is not needed",
+                    path.display()
+                );
+            }
             ExitCode::SUCCESS
         }
         Err(error) => {

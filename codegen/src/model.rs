@@ -232,20 +232,41 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
         .filter_map(|(m, o)| builder.entity(m, o))
         .collect();
     builder.check_entity_conflicts(&entity_messages, &entities);
-    let services = files
-        .iter()
-        .flat_map(|f| f.services())
-        .map(|service| Service {
+    let mut services = Vec::new();
+    // Hand-written RPCs share one namespace: src/rpc/<name>.rs and the `<Name>Rpc` trait.
+    let mut custom_names: BTreeMap<String, String> = BTreeMap::new();
+    for service in files.iter().flat_map(|f| f.services()) {
+        let mut methods = Vec::new();
+        for descriptor in service.methods() {
+            let method = builder.method(&descriptor, &entity_messages, &entities);
+            if matches!(method.operation, Operation::Custom)
+                && let Some(other) =
+                    custom_names.insert(method.rust_name.clone(), service.full_name().to_owned())
+            {
+                builder.problem(
+                        &Location::new(&descriptor.parent_file(), descriptor.path()),
+                        format!(
+                            "hand-written RPC `{}` of `{}` has the same name as one in `{other}`",
+                            method.name,
+                            service.full_name()
+                        ),
+                        "hand-written RPC name used twice",
+                        Some(format!(
+                            "each hand-written RPC gets its own file, src/rpc/{}.rs; rename one of them",
+                            method.rust_name
+                        )),
+                    );
+            }
+            methods.push(method);
+        }
+        services.push(Service {
             name: service.name().to_owned(),
             full_name: service.full_name().to_owned(),
             package_module: rust_module_path(service.package_name()),
-            methods: service
-                .methods()
-                .map(|method| builder.method(&method, &entity_messages, &entities))
-                .collect(),
+            methods,
             doc: comment(&service.parent_file(), service.path()),
-        })
-        .collect();
+        });
+    }
 
     let mut tables: BTreeMap<String, Vec<String>> = BTreeMap::new();
     for entity in &entities {

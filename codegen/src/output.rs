@@ -141,7 +141,22 @@ pub fn write(dir: &Path, output: &Output) -> Result<WriteReport, WriteError> {
 fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
     let parent = target.parent().unwrap_or(Path::new("."));
     std::fs::create_dir_all(parent).map_err(io(parent))?;
-    let mut temp = tempfile::NamedTempFile::new_in(parent).map_err(io(parent))?;
+    // A rewritten file keeps its mode; a new one gets the usual 0666 less the umask (the
+    // temp file's own default, 0600, would leak into the project).
+    let mut builder = tempfile::Builder::new();
+    match std::fs::metadata(target) {
+        Ok(metadata) => {
+            builder.permissions(metadata.permissions());
+        }
+        #[cfg(unix)]
+        Err(_) => {
+            use std::os::unix::fs::PermissionsExt as _;
+            builder.permissions(std::fs::Permissions::from_mode(0o666));
+        }
+        #[cfg(not(unix))]
+        Err(_) => {}
+    }
+    let mut temp = builder.tempfile_in(parent).map_err(io(parent))?;
     temp.write_all(bytes).map_err(io(target))?;
     temp.as_file().sync_all().map_err(io(target))?;
     temp.persist(target).map_err(|e| WriteError::Io {
@@ -149,4 +164,21 @@ fn write_atomically(target: &Path, bytes: &[u8]) -> Result<(), WriteError> {
         source: e.error,
     })?;
     Ok(())
+}
+
+/// Files under `src/rpc/` that no hand-written RPC uses any more; they are the user's, so svcgen
+/// only points them out.
+pub fn unused_stubs(dir: &Path, output: &Output) -> Vec<PathBuf> {
+    let Ok(entries) = std::fs::read_dir(dir.join("src/rpc")) else {
+        return Vec::new();
+    };
+    let mut unused: Vec<PathBuf> = entries
+        .filter_map(|e| e.ok())
+        .filter_map(|e| e.file_name().into_string().ok())
+        .filter(|name| name.ends_with(".rs"))
+        .map(|name| PathBuf::from("src/rpc").join(name))
+        .filter(|path| !output.contains_key(path))
+        .collect();
+    unused.sort();
+    unused
 }

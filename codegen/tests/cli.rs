@@ -344,6 +344,15 @@ fn streaming_rpc() {
     );
 }
 
+#[test]
+fn hand_written_rpcs_with_the_same_name() {
+    diagnose(
+        "custom_name_twice.proto",
+        "[proto/custom_name_twice.proto:9:3]",
+        "hand-written RPC `Ping` of `bad.Public` has the same name as one in `bad.Admin`",
+    );
+}
+
 /// `(action, resource)` pairs the generated task-role policy grants.
 fn task_role_grants(project: &Path) -> std::collections::BTreeSet<(String, String)> {
     let text =
@@ -411,4 +420,138 @@ fn iam_follows_the_operations() {
         "the index ARN goes"
     );
     assert!(after.is_subset(&before));
+}
+
+fn svcgen_args(args: &[&str]) -> Output {
+    Command::new(env!("CARGO_BIN_EXE_svcgen"))
+        .args(args)
+        .output()
+        .expect("svcgen runs")
+}
+
+#[test]
+fn exported_templates_render_the_same_project() {
+    let (temp, project) = example_copy();
+    let templates = temp.path().join("templates");
+    let exported = svcgen_args(&["templates", "export", &templates.to_string_lossy()]);
+    assert!(exported.status.success(), "{}", stderr(&exported));
+    assert!(templates.join("Dockerfile.hbs").is_file());
+    assert!(templates.join("new/service.proto.hbs").is_file());
+    let output = svcgen(
+        &[
+            "generate",
+            "--check",
+            "--templates",
+            &templates.to_string_lossy(),
+        ],
+        &project,
+    );
+    assert!(output.status.success(), "{}", stderr(&output));
+    // A second export refuses to overwrite.
+    let again = svcgen_args(&["templates", "export", &templates.to_string_lossy()]);
+    assert_eq!(again.status.code(), Some(2));
+    assert!(
+        stderr(&again).contains("already exists"),
+        "{}",
+        stderr(&again)
+    );
+}
+
+#[test]
+fn a_template_override_changes_the_output() {
+    let (temp, project) = example_copy();
+    let templates = temp.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("dockerignore.hbs"),
+        "# {{marker}} from {{sources}}. DO NOT EDIT.\n*\n!src\n!Cargo.*\n!vendor\n",
+    )
+    .expect("write");
+    let templates_arg = templates.to_string_lossy().into_owned();
+    let check = svcgen(
+        &["generate", "--check", "--templates", &templates_arg],
+        &project,
+    );
+    assert_eq!(check.status.code(), Some(1), "{}", stderr(&check));
+    assert!(
+        stderr(&check).contains(".dockerignore"),
+        "{}",
+        stderr(&check)
+    );
+    let generated = svcgen(&["generate", "--templates", &templates_arg], &project);
+    assert!(generated.status.success(), "{}", stderr(&generated));
+    let dockerignore = std::fs::read_to_string(project.join(".dockerignore")).expect("read");
+    assert!(dockerignore.ends_with("!vendor\n"), "{dockerignore}");
+    // The override configured in svcgen.toml is used without the flag.
+    let config = project.join("svcgen.toml");
+    let text = std::fs::read_to_string(&config).expect("read");
+    std::fs::write(
+        &config,
+        format!("{text}\n[generate]\ntemplates = {templates_arg:?}\n"),
+    )
+    .expect("write");
+    let check = svcgen(&["generate", "--check"], &project);
+    assert!(check.status.success(), "{}", stderr(&check));
+}
+
+#[test]
+fn a_template_with_an_unknown_variable_fails_with_its_name_and_line() {
+    let (temp, project) = example_copy();
+    let templates = temp.path().join("templates");
+    std::fs::create_dir_all(&templates).expect("mkdir");
+    std::fs::write(
+        templates.join("Dockerfile.hbs"),
+        "# {{marker}}\nFROM scratch\nEXPOSE {{prot}}\n",
+    )
+    .expect("write");
+    let before = snapshot(&project);
+    let output = svcgen(
+        &["generate", "--templates", &templates.to_string_lossy()],
+        &project,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    let message = stderr(&output);
+    assert!(message.contains("Dockerfile.hbs:3:"), "{message}");
+    assert!(message.contains("unknown variable `prot`"), "{message}");
+    assert_eq!(snapshot(&project), before, "nothing written");
+
+    // A file that names no template is refused rather than silently ignored.
+    std::fs::remove_file(templates.join("Dockerfile.hbs")).expect("rm");
+    std::fs::write(templates.join("Dockerfile.hsb"), "x").expect("write");
+    let output = svcgen(
+        &["generate", "--templates", &templates.to_string_lossy()],
+        &project,
+    );
+    assert_eq!(output.status.code(), Some(2));
+    assert!(
+        stderr(&output).contains("Dockerfile.hsb: not a svcgen template"),
+        "{}",
+        stderr(&output)
+    );
+}
+
+#[test]
+fn completions_and_examples_in_every_help() {
+    let bash = svcgen_args(&["completions", "bash"]);
+    assert!(bash.status.success());
+    let script = String::from_utf8_lossy(&bash.stdout);
+    assert!(script.contains("svcgen") && script.contains("generate"));
+    for command in [
+        &["new"][..],
+        &["generate"],
+        &["templates", "export"],
+        &["table", "create"],
+        &["completions"],
+    ] {
+        let mut args = command.to_vec();
+        args.push("--help");
+        let help = svcgen_args(&args);
+        assert!(help.status.success(), "{args:?}");
+        let text = String::from_utf8_lossy(&help.stdout);
+        let example = text.lines().find(|l| l.starts_with("Example: "));
+        assert!(
+            example.is_some_and(|l| l.contains("svcgen ")),
+            "{args:?} has no example:\n{text}"
+        );
+    }
 }

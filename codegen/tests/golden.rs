@@ -46,7 +46,8 @@ fn golden_projects_match_their_generated_output() {
     );
     let mut mismatches = Vec::new();
     for dir in golden_projects() {
-        let output = svcgen::generate(&dir).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
+        let output =
+            svcgen::generate(&dir, None).unwrap_or_else(|e| panic!("{}: {e:?}", dir.display()));
         if blessing {
             bless(&dir, &output);
             continue;
@@ -69,8 +70,8 @@ fn golden_projects_match_their_generated_output() {
 #[test]
 fn generation_is_deterministic() {
     for dir in golden_projects() {
-        let first = svcgen::generate(&dir).expect("generates");
-        let second = svcgen::generate(&dir).expect("generates");
+        let first = svcgen::generate(&dir, None).expect("generates");
+        let second = svcgen::generate(&dir, None).expect("generates");
         assert_eq!(first, second, "{}", dir.display());
     }
 }
@@ -78,7 +79,7 @@ fn generation_is_deterministic() {
 #[test]
 fn generated_rust_names_only_the_runtime_facade() {
     for dir in golden_projects() {
-        let output = svcgen::generate(&dir).expect("generates");
+        let output = svcgen::generate(&dir, None).expect("generates");
         for (path, file) in output
             .iter()
             .filter(|(p, _)| p.extension().is_some_and(|e| e == "rs"))

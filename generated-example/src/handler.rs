@@ -1,5 +1,6 @@
-//! Hand-written behaviour of task-svc: request checks (override the `check_*` methods of
-//! the handler traits) and the RPCs the proto marks custom. svcgen wrote this file once and
+//! Hand-written behaviour of task-svc: the service's state and its request
+//! checks (override the `check_*` methods of the handler traits). Each RPC the proto
+//! marks custom lives in its own file under `src/rpc/`. svcgen wrote this file once and
 //! never touches it again.
 
 use crate::generated;

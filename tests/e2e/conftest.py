@@ -53,7 +53,8 @@ def stubs():
 class Service:
     """One running task-svc process."""
 
-    def __init__(self, data_dir, backend_env, extra_env=None):
+    def __init__(self, data_dir, backend_env, extra_env=None, binary=BINARY):
+        self.binary = binary
         self.data_dir = data_dir
         self.backend_env = dict(backend_env, **(extra_env or {}))
         self.process = None
@@ -64,7 +65,7 @@ class Service:
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=str(self.data_dir), RUST_LOG="info")
         env.update(self.backend_env)
         self.process = subprocess.Popen(
-            [str(BINARY)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
+            [str(self.binary)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
         )
         deadline = time.monotonic() + STARTUP_TIMEOUT
         # The service logs one JSON line with its bound address once it accepts connections.

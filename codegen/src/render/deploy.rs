@@ -7,8 +7,10 @@ use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
 
+use crate::GenerateError;
 use crate::config::Config;
 use crate::model::{Model, Operation};
+use crate::templates::Templates;
 
 /// The DynamoDB permissions of one table.
 #[derive(Clone, Debug, Default, PartialEq, Eq, Serialize)]
@@ -364,9 +366,40 @@ pub(super) fn task_definition(config: &Config, model: &Model) -> TaskDefinition 
     }
 }
 
+/// The Cloud Map namespace: `[deploy.cloud_map] namespace`, by default `<service>.local`.
+pub(crate) fn namespace(config: &Config) -> String {
+    config
+        .deploy
+        .cloud_map
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("{}.local", config.service.name))
+}
+
+/// The Cloud Map service name: `[deploy.cloud_map] service`, by default the last segment of
+/// the proto package that is not a version (`acme.projects.v1` → `projects`).
+pub(crate) fn discovery_service(config: &Config, model: &Model) -> String {
+    if let Some(service) = &config.deploy.cloud_map.service {
+        return service.clone();
+    }
+    let is_version = |segment: &str| {
+        segment.strip_prefix('v').is_some_and(|rest| {
+            rest.starts_with(|c: char| c.is_ascii_digit())
+                && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    };
+    model
+        .services
+        .first()
+        .and_then(|s| s.full_name.rsplit_once('.'))
+        .and_then(|(package, _)| package.rsplit('.').find(|s| !is_version(s)))
+        .map_or_else(|| config.service.name.clone(), |s| s.replace('_', "-"))
+}
+
 /// Pretty JSON with a trailing newline.
-pub(super) fn json(value: &impl Serialize) -> Result<Vec<u8>, String> {
-    let mut bytes = serde_json::to_vec_pretty(value).map_err(|e| e.to_string())?;
+pub(super) fn json(value: &impl Serialize) -> Result<Vec<u8>, GenerateError> {
+    let mut bytes =
+        serde_json::to_vec_pretty(value).map_err(|e| GenerateError::Render(e.to_string()))?;
     bytes.push(b'\n');
     Ok(bytes)
 }
@@ -412,8 +445,8 @@ pub(super) fn render(
     config: &Config,
     model: &Model,
     sources: &str,
-    templates: &handlebars::Handlebars<'_>,
-) -> Result<Vec<(&'static str, Vec<u8>)>, String> {
+    templates: &Templates,
+) -> Result<Vec<(&'static str, Vec<u8>)>, GenerateError> {
     let name = &config.service.name;
     let deploy = &config.deploy;
     let access = table_access(config, model);
@@ -459,11 +492,6 @@ pub(super) fn render(
             });
         }
     }
-    let package = model
-        .services
-        .first()
-        .map(|s| s.full_name.rsplit_once('.').map_or("", |(p, _)| p))
-        .unwrap_or("");
     let vars = DeployVars {
         marker: super::MARKER,
         sources,
@@ -482,24 +510,11 @@ pub(super) fn render(
             .iter()
             .map(|s| format!("/{}/*", s.full_name))
             .collect(),
-        namespace: deploy
-            .cloud_map
-            .namespace
-            .clone()
-            .unwrap_or_else(|| format!("{name}.local")),
-        discovery_service: deploy
-            .cloud_map
-            .service
-            .clone()
-            .unwrap_or_else(|| package.rsplit('.').next().unwrap_or(name).replace('_', "-")),
+        namespace: namespace(config),
+        discovery_service: discovery_service(config, model),
         dns_ttl: deploy.cloud_map.dns_ttl.unwrap_or(30),
     };
-    let render = |template: &str| {
-        templates
-            .render(template, &vars)
-            .map(String::into_bytes)
-            .map_err(|e| format!("template {template}: {e}"))
-    };
+    let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
     Ok(vec![
         ("Dockerfile", render("Dockerfile.hbs")?),
         (".dockerignore", render("dockerignore.hbs")?),

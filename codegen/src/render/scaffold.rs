@@ -1,116 +1,76 @@
-//! The embedded handlebars templates, and the files svcgen writes once and then leaves to the
-//! user: `Cargo.toml`, `src/main.rs`, and `src/handler.rs` with a stub for every hand-written
-//! RPC.
+//! The files svcgen writes once and then leaves to the user: `Cargo.toml`, `src/main.rs`,
+//! `src/handler.rs`, and one `src/rpc/<rpc>.rs` stub per hand-written RPC, written when the RPC
+//! first appears.
 
 use std::path::PathBuf;
 
-use handlebars::Handlebars;
 use serde::Serialize;
 
-use super::service::handler_trait;
+use super::service::{handler_trait, rpc_file, rpc_trait};
 use crate::config::Config;
-use crate::model::{Model, Operation};
+use crate::model::{Method, Model, Operation};
+use crate::templates::{TemplateError, Templates};
 
-/// Templates compiled into svcgen: (name, text).
-pub(super) const TEMPLATES: &[(&str, &str)] = &[
-    (
-        "Cargo.toml.hbs",
-        include_str!("../../../templates/Cargo.toml.hbs"),
-    ),
-    (
-        "main.rs.hbs",
-        include_str!("../../../templates/main.rs.hbs"),
-    ),
-    (
-        "handler.rs.hbs",
-        include_str!("../../../templates/handler.rs.hbs"),
-    ),
-    (
-        "Dockerfile.hbs",
-        include_str!("../../../templates/Dockerfile.hbs"),
-    ),
-    (
-        "dockerignore.hbs",
-        include_str!("../../../templates/dockerignore.hbs"),
-    ),
-    (
-        "cloudformation.yaml.hbs",
-        include_str!("../../../templates/cloudformation.yaml.hbs"),
-    ),
-];
-
-/// Every embedded template, strict and unescaped.
-pub(super) fn templates() -> Result<Handlebars<'static>, String> {
-    let mut templates = Handlebars::new();
-    templates.set_strict_mode(true);
-    templates.register_escape_fn(handlebars::no_escape);
-    for (name, text) in TEMPLATES {
-        templates
-            .register_template_string(name, *text)
-            .map_err(|e| format!("template {name}: {e}"))?;
-    }
-    Ok(templates)
+#[derive(Serialize)]
+struct ProjectVars<'a> {
+    name: &'a str,
+    protos: &'a str,
+    /// The `svcgen-runtime` dependency's value in Cargo.toml.
+    runtime: &'a str,
+    /// `<Service>Handler` per service.
+    services: Vec<String>,
 }
 
 #[derive(Serialize)]
-struct ScaffoldVars<'a> {
-    name: &'a str,
-    protos: &'a str,
+struct RpcVars {
+    method: String,
+    rpc_trait: String,
+    rust_name: String,
+    input: String,
+    output: String,
+}
+
+/// The hand-written RPCs of `model`.
+pub(super) fn custom_methods(model: &Model) -> impl Iterator<Item = &Method> {
+    model
+        .services
+        .iter()
+        .flat_map(|s| &s.methods)
+        .filter(|m| matches!(m.operation, Operation::Custom))
 }
 
 pub(super) fn render(
     config: &Config,
     protos: &str,
     model: &Model,
-    templates: &Handlebars<'_>,
-) -> Result<Vec<(PathBuf, Vec<u8>)>, String> {
-    let vars = ScaffoldVars {
+    templates: &Templates,
+    runtime: &str,
+) -> Result<Vec<(PathBuf, Vec<u8>)>, TemplateError> {
+    let vars = ProjectVars {
         name: &config.service.name,
         protos,
+        runtime,
+        services: model
+            .services
+            .iter()
+            .map(|s| handler_trait(s).to_string())
+            .collect(),
     };
-    let render = |name: &str| {
-        templates
-            .render(name, &vars)
-            .map_err(|e| format!("template {name}: {e}"))
-    };
-    let handler = templates
-        .render("handler.rs.hbs", &handler_vars(config, model))
-        .map_err(|e| format!("template handler.rs.hbs: {e}"))?;
-    Ok(vec![
+    let mut files = vec![
         (
-            PathBuf::from("Cargo.toml"),
-            render("Cargo.toml.hbs")?.into_bytes(),
+            "Cargo.toml".to_owned(),
+            templates.render("Cargo.toml.hbs", &vars)?,
         ),
         (
-            PathBuf::from("src/main.rs"),
-            render("main.rs.hbs")?.into_bytes(),
+            "src/main.rs".to_owned(),
+            templates.render("main.rs.hbs", &vars)?,
         ),
-        (PathBuf::from("src/handler.rs"), handler.into_bytes()),
-    ])
-}
-
-#[derive(Serialize)]
-struct HandlerVars {
-    name: String,
-    has_custom: bool,
-    services: Vec<ServiceVars>,
-}
-
-#[derive(Serialize)]
-struct ServiceVars {
-    handler_trait: String,
-    methods: Vec<MethodVars>,
-}
-
-#[derive(Serialize)]
-struct MethodVars {
-    rust_name: String,
-    input: String,
-    output: String,
-}
-
-fn handler_vars(config: &Config, model: &Model) -> HandlerVars {
-    // Paths are relative to src/generated/, which src/handler.rs imports as `generated`.
+        (
+            "src/handler.rs".to_owned(),
+            templates.render("handler.rs.hbs", &vars)?,
+        ),
+    ];
+    // Paths are relative to src/generated/, which the stubs import as `generated`.
     let in_generated = |path: &str| {
         if path == "()" || path.starts_with("::") {
             path.to_owned()
@@ -118,26 +78,18 @@ fn handler_vars(config: &Config, model: &Model) -> HandlerVars {
             format!("generated::{path}")
         }
     };
-    let services: Vec<ServiceVars> = model
-        .services
-        .iter()
-        .map(|service| ServiceVars {
-            handler_trait: handler_trait(service).to_string(),
-            methods: service
-                .methods
-                .iter()
-                .filter(|m| matches!(m.operation, Operation::Custom))
-                .map(|m| MethodVars {
-                    rust_name: m.rust_name.clone(),
-                    input: in_generated(&m.input),
-                    output: in_generated(&m.output),
-                })
-                .collect(),
-        })
-        .collect();
-    HandlerVars {
-        name: config.service.name.clone(),
-        has_custom: services.iter().any(|s| !s.methods.is_empty()),
-        services,
+    for method in custom_methods(model) {
+        let vars = RpcVars {
+            method: method.name.clone(),
+            rpc_trait: rpc_trait(method).to_string(),
+            rust_name: method.rust_name.clone(),
+            input: in_generated(&method.input),
+            output: in_generated(&method.output),
+        };
+        files.push((rpc_file(method), templates.render("rpc.rs.hbs", &vars)?));
     }
+    Ok(files
+        .into_iter()
+        .map(|(path, text)| (PathBuf::from(path), text.into_bytes()))
+        .collect())
 }

@@ -49,10 +49,21 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
     let imp = impl_struct(service);
     let server = server_module(service, "super");
     let trait_ident = format_ident!("{}", service.name);
-    let hooks = service.methods.iter().map(handler_method);
+    let custom: Vec<&Method> = service
+        .methods
+        .iter()
+        .filter(|m| matches!(m.operation, Operation::Custom))
+        .collect();
+    let custom_traits = custom.iter().map(|m| custom_trait(m));
+    let supertraits = custom.iter().map(|m| rpc_trait(m));
+    let hooks = service
+        .methods
+        .iter()
+        .filter(|m| !matches!(m.operation, Operation::Custom))
+        .map(check_method);
     let rpcs = service.methods.iter().map(|method| rpc(model, method));
     let handler_doc = format!(
-        " The hand-written part of `{}`: request checks (default: accept) and the RPCs marked custom. Implement it in `src/handler.rs`.",
+        " The hand-written part of `{}`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).",
         service.full_name
     );
     let impl_doc = format!(
@@ -64,9 +75,11 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
         #service_docs
         #[doc = ""]
         #[doc = #handler_doc]
-        pub trait #handler: Send + Sync + 'static {
+        pub trait #handler: #(#supertraits +)* Send + Sync + 'static {
             #(#hooks)*
         }
+
+        #(#custom_traits)*
 
         #[doc = #impl_doc]
         pub struct #imp<H> {
@@ -92,41 +105,58 @@ fn check_ident(method: &Method) -> syn::Ident {
     format_ident!("check_{}", method.rust_name)
 }
 
-fn handler_method(method: &Method) -> TokenStream {
+/// The trait a hand-written RPC is implemented through, e.g. `ArchiveTaskRpc`.
+pub(super) fn rpc_trait(method: &Method) -> syn::Ident {
+    format_ident!("{}Rpc", method.name)
+}
+
+/// The file a hand-written RPC is implemented in, relative to the project.
+pub(super) fn rpc_file(method: &Method) -> String {
+    format!("src/rpc/{}.rs", method.rust_name)
+}
+
+fn custom_trait(method: &Method) -> TokenStream {
     let input = type_path(&method.input);
     let output = type_path(&method.output);
     let name = format_ident!("{}", method.rust_name);
-    match method.operation {
-        Operation::Custom => {
-            let doc = format!(
-                " `{}`: hand-written (the proto marks it custom).",
-                method.name
-            );
-            let proto_docs = docs(&method.doc);
-            quote! {
-                #[doc = #doc]
-                #[doc = ""]
-                #proto_docs
-                fn #name(
-                    &self,
-                    repositories: &Repositories,
-                    request: Request<#input>,
-                ) -> impl ::core::future::Future<Output = Result<Response<#output>, Status>> + Send;
-            }
+    let ident = rpc_trait(method);
+    let doc = format!(
+        " `{}`, hand-written (the proto marks it custom): implement it in `{}`.",
+        method.name,
+        rpc_file(method)
+    );
+    let method_doc = format!(
+        " Serves one `{}` call with the service's generated repositories at hand.",
+        method.name
+    );
+    let proto_docs = docs(&method.doc);
+    quote! {
+        #[doc = #doc]
+        #[doc = ""]
+        #proto_docs
+        pub trait #ident: Send + Sync + 'static {
+            #[doc = #method_doc]
+            fn #name(
+                &self,
+                repositories: &Repositories,
+                request: Request<#input>,
+            ) -> impl ::core::future::Future<Output = Result<Response<#output>, Status>> + Send;
         }
-        _ => {
-            let check = check_ident(method);
-            let doc = format!(
-                " Checks a `{}` request before it reaches the store; an error status is returned to the client as it is.",
-                method.name
-            );
-            quote! {
-                #[doc = #doc]
-                fn #check(&self, request: &#input) -> Result<(), Status> {
-                    let _ = request;
-                    Ok(())
-                }
-            }
+    }
+}
+
+fn check_method(method: &Method) -> TokenStream {
+    let input = type_path(&method.input);
+    let check = check_ident(method);
+    let doc = format!(
+        " Checks a `{}` request before it reaches the store; an error status is returned to the client as it is.",
+        method.name
+    );
+    quote! {
+        #[doc = #doc]
+        fn #check(&self, request: &#input) -> Result<(), Status> {
+            let _ = request;
+            Ok(())
         }
     }
 }

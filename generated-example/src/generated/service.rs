@@ -8,7 +8,7 @@ use super::repository::Repositories;
 
 /// Manages tasks. Every RPC but the hand-written ones is served by the generated repository.
 ///
-/// The hand-written part of `tasks.TaskService`: request checks (default: accept) and the RPCs marked custom. Implement it in `src/handler.rs`.
+/// The hand-written part of `tasks.TaskService`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
 pub trait TaskServiceHandler: Send + Sync + 'static {
     /// Checks a `CreateTask` request before it reaches the store; an error status is returned to the client as it is.
     fn check_create_task(

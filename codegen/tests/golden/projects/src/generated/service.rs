@@ -7,8 +7,8 @@ use rt::{Request, Response, Status};
 use super::repository::Repositories;
 
 ///
-/// The hand-written part of `acme.projects.v1.ProjectService`: request checks (default: accept) and the RPCs marked custom. Implement it in `src/handler.rs`.
-pub trait ProjectServiceHandler: Send + Sync + 'static {
+/// The hand-written part of `acme.projects.v1.ProjectService`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
+pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
     /// Checks a `CreateProject` request before it reaches the store; an error status is returned to the client as it is.
     fn check_create_project(
         &self,
@@ -71,10 +71,13 @@ pub trait ProjectServiceHandler: Send + Sync + 'static {
         let _ = request;
         Ok(())
     }
+}
 
-    /// `ArchiveProject`: hand-written (the proto marks it custom).
-    ///
-    /// Archives a project and notifies its members: written by hand.
+/// `ArchiveProject`, hand-written (the proto marks it custom): implement it in `src/rpc/archive_project.rs`.
+///
+/// Archives a project and notifies its members: written by hand.
+pub trait ArchiveProjectRpc: Send + Sync + 'static {
+    /// Serves one `ArchiveProject` call with the service's generated repositories at hand.
     fn archive_project(
         &self,
         repositories: &Repositories,
