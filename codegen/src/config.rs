@@ -137,8 +137,30 @@ pub struct CloudMapConfig {
     pub namespace: Option<String>,
     /// Service name in the namespace (default: the last segment of the proto package).
     pub service: Option<String>,
-    /// TTL of the A records in seconds (default 30).
+    /// TTL of the records in seconds (default 30).
     pub dns_ttl: Option<u32>,
+    /// `A` (default): one record per task's IP; `SRV`: records that also carry the port.
+    pub record_type: DnsRecordType,
+}
+
+/// The DNS records Cloud Map keeps for the tasks.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum DnsRecordType {
+    /// Address records.
+    #[default]
+    A,
+    /// Service records (address and port).
+    #[serde(rename = "SRV")]
+    Srv,
+}
+
+impl std::fmt::Display for DnsRecordType {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        f.write_str(match self {
+            Self::A => "A",
+            Self::Srv => "SRV",
+        })
+    }
 }
 
 /// `[service]`: naming.

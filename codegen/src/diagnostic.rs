@@ -105,25 +105,42 @@ impl Location {
         }
     }
 
-    fn span(&self, text: &str) -> SourceSpan {
-        let info = self.file.file_descriptor_proto().source_code_info.as_ref();
-        // The element itself, or its nearest located ancestor.
+    /// `file:line:column` of the element (1-based), the file as shown to the user.
+    pub fn position(&self, sources: &Sources) -> String {
+        let (name, _) = sources.get(self.file.name());
+        match self.line_columns() {
+            Some((line, column, _, _)) => format!("{name}:{}:{}", line + 1, column + 1),
+            None => name,
+        }
+    }
+
+    /// The 0-based (start line, start column, end line, end column) of the element or of its
+    /// nearest located ancestor.
+    fn line_columns(&self) -> Option<(i32, i32, i32, i32)> {
+        let info = self
+            .file
+            .file_descriptor_proto()
+            .source_code_info
+            .as_ref()?;
         let mut path = self.path.as_slice();
         let location = loop {
-            let found = info.and_then(|i| i.location.iter().find(|l| l.path == path));
+            let found = info.location.iter().find(|l| l.path == path);
             match (found, path.split_last()) {
-                (Some(l), _) => break Some(l),
+                (Some(l), _) => break l,
                 (None, Some((_, parent))) => path = parent,
-                (None, None) => break None,
+                (None, None) => return None,
             }
         };
-        let Some(location) = location else {
+        match location.span[..] {
+            [l, c, ec] => Some((l, c, l, ec)),
+            [l, c, el, ec] => Some((l, c, el, ec)),
+            _ => None,
+        }
+    }
+
+    fn span(&self, text: &str) -> SourceSpan {
+        let Some((start_line, start_col, end_line, end_col)) = self.line_columns() else {
             return SourceSpan::from((0, 0));
-        };
-        let (start_line, start_col, end_line, end_col) = match location.span[..] {
-            [l, c, ec] => (l, c, l, ec),
-            [l, c, el, ec] => (l, c, el, ec),
-            _ => return SourceSpan::from((0, 0)),
         };
         let start = offset_of(text, start_line, start_col);
         let end = offset_of(text, end_line, end_col).max(start);

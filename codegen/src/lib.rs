@@ -4,6 +4,7 @@
 //! [`render::render`] (pure: path → bytes) → [`output`] (write or check). [`generate`] runs the
 //! first three for a project directory.
 
+pub mod breaking;
 pub mod compile;
 pub mod config;
 pub mod diagnostic;

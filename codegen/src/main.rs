@@ -51,6 +51,29 @@ enum Command {
         #[arg(default_value = ".")]
         dir: PathBuf,
     },
+    /// Reports changes that break clients, orphan stored data or replace infrastructure,
+    /// compared with an earlier version of the project. Exits 1 when something breaks.
+    ///
+    /// Client: removed RPCs, services, messages, enum values; removed fields without
+    /// `reserved`; changed field types or reused numbers; renamed fields. Stored data: changed
+    /// key or index templates, entities moved to another table or no longer entities, changed TTL
+    /// or version fields, renamed or retyped stored fields, renamed physical tables, new
+    /// indexes that need a backfill. Infrastructure: renamed service, changed port (target
+    /// group), Cloud Map namespace, service name or record type.
+    ///
+    /// Example: svcgen breaking --against origin/main .
+    Breaking {
+        /// The earlier version: a git revision of the repository holding DIR, or a project
+        /// directory.
+        #[arg(long, value_name = "REF|DIR")]
+        against: String,
+        /// An intended change, not counted: RULE (e.g. index-added) or RULE:SUBJECT as printed.
+        #[arg(long, value_name = "RULE[:SUBJECT]")]
+        allow: Vec<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// The embedded templates.
     Templates {
         #[command(subcommand)]
@@ -112,6 +135,11 @@ fn main() -> ExitCode {
             templates,
             dir,
         } => generate(&dir, templates.as_deref(), check),
+        Command::Breaking {
+            against,
+            allow,
+            dir,
+        } => breaking(&dir, &against, &allow),
         Command::Templates {
             command: TemplatesCommand::Export { dir },
         } => match svcgen::templates::export(&dir) {
@@ -180,6 +208,93 @@ fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {
         text = error.to_string();
     }
     eprintln!("{text}");
+}
+
+fn breaking(dir: &Path, against: &str, allow: &[String]) -> ExitCode {
+    let new = match svcgen::load(dir) {
+        Ok(project) => project,
+        Err(error) => {
+            report(error);
+            return ExitCode::from(2);
+        }
+    };
+    let scratch = match tempfile::tempdir() {
+        Ok(scratch) => scratch,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let old_dir = match svcgen::breaking::old_project_dir(dir, against, scratch.path()) {
+        Ok(old_dir) => old_dir,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::from(2);
+        }
+    };
+    let old = match svcgen::load(&old_dir) {
+        Ok(project) => project,
+        Err(error) => {
+            report(error);
+            eprintln!("error: the version at `{against}` does not load");
+            return ExitCode::from(2);
+        }
+    };
+    let label = if Path::new(against).is_dir() {
+        String::new()
+    } else {
+        format!("{against}:")
+    };
+    let findings = svcgen::breaking::compare(
+        &svcgen::breaking::Side {
+            project: &old,
+            dir: &old_dir,
+            label: &label,
+        },
+        &svcgen::breaking::Side {
+            project: &new,
+            dir,
+            label: "",
+        },
+    );
+    let (allowed, breaking): (Vec<_>, Vec<_>) = findings
+        .iter()
+        .partition(|f| allow.iter().any(|a| f.allowed_by(a)));
+    for finding in &breaking {
+        eprintln!(
+            "{}: {} [{}] {}\n  {}\n  help: {} (or, if intended: --allow {}:{})",
+            finding.location,
+            finding.category,
+            finding.rule,
+            finding.subject,
+            finding.message,
+            finding.help,
+            finding.rule,
+            finding.subject
+        );
+    }
+    for finding in &allowed {
+        eprintln!(
+            "allowed: {} [{}] {}",
+            finding.location, finding.rule, finding.subject
+        );
+    }
+    if breaking.is_empty() {
+        eprintln!(
+            "no breaking changes against {against} ({} allowed)",
+            allowed.len()
+        );
+        return ExitCode::SUCCESS;
+    }
+    let count = |category| breaking.iter().filter(|f| f.category == category).count();
+    eprintln!(
+        "{} breaking change(s) against {against}: {} for clients, {} for stored data, {} for infrastructure",
+        breaking.len(),
+        count(svcgen::breaking::Category::Client),
+        count(svcgen::breaking::Category::StoredData),
+        count(svcgen::breaking::Category::Infrastructure)
+    );
+    ExitCode::from(1)
 }
 
 fn new(

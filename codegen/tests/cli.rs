@@ -535,10 +535,13 @@ fn completions_and_examples_in_every_help() {
     let bash = svcgen_args(&["completions", "bash"]);
     assert!(bash.status.success());
     let script = String::from_utf8_lossy(&bash.stdout);
-    assert!(script.contains("svcgen") && script.contains("generate"));
+    assert!(
+        script.contains("svcgen") && script.contains("generate") && script.contains("breaking")
+    );
     for command in [
         &["new"][..],
         &["generate"],
+        &["breaking"],
         &["templates", "export"],
         &["table", "create"],
         &["completions"],

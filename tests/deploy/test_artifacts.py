@@ -166,3 +166,23 @@ def test_table_matches_the_model(template):
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_srv_records_carry_the_container_port(tmp_path):
+    project = tmp_path / "projects"
+    golden = ROOT / "codegen" / "tests" / "golden" / "projects"
+    (project / "proto").mkdir(parents=True)
+    subprocess.run(["cp", "-r", str(golden / "proto"), str(project)], check=True)
+    (project / "svcgen.toml").write_text(
+        (golden / "svcgen.toml").read_text() + '\n[deploy.cloud_map]\nrecord_type = "SRV"\n'
+    )
+    generated = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
+    assert generated.returncode == 0, generated.stderr
+    path = project / "deploy" / "cloudformation.yaml"
+    lint = run(VENV / "cfn-lint", path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    resources = yaml.load(path.read_text(), Loader=CfnLoader)["Resources"]
+    records = resources["DiscoveryService"]["Properties"]["DnsConfig"]["DnsRecords"]
+    assert records == [{"Type": "SRV", "TTL": 30}]
+    registry = resources["Service"]["Properties"]["ServiceRegistries"][0]
+    assert registry["ContainerName"] == "projects-svc" and registry["ContainerPort"] == 50051

@@ -422,6 +422,8 @@ struct DeployVars<'a> {
     namespace: String,
     discovery_service: String,
     dns_ttl: u32,
+    dns_record_type: crate::config::DnsRecordType,
+    srv: bool,
 }
 
 #[derive(Serialize)]
@@ -513,6 +515,8 @@ pub(super) fn render(
         namespace: namespace(config),
         discovery_service: discovery_service(config, model),
         dns_ttl: deploy.cloud_map.dns_ttl.unwrap_or(30),
+        dns_record_type: deploy.cloud_map.record_type,
+        srv: deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv,
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
     Ok(vec![
