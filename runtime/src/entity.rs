@@ -145,7 +145,7 @@ pub trait Entity: Attributes + Default + Clone + Send + Sync + 'static {
     }
 
     /// The entity stored in `item`; key attributes and unknown attributes are ignored.
-    fn from_item(item: &Item) -> Result<Self, DecodeError> {
+    fn from_item(item: Item) -> Result<Self, DecodeError> {
         Self::read_attributes(item)
     }
 }

@@ -82,7 +82,7 @@ pub trait Value: Sized {
     /// The attribute holding this value.
     fn to_attribute(&self) -> AttributeValue;
     /// Reads the value back; never panics, whatever the attribute holds.
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError>;
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError>;
     /// Whether proto3 treats the value as unset, so that it is not stored.
     fn is_default(&self) -> bool {
         false
@@ -93,10 +93,10 @@ impl Value for String {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::S(self.clone())
     }
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::S(s) => Ok(s.clone()),
-            other => Err(DecodeError::expected("S", other)),
+            AttributeValue::S(s) => Ok(s),
+            other => Err(DecodeError::expected("S", &other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -108,10 +108,10 @@ impl Value for bool {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::Bool(*self)
     }
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::Bool(b) => Ok(*b),
-            other => Err(DecodeError::expected("BOOL", other)),
+            AttributeValue::Bool(b) => Ok(b),
+            other => Err(DecodeError::expected("BOOL", &other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -123,10 +123,10 @@ impl Value for Vec<u8> {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::B(self.clone())
     }
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::B(b) => Ok(b.clone()),
-            other => Err(DecodeError::expected("B", other)),
+            AttributeValue::B(b) => Ok(b),
+            other => Err(DecodeError::expected("B", &other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -140,12 +140,12 @@ macro_rules! integer_value {
             fn to_attribute(&self) -> AttributeValue {
                 AttributeValue::N(self.to_string())
             }
-            fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+            fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
                 match value {
                     AttributeValue::N(n) => n.parse().map_err(|_| {
                         DecodeError::new(format_args!("`{n}` is not a valid {}", stringify!($t)))
                     }),
-                    other => Err(DecodeError::expected("N", other)),
+                    other => Err(DecodeError::expected("N", &other)),
                 }
             }
             fn is_default(&self) -> bool {
@@ -171,12 +171,12 @@ macro_rules! float_value {
                     AttributeValue::S(format!("{self:e}"))
                 }
             }
-            fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+            fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
                 match value {
                     AttributeValue::N(text) | AttributeValue::S(text) => text.parse().map_err(|_| {
                         DecodeError::new(format_args!("`{text}` is not a valid {}", stringify!($t)))
                     }),
-                    other => Err(DecodeError::expected("N", other)),
+                    other => Err(DecodeError::expected("N", &other)),
                 }
             }
             fn is_default(&self) -> bool {
@@ -192,7 +192,7 @@ impl<T: Value> Value for Box<T> {
     fn to_attribute(&self) -> AttributeValue {
         (**self).to_attribute()
     }
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
         T::from_attribute(value).map(Box::new)
     }
     fn is_default(&self) -> bool {
@@ -205,12 +205,12 @@ impl Value for prost_types::Timestamp {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::S(self.to_string())
     }
-    fn from_attribute(value: &AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
         match value {
             AttributeValue::S(s) => s
                 .parse()
                 .map_err(|_| DecodeError::new(format_args!("`{s}` is not an RFC 3339 timestamp"))),
-            other => Err(DecodeError::expected("S", other)),
+            other => Err(DecodeError::expected("S", &other)),
         }
     }
 }
@@ -219,9 +219,9 @@ impl Value for prost_types::Timestamp {
 pub trait Attributes: Sized {
     /// Appends the message's non-default fields to `item`.
     fn write_attributes(&self, item: &mut Item);
-    /// Reads the message from an item; missing attributes become proto defaults and unknown
-    /// attributes are ignored.
-    fn read_attributes(item: &Item) -> Result<Self, DecodeError>;
+    /// Reads the message from an item, moving its values out; missing attributes become proto
+    /// defaults and unknown attributes are ignored.
+    fn read_attributes(item: Item) -> Result<Self, DecodeError>;
 }
 
 /// The oneof enums of messages (implemented by `#[derive(Attributes)]` on prost's oneof enums):
@@ -231,8 +231,8 @@ pub trait OneofAttributes: Sized {
     const FIELDS: &'static [&'static str];
     /// Writes the set variant.
     fn write_oneof(&self, item: &mut Item);
-    /// Reads whichever variant is present.
-    fn read_oneof(item: &Item) -> Result<Option<Self>, DecodeError>;
+    /// Reads whichever variant is present, moving it out of `item`.
+    fn read_oneof(item: &mut Item) -> Result<Option<Self>, DecodeError>;
 }
 
 /// Helpers named by the code `#[derive(Attributes)]` and `#[derive(Entity)]` expand to.
@@ -250,10 +250,10 @@ pub mod derive_support {
     }
 
     /// A map attribute as a message.
-    pub fn message_from_attribute<T: Attributes>(value: &AttributeValue) -> Result<T, DecodeError> {
+    pub fn message_from_attribute<T: Attributes>(value: AttributeValue) -> Result<T, DecodeError> {
         match value {
             AttributeValue::M(item) => T::read_attributes(item),
-            other => Err(DecodeError::expected("M", other)),
+            other => Err(DecodeError::expected("M", &other)),
         }
     }
 
@@ -268,14 +268,14 @@ pub mod derive_support {
 
     /// Reads an enum stored by name (or by number, for values unknown when written).
     pub fn enum_from_attribute(
-        value: &AttributeValue,
+        value: AttributeValue,
         by_name: impl Fn(&str) -> Option<i32>,
     ) -> Result<i32, DecodeError> {
         match value {
-            AttributeValue::S(name) => by_name(name)
+            AttributeValue::S(name) => by_name(&name)
                 .ok_or_else(|| DecodeError::new(format_args!("unknown enum value `{name}`"))),
             number @ AttributeValue::N(_) => i32::from_attribute(number),
-            other => Err(DecodeError::expected("S", other)),
+            other => Err(DecodeError::expected("S", &other)),
         }
     }
 
@@ -289,16 +289,16 @@ pub mod derive_support {
 
     /// A list attribute as a repeated field.
     pub fn list_from_attribute<T>(
-        value: &AttributeValue,
-        decode: impl Fn(&AttributeValue) -> Result<T, DecodeError>,
+        value: AttributeValue,
+        decode: impl Fn(AttributeValue) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
         match value {
             AttributeValue::L(values) => values
-                .iter()
+                .into_iter()
                 .enumerate()
                 .map(|(i, v)| decode(v).map_err(|e| e.at(&format!("[{i}]"))))
                 .collect(),
-            other => Err(DecodeError::expected("L", other)),
+            other => Err(DecodeError::expected("L", &other)),
         }
     }
 
@@ -320,32 +320,32 @@ pub mod derive_support {
 
     /// A map attribute as a proto map (`HashMap`).
     pub fn map_from_attribute<K: FromStr + Eq + Hash, V>(
-        value: &AttributeValue,
-        decode: impl Fn(&AttributeValue) -> Result<V, DecodeError>,
+        value: AttributeValue,
+        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
     ) -> Result<HashMap<K, V>, DecodeError> {
         map_entries(value, decode)?.collect()
     }
 
     /// A map attribute as a proto map (`BTreeMap`).
     pub fn btree_map_from_attribute<K: FromStr + Ord, V>(
-        value: &AttributeValue,
-        decode: impl Fn(&AttributeValue) -> Result<V, DecodeError>,
+        value: AttributeValue,
+        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
     ) -> Result<BTreeMap<K, V>, DecodeError> {
         map_entries(value, decode)?.collect()
     }
 
-    fn map_entries<'a, K: FromStr, V>(
-        value: &'a AttributeValue,
-        decode: impl Fn(&AttributeValue) -> Result<V, DecodeError> + 'a,
-    ) -> Result<impl Iterator<Item = Result<(K, V), DecodeError>> + 'a, DecodeError> {
+    fn map_entries<K: FromStr, V>(
+        value: AttributeValue,
+        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
+    ) -> Result<impl Iterator<Item = Result<(K, V), DecodeError>>, DecodeError> {
         match value {
-            AttributeValue::M(entries) => Ok(entries.iter().map(move |(k, v)| {
+            AttributeValue::M(entries) => Ok(entries.into_iter().map(move |(k, v)| {
                 let key = k
                     .parse()
                     .map_err(|_| DecodeError::new(format_args!("`{k}` is not a valid map key")))?;
-                Ok((key, decode(v).map_err(|e| e.at(k))?))
+                Ok((key, decode(v).map_err(|e| e.at(&k))?))
             })),
-            other => Err(DecodeError::expected("M", other)),
+            other => Err(DecodeError::expected("M", &other)),
         }
     }
 
@@ -358,19 +358,19 @@ pub mod derive_support {
 
     /// Reads attribute `name`, or `default` when it is absent.
     pub fn take<T>(
-        item: &Item,
+        item: &mut Item,
         name: &str,
         default: impl FnOnce() -> T,
-        decode: impl FnOnce(&AttributeValue) -> Result<T, DecodeError>,
+        decode: impl FnOnce(AttributeValue) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
-        match item.get(name) {
+        match item.remove(name) {
             Some(AttributeValue::Null) | None => Ok(default()),
             Some(value) => decode(value).map_err(|e| e.at(name)),
         }
     }
 
     /// Reads a plain [`Value`].
-    pub fn value<T: Value>(value: &AttributeValue) -> Result<T, DecodeError> {
+    pub fn value<T: Value>(value: AttributeValue) -> Result<T, DecodeError> {
         T::from_attribute(value)
     }
 }
@@ -391,11 +391,11 @@ mod tests {
             f64::MIN_POSITIVE,
             f64::INFINITY,
         ] {
-            let back = f64::from_attribute(&x.to_attribute()).expect("decodes");
+            let back = f64::from_attribute(x.to_attribute()).expect("decodes");
             assert_eq!(back.to_bits(), x.to_bits(), "{x}");
         }
         assert!(
-            f64::from_attribute(&f64::NAN.to_attribute())
+            f64::from_attribute(f64::NAN.to_attribute())
                 .expect("decodes")
                 .is_nan()
         );
@@ -405,11 +405,11 @@ mod tests {
 
     #[test]
     fn wrong_types_and_bad_numbers_are_errors() {
-        assert!(u32::from_attribute(&AttributeValue::N("-1".into())).is_err());
-        assert!(i32::from_attribute(&AttributeValue::N("99999999999".into())).is_err());
-        assert!(String::from_attribute(&AttributeValue::Bool(true)).is_err());
+        assert!(u32::from_attribute(AttributeValue::N("-1".into())).is_err());
+        assert!(i32::from_attribute(AttributeValue::N("99999999999".into())).is_err());
+        assert!(String::from_attribute(AttributeValue::Bool(true)).is_err());
         let err = derive_support::list_from_attribute(
-            &AttributeValue::L(vec![
+            AttributeValue::L(vec![
                 AttributeValue::N("1".into()),
                 AttributeValue::S("x".into()),
             ]),

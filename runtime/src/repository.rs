@@ -71,7 +71,7 @@ impl<E: Entity> EntityTable<E> {
     pub async fn get(&self, probe: &E) -> Result<E, Error> {
         let key = probe.key()?;
         match self.store.get(&key).await.map_err(Self::store_error)? {
-            Some(item) => Ok(E::from_item(&item)?),
+            Some(item) => Ok(E::from_item(item)?),
             None => Err(Error::NotFound {
                 entity: E::SCHEMA.name,
             }),
@@ -173,7 +173,7 @@ impl<E: Entity> EntityTable<E> {
             .update(&key, update)
             .await
             .map_err(Self::store_error)?;
-        Ok(E::from_item(&stored)?)
+        Ok(E::from_item(stored)?)
     }
 
     /// Deletes the entity with the key fields of `probe`; a non-zero `version` must match.
@@ -188,7 +188,7 @@ impl<E: Entity> EntityTable<E> {
             .delete(&key, version)
             .await
             .map_err(Self::store_error)?;
-        Ok(E::from_item(&item)?)
+        Ok(E::from_item(item)?)
     }
 
     /// One page of the partition of `index` (the table for `None`) that `probe`'s fields name.
@@ -237,7 +237,7 @@ impl<E: Entity> EntityTable<E> {
             .map_err(Self::store_error)?;
         let items = page
             .items
-            .iter()
+            .into_iter()
             .map(E::from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = page

@@ -229,14 +229,15 @@ impl LocalStore {
                     continue;
                 };
                 let item = decode(bytes.value())?;
+                let last_key = (evaluated == query.limit).then(|| key_of(&item));
                 if !is_expired(&item, now) {
-                    page.items.push(item.clone());
+                    page.items.push(item);
                 }
-                if evaluated == query.limit {
+                if let Some(last_key) = last_key {
                     // DynamoDB reports a last key whenever the limit is hit; peeking spares
                     // clients an empty last page when nothing follows.
                     if keys.next().is_some() {
-                        page.last_key = Some(key_of(&item));
+                        page.last_key = Some(last_key);
                     }
                     return Ok(());
                 }
