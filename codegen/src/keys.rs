@@ -135,4 +135,49 @@ mod tests {
         assert_eq!(KeyTemplate::parse("{a{b}").expect_err("nested").offset, 0);
         assert!(KeyTemplate::parse("").is_err());
     }
+
+    /// Arbitrary text (weighted towards the template alphabet, with multi-byte characters):
+    /// parsing never panics, errors point inside the text at a character boundary, and every
+    /// placeholder found is `{field}` at its offset.
+    #[test]
+    fn arbitrary_templates_parse_or_fail_cleanly() {
+        let cases: u64 = std::env::var("SVCGEN_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(50_000);
+        let alphabet: Vec<char> = "{}{}#_az09AZ é€🦀".chars().collect();
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut valid = 0;
+        for _ in 0..cases {
+            let len = next() % 24;
+            let text: String = (0..len)
+                .map(|_| alphabet[usize::try_from(next() % alphabet.len() as u64).unwrap_or(0)])
+                .collect();
+            match KeyTemplate::parse(&text) {
+                Ok(template) => {
+                    valid += 1;
+                    assert!(text.starts_with(template.literal_prefix()));
+                    for p in &template.placeholders {
+                        assert!(
+                            text[p.offset..].starts_with(&format!("{{{}}}", p.field)),
+                            "{text:?}"
+                        );
+                    }
+                }
+                Err(error) => {
+                    assert!(
+                        error.offset <= text.len() && text.is_char_boundary(error.offset),
+                        "{text:?}"
+                    );
+                }
+            }
+        }
+        assert!(valid > 0, "some arbitrary templates are valid");
+    }
 }

@@ -89,4 +89,40 @@ mod tests {
             assert_eq!(decode(&query("PROJECT#a"), junk), Err(INVALID));
         }
     }
+
+    /// Arbitrary payloads that carry a valid check (as if the key leaked or the hash were
+    /// broken) and arbitrary text: decoding never panics or allocates without bound.
+    #[test]
+    fn arbitrary_tokens_decode_or_fail_cleanly() {
+        let cases: u64 = std::env::var("SVCGEN_FUZZ_CASES")
+            .ok()
+            .and_then(|n| n.parse().ok())
+            .unwrap_or(50_000);
+        let q = query("PROJECT#a");
+        let mut state = 0x2545_F491_4F6C_DD1D_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let mut decoded = 0;
+        for case in 0..cases {
+            let len = usize::try_from(next() % 64).unwrap_or(0);
+            let mut payload: Vec<u8> = (0..len).map(|_| next().to_le_bytes()[0]).collect();
+            if case % 2 == 0 {
+                // Mostly-valid shapes: a small map length first.
+                payload.insert(0, u8::try_from(next() % 4).unwrap_or(0));
+            }
+            let mut bytes = payload.clone();
+            bytes.extend_from_slice(&check(&q, &payload));
+            if decode(&q, &URL_SAFE_NO_PAD.encode(&bytes)).is_ok() {
+                decoded += 1;
+            }
+            let text: String = payload.iter().map(|b| char::from(b % 128)).collect();
+            // Without its check, no text is accepted.
+            assert_eq!(decode(&q, &text), Err(INVALID), "{text:?}");
+        }
+        assert!(decoded > 0, "some arbitrary payloads are well-formed keys");
+    }
 }
