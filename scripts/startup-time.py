@@ -6,42 +6,23 @@ Prints the median and range in milliseconds. Each run uses a fresh data director
 loopback port; the health check is retried without backoff until it answers. ~1 s per run."""
 
 import os
-import socket
 import statistics
 import subprocess
 import sys
 import tempfile
 import time
 
-import grpc
-from grpc_health.v1 import health_pb2, health_pb2_grpc
-
-
-def free_port():
-    with socket.socket() as s:
-        s.bind(("127.0.0.1", 0))
-        return s.getsockname()[1]
+from bench import free_port, wait_serving
 
 
 def one_run(binary):
     port = free_port()
     with tempfile.TemporaryDirectory() as data:
         env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=data, RUST_LOG="warn")
-        start = time.perf_counter()
+        start = time.monotonic()
         process = subprocess.Popen([binary], env=env, stderr=subprocess.DEVNULL)
         try:
-            deadline = start + 10
-            while time.perf_counter() < deadline:
-                try:
-                    with socket.create_connection(("127.0.0.1", port), timeout=1):
-                        pass
-                except OSError:
-                    continue
-                with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
-                    reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
-                    if reply.status == health_pb2.HealthCheckResponse.SERVING:
-                        return (time.perf_counter() - start) * 1000
-            raise SystemExit("service did not become SERVING within 10 s")
+            return (wait_serving(port, start + 10) - start) * 1000
         finally:
             process.terminate()
             process.wait(timeout=30)

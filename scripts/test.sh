@@ -4,7 +4,8 @@
 # (moto's server, started here on 127.0.0.1 and stopped at exit), and the end-to-end tests
 # against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends,
 # the deployment artifacts against cfn-lint, checkov, hadolint, parliament, botocore and moto's
-# AWS APIs, and the container image (buildah + podman, installed from Debian if missing).
+# AWS APIs, the container image (buildah + podman, installed from Debian if missing), `svcgen new`
+# and the regeneration lifecycle, fault and limit tests, and a smoke run of the benchmark.
 # Python tools come from project-local venvs (pinned versions). Takes ~20 min on a clean 2-core
 # machine (mostly compiling), ~2 min when warm.
 set -euo pipefail
@@ -42,5 +43,8 @@ curl -sf -X POST "$SVCGEN_DYNAMODB_ENDPOINT/moto-api/reset" > /dev/null
 echo "== rust tests"
 cargo test --workspace --features svcgen-runtime/dynamodb-tests
 
-echo "== end-to-end and deployment artifacts"
+echo "== end-to-end, reliability and deployment artifacts"
 .venv/bin/pytest -q tests/e2e tests/deploy
+
+echo "== benchmark smoke run (debug build: checks the harness and that no call fails, measures nothing)"
+.venv/bin/python scripts/bench.py --smoke --profile debug

@@ -10,8 +10,8 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
-use tokio_stream::wrappers::TcpListenerStream;
 use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
@@ -46,6 +46,12 @@ pub struct Config {
     /// `TABLE_NAME` (one logical table) or `TABLE_NAME_<LOGICAL>` (per table): when set, the
     /// service stores its data in DynamoDB instead of the embedded store.
     pub dynamodb_tables: Vec<(String, String)>,
+    /// `MAX_CONCURRENT_CALLS_PER_CONNECTION`, default unlimited (0): calls one connection may
+    /// have in progress; further calls wait.
+    pub max_concurrent_calls_per_connection: Option<usize>,
+    /// `MAX_CONCURRENT_STREAMS`, default unlimited (0): the HTTP/2 streams a client may open on
+    /// one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: Option<u32>,
 }
 
 impl Config {
@@ -63,6 +69,12 @@ impl Config {
             shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "25")?),
             shutdown_delay: Duration::from_secs(var("SHUTDOWN_DELAY_SECS", "0")?),
             dynamodb_tables: Vec::new(),
+            max_concurrent_calls_per_connection: Some(var(
+                "MAX_CONCURRENT_CALLS_PER_CONNECTION",
+                "0",
+            )?)
+            .filter(|n| *n > 0),
+            max_concurrent_streams: Some(var("MAX_CONCURRENT_STREAMS", "0")?).filter(|n| *n > 0),
         })
     }
 
@@ -307,14 +319,27 @@ async fn serve(
     tracing::info!(address = %local_addr, service = definition.name, "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
-    let server = tonic::transport::Server::builder()
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted as fn(_) -> _,
+        ));
+    if let Some(limit) = config.max_concurrent_calls_per_connection {
+        builder = builder.concurrency_limit_per_connection(limit);
+    }
+    let server = builder
         .add_routes(routes)
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
-        .serve_with_incoming_shutdown(TcpListenerStream::new(listener), async {
-            let _ = stop_rx.await;
-        });
+        // tonic sets TCP_NODELAY only on listeners it binds itself; without it, responses
+        // larger than one segment wait ~40 ms for delayed ACKs (Nagle).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
     tokio::pin!(server);
 
     tokio::select! {
@@ -341,6 +366,27 @@ async fn serve(
             config.shutdown_timeout
         )),
     }
+}
+
+/// tonic answers a request larger than a service's decoding limit (4 MiB by default) with
+/// OUT_OF_RANGE; gRPC's status code for it is RESOURCE_EXHAUSTED, which is what clients and
+/// retry policies expect.
+fn oversized_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let oversized = tonic::Status::from_header_map(response.headers()).is_some_and(|status| {
+        status.code() == tonic::Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
+    });
+    if oversized {
+        response.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+        );
+    }
+    response
 }
 
 #[cfg(feature = "dynamodb")]

@@ -1,0 +1,180 @@
+#!/usr/bin/env python3
+"""Benchmarks the generated task service against the hand-written tonic baseline, alternately
+(baseline, generated, baseline, generated, ...) on the embedded store, and reports medians and
+ratios (generated / baseline): throughput, p99 latency, server CPU time per request (the kernel's
+accounting of the server process, /proc/<pid>/stat, sampled at the load generator's window
+markers), peak memory (VmHWM) and process start -> health SERVING.
+
+Usage: .venv/bin/python scripts/bench.py [--rounds 3] [--duration 10] [--profile release]
+       [--smoke] [--json FILE]
+Builds nothing: run `cargo build --release -p task-svc -p svcgen-bench` first (or use
+--profile debug). Exits 1 when a call failed; goals are reported, not enforced (noise).
+"""
+
+import argparse
+import json
+import os
+import signal
+import socket
+import statistics
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+
+import grpc
+from grpc_health.v1 import health_pb2, health_pb2_grpc
+
+ROOT = Path(__file__).resolve().parents[1]
+WORKLOADS = ["get", "create", "list"]
+GOALS = {"rps": (">=", 0.95), "p99_ms": ("<=", 1.2), "cpu_us_per_req": ("<=", 1.1)}
+CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+
+
+def free_port():
+    with socket.socket() as s:
+        s.bind(("127.0.0.1", 0))
+        return s.getsockname()[1]
+
+
+def cpu_seconds(pid):
+    fields = Path(f"/proc/{pid}/stat").read_text().rsplit(")", 1)[1].split()
+    return (int(fields[11]) + int(fields[12])) / CLOCK_TICKS  # utime + stime
+
+
+def peak_kib(pid):
+    for line in Path(f"/proc/{pid}/status").read_text().splitlines():
+        if line.startswith("VmHWM:"):
+            return int(line.split()[1])
+    return 0
+
+
+def wait_serving(port, deadline):
+    """Waits for the first grpc.health.v1 SERVING answer on 127.0.0.1:port and returns its
+    moment. Connects with plain TCP until the port accepts (a gRPC channel would back off for a
+    second after a refused connection), then asks on a fresh channel."""
+    while time.monotonic() < deadline:
+        try:
+            with socket.create_connection(("127.0.0.1", port), timeout=1):
+                pass
+        except OSError:
+            continue
+        with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
+            reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
+            if reply.status == health_pb2.HealthCheckResponse.SERVING:
+                return time.monotonic()
+    raise RuntimeError(f"127.0.0.1:{port} did not become SERVING")
+
+
+def run_server(name, binary, args, data_dir):
+    port = free_port()
+    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info")
+    started = time.monotonic()
+    process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    try:
+        serving = wait_serving(port, started + 15)
+        result = {"start_ms": (serving - started) * 1000}
+        for workload in WORKLOADS:
+            result[workload] = load(args, workload, port, process.pid)
+            print(f"  {name:9} {workload:6} {result[workload]['rps']:8.0f} req/s  p99 {result[workload]['p99_ms']:6.2f} ms  "
+                  f"cpu {result[workload]['cpu_us_per_req']:6.1f} µs/req  {result[workload]['codes']}", file=sys.stderr)
+        result["peak_mib"] = peak_kib(process.pid) / 1024
+    finally:
+        process.send_signal(signal.SIGTERM)
+        code = process.wait(timeout=40)
+    result["exit_code"] = code
+    return result
+
+
+def load(args, workload, port, pid):
+    command = [str(args.bin_dir / "loadgen"), "--target", f"http://127.0.0.1:{port}", "--workload", workload,
+               "--duration", str(args.duration), "--warmup", str(args.warmup),
+               "--concurrency", str(args.concurrency), "--connections", str(args.connections)]
+    loadgen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    cpu = {}
+    for line in loadgen.stderr:
+        if line.strip() in ("window start", "window end"):
+            cpu[line.strip()] = cpu_seconds(pid)
+    report = json.loads(loadgen.stdout.read())
+    if loadgen.wait() != 0 or len(cpu) != 2:
+        raise RuntimeError(f"load generator failed: {command}")
+    requests = max(report["requests"], 1)
+    return {
+        "rps": report["rps"],
+        "p99_ms": report["latency_ms"]["p99"],
+        "p50_ms": report["latency_ms"]["p50"],
+        "cpu_us_per_req": (cpu["window end"] - cpu["window start"]) * 1e6 / requests,
+        "codes": report["codes"],
+    }
+
+
+def main():
+    parser = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    parser.add_argument("--rounds", type=int, default=3)
+    parser.add_argument("--duration", type=float, default=10)
+    parser.add_argument("--warmup", type=float, default=2)
+    parser.add_argument("--concurrency", type=int, default=32)
+    parser.add_argument("--connections", type=int, default=4)
+    parser.add_argument("--profile", default="release")
+    parser.add_argument("--smoke", action="store_true", help="1 round of 1 s per workload (a test, not a measurement)")
+    parser.add_argument("--json", type=Path, help="write every measurement here")
+    args = parser.parse_args()
+    if args.smoke:
+        args.rounds, args.duration, args.warmup, args.concurrency = 1, 1.0, 0.2, 8
+    args.bin_dir = ROOT / "target" / args.profile
+    servers = [("baseline", args.bin_dir / "baseline"), ("generated", args.bin_dir / "task-svc")]
+    runs = {name: [] for name, _ in servers}
+    for round_number in range(1, args.rounds + 1):
+        print(f"round {round_number}/{args.rounds}", file=sys.stderr)
+        for name, binary in servers:
+            with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data_dir:
+                runs[name].append(run_server(name, binary, args, data_dir))
+
+    def median(name, *path):
+        values = []
+        for run in runs[name]:
+            value = run
+            for key in path:
+                value = value[key]
+            values.append(value)
+        return statistics.median(values)
+
+    failures = []
+    rows = []
+    for workload in WORKLOADS:
+        for metric in GOALS:
+            base, gen = median("baseline", workload, metric), median("generated", workload, metric)
+            ratio = gen / base if base else float("inf")
+            op, goal = GOALS[metric]
+            met = ratio >= goal if op == ">=" else ratio <= goal
+            rows.append((workload, metric, base, gen, ratio, f"{op} {goal}", met))
+        for name in runs:
+            for run in runs[name]:
+                errors = {c: n for c, n in run[workload]["codes"].items() if c != "OK"}
+                if errors:
+                    failures.append(f"{name} {workload}: {errors}")
+    for metric in ["start_ms", "peak_mib"]:
+        base, gen = median("baseline", metric), median("generated", metric)
+        rows.append(("-", metric, base, gen, gen / base if base else float("inf"), "-", None))
+    for name in runs:
+        for run in runs[name]:
+            if run["exit_code"] != 0:
+                failures.append(f"{name} exited with {run['exit_code']} on SIGTERM")
+
+    print(f"| workload | metric | baseline | generated | generated / baseline | goal | met |")
+    print(f"| --- | --- | ---: | ---: | ---: | --- | --- |")
+    for workload, metric, base, gen, ratio, goal, met in rows:
+        print(f"| {workload} | {metric} | {base:.2f} | {gen:.2f} | {ratio:.3f} | {goal} | {'-' if met is None else 'yes' if met else 'NO'} |")
+    start = median("generated", "start_ms")
+    print(f"\ngenerated start -> SERVING: {start:.1f} ms (goal <= 50 ms: {'met' if start <= 50 else 'MISSED'}); "
+          f"{args.rounds} rounds, {args.duration:g} s per workload, concurrency {args.concurrency} over {args.connections} connections")
+    if args.json:
+        args.json.write_text(json.dumps({"args": {k: str(v) for k, v in vars(args).items()}, "runs": runs}, indent=2))
+    if failures:
+        print("errors:\n  " + "\n  ".join(failures), file=sys.stderr)
+        sys.exit(1)
+
+
+if __name__ == "__main__":
+    main()
