@@ -1,0 +1,341 @@
+//! Waiting for an ECS deployment to reach a steady state, without ever hanging: each
+//! observation (`ecs:DescribeServices`, the deployment's stopped tasks from `ecs:DescribeTasks`,
+//! `elasticloadbalancing:DescribeTargetHealth`) is judged, progress is reported when it changes,
+//! and the first sign of failure — a circuit-breaker rollback, a task of the new deployment that
+//! stopped, an unhealthy target — ends the wait with the reason AWS gives. So does the timeout.
+
+use std::time::Duration;
+
+use serde::Deserialize;
+
+/// `ecs:DescribeServices` → `services[]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Service {
+    /// Service name.
+    pub service_name: String,
+    /// Tasks wanted.
+    pub desired_count: u32,
+    /// Tasks running.
+    pub running_count: u32,
+    /// Tasks starting.
+    pub pending_count: u32,
+    /// Deployments: the PRIMARY one (newest) and ACTIVE ones being replaced.
+    pub deployments: Vec<Deployment>,
+}
+
+/// One deployment of a service.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Deployment {
+    /// `ecs-svc/…`.
+    pub id: String,
+    /// PRIMARY, ACTIVE or INACTIVE.
+    pub status: String,
+    /// Task definition ARN.
+    pub task_definition: String,
+    /// Tasks wanted in this deployment.
+    pub desired_count: u32,
+    /// Tasks running in this deployment.
+    pub running_count: u32,
+    /// Tasks that failed to start or stopped unexpectedly in this deployment.
+    pub failed_tasks: u32,
+    /// IN_PROGRESS, COMPLETED or FAILED (rolling updates with the circuit breaker).
+    pub rollout_state: Option<String>,
+    /// Why the rollout is in its state.
+    pub rollout_state_reason: Option<String>,
+}
+
+/// `ecs:DescribeTasks` → `tasks[]` (the stopped tasks of the service).
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Task {
+    /// Task ARN.
+    pub task_arn: String,
+    /// Task definition ARN.
+    pub task_definition_arn: String,
+    /// RUNNING, STOPPED, ….
+    pub last_status: String,
+    /// e.g. `Essential container in task exited`.
+    pub stopped_reason: Option<String>,
+    /// e.g. `EssentialContainerExited`, `TaskFailedToStart`.
+    pub stop_code: Option<String>,
+    /// The containers, with their own reasons and exit codes.
+    pub containers: Vec<Container>,
+}
+
+/// A container of a task.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Container {
+    /// Container name.
+    pub name: String,
+    /// e.g. `CannotPullContainerError: …`.
+    pub reason: Option<String>,
+    /// Exit code, when it exited.
+    pub exit_code: Option<i32>,
+}
+
+/// `elasticloadbalancing:DescribeTargetHealth` → `TargetHealthDescriptions[]`.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TargetHealthDescription {
+    /// The target.
+    pub target: Target,
+    /// Its health.
+    pub target_health: TargetHealth,
+}
+
+/// A registered target.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct Target {
+    /// The task's IP address.
+    pub id: String,
+    /// Port.
+    pub port: Option<u16>,
+}
+
+/// A target's health.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "PascalCase", default)]
+pub struct TargetHealth {
+    /// initial, healthy, unhealthy, unused, draining, unavailable, ….
+    pub state: String,
+    /// e.g. `Target.ResponseCodeMismatch`.
+    pub reason: Option<String>,
+    /// AWS's explanation.
+    pub description: Option<String>,
+}
+
+/// One look at the deployment.
+#[derive(Clone, Debug, Default)]
+pub struct Observation {
+    /// The service.
+    pub service: Service,
+    /// Its stopped tasks.
+    pub stopped_tasks: Vec<Task>,
+    /// Its target group's targets.
+    pub targets: Vec<TargetHealthDescription>,
+}
+
+#[derive(Deserialize)]
+struct Services {
+    services: Vec<Service>,
+}
+
+#[derive(Deserialize)]
+struct Tasks {
+    tasks: Vec<Task>,
+}
+
+#[derive(Deserialize)]
+#[serde(rename_all = "PascalCase")]
+struct TargetHealthDescriptions {
+    target_health_descriptions: Vec<TargetHealthDescription>,
+}
+
+impl Observation {
+    /// Builds an observation from the three responses' JSON bodies, as the AWS APIs return
+    /// them.
+    pub fn from_responses(
+        describe_services: &str,
+        describe_tasks: &str,
+        describe_target_health: &str,
+    ) -> Result<Self, String> {
+        let services: Services = serde_json::from_str(describe_services)
+            .map_err(|e| format!("DescribeServices response: {e}"))?;
+        let tasks: Tasks = serde_json::from_str(describe_tasks)
+            .map_err(|e| format!("DescribeTasks response: {e}"))?;
+        let targets: TargetHealthDescriptions = serde_json::from_str(describe_target_health)
+            .map_err(|e| format!("DescribeTargetHealth response: {e}"))?;
+        Ok(Self {
+            service: services
+                .services
+                .into_iter()
+                .next()
+                .ok_or("DescribeServices returned no service")?,
+            stopped_tasks: tasks.tasks,
+            targets: targets.target_health_descriptions,
+        })
+    }
+}
+
+/// What an observation says.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Verdict {
+    /// The new deployment is complete: all tasks running, all targets healthy.
+    Steady,
+    /// Still rolling out; the text says how far.
+    InProgress(String),
+    /// It will not get there; the text is AWS's reason.
+    Failed(String),
+}
+
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+/// Judges one observation of the deployment of `task_definition` (the ARN just registered).
+pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
+    let service = &observation.service;
+    let Some(ours) = service
+        .deployments
+        .iter()
+        .find(|d| d.task_definition == task_definition)
+    else {
+        let primary = service.deployments.iter().find(|d| d.status == "PRIMARY");
+        return Verdict::Failed(match primary {
+            Some(p) => format!(
+                "ECS rolled the service back to {}: the deployment of {} is gone",
+                short(&p.task_definition),
+                short(task_definition)
+            ),
+            None => format!(
+                "the service has no deployment of {}",
+                short(task_definition)
+            ),
+        });
+    };
+    if ours.rollout_state.as_deref() == Some("FAILED") {
+        return Verdict::Failed(format!(
+            "deployment {} failed: {}",
+            ours.id,
+            ours.rollout_state_reason
+                .as_deref()
+                .unwrap_or("no reason given")
+        ));
+    }
+    if let Some(task) = observation
+        .stopped_tasks
+        .iter()
+        .find(|t| t.task_definition_arn == task_definition && t.last_status == "STOPPED")
+    {
+        let mut reason = format!(
+            "task {} stopped: {}",
+            short(&task.task_arn),
+            task.stopped_reason.as_deref().unwrap_or("no reason given")
+        );
+        for container in &task.containers {
+            if let Some(why) = &container.reason {
+                reason.push_str(&format!("; container {}: {why}", container.name));
+            } else if let Some(code) = container.exit_code.filter(|c| *c != 0) {
+                reason.push_str(&format!(
+                    "; container {} exited with {code}",
+                    container.name
+                ));
+            }
+        }
+        return Verdict::Failed(reason);
+    }
+    if let Some(target) = observation
+        .targets
+        .iter()
+        .find(|t| t.target_health.state == "unhealthy")
+    {
+        let health = &target.target_health;
+        return Verdict::Failed(format!(
+            "target {}{} is unhealthy: {} ({})",
+            target.target.id,
+            target
+                .target
+                .port
+                .map(|p| format!(":{p}"))
+                .unwrap_or_default(),
+            health.reason.as_deref().unwrap_or("no reason code"),
+            health.description.as_deref().unwrap_or("no description")
+        ));
+    }
+    let healthy = observation
+        .targets
+        .iter()
+        .filter(|t| t.target_health.state == "healthy")
+        .count();
+    let mut states: Vec<&str> = observation
+        .targets
+        .iter()
+        .map(|t| t.target_health.state.as_str())
+        .collect();
+    states.sort_unstable();
+    states.dedup();
+    let target_summary = states
+        .iter()
+        .map(|s| {
+            let n = observation
+                .targets
+                .iter()
+                .filter(|t| t.target_health.state == *s)
+                .count();
+            format!("{n} {s}")
+        })
+        .collect::<Vec<_>>()
+        .join(", ");
+    let desired = usize::try_from(ours.desired_count).unwrap_or(usize::MAX);
+    let rolled_out = match ours.rollout_state.as_deref() {
+        Some(state) => state == "COMPLETED",
+        None => service.deployments.len() == 1,
+    };
+    if ours.status == "PRIMARY"
+        && rolled_out
+        && ours.running_count == ours.desired_count
+        && healthy >= desired
+    {
+        return Verdict::Steady;
+    }
+    Verdict::InProgress(format!(
+        "tasks {}/{} running ({} pending), targets: {}",
+        ours.running_count,
+        ours.desired_count,
+        service.pending_count,
+        if target_summary.is_empty() {
+            "none registered yet".to_owned()
+        } else {
+            target_summary
+        }
+    ))
+}
+
+/// What the waiting loop does next.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum Step {
+    /// Look again after the poll interval; print the line if there is one (progress changed).
+    Continue(Option<String>),
+    /// Stop: `Ok` on a steady state, `Err` with the reason otherwise.
+    Done(Result<(), String>),
+}
+
+/// The state of one wait: the deployment watched, its time limit and the last progress shown.
+#[derive(Debug)]
+pub struct Watcher {
+    task_definition: String,
+    timeout: Duration,
+    last: Option<String>,
+}
+
+impl Watcher {
+    /// Waits for the deployment of `task_definition` for at most `timeout`.
+    pub fn new(task_definition: impl Into<String>, timeout: Duration) -> Self {
+        Self {
+            task_definition: task_definition.into(),
+            timeout,
+            last: None,
+        }
+    }
+
+    /// Judges `observation`, taken `elapsed` after the wait began.
+    pub fn step(&mut self, observation: &Observation, elapsed: Duration) -> Step {
+        match judge(observation, &self.task_definition) {
+            Verdict::Steady => Step::Done(Ok(())),
+            Verdict::Failed(reason) => Step::Done(Err(reason)),
+            Verdict::InProgress(progress) if elapsed >= self.timeout => Step::Done(Err(format!(
+                "no steady state after {} s (--timeout): {progress}",
+                self.timeout.as_secs()
+            ))),
+            Verdict::InProgress(progress) => {
+                let changed = self.last.as_deref() != Some(progress.as_str());
+                self.last = Some(progress.clone());
+                Step::Continue(changed.then_some(progress))
+            }
+        }
+    }
+}
