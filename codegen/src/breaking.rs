@@ -516,62 +516,61 @@ impl Findings<'_, '_> {
             let at = entity_message(self.new.project, new)
                 .map(|m| self.at_new(&m.parent_file(), m.path()))
                 .unwrap_or_default();
-            let changed =
-                |this: &mut Self, rule: &'static str, what: &str, before: &str, after: &str| {
-                    if before != after {
-                        this.push(
+            let none = String::from("(none)");
+            let optional = |field: &Option<String>| field.clone().unwrap_or_else(|| none.clone());
+            let not_found = "stored items are no longer found under their keys";
+            let settings = [
+                (
+                    "entity-moved",
+                    "the table",
+                    old.table.clone(),
+                    new.table.clone(),
+                    "its items stay in the old table",
+                ),
+                (
+                    "key-changed",
+                    "the partition-key template",
+                    old.pk.text.clone(),
+                    new.pk.text.clone(),
+                    not_found,
+                ),
+                (
+                    "key-changed",
+                    "the sort-key template",
+                    old.sk.text.clone(),
+                    new.sk.text.clone(),
+                    not_found,
+                ),
+                (
+                    "ttl-field-changed",
+                    "the TTL field",
+                    optional(&old.ttl_field),
+                    optional(&new.ttl_field),
+                    "stored items keep the expiry of the old field",
+                ),
+                (
+                    "version-field-changed",
+                    "the version field",
+                    optional(&old.version_field),
+                    optional(&new.version_field),
+                    "stored versions are no longer checked against the new field",
+                ),
+            ];
+            for (rule, what, before, after, consequence) in settings {
+                if before != after {
+                    self.push(
                         Category::StoredData,
                         rule,
                         old.name.clone(),
                         at.clone(),
                         format!(
-                            "{what} of `{}` changed from `{before}` to `{after}`: {}",
-                            old.name,
-                            match rule {
-                                "entity-moved" => "its items stay in the old table",
-                                "ttl-field-changed" => {
-                                    "stored items keep the expiry of the old field"
-                                }
-                                "version-field-changed" => {
-                                    "stored versions are no longer checked against the new field"
-                                }
-                                _ => "stored items are no longer found under their keys",
-                            }
+                            "{what} of `{}` changed from `{before}` to `{after}`: {consequence}",
+                            old.name
                         ),
                         "migrate the stored items (rewrite each one), or keep the old value",
                     );
-                    }
-                };
-            changed(self, "entity-moved", "the table", &old.table, &new.table);
-            changed(
-                self,
-                "key-changed",
-                "the partition-key template",
-                &old.pk.text,
-                &new.pk.text,
-            );
-            changed(
-                self,
-                "key-changed",
-                "the sort-key template",
-                &old.sk.text,
-                &new.sk.text,
-            );
-            let none = String::from("(none)");
-            changed(
-                self,
-                "ttl-field-changed",
-                "the TTL field",
-                old.ttl_field.as_ref().unwrap_or(&none),
-                new.ttl_field.as_ref().unwrap_or(&none),
-            );
-            changed(
-                self,
-                "version-field-changed",
-                "the version field",
-                old.version_field.as_ref().unwrap_or(&none),
-                new.version_field.as_ref().unwrap_or(&none),
-            );
+                }
+            }
             for index in &new.indexes {
                 let subject = format!("{}.{}", new.name, index.name);
                 match old.indexes.iter().find(|i| i.name == index.name) {

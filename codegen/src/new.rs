@@ -32,6 +32,9 @@ pub enum NewError {
     #[error(transparent)]
     #[diagnostic(transparent)]
     Generate(#[from] GenerateError),
+    /// Writing the generated files failed.
+    #[error(transparent)]
+    Write(#[from] crate::output::WriteError),
     /// I/O failure.
     #[error("{path}: {source}")]
     Io {
@@ -161,10 +164,7 @@ fn assemble(
     let options = crate::render::Options { templates, runtime };
     let output =
         crate::render::render(&project.config, &project.compiled, &project.model, &options)?;
-    let report = crate::output::write(dir, &output).map_err(|e| NewError::Io {
-        path: dir.to_owned(),
-        source: std::io::Error::other(e.to_string()),
-    })?;
+    let report = crate::output::write(dir, &output)?;
     written.extend(report.written);
     written.sort();
     Ok(written)

@@ -70,11 +70,6 @@ pub struct Templates {
 }
 
 impl Templates {
-    /// The embedded templates.
-    pub fn embedded() -> Result<Self, TemplateError> {
-        Self::load(None)
-    }
-
     /// The embedded templates, each replaced by the file of the same name under `dir` when
     /// there is one. A file that does not name a template is an error (a typo would otherwise
     /// silently change nothing).

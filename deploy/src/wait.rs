@@ -246,28 +246,16 @@ pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
             health.description.as_deref().unwrap_or("no description")
         ));
     }
-    let healthy = observation
-        .targets
-        .iter()
-        .filter(|t| t.target_health.state == "healthy")
-        .count();
-    let mut states: Vec<&str> = observation
-        .targets
-        .iter()
-        .map(|t| t.target_health.state.as_str())
-        .collect();
-    states.sort_unstable();
-    states.dedup();
+    let mut states: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
+    for target in &observation.targets {
+        *states
+            .entry(target.target_health.state.as_str())
+            .or_default() += 1;
+    }
+    let healthy = states.get("healthy").copied().unwrap_or(0);
     let target_summary = states
         .iter()
-        .map(|s| {
-            let n = observation
-                .targets
-                .iter()
-                .filter(|t| t.target_health.state == *s)
-                .count();
-            format!("{n} {s}")
-        })
+        .map(|(state, n)| format!("{n} {state}"))
         .collect::<Vec<_>>()
         .join(", ");
     let desired = usize::try_from(ours.desired_count).unwrap_or(usize::MAX);

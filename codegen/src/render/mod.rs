@@ -16,7 +16,7 @@ use quote::{format_ident, quote};
 use crate::GenerateError;
 use crate::compile::Compiled;
 use crate::config::Config;
-use crate::model::{Model, Operation};
+use crate::model::Model;
 use crate::templates::Templates;
 
 /// Who owns a file.
@@ -191,12 +191,7 @@ fn module<'a>(
     });
     let bounds = model.services.iter().map(service::handler_trait);
     let routes = quote!(rt::Routes::default()#(.add_service(#servers))*);
-    let custom_count = model
-        .services
-        .iter()
-        .flat_map(|s| &s.methods)
-        .filter(|m| matches!(m.operation, Operation::Custom))
-        .count();
+    let custom_count = scaffold::custom_methods(model).count();
     let doc = format!(
         " `{name}`: {} RPCs, {custom_count} of them hand-written.",
         model
