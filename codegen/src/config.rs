@@ -22,6 +22,30 @@ pub struct Config {
     /// `[generate]`: how `svcgen generate` renders.
     #[serde(default)]
     pub generate: GenerateConfig,
+    /// `[aws]`: the account's existing network and load balancer, for `svcgen deploy`.
+    #[serde(default)]
+    pub aws: AwsConfig,
+}
+
+/// `[aws]`: where `svcgen deploy` puts the service. Only `svcgen deploy` and `svcgen status`
+/// read it, and they name any missing setting before making a call.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct AwsConfig {
+    /// Region (else `--region`, else the standard AWS chain: `AWS_REGION`, the profile).
+    pub region: Option<String>,
+    /// VPC of the load balancer and the tasks (the Cloud Map namespace is created in it).
+    pub vpc_id: Option<String>,
+    /// Private subnets the tasks run in.
+    #[serde(default)]
+    pub subnets: Vec<String>,
+    /// Security groups of the tasks (allow the load balancer's group on the container port).
+    #[serde(default)]
+    pub security_groups: Vec<String>,
+    /// ARN of the load balancer's existing HTTPS listener.
+    pub listener_arn: Option<String>,
+    /// ECS cluster (default: the service name).
+    pub cluster: Option<String>,
 }
 
 /// `[generate]`

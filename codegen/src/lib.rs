@@ -7,6 +7,8 @@
 pub mod breaking;
 pub mod compile;
 pub mod config;
+#[cfg(feature = "aws")]
+pub mod deploy;
 pub mod diagnostic;
 pub mod keys;
 pub mod model;

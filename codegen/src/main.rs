@@ -85,6 +85,52 @@ enum Command {
         #[command(subcommand)]
         command: TableCommand,
     },
+    /// Deploys the project to ECS Fargate: each resource is created if missing, updated if it
+    /// differs from the generated definition and left alone if equal.
+    ///
+    /// Steps: ECR repository and image (built and pushed with docker, podman or buildah, tagged
+    /// with the git revision; or --image), DynamoDB tables, IAM roles, ECS cluster, log group
+    /// and task definition, Cloud Map namespace and service, target group and listener rule,
+    /// ECS service; then waits for a steady state and prints a command that calls the service.
+    /// Settings come from svcgen.toml [aws] (region, vpc_id, subnets, security_groups,
+    /// listener_arn, cluster) and [deploy]; credentials and AWS_ENDPOINT_URL from the standard
+    /// AWS chain. Exit 2: bad input, found before any change; exit 1: AWS refused or the rollout
+    /// failed.
+    ///
+    /// Example: svcgen deploy --dry-run generated-example
+    #[cfg(feature = "aws")]
+    Deploy {
+        /// Deploy this image instead of building one.
+        #[arg(long, value_name = "URI")]
+        image: Option<String>,
+        /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+        /// Describe and compare only; print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait for the rollout (`svcgen status` shows it).
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting for a steady state after this many seconds (exit 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+        timeout: u64,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Shows the deployed service: deployments, tasks and target health.
+    ///
+    /// Example: svcgen status generated-example
+    #[cfg(feature = "aws")]
+    Status {
+        /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
     /// Prints a shell completion script.
     ///
     /// Example: svcgen completions bash > ~/.local/share/bash-completion/completions/svcgen
@@ -161,6 +207,58 @@ fn main() -> ExitCode {
         Command::Table {
             command: TableCommand::Create { dir },
         } => create_tables(&dir),
+        #[cfg(feature = "aws")]
+        Command::Deploy {
+            image,
+            region,
+            dry_run,
+            no_wait,
+            timeout,
+            dir,
+        } => {
+            let options = svcgen::deploy::Options {
+                dir,
+                image,
+                region,
+                dry_run,
+                wait: !no_wait,
+                timeout: std::time::Duration::from_secs(timeout),
+            };
+            on_runtime(async move { svcgen::deploy::deploy(&options).await })
+        }
+        #[cfg(feature = "aws")]
+        Command::Status { region, dir } => {
+            on_runtime(async move { svcgen::deploy::status(&dir, region.as_deref()).await })
+        }
+    }
+}
+
+/// Runs a deploy command; exit 2 for bad input, 1 for a failure.
+#[cfg(feature = "aws")]
+fn on_runtime(
+    task: impl std::future::Future<Output = Result<(), svcgen::deploy::Error>>,
+) -> ExitCode {
+    let runtime = match tokio::runtime::Builder::new_current_thread()
+        .enable_all()
+        .build()
+    {
+        Ok(runtime) => runtime,
+        Err(error) => {
+            eprintln!("error: {error}");
+            return ExitCode::FAILURE;
+        }
+    };
+    match runtime.block_on(task) {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(svcgen::deploy::Error::Input(message)) => {
+            eprintln!("error: {message}");
+            eprintln!("nothing was changed");
+            ExitCode::from(2)
+        }
+        Err(svcgen::deploy::Error::Failed(message)) => {
+            eprintln!("error: {message}");
+            ExitCode::FAILURE
+        }
     }
 }
 

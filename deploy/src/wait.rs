@@ -292,11 +292,13 @@ pub enum Step {
     Done(Result<(), String>),
 }
 
-/// The state of one wait: the deployment watched, its time limit and the last progress shown.
+/// The state of one wait: the deployment watched, its time limit, whether ECS has shown the
+/// deployment yet and the last progress shown.
 #[derive(Debug)]
 pub struct Watcher {
     task_definition: String,
     timeout: Duration,
+    seen: bool,
     last: Option<String>,
 }
 
@@ -306,13 +308,31 @@ impl Watcher {
         Self {
             task_definition: task_definition.into(),
             timeout,
+            seen: false,
             last: None,
         }
     }
 
     /// Judges `observation`, taken `elapsed` after the wait began.
+    ///
+    /// A deployment missing before ECS ever showed it is not a rollback yet: DescribeServices
+    /// may lag behind UpdateService, so that waits (within the timeout) too.
     pub fn step(&mut self, observation: &Observation, elapsed: Duration) -> Step {
-        match judge(observation, &self.task_definition) {
+        let present = observation
+            .service
+            .deployments
+            .iter()
+            .any(|d| d.task_definition == self.task_definition);
+        self.seen |= present;
+        let verdict = if present || self.seen {
+            judge(observation, &self.task_definition)
+        } else {
+            Verdict::InProgress(format!(
+                "waiting for ECS to start the deployment of {}",
+                short(&self.task_definition)
+            ))
+        };
+        match verdict {
             Verdict::Steady => Step::Done(Ok(())),
             Verdict::Failed(reason) => Step::Done(Err(reason)),
             Verdict::InProgress(progress) if elapsed >= self.timeout => Step::Done(Err(format!(

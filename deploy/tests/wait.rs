@@ -56,6 +56,29 @@ fn a_rollout_reports_progress_when_it_changes_and_ends_steady() {
 }
 
 #[test]
+fn a_deployment_is_gone_only_after_ecs_showed_it() {
+    let mut watcher = Watcher::new(OURS, Duration::from_secs(600));
+    let second = Duration::from_secs(1);
+    assert_eq!(
+        watcher.step(&observation("rolled_back"), second),
+        Step::Continue(Some(
+            "waiting for ECS to start the deployment of task-svc:7".to_owned()
+        ))
+    );
+    assert!(matches!(
+        watcher.step(&observation("in_progress_starting"), 2 * second),
+        Step::Continue(Some(_))
+    ));
+    assert_eq!(
+        watcher.step(&observation("rolled_back"), 3 * second),
+        Step::Done(Err(
+            "ECS rolled the service back to task-svc:6: the deployment of task-svc:7 is gone"
+                .to_owned()
+        ))
+    );
+}
+
+#[test]
 fn old_tasks_stopped_by_the_rollout_are_not_failures() {
     // Every in-progress fixture holds a task of the previous task definition stopped by
     // scale-in ("Scaling activity initiated by ...").

@@ -390,14 +390,66 @@ pub enum TableOutcome {
     Exists,
 }
 
-/// Creates `table` with svcgen's layout (on-demand billing; string keys `pk`/`sk`; one global
-/// secondary index per name in `indexes`, keyed `NAMEpk`/`NAMEsk`, projecting every attribute;
-/// TTL on `ttl`), or confirms that an existing table has that layout.
-pub async fn ensure_table(
+/// Whether a table has svcgen's layout, from one `DescribeTable` (no mutating call).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableState {
+    /// There is no such table.
+    Missing,
+    /// The table has the expected keys and indexes.
+    Matches,
+    /// The table exists with another layout (the message says how it differs).
+    Differs(String),
+}
+
+/// Compares `table` with svcgen's layout for `indexes` (see [`create_table`]).
+pub async fn check_table(
     client: &Client,
     table: &str,
     indexes: &[&str],
-) -> Result<TableOutcome, StoreError> {
+) -> Result<TableState, StoreError> {
+    let described = match client.describe_table().table_name(table).send().await {
+        Ok(described) => described,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(TableState::Missing);
+        }
+        Err(error) => return Err(sdk_error("DescribeTable", error)),
+    };
+    let description = described.table();
+    let mut existing: Vec<String> = description
+        .map(|t| {
+            t.global_secondary_indexes()
+                .iter()
+                .filter_map(|i| i.index_name().map(str::to_owned))
+                .collect()
+        })
+        .unwrap_or_default();
+    existing.sort();
+    let mut wanted: Vec<String> = indexes.iter().map(|i| (*i).to_owned()).collect();
+    wanted.sort();
+    let keys: Vec<&str> = description
+        .map(|t| t.key_schema().iter().map(|k| k.attribute_name()).collect())
+        .unwrap_or_default();
+    Ok(if keys != [PARTITION_KEY, SORT_KEY] || existing != wanted {
+        TableState::Differs(format!(
+            "table {table} exists with another layout (keys {keys:?}, indexes {existing:?}; expected [\"pk\", \"sk\"], {wanted:?})"
+        ))
+    } else {
+        TableState::Matches
+    })
+}
+
+/// Creates `table` with svcgen's layout: on-demand billing; string keys `pk`/`sk`; one global
+/// secondary index per name in `indexes`, keyed `NAMEpk`/`NAMEsk`, projecting every attribute;
+/// TTL on `ttl`.
+pub async fn create_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
         Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
@@ -445,7 +497,7 @@ pub async fn ensure_table(
                 .map_err(build)
         })
         .collect::<Result<Vec<_>, _>>()?;
-    let created = client
+    client
         .create_table()
         .table_name(table)
         .billing_mode(BillingMode::PayPerRequest)
@@ -453,44 +505,8 @@ pub async fn ensure_table(
         .set_attribute_definitions(Some(definitions))
         .set_global_secondary_indexes((!secondary.is_empty()).then_some(secondary))
         .send()
-        .await;
-    match created {
-        Ok(_) => {}
-        Err(error)
-            if error
-                .as_service_error()
-                .is_some_and(|e| e.is_resource_in_use_exception()) =>
-        {
-            let described = client
-                .describe_table()
-                .table_name(table)
-                .send()
-                .await
-                .map_err(|e| sdk_error("DescribeTable", e))?;
-            let description = described.table();
-            let mut existing: Vec<String> = description
-                .map(|t| {
-                    t.global_secondary_indexes()
-                        .iter()
-                        .filter_map(|i| i.index_name().map(str::to_owned))
-                        .collect()
-                })
-                .unwrap_or_default();
-            existing.sort();
-            let mut wanted: Vec<String> = indexes.iter().map(|i| (*i).to_owned()).collect();
-            wanted.sort();
-            let keys: Vec<&str> = description
-                .map(|t| t.key_schema().iter().map(|k| k.attribute_name()).collect())
-                .unwrap_or_default();
-            if keys != [PARTITION_KEY, SORT_KEY] || existing != wanted {
-                return Err(StoreError::Internal(format!(
-                    "table {table} exists with another layout (keys {keys:?}, indexes {existing:?}; expected [\"pk\", \"sk\"], {wanted:?})"
-                )));
-            }
-            return Ok(TableOutcome::Exists);
-        }
-        Err(error) => return Err(sdk_error("CreateTable", error)),
-    }
+        .await
+        .map_err(|e| sdk_error("CreateTable", e))?;
     client
         .update_time_to_live()
         .table_name(table)
@@ -504,5 +520,22 @@ pub async fn ensure_table(
         .send()
         .await
         .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
-    Ok(TableOutcome::Created)
+    Ok(())
+}
+
+/// Creates `table` with svcgen's layout (see [`create_table`]) unless it exists; an existing
+/// table must have that layout. Makes no mutating call when the table is there.
+pub async fn ensure_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<TableOutcome, StoreError> {
+    match check_table(client, table, indexes).await? {
+        TableState::Matches => Ok(TableOutcome::Exists),
+        TableState::Differs(message) => Err(StoreError::Internal(message)),
+        TableState::Missing => {
+            create_table(client, table, indexes).await?;
+            Ok(TableOutcome::Created)
+        }
+    }
 }

@@ -9,7 +9,8 @@ pub(crate) mod local;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
-    DynamoStore, TableOutcome, ensure_table, from_sdk, item_from_sdk, item_to_sdk, to_sdk,
+    DynamoStore, TableOutcome, TableState, check_table, create_table, ensure_table, from_sdk,
+    item_from_sdk, item_to_sdk, to_sdk,
 };
 pub use local::{LocalDatabase, LocalStore};
 

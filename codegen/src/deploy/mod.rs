@@ -1,0 +1,538 @@
+//! `svcgen deploy` and `svcgen status`: the ECS deployment checklist as one idempotent command.
+//!
+//! Every resource is described first and compared with the generated definition; it is
+//! created when missing, updated when it differs and left alone when equal, so a second run
+//! with nothing changed makes no mutating call. All input is checked, and the listener and
+//! credentials are looked at, before the first mutating call. `--dry-run` stops at "would".
+
+mod image;
+mod steps;
+mod task_definition;
+
+use std::path::{Path, PathBuf};
+use std::time::Duration;
+
+use crate::config::Config;
+use crate::table::TableSpec;
+
+/// What `svcgen deploy` was asked to do.
+pub struct Options {
+    /// Project directory.
+    pub dir: PathBuf,
+    /// An existing image to deploy instead of building one.
+    pub image: Option<String>,
+    /// Region (over `[aws] region` and the standard chain).
+    pub region: Option<String>,
+    /// Describe and compare only.
+    pub dry_run: bool,
+    /// Wait for a steady state after a rollout.
+    pub wait: bool,
+    /// How long to wait.
+    pub timeout: Duration,
+}
+
+/// Why a deployment stopped.
+#[derive(Debug)]
+pub enum Error {
+    /// Unusable input, found before any mutating call (exit 2).
+    Input(String),
+    /// AWS refused or the rollout failed (exit 1).
+    Failed(String),
+}
+
+impl From<&str> for Error {
+    fn from(message: &str) -> Self {
+        Self::Failed(message.to_owned())
+    }
+}
+
+impl From<String> for Error {
+    fn from(message: String) -> Self {
+        Self::Failed(message)
+    }
+}
+
+/// Formats an SDK error with its whole chain (service code and message included).
+pub(crate) fn failed(operation: &str, error: impl std::error::Error) -> String {
+    format!(
+        "{operation} failed: {}",
+        aws_sdk_ecs::error::DisplayErrorContext(&error)
+    )
+}
+
+/// The regions svcgen knows (commercial, China, GovCloud, European Sovereign Cloud).
+const REGIONS: &[&str] = &[
+    "af-south-1",
+    "ap-east-1",
+    "ap-east-2",
+    "ap-northeast-1",
+    "ap-northeast-2",
+    "ap-northeast-3",
+    "ap-south-1",
+    "ap-south-2",
+    "ap-southeast-1",
+    "ap-southeast-2",
+    "ap-southeast-3",
+    "ap-southeast-4",
+    "ap-southeast-5",
+    "ap-southeast-6",
+    "ap-southeast-7",
+    "ca-central-1",
+    "ca-west-1",
+    "cn-north-1",
+    "cn-northwest-1",
+    "eu-central-1",
+    "eu-central-2",
+    "eu-north-1",
+    "eu-south-1",
+    "eu-south-2",
+    "eu-west-1",
+    "eu-west-2",
+    "eu-west-3",
+    "eusc-de-east-1",
+    "il-central-1",
+    "me-central-1",
+    "me-south-1",
+    "mx-central-1",
+    "sa-east-1",
+    "us-east-1",
+    "us-east-2",
+    "us-gov-east-1",
+    "us-gov-west-1",
+    "us-west-1",
+    "us-west-2",
+];
+
+/// Everything a deployment needs, checked.
+pub(crate) struct Target {
+    pub(crate) dir: PathBuf,
+    pub(crate) name: String,
+    pub(crate) region: String,
+    pub(crate) vpc_id: String,
+    pub(crate) subnets: Vec<String>,
+    pub(crate) security_groups: Vec<String>,
+    pub(crate) listener_arn: String,
+    pub(crate) cluster: String,
+    pub(crate) config: Config,
+    pub(crate) tables: Vec<TableSpec>,
+    pub(crate) namespace: String,
+    pub(crate) discovery_service: String,
+    pub(crate) path_patterns: Vec<String>,
+    /// `package.Service/ListRpc` and the proto root, for the verification command.
+    pub(crate) verify: Option<(String, PathBuf)>,
+    /// The generated artifacts with `${…}` placeholders.
+    pub(crate) task_definition: String,
+    pub(crate) task_policy: String,
+    pub(crate) execution_policy: String,
+    pub(crate) trust_policy: String,
+}
+
+impl Target {
+    /// Target group names are at most 32 characters.
+    pub(crate) fn target_group(&self) -> &str {
+        &self.name
+    }
+    pub(crate) fn task_role(&self) -> String {
+        format!("{}-task", self.name)
+    }
+    pub(crate) fn execution_role(&self) -> String {
+        format!("{}-execution", self.name)
+    }
+    pub(crate) fn log_group(&self) -> String {
+        format!("/ecs/{}", self.name)
+    }
+}
+
+/// Reads the project and its `[aws]` settings; every problem names the setting to fix.
+fn target(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Target, Error> {
+    let project = crate::load(dir).map_err(|e| Error::Input(e.to_string()))?;
+    let output = crate::generate(dir, None).map_err(|e| Error::Input(e.to_string()))?;
+    if deploying {
+        let drift = crate::output::check(dir, &output);
+        if !drift.is_empty() {
+            let list: Vec<String> = drift.iter().map(ToString::to_string).collect();
+            return Err(Error::Input(format!(
+                "generated files are out of date ({}): run `svcgen generate {}` first, so what is deployed is what is checked in",
+                list.join(", "),
+                dir.display()
+            )));
+        }
+    }
+    let artifact = |path: &str| -> Result<String, Error> {
+        output
+            .get(Path::new(path))
+            .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
+            .ok_or_else(|| Error::Failed(format!("svcgen did not generate {path}")))
+    };
+    let config = project.config.clone();
+    let aws = &config.aws;
+    let setting = |key: &str, what: &str, example: &str| {
+        Error::Input(format!(
+            "svcgen.toml [aws] {key} is not set: {what} (e.g. {key} = {example})"
+        ))
+    };
+    let vpc_id = aws.vpc_id.clone().ok_or_else(|| {
+        setting(
+            "vpc_id",
+            "the VPC of the load balancer and the tasks",
+            "\"vpc-0123456789abcdef0\"",
+        )
+    })?;
+    if aws.subnets.is_empty() {
+        return Err(setting(
+            "subnets",
+            "the private subnets the tasks run in",
+            "[\"subnet-0123456789abcdef0\"]",
+        ));
+    }
+    if aws.security_groups.is_empty() {
+        return Err(setting(
+            "security_groups",
+            "the tasks' security groups (allow the load balancer's group on the container port)",
+            "[\"sg-0123456789abcdef0\"]",
+        ));
+    }
+    let listener_arn = aws.listener_arn.clone().ok_or_else(|| {
+        setting(
+            "listener_arn",
+            "the ARN of the load balancer's HTTPS listener",
+            "\"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2\"",
+        )
+    })?;
+    for (key, values, prefix) in [
+        ("vpc_id", std::slice::from_ref(&vpc_id), "vpc-"),
+        ("subnets", aws.subnets.as_slice(), "subnet-"),
+        ("security_groups", aws.security_groups.as_slice(), "sg-"),
+    ] {
+        if let Some(bad) = values.iter().find(|v| !v.starts_with(prefix)) {
+            return Err(Error::Input(format!(
+                "svcgen.toml [aws] {key}: {bad:?} is not an id starting with {prefix:?}"
+            )));
+        }
+    }
+    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
+        return Err(Error::Input(format!(
+            "svcgen.toml [aws] listener_arn = {listener_arn:?} is not the ARN of an Application Load Balancer listener (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/…)"
+        )));
+    }
+    let region = region
+        .map(str::to_owned)
+        .or_else(|| aws.region.clone())
+        .or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        })
+        .ok_or_else(|| {
+            Error::Input(
+                "no region: set [aws] region in svcgen.toml, pass --region or set AWS_REGION"
+                    .to_owned(),
+            )
+        })?;
+    if !REGIONS.contains(&region.as_str()) {
+        return Err(Error::Input(format!(
+            "region {region:?} (from --region, svcgen.toml [aws] region or AWS_REGION) is not an AWS region; known regions: {}",
+            REGIONS.join(", ")
+        )));
+    }
+    if listener_arn.split(':').nth(3) != Some(region.as_str()) {
+        return Err(Error::Input(format!(
+            "svcgen.toml [aws] listener_arn is in another region than {region}: {listener_arn}"
+        )));
+    }
+    let name = config.service.name.clone();
+    if name.len() > 32 {
+        return Err(Error::Input(format!(
+            "svcgen.toml [service] name {name:?} is longer than 32 characters, the limit of the ALB target group named after it"
+        )));
+    }
+    let verify = project.model.services.first().and_then(|service| {
+        let list = service
+            .methods
+            .iter()
+            .find(|m| matches!(m.operation, crate::model::Operation::List { .. }))?;
+        Some((
+            format!("{}/{}", service.full_name, list.name),
+            config.proto.root.clone(),
+        ))
+    });
+    Ok(Target {
+        dir: dir.to_owned(),
+        region,
+        vpc_id,
+        subnets: aws.subnets.clone(),
+        security_groups: aws.security_groups.clone(),
+        listener_arn,
+        cluster: aws.cluster.clone().unwrap_or_else(|| name.clone()),
+        tables: crate::table::specs(&project, |_| None),
+        namespace: crate::render::deploy::namespace(&config),
+        discovery_service: crate::render::deploy::discovery_service(&config, &project.model),
+        path_patterns: project
+            .model
+            .services
+            .iter()
+            .map(|s| format!("/{}/*", s.full_name))
+            .collect(),
+        verify,
+        task_definition: artifact("deploy/task-definition.json")?,
+        task_policy: artifact("deploy/iam/task-role-policy.json")?,
+        execution_policy: artifact("deploy/iam/execution-role-policy.json")?,
+        trust_policy: artifact("deploy/iam/trust-policy.json")?,
+        name,
+        config,
+    })
+}
+
+/// One client per AWS service, from the standard configuration chain (`AWS_ENDPOINT_URL`
+/// included).
+pub(crate) struct Clients {
+    pub(crate) sts: aws_sdk_sts::Client,
+    pub(crate) ecr: aws_sdk_ecr::Client,
+    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
+    pub(crate) iam: aws_sdk_iam::Client,
+    pub(crate) ecs: aws_sdk_ecs::Client,
+    pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
+    pub(crate) discovery: aws_sdk_servicediscovery::Client,
+    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+}
+
+async fn clients(region: &str) -> Clients {
+    let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+        .region(aws_config::Region::new(region.to_owned()))
+        .load()
+        .await;
+    Clients {
+        sts: aws_sdk_sts::Client::new(&config),
+        ecr: aws_sdk_ecr::Client::new(&config),
+        dynamodb: aws_sdk_dynamodb::Client::new(&config),
+        iam: aws_sdk_iam::Client::new(&config),
+        ecs: aws_sdk_ecs::Client::new(&config),
+        logs: aws_sdk_cloudwatchlogs::Client::new(&config),
+        discovery: aws_sdk_servicediscovery::Client::new(&config),
+        elb: aws_sdk_elasticloadbalancingv2::Client::new(&config),
+    }
+}
+
+/// The changes of a run: each step records what it changes (or would change, in a dry run)
+/// and prints one line.
+pub(crate) struct Plan {
+    dry_run: bool,
+    step: Vec<String>,
+    total: usize,
+}
+
+/// The number of steps printed as `[n/STEPS]`.
+const STEPS: usize = 10;
+
+impl Plan {
+    /// Records a change; true when it is to be made (not a dry run).
+    pub(crate) fn change(&mut self, what: impl Into<String>) -> bool {
+        self.step.push(what.into());
+        self.total += 1;
+        !self.dry_run
+    }
+
+    /// Prints the progress line of step `n` and starts the next step.
+    pub(crate) fn done(&mut self, n: usize, subject: &str) -> bool {
+        let changed = !self.step.is_empty();
+        let what = if !changed {
+            "unchanged".to_owned()
+        } else if self.dry_run {
+            let would: Vec<String> = self.step.iter().map(|c| format!("would {c}")).collect();
+            would.join("; ")
+        } else {
+            self.step.join("; ")
+        };
+        println!("[{n}/{STEPS}] {subject}: {what}");
+        self.step.clear();
+        changed
+    }
+}
+
+/// `svcgen deploy`.
+pub async fn deploy(options: &Options) -> Result<(), Error> {
+    let target = target(&options.dir, options.region.as_deref(), true)?;
+    let build = match &options.image {
+        Some(image) if image.is_empty() || image.contains(char::is_whitespace) => {
+            return Err(Error::Input(format!(
+                "--image {image:?} is not an image URI"
+            )));
+        }
+        Some(_) => None,
+        None => {
+            let engine = image::find_engine().ok_or_else(|| {
+                Error::Input(
+                    "no container engine (docker, podman or buildah) on PATH to build the image: install one, or deploy an existing image with --image URI".to_owned(),
+                )
+            })?;
+            let tag = image::revision(&target.dir).map_err(Error::Input)?;
+            Some((engine, tag))
+        }
+    };
+    let aws = clients(&target.region).await;
+    let account = steps::account(&aws).await.map_err(Error::Input)?;
+    let listener = steps::listener(&aws, &target).await.map_err(Error::Input)?;
+    println!(
+        "deploying {} to {} (account {account}, cluster {}){}",
+        target.name,
+        target.region,
+        target.cluster,
+        if options.dry_run {
+            ", dry run: no changes are made"
+        } else {
+            ""
+        }
+    );
+    let mut plan = Plan {
+        dry_run: options.dry_run,
+        step: Vec::new(),
+        total: 0,
+    };
+    let fill = |text: &str, image: &str| {
+        text.replace("${AWS_ACCOUNT_ID}", &account)
+            .replace("${AWS_REGION}", &target.region)
+            .replace("${IMAGE}", image)
+    };
+
+    let repository = steps::repository(&aws, &mut plan, &target, &account).await?;
+    let image = match (&options.image, &build) {
+        (Some(image), _) => image.clone(),
+        (None, Some((engine, tag))) => {
+            steps::image(&aws, &mut plan, &target, &repository, engine, tag).await?
+        }
+        (None, None) => unreachable!("either --image or an engine"),
+    };
+    plan.done(1, &format!("ECR repository and image {image}"));
+
+    for table in &target.tables {
+        steps::table(&aws, &mut plan, table).await?;
+    }
+    let tables: Vec<&str> = target.tables.iter().map(|t| t.physical.as_str()).collect();
+    plan.done(2, &format!("DynamoDB table {}", tables.join(", ")));
+
+    steps::role(
+        &aws,
+        &mut plan,
+        &target.task_role(),
+        &target.trust_policy,
+        ("dynamodb", &fill(&target.task_policy, &image)),
+    )
+    .await?;
+    steps::role(
+        &aws,
+        &mut plan,
+        &target.execution_role(),
+        &target.trust_policy,
+        ("pull-and-log", &fill(&target.execution_policy, &image)),
+    )
+    .await?;
+    plan.done(
+        3,
+        &format!(
+            "IAM roles {} and {}",
+            target.task_role(),
+            target.execution_role()
+        ),
+    );
+
+    let cluster_exists = steps::cluster(&aws, &mut plan, &target).await?;
+    plan.done(4, &format!("ECS cluster {}", target.cluster));
+
+    steps::log_group(&aws, &mut plan, &target).await?;
+    let spec = task_definition::Spec::parse(&fill(&target.task_definition, &image))?;
+    let task_definition = steps::task_definition(&aws, &mut plan, &spec).await?;
+    plan.done(5, &format!("task definition {}", spec.family));
+
+    let registry = steps::discovery(&aws, &mut plan, &target).await?;
+    plan.done(
+        6,
+        &format!(
+            "Cloud Map {}.{}",
+            target.discovery_service, target.namespace
+        ),
+    );
+
+    let target_group = steps::target_group(&aws, &mut plan, &target).await?;
+    steps::listener_rule(&aws, &mut plan, &target, target_group.as_deref()).await?;
+    plan.done(
+        7,
+        &format!(
+            "target group {} and listener rule {}",
+            target.target_group(),
+            target.path_patterns.join(", ")
+        ),
+    );
+
+    let resources = steps::ServiceResources {
+        task_definition: task_definition.as_deref(),
+        target_group: target_group.as_deref(),
+        registry: registry.as_deref(),
+    };
+    steps::service(&aws, &mut plan, &target, cluster_exists, &resources).await?;
+    let rolled_out = plan.done(8, &format!("ECS service {}", target.name));
+
+    match (&task_definition, &target_group) {
+        (Some(task_definition), Some(target_group))
+            if rolled_out && options.wait && !options.dry_run =>
+        {
+            steps::wait(
+                &aws,
+                &target,
+                task_definition,
+                target_group,
+                options.timeout,
+            )
+            .await?;
+        }
+        _ => println!(
+            "[9/{STEPS}] steady state: {}",
+            if options.dry_run {
+                "not waited for (dry run)"
+            } else if !rolled_out {
+                "nothing to roll out"
+            } else {
+                "not waited for (--no-wait); `svcgen status` shows the rollout"
+            }
+        ),
+    }
+
+    println!(
+        "[10/{STEPS}] verify: {}",
+        verify_command(&target, &listener)
+    );
+    if options.dry_run {
+        println!(
+            "dry run: {} change(s) would be made; nothing was changed",
+            plan.total
+        );
+    } else if plan.total == 0 {
+        println!("nothing changed: every resource matches the generated definitions");
+    } else {
+        println!("deployed: {} change(s) made", plan.total);
+    }
+    Ok(())
+}
+
+/// The command that calls the service through the load balancer.
+fn verify_command(target: &Target, listener: &steps::Listener) -> String {
+    match &target.verify {
+        Some((method, proto_root)) => format!(
+            "buf curl --protocol grpc --schema {} --data '{{}}' https://{}/{method}",
+            std::fs::canonicalize(target.dir.join(proto_root))
+                .unwrap_or_else(|_| target.dir.join(proto_root))
+                .display(),
+            listener.dns_name
+        ),
+        None => format!(
+            "buf curl --protocol grpc --schema <proto dir> https://{}/<package.Service>/<Method>",
+            listener.dns_name
+        ),
+    }
+}
+
+/// `svcgen status`: the service, its deployments and tasks, and the target health.
+pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), Error> {
+    let target = target(dir, region, false)?;
+    let aws = clients(&target.region).await;
+    steps::status(&aws, &target).await
+}

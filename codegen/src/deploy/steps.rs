@@ -1,0 +1,1501 @@
+//! One function per resource: describe, compare with the generated definition, and create or
+//! update through [`Plan::change`] (which says no in a dry run).
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types as ecs;
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use aws_sdk_servicediscovery::types as sd;
+use serde_json::Value;
+
+use super::image::{Engine, Login};
+use super::task_definition::Spec;
+use super::{Clients, Error, Plan, Target, failed};
+use crate::table::TableSpec;
+
+/// The account the credentials belong to (also proves they work).
+pub(super) async fn account(aws: &Clients) -> Result<String, String> {
+    let identity = aws.sts.get_caller_identity().send().await.map_err(|e| {
+        format!(
+            "{} (credentials come from the standard AWS chain: AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, …)",
+            failed("sts:GetCallerIdentity", e)
+        )
+    })?;
+    identity
+        .account()
+        .map(str::to_owned)
+        .ok_or_else(|| "sts:GetCallerIdentity returned no account".to_owned())
+}
+
+/// The HTTPS listener the rule goes on, and its load balancer.
+pub(super) struct Listener {
+    pub(super) dns_name: String,
+}
+
+/// Checks that `[aws] listener_arn` is an HTTPS listener of a load balancer in `[aws] vpc_id`.
+pub(super) async fn listener(aws: &Clients, target: &Target) -> Result<Listener, String> {
+    let listeners = aws
+        .elb
+        .describe_listeners()
+        .listener_arns(&target.listener_arn)
+        .send()
+        .await
+        .map_err(|e| {
+            format!(
+                "svcgen.toml [aws] listener_arn: {}",
+                failed("elasticloadbalancing:DescribeListeners", e)
+            )
+        })?;
+    let listener = listeners.listeners().first().ok_or_else(|| {
+        format!(
+            "svcgen.toml [aws] listener_arn: no listener {}",
+            target.listener_arn
+        )
+    })?;
+    if listener.protocol() != Some(&elb::ProtocolEnum::Https) {
+        return Err(format!(
+            "svcgen.toml [aws] listener_arn: the listener's protocol is {}; an ALB routes gRPC only on an HTTPS listener",
+            listener.protocol().map(|p| p.as_str()).unwrap_or("unknown")
+        ));
+    }
+    let balancers = aws
+        .elb
+        .describe_load_balancers()
+        .set_load_balancer_arns(listener.load_balancer_arn().map(|a| vec![a.to_owned()]))
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:DescribeLoadBalancers", e))?;
+    let balancer = balancers
+        .load_balancers()
+        .first()
+        .ok_or("the listener's load balancer was not found")?;
+    if balancer.vpc_id() != Some(target.vpc_id.as_str()) {
+        return Err(format!(
+            "svcgen.toml [aws] vpc_id = {:?}, but the listener's load balancer is in {}",
+            target.vpc_id,
+            balancer.vpc_id().unwrap_or("no VPC")
+        ));
+    }
+    Ok(Listener {
+        dns_name: balancer.dns_name().unwrap_or_default().to_owned(),
+    })
+}
+
+/// Step 1: the ECR repository, scanning on push. Returns its URI.
+pub(super) async fn repository(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+    account: &str,
+) -> Result<String, Error> {
+    use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
+    let name = &target.name;
+    let scanning = ImageScanningConfiguration::builder()
+        .scan_on_push(true)
+        .build();
+    let described = aws
+        .ecr
+        .describe_repositories()
+        .repository_names(name)
+        .send()
+        .await;
+    let existing = match described {
+        Ok(out) => out.repositories().first().cloned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_repository_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(failed("ecr:DescribeRepositories", e).into()),
+    };
+    let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", target.region);
+    match existing {
+        Some(repository) => {
+            let scans = repository
+                .image_scanning_configuration()
+                .is_some_and(|s| s.scan_on_push());
+            if !scans && plan.change(format!("turn on scan on push for repository {name}")) {
+                aws.ecr
+                    .put_image_scanning_configuration()
+                    .repository_name(name)
+                    .image_scanning_configuration(scanning)
+                    .send()
+                    .await
+                    .map_err(|e| failed("ecr:PutImageScanningConfiguration", e))?;
+            }
+            Ok(repository.repository_uri().unwrap_or(&uri).to_owned())
+        }
+        None => {
+            if plan.change(format!("create repository {name} (scan on push)")) {
+                let created = aws
+                    .ecr
+                    .create_repository()
+                    .repository_name(name)
+                    .image_scanning_configuration(scanning)
+                    .image_tag_mutability(ImageTagMutability::Mutable)
+                    .send()
+                    .await
+                    .map_err(|e| failed("ecr:CreateRepository", e))?;
+                if let Some(created) = created.repository().and_then(|r| r.repository_uri()) {
+                    return Ok(created.to_owned());
+                }
+            }
+            Ok(uri)
+        }
+    }
+}
+
+/// Step 1: the image `repository:tag`, built and pushed unless the tag is in ECR already.
+pub(super) async fn image(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+    repository: &str,
+    engine: &Engine,
+    tag: &str,
+) -> Result<String, Error> {
+    use aws_sdk_ecr::types::ImageIdentifier;
+    let image = format!("{repository}:{tag}");
+    let found = aws
+        .ecr
+        .describe_images()
+        .repository_name(&target.name)
+        .image_ids(ImageIdentifier::builder().image_tag(tag).build())
+        .send()
+        .await;
+    let present = match found {
+        Ok(out) => !out.image_details().is_empty(),
+        Err(e)
+            if e.as_service_error().is_some_and(|e| {
+                e.is_image_not_found_exception() || e.is_repository_not_found_exception()
+            }) =>
+        {
+            false
+        }
+        Err(e) => return Err(failed("ecr:DescribeImages", e).into()),
+    };
+    if !present && plan.change(format!("build and push {image} with {}", engine.name)) {
+        let token = aws
+            .ecr
+            .get_authorization_token()
+            .send()
+            .await
+            .map_err(|e| failed("ecr:GetAuthorizationToken", e))?;
+        let data = token
+            .authorization_data()
+            .first()
+            .ok_or("ecr:GetAuthorizationToken returned no credentials")?;
+        let registry = repository.split('/').next().unwrap_or(repository);
+        let login = Login::from_token(registry, data.authorization_token().unwrap_or_default())?;
+        engine.build_and_push(&target.dir, repository, tag, &login)?;
+    }
+    Ok(image)
+}
+
+/// Step 2: a table with svcgen's layout.
+pub(super) async fn table(aws: &Clients, plan: &mut Plan, table: &TableSpec) -> Result<(), Error> {
+    use svcgen_runtime::store::TableState;
+    let indexes: Vec<&str> = table.indexes.iter().map(String::as_str).collect();
+    let state = svcgen_runtime::store::check_table(&aws.dynamodb, &table.physical, &indexes)
+        .await
+        .map_err(|e| format!("table {}: {e}", table.physical))?;
+    match state {
+        TableState::Matches => Ok(()),
+        TableState::Differs(message) => Err(Error::Failed(format!(
+            "{message}: svcgen does not change the keys of a table that holds data"
+        ))),
+        TableState::Missing => {
+            let what = format!(
+                "create table {} (keys pk/sk, indexes: {}, TTL on ttl)",
+                table.physical,
+                if indexes.is_empty() {
+                    "none".to_owned()
+                } else {
+                    indexes.join(", ")
+                }
+            );
+            if plan.change(what) {
+                svcgen_runtime::store::create_table(&aws.dynamodb, &table.physical, &indexes)
+                    .await
+                    .map_err(|e| format!("table {}: {e}", table.physical))?;
+            }
+            Ok(())
+        }
+    }
+}
+
+/// IAM returns policy documents URL-encoded.
+fn policy(document: &str) -> Option<Value> {
+    serde_json::from_str(document)
+        .ok()
+        .or_else(|| serde_json::from_str(&percent_decode(document)?).ok())
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+fn is_no_such_entity<E>(error: &aws_sdk_iam::error::SdkError<E>) -> bool
+where
+    E: aws_sdk_iam::error::ProvideErrorMetadata,
+{
+    error.as_service_error().and_then(|e| e.code()) == Some("NoSuchEntity")
+}
+
+/// Step 3: a role assumable by ECS tasks with one inline policy.
+pub(super) async fn role(
+    aws: &Clients,
+    plan: &mut Plan,
+    name: &str,
+    trust: &str,
+    (policy_name, document): (&str, &str),
+) -> Result<(), Error> {
+    let wanted_trust = policy(trust).ok_or("the generated trust policy is not JSON")?;
+    let wanted = policy(document).ok_or("the generated role policy is not JSON")?;
+    let exists = match aws.iam.get_role().role_name(name).send().await {
+        Ok(out) => {
+            let current = out
+                .role()
+                .and_then(|r| r.assume_role_policy_document())
+                .and_then(policy);
+            if current.as_ref() != Some(&wanted_trust)
+                && plan.change(format!("update the trust policy of role {name}"))
+            {
+                aws.iam
+                    .update_assume_role_policy()
+                    .role_name(name)
+                    .policy_document(trust)
+                    .send()
+                    .await
+                    .map_err(|e| failed("iam:UpdateAssumeRolePolicy", e))?;
+            }
+            true
+        }
+        Err(e) if is_no_such_entity(&e) => {
+            if plan.change(format!("create role {name}")) {
+                aws.iam
+                    .create_role()
+                    .role_name(name)
+                    .assume_role_policy_document(trust)
+                    .description("svcgen: ECS task role")
+                    .send()
+                    .await
+                    .map_err(|e| failed("iam:CreateRole", e))?;
+            }
+            false
+        }
+        Err(e) => return Err(failed("iam:GetRole", e).into()),
+    };
+    let current = if exists {
+        match aws
+            .iam
+            .get_role_policy()
+            .role_name(name)
+            .policy_name(policy_name)
+            .send()
+            .await
+        {
+            Ok(out) => policy(out.policy_document()),
+            Err(e) if is_no_such_entity(&e) => None,
+            Err(e) => return Err(failed("iam:GetRolePolicy", e).into()),
+        }
+    } else {
+        None
+    };
+    if current.as_ref() != Some(&wanted) {
+        let verb = if current.is_some() {
+            "update"
+        } else {
+            "attach"
+        };
+        if plan.change(format!("{verb} policy {policy_name} of role {name}")) {
+            aws.iam
+                .put_role_policy()
+                .role_name(name)
+                .policy_name(policy_name)
+                .policy_document(document)
+                .send()
+                .await
+                .map_err(|e| failed("iam:PutRolePolicy", e))?;
+        }
+    }
+    Ok(())
+}
+
+const FARGATE: &str = "FARGATE";
+
+/// Step 4: the cluster with the Fargate capacity provider. Returns whether it exists (after a
+/// dry run: whether it existed).
+pub(super) async fn cluster(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+) -> Result<bool, Error> {
+    let strategy = ecs::CapacityProviderStrategyItem::builder()
+        .capacity_provider(FARGATE)
+        .weight(1)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let described = aws
+        .ecs
+        .describe_clusters()
+        .clusters(&target.cluster)
+        .send()
+        .await
+        .map_err(|e| failed("ecs:DescribeClusters", e))?;
+    let active = described
+        .clusters()
+        .iter()
+        .find(|c| c.status() == Some("ACTIVE"));
+    match active {
+        Some(cluster) => {
+            let providers = cluster.capacity_providers();
+            if !providers.iter().any(|p| p == FARGATE)
+                && plan.change("add the FARGATE capacity provider")
+            {
+                let mut all = providers.to_vec();
+                all.push(FARGATE.to_owned());
+                aws.ecs
+                    .put_cluster_capacity_providers()
+                    .cluster(&target.cluster)
+                    .set_capacity_providers(Some(all))
+                    .default_capacity_provider_strategy(strategy)
+                    .send()
+                    .await
+                    .map_err(|e| failed("ecs:PutClusterCapacityProviders", e))?;
+            }
+            Ok(true)
+        }
+        None => {
+            if plan.change(format!(
+                "create cluster {} (FARGATE capacity provider, Container Insights)",
+                target.cluster
+            )) {
+                aws.ecs
+                    .create_cluster()
+                    .cluster_name(&target.cluster)
+                    .capacity_providers(FARGATE)
+                    .default_capacity_provider_strategy(strategy)
+                    .settings(
+                        ecs::ClusterSetting::builder()
+                            .name(ecs::ClusterSettingName::ContainerInsights)
+                            .value("enabled")
+                            .build(),
+                    )
+                    .send()
+                    .await
+                    .map_err(|e| failed("ecs:CreateCluster", e))?;
+                return Ok(true);
+            }
+            Ok(false)
+        }
+    }
+}
+
+/// Step 5: the log group the task definition names, with the configured retention.
+pub(super) async fn log_group(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+) -> Result<(), Error> {
+    let name = target.log_group();
+    let days = i32::try_from(target.config.deploy.log_retention_days).unwrap_or(i32::MAX);
+    let described = aws
+        .logs
+        .describe_log_groups()
+        .log_group_name_prefix(&name)
+        .send()
+        .await
+        .map_err(|e| failed("logs:DescribeLogGroups", e))?;
+    let existing = described
+        .log_groups()
+        .iter()
+        .find(|g| g.log_group_name() == Some(name.as_str()));
+    let retention_needed = match existing {
+        Some(group) => group.retention_in_days() != Some(days),
+        None => {
+            if plan.change(format!("create log group {name}")) {
+                aws.logs
+                    .create_log_group()
+                    .log_group_name(&name)
+                    .send()
+                    .await
+                    .map_err(|e| failed("logs:CreateLogGroup", e))?;
+            }
+            true
+        }
+    };
+    if retention_needed && plan.change(format!("keep its logs {days} days")) {
+        aws.logs
+            .put_retention_policy()
+            .log_group_name(&name)
+            .retention_in_days(days)
+            .send()
+            .await
+            .map_err(|e| failed("logs:PutRetentionPolicy", e))?;
+    }
+    Ok(())
+}
+
+/// Step 5: the latest revision of the family when it equals the generated definition, else a
+/// new revision. Returns its ARN (none after a dry run that would register one).
+pub(super) async fn task_definition(
+    aws: &Clients,
+    plan: &mut Plan,
+    spec: &Spec,
+) -> Result<Option<String>, Error> {
+    let described = aws
+        .ecs
+        .describe_task_definition()
+        .task_definition(&spec.family)
+        .send()
+        .await;
+    let latest = match described {
+        Ok(out) => out.task_definition().cloned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_client_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(failed("ecs:DescribeTaskDefinition", e).into()),
+    };
+    let what = match &latest {
+        Some(latest) => {
+            let differences = spec.differences(&Spec::from_ecs(latest));
+            if differences.is_empty() {
+                return Ok(latest.task_definition_arn().map(str::to_owned));
+            }
+            format!(
+                "register revision {} ({} changed)",
+                latest.revision() + 1,
+                differences.join(", ")
+            )
+        }
+        None => format!("register the first revision of {}", spec.family),
+    };
+    if plan.change(what) {
+        return Ok(Some(spec.register(&aws.ecs).await?));
+    }
+    Ok(None)
+}
+
+/// Waits for a Cloud Map operation (they are asynchronous) for at most a minute; returns the
+/// id of the namespace or service it acted on.
+async fn operation(
+    aws: &Clients,
+    id: &str,
+    kind: sd::OperationTargetType,
+) -> Result<String, String> {
+    let deadline = Instant::now() + Duration::from_secs(60);
+    loop {
+        let out = aws
+            .discovery
+            .get_operation()
+            .operation_id(id)
+            .send()
+            .await
+            .map_err(|e| failed("servicediscovery:GetOperation", e))?;
+        let operation = out
+            .operation()
+            .ok_or("servicediscovery:GetOperation returned nothing")?;
+        match operation.status() {
+            Some(sd::OperationStatus::Success) => {
+                return Ok(operation
+                    .targets()
+                    .and_then(|t| t.get(&kind))
+                    .cloned()
+                    .unwrap_or_default());
+            }
+            Some(sd::OperationStatus::Fail) => {
+                return Err(format!(
+                    "Cloud Map operation {id} failed: {}",
+                    operation.error_message().unwrap_or("no reason given")
+                ));
+            }
+            _ if Instant::now() >= deadline => {
+                return Err(format!(
+                    "Cloud Map operation {id} did not finish within 60 s"
+                ));
+            }
+            _ => tokio::time::sleep(Duration::from_secs(2)).await,
+        }
+    }
+}
+
+/// Step 6: the private DNS namespace in the VPC and the discovery service. Returns the
+/// service's ARN (the ECS service's registry).
+pub(super) async fn discovery(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+) -> Result<Option<String>, Error> {
+    let cloud_map = &target.config.deploy.cloud_map;
+    let record = sd::DnsRecord::builder()
+        .r#type(cloud_map.record_type.to_string().as_str().into())
+        .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
+        .build()
+        .map_err(|e| e.to_string())?;
+    let filter = sd::NamespaceFilter::builder()
+        .name(sd::NamespaceFilterName::Type)
+        .values("DNS_PRIVATE")
+        .condition(sd::FilterCondition::Eq)
+        .build()
+        .map_err(|e| e.to_string())?;
+    let namespaces = aws
+        .discovery
+        .list_namespaces()
+        .filters(filter)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| failed("servicediscovery:ListNamespaces", e))?;
+    let namespace = match namespaces
+        .iter()
+        .flat_map(|page| page.namespaces())
+        .find(|n| n.name() == Some(target.namespace.as_str()))
+    {
+        Some(namespace) => namespace.id().map(str::to_owned),
+        None => {
+            if plan.change(format!(
+                "create private DNS namespace {} in {}",
+                target.namespace, target.vpc_id
+            )) {
+                let created = aws
+                    .discovery
+                    .create_private_dns_namespace()
+                    .name(&target.namespace)
+                    .vpc(&target.vpc_id)
+                    .creator_request_id(format!("svcgen-{}-{}", target.name, target.namespace))
+                    .send()
+                    .await
+                    .map_err(|e| failed("servicediscovery:CreatePrivateDnsNamespace", e))?;
+                let id = created.operation_id().unwrap_or_default();
+                Some(operation(aws, id, sd::OperationTargetType::Namespace).await?)
+            } else {
+                None
+            }
+        }
+    };
+    let existing = match &namespace {
+        Some(namespace) => {
+            let filter = sd::ServiceFilter::builder()
+                .name(sd::ServiceFilterName::NamespaceId)
+                .values(namespace)
+                .condition(sd::FilterCondition::Eq)
+                .build()
+                .map_err(|e| e.to_string())?;
+            let services = aws
+                .discovery
+                .list_services()
+                .filters(filter)
+                .into_paginator()
+                .send()
+                .try_collect()
+                .await
+                .map_err(|e| failed("servicediscovery:ListServices", e))?;
+            services
+                .iter()
+                .flat_map(|page| page.services())
+                .find(|s| s.name() == Some(target.discovery_service.as_str()))
+                .cloned()
+        }
+        None => None,
+    };
+    let Some(existing) = existing else {
+        let what = format!(
+            "create discovery service {} ({} records, TTL {} s)",
+            target.discovery_service,
+            record.r#type().as_str(),
+            record.ttl()
+        );
+        if plan.change(what)
+            && let Some(namespace) = namespace
+        {
+            let created = aws
+                .discovery
+                .create_service()
+                .name(&target.discovery_service)
+                .namespace_id(namespace)
+                .dns_config(
+                    sd::DnsConfig::builder()
+                        .routing_policy(sd::RoutingPolicy::Multivalue)
+                        .dns_records(record)
+                        .build()
+                        .map_err(|e| e.to_string())?,
+                )
+                .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
+                .send()
+                .await
+                .map_err(|e| failed("servicediscovery:CreateService", e))?;
+            return Ok(created.service().and_then(|s| s.arn()).map(str::to_owned));
+        }
+        return Ok(None);
+    };
+    let id = existing.id().unwrap_or_default();
+    let service = aws
+        .discovery
+        .get_service()
+        .id(id)
+        .send()
+        .await
+        .map_err(|e| failed("servicediscovery:GetService", e))?;
+    let records = service
+        .service()
+        .and_then(|s| s.dns_config())
+        .map(|c| c.dns_records())
+        .unwrap_or_default();
+    if records != [record.clone()]
+        && plan.change(format!(
+            "set the DNS records of {} to {} with TTL {} s",
+            target.discovery_service,
+            record.r#type().as_str(),
+            record.ttl()
+        ))
+    {
+        let updated = aws
+            .discovery
+            .update_service()
+            .id(id)
+            .service(
+                sd::ServiceChange::builder()
+                    .dns_config(
+                        sd::DnsConfigChange::builder()
+                            .dns_records(record)
+                            .build()
+                            .map_err(|e| e.to_string())?,
+                    )
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed("servicediscovery:UpdateService", e))?;
+        operation(
+            aws,
+            updated.operation_id().unwrap_or_default(),
+            sd::OperationTargetType::Service,
+        )
+        .await?;
+    }
+    Ok(existing.arn().map(str::to_owned))
+}
+
+/// The health check the ALB runs: gRPC health, status OK only.
+const HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
+
+/// Step 7: the gRPC target group. Returns its ARN (none after a dry run that would create it).
+pub(super) async fn target_group(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+) -> Result<Option<String>, Error> {
+    let tg = &target.config.deploy.target_group;
+    let port = i32::from(target.config.deploy.port);
+    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+    let name = target.target_group();
+    let described = aws.elb.describe_target_groups().names(name).send().await;
+    let existing = match described {
+        Ok(out) => out.target_groups().first().cloned(),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
+    };
+    let delay = tg.deregistration_delay.to_string();
+    let existing = match existing {
+        None => {
+            if !plan.change(format!(
+                "create target group {name} (gRPC, port {port}, health check {HEALTH_PATH})"
+            )) {
+                return Ok(None);
+            }
+            let created = aws
+                .elb
+                .create_target_group()
+                .name(name)
+                .protocol(elb::ProtocolEnum::Http)
+                .protocol_version("GRPC")
+                .port(port)
+                .vpc_id(&target.vpc_id)
+                .target_type(elb::TargetTypeEnum::Ip)
+                .health_check_enabled(true)
+                .health_check_protocol(elb::ProtocolEnum::Http)
+                .health_check_path(HEALTH_PATH)
+                .health_check_interval_seconds(as_i32(tg.health_check_interval))
+                .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+                .healthy_threshold_count(as_i32(tg.healthy_threshold))
+                .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+                .matcher(elb::Matcher::builder().grpc_code("0").build())
+                .send()
+                .await
+                .map_err(|e| failed("elasticloadbalancing:CreateTargetGroup", e))?;
+            let arn = created
+                .target_groups()
+                .first()
+                .and_then(|t| t.target_group_arn())
+                .ok_or("elasticloadbalancing:CreateTargetGroup returned no ARN")?
+                .to_owned();
+            set_deregistration_delay(aws, &arn, &delay).await?;
+            return Ok(Some(arn));
+        }
+        Some(existing) => existing,
+    };
+    let fixed = [
+        ("port", existing.port() == Some(port)),
+        (
+            "protocol version",
+            existing.protocol_version() == Some("GRPC"),
+        ),
+        (
+            "target type",
+            existing.target_type() == Some(&elb::TargetTypeEnum::Ip),
+        ),
+        ("VPC", existing.vpc_id() == Some(target.vpc_id.as_str())),
+    ];
+    if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
+        return Err(Error::Failed(format!(
+            "target group {name} exists with another {what}, which cannot change in place: delete it (after moving its listener rules) or rename the service"
+        )));
+    }
+    let arn = existing
+        .target_group_arn()
+        .ok_or("elasticloadbalancing:DescribeTargetGroups returned no ARN")?
+        .to_owned();
+    let health = [
+        (
+            "health check path",
+            existing.health_check_path() == Some(HEALTH_PATH),
+        ),
+        (
+            "interval",
+            existing.health_check_interval_seconds() == Some(as_i32(tg.health_check_interval)),
+        ),
+        (
+            "timeout",
+            existing.health_check_timeout_seconds() == Some(as_i32(tg.health_check_timeout)),
+        ),
+        (
+            "healthy threshold",
+            existing.healthy_threshold_count() == Some(as_i32(tg.healthy_threshold)),
+        ),
+        (
+            "unhealthy threshold",
+            existing.unhealthy_threshold_count() == Some(as_i32(tg.unhealthy_threshold)),
+        ),
+        (
+            "matcher",
+            existing.matcher().and_then(|m| m.grpc_code()) == Some("0"),
+        ),
+    ];
+    let changed: Vec<&str> = health
+        .iter()
+        .filter(|(_, same)| !same)
+        .map(|(what, _)| *what)
+        .collect();
+    if !changed.is_empty()
+        && plan.change(format!(
+            "update the health check of {name} ({})",
+            changed.join(", ")
+        ))
+    {
+        aws.elb
+            .modify_target_group()
+            .target_group_arn(&arn)
+            .health_check_protocol(elb::ProtocolEnum::Http)
+            .health_check_path(HEALTH_PATH)
+            .health_check_interval_seconds(as_i32(tg.health_check_interval))
+            .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+            .healthy_threshold_count(as_i32(tg.healthy_threshold))
+            .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+            .matcher(elb::Matcher::builder().grpc_code("0").build())
+            .send()
+            .await
+            .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroup", e))?;
+    }
+    let attributes = aws
+        .elb
+        .describe_target_group_attributes()
+        .target_group_arn(&arn)
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
+    let current = attributes
+        .attributes()
+        .iter()
+        .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
+        .and_then(|a| a.value());
+    if current != Some(delay.as_str())
+        && plan.change(format!(
+            "set the deregistration delay of {name} to {delay} s"
+        ))
+    {
+        set_deregistration_delay(aws, &arn, &delay).await?;
+    }
+    Ok(Some(arn))
+}
+
+const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+
+async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Result<(), String> {
+    aws.elb
+        .modify_target_group_attributes()
+        .target_group_arn(arn)
+        .attributes(
+            elb::TargetGroupAttribute::builder()
+                .key(DEREGISTRATION_DELAY)
+                .value(seconds)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+    Ok(())
+}
+
+fn path_patterns(rule: &elb::Rule) -> Vec<String> {
+    let mut patterns: Vec<String> = rule
+        .conditions()
+        .iter()
+        .filter(|c| c.field() == Some("path-pattern"))
+        .flat_map(|c| match c.path_pattern_config() {
+            Some(config) if !config.values().is_empty() => config.values().to_vec(),
+            _ => c.values().to_vec(),
+        })
+        .collect();
+    patterns.sort();
+    patterns
+}
+
+fn forwards_to(rule: &elb::Rule, target_group: &str) -> bool {
+    rule.actions().iter().any(|a| {
+        a.target_group_arn() == Some(target_group)
+            || a.forward_config().is_some_and(|f| {
+                f.target_groups()
+                    .iter()
+                    .any(|t| t.target_group_arn() == Some(target_group))
+            })
+    })
+}
+
+/// Step 7: the listener rule sending `/<package>.<Service>/*` to the target group.
+pub(super) async fn listener_rule(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+    target_group: Option<&str>,
+) -> Result<(), Error> {
+    let priority = target.config.deploy.listener_rule_priority;
+    let rules = aws
+        .elb
+        .describe_rules()
+        .listener_arn(&target.listener_arn)
+        .page_size(400)
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:DescribeRules", e))?;
+    let ours = target_group.and_then(|tg| rules.rules().iter().find(|r| forwards_to(r, tg)));
+    let mut wanted = target.path_patterns.clone();
+    wanted.sort();
+    let condition = elb::RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(
+            elb::PathPatternConditionConfig::builder()
+                .set_values(Some(wanted.clone()))
+                .build(),
+        )
+        .build();
+    let Some(rule) = ours else {
+        if let Some(taken) = rules
+            .rules()
+            .iter()
+            .find(|r| r.priority() == Some(priority.to_string().as_str()))
+        {
+            return Err(Error::Failed(format!(
+                "listener rule priority {priority} is taken by {}: set another [deploy] listener_rule_priority in svcgen.toml",
+                taken.rule_arn().unwrap_or("another rule")
+            )));
+        }
+        if plan.change(format!(
+            "create rule {} at priority {priority}",
+            wanted.join(", ")
+        )) && let Some(target_group) = target_group
+        {
+            aws.elb
+                .create_rule()
+                .listener_arn(&target.listener_arn)
+                .priority(i32::try_from(priority).unwrap_or(i32::MAX))
+                .conditions(condition)
+                .actions(
+                    elb::Action::builder()
+                        .r#type(elb::ActionTypeEnum::Forward)
+                        .target_group_arn(target_group)
+                        .build(),
+                )
+                .send()
+                .await
+                .map_err(|e| failed("elasticloadbalancing:CreateRule", e))?;
+        }
+        return Ok(());
+    };
+    let arn = rule.rule_arn().unwrap_or_default();
+    if path_patterns(rule) != wanted
+        && plan.change(format!("set the rule's paths to {}", wanted.join(", ")))
+    {
+        aws.elb
+            .modify_rule()
+            .rule_arn(arn)
+            .conditions(condition)
+            .send()
+            .await
+            .map_err(|e| failed("elasticloadbalancing:ModifyRule", e))?;
+    }
+    if rule.priority() != Some(priority.to_string().as_str())
+        && plan.change(format!("move the rule to priority {priority}"))
+    {
+        aws.elb
+            .set_rule_priorities()
+            .rule_priorities(
+                elb::RulePriorityPair::builder()
+                    .rule_arn(arn)
+                    .priority(i32::try_from(priority).unwrap_or(i32::MAX))
+                    .build(),
+            )
+            .send()
+            .await
+            .map_err(|e| failed("elasticloadbalancing:SetRulePriorities", e))?;
+    }
+    Ok(())
+}
+
+/// The resources the ECS service points at (none for what a dry run would create).
+pub(super) struct ServiceResources<'a> {
+    pub(super) task_definition: Option<&'a str>,
+    pub(super) target_group: Option<&'a str>,
+    pub(super) registry: Option<&'a str>,
+}
+
+/// The service's settings as the SDK's types.
+struct ServiceSettings {
+    network: ecs::NetworkConfiguration,
+    load_balancers: Vec<ecs::LoadBalancer>,
+    registries: Vec<ecs::ServiceRegistry>,
+    deployment: ecs::DeploymentConfiguration,
+    grace: i32,
+    desired: i32,
+}
+
+fn service_settings(
+    target: &Target,
+    resources: &ServiceResources<'_>,
+) -> Result<ServiceSettings, String> {
+    let deploy = &target.config.deploy;
+    let port = i32::from(deploy.port);
+    let mut subnets = target.subnets.clone();
+    subnets.sort();
+    let mut groups = target.security_groups.clone();
+    groups.sort();
+    let srv = deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv;
+    Ok(ServiceSettings {
+        network: ecs::NetworkConfiguration::builder()
+            .awsvpc_configuration(
+                ecs::AwsVpcConfiguration::builder()
+                    .set_subnets(Some(subnets))
+                    .set_security_groups(Some(groups))
+                    .assign_public_ip(ecs::AssignPublicIp::Disabled)
+                    .build()
+                    .map_err(|e| e.to_string())?,
+            )
+            .build(),
+        load_balancers: vec![
+            ecs::LoadBalancer::builder()
+                .set_target_group_arn(resources.target_group.map(str::to_owned))
+                .container_name(&target.name)
+                .container_port(port)
+                .build(),
+        ],
+        registries: vec![
+            ecs::ServiceRegistry::builder()
+                .set_registry_arn(resources.registry.map(str::to_owned))
+                .set_container_name(srv.then(|| target.name.clone()))
+                .set_container_port(srv.then_some(port))
+                .build(),
+        ],
+        deployment: ecs::DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                ecs::DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(true)
+                    .build(),
+            )
+            .minimum_healthy_percent(100)
+            .maximum_percent(200)
+            .build(),
+        grace: i32::try_from(deploy.health_check.start_period).unwrap_or(i32::MAX),
+        desired: i32::try_from(deploy.desired_count).unwrap_or(i32::MAX),
+    })
+}
+
+/// What differs between the running service and the settings.
+fn service_differences(
+    current: &ecs::Service,
+    wanted: &ServiceSettings,
+    task_definition: Option<&str>,
+) -> Vec<&'static str> {
+    let network = |n: Option<&ecs::NetworkConfiguration>| {
+        n.and_then(|n| n.awsvpc_configuration()).map(|c| {
+            let mut subnets = c.subnets().to_vec();
+            subnets.sort();
+            let mut groups = c.security_groups().to_vec();
+            groups.sort();
+            (
+                subnets,
+                groups,
+                c.assign_public_ip()
+                    .cloned()
+                    .unwrap_or(ecs::AssignPublicIp::Disabled),
+            )
+        })
+    };
+    let breaker = |d: Option<&ecs::DeploymentConfiguration>| {
+        d.map(|d| {
+            (
+                d.deployment_circuit_breaker()
+                    .map(|b| (b.enable(), b.rollback())),
+                d.minimum_healthy_percent(),
+                d.maximum_percent(),
+            )
+        })
+    };
+    let mut differences = Vec::new();
+    let checks = [
+        (
+            "taskDefinition",
+            current.task_definition() == task_definition,
+        ),
+        ("desiredCount", current.desired_count() == wanted.desired),
+        (
+            "networkConfiguration",
+            network(current.network_configuration()) == network(Some(&wanted.network)),
+        ),
+        (
+            "loadBalancers",
+            current.load_balancers() == wanted.load_balancers,
+        ),
+        (
+            "serviceRegistries",
+            current.service_registries() == wanted.registries,
+        ),
+        // A setting the description leaves out cannot be compared (ECS always returns both
+        // for a service behind a load balancer; API emulators such as moto omit them).
+        (
+            "deploymentConfiguration",
+            current.deployment_configuration().is_none()
+                || breaker(current.deployment_configuration()) == breaker(Some(&wanted.deployment)),
+        ),
+        (
+            "healthCheckGracePeriodSeconds",
+            current
+                .health_check_grace_period_seconds()
+                .is_none_or(|grace| grace == wanted.grace),
+        ),
+    ];
+    for (field, same) in checks {
+        if !same {
+            differences.push(field);
+        }
+    }
+    differences
+}
+
+/// Step 8: the ECS service, created or updated to the generated settings.
+pub(super) async fn service(
+    aws: &Clients,
+    plan: &mut Plan,
+    target: &Target,
+    cluster_exists: bool,
+    resources: &ServiceResources<'_>,
+) -> Result<(), Error> {
+    let settings = service_settings(target, resources)?;
+    let current = if cluster_exists {
+        let described = aws
+            .ecs
+            .describe_services()
+            .cluster(&target.cluster)
+            .services(&target.name)
+            .send()
+            .await
+            .map_err(|e| failed("ecs:DescribeServices", e))?;
+        described
+            .services()
+            .iter()
+            .find(|s| s.status() == Some("ACTIVE"))
+            .cloned()
+    } else {
+        None
+    };
+    let Some(current) = current else {
+        let what = format!(
+            "create service {} ({} tasks in {} subnets, behind the target group, in Cloud Map, circuit breaker with rollback)",
+            target.name,
+            settings.desired,
+            target.subnets.len()
+        );
+        if plan.change(what) {
+            aws.ecs
+                .create_service()
+                .cluster(&target.cluster)
+                .service_name(&target.name)
+                .set_task_definition(resources.task_definition.map(str::to_owned))
+                .desired_count(settings.desired)
+                .launch_type(ecs::LaunchType::Fargate)
+                .network_configuration(settings.network)
+                .set_load_balancers(Some(settings.load_balancers))
+                .set_service_registries(Some(settings.registries))
+                .deployment_configuration(settings.deployment)
+                .health_check_grace_period_seconds(settings.grace)
+                .propagate_tags(ecs::PropagateTags::Service)
+                .enable_ecs_managed_tags(true)
+                .send()
+                .await
+                .map_err(|e| failed("ecs:CreateService", e))?;
+        }
+        return Ok(());
+    };
+    let differences = service_differences(&current, &settings, resources.task_definition);
+    if !differences.is_empty()
+        && plan.change(format!(
+            "update service {} ({})",
+            target.name,
+            differences.join(", ")
+        ))
+    {
+        aws.ecs
+            .update_service()
+            .cluster(&target.cluster)
+            .service(&target.name)
+            .set_task_definition(resources.task_definition.map(str::to_owned))
+            .desired_count(settings.desired)
+            .network_configuration(settings.network)
+            .set_load_balancers(Some(settings.load_balancers))
+            .set_service_registries(Some(settings.registries))
+            .deployment_configuration(settings.deployment)
+            .health_check_grace_period_seconds(settings.grace)
+            .send()
+            .await
+            .map_err(|e| failed("ecs:UpdateService", e))?;
+    }
+    Ok(())
+}
+
+/// One look at the service, its stopped tasks and its targets.
+async fn observe(
+    aws: &Clients,
+    target: &Target,
+    target_group: &str,
+) -> Result<(svcgen_deploy::wait::Observation, Option<ecs::Service>), String> {
+    use svcgen_deploy::wait;
+    let described = aws
+        .ecs
+        .describe_services()
+        .cluster(&target.cluster)
+        .services(&target.name)
+        .send()
+        .await
+        .map_err(|e| failed("ecs:DescribeServices", e))?;
+    let service = described.services().first().cloned();
+    let stopped = aws
+        .ecs
+        .list_tasks()
+        .cluster(&target.cluster)
+        .service_name(&target.name)
+        .desired_status(ecs::DesiredStatus::Stopped)
+        .send()
+        .await
+        .map_err(|e| failed("ecs:ListTasks", e))?;
+    let tasks = if stopped.task_arns().is_empty() {
+        Vec::new()
+    } else {
+        aws.ecs
+            .describe_tasks()
+            .cluster(&target.cluster)
+            .set_tasks(Some(stopped.task_arns().to_vec()))
+            .send()
+            .await
+            .map_err(|e| failed("ecs:DescribeTasks", e))?
+            .tasks()
+            .to_vec()
+    };
+    let health = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(target_group)
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:DescribeTargetHealth", e))?;
+    let count = |n: i32| u32::try_from(n).unwrap_or(0);
+    let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+    let observation = wait::Observation {
+        service: service
+            .as_ref()
+            .map(|s| wait::Service {
+                service_name: text(s.service_name()),
+                desired_count: count(s.desired_count()),
+                running_count: count(s.running_count()),
+                pending_count: count(s.pending_count()),
+                deployments: s
+                    .deployments()
+                    .iter()
+                    .map(|d| wait::Deployment {
+                        id: text(d.id()),
+                        status: text(d.status()),
+                        task_definition: text(d.task_definition()),
+                        desired_count: count(d.desired_count()),
+                        running_count: count(d.running_count()),
+                        failed_tasks: count(d.failed_tasks()),
+                        rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
+                        rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
+                    })
+                    .collect(),
+            })
+            .unwrap_or_default(),
+        stopped_tasks: tasks
+            .iter()
+            .map(|t| wait::Task {
+                task_arn: text(t.task_arn()),
+                task_definition_arn: text(t.task_definition_arn()),
+                last_status: text(t.last_status()),
+                stopped_reason: t.stopped_reason().map(str::to_owned),
+                stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
+                containers: t
+                    .containers()
+                    .iter()
+                    .map(|c| wait::Container {
+                        name: text(c.name()),
+                        reason: c.reason().map(str::to_owned),
+                        exit_code: c.exit_code(),
+                    })
+                    .collect(),
+            })
+            .collect(),
+        targets: health
+            .target_health_descriptions()
+            .iter()
+            .map(|d| wait::TargetHealthDescription {
+                target: wait::Target {
+                    id: text(d.target().and_then(|t| t.id())),
+                    port: d
+                        .target()
+                        .and_then(|t| t.port())
+                        .and_then(|p| u16::try_from(p).ok()),
+                },
+                target_health: wait::TargetHealth {
+                    state: d
+                        .target_health()
+                        .and_then(|h| h.state())
+                        .map(|s| s.as_str().to_owned())
+                        .unwrap_or_default(),
+                    reason: d
+                        .target_health()
+                        .and_then(|h| h.reason())
+                        .map(|r| r.as_str().to_owned()),
+                    description: d
+                        .target_health()
+                        .and_then(|h| h.description())
+                        .map(str::to_owned),
+                },
+            })
+            .collect(),
+    };
+    Ok((observation, service))
+}
+
+/// Seconds between looks at a rollout.
+const POLL: Duration = Duration::from_secs(5);
+
+/// Step 9: waits for the new task definition to run everywhere with healthy targets; stops
+/// at the first failure with AWS's reason, or at the timeout.
+pub(super) async fn wait(
+    aws: &Clients,
+    target: &Target,
+    task_definition: &str,
+    target_group: &str,
+    timeout: Duration,
+) -> Result<(), Error> {
+    use svcgen_deploy::wait::{Step, Watcher};
+    let started = Instant::now();
+    let mut watcher = Watcher::new(task_definition, timeout);
+    loop {
+        let (observation, _) = observe(aws, target, target_group).await?;
+        match watcher.step(&observation, started.elapsed()) {
+            Step::Done(Ok(())) => {
+                println!(
+                    "[9/10] steady state: {} tasks of {} running, targets healthy ({} s)",
+                    observation.service.running_count,
+                    task_definition
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(task_definition),
+                    started.elapsed().as_secs()
+                );
+                return Ok(());
+            }
+            Step::Done(Err(reason)) => return Err(Error::Failed(reason)),
+            Step::Continue(Some(progress)) => println!("[9/10] waiting: {progress}"),
+            Step::Continue(None) => {}
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(POLL.min(left)).await;
+    }
+}
+
+/// `svcgen status`.
+pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> {
+    let groups = aws
+        .elb
+        .describe_target_groups()
+        .names(target.target_group())
+        .send()
+        .await;
+    let target_group = match groups {
+        Ok(out) => out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .map(str::to_owned),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
+    };
+    let Some(target_group) = target_group else {
+        return Err(Error::Failed(format!(
+            "target group {} not found: {} is not deployed in {} (run `svcgen deploy`)",
+            target.target_group(),
+            target.name,
+            target.region
+        )));
+    };
+    let described = aws
+        .ecs
+        .describe_services()
+        .cluster(&target.cluster)
+        .services(&target.name)
+        .send()
+        .await;
+    if let Err(e) = &described
+        && e.as_service_error()
+            .is_some_and(|e| e.is_cluster_not_found_exception())
+    {
+        return Err(Error::Failed(format!(
+            "cluster {} not found in {} (run `svcgen deploy`)",
+            target.cluster, target.region
+        )));
+    }
+    let (observation, service) = observe(aws, target, &target_group).await?;
+    let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
+        return Err(Error::Failed(format!(
+            "service {} not found in cluster {} (run `svcgen deploy`)",
+            target.name, target.cluster
+        )));
+    };
+    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
+    println!(
+        "service {} (cluster {}, {}): {} running / {} desired, {} pending, task definition {}",
+        target.name,
+        target.cluster,
+        target.region,
+        service.running_count(),
+        service.desired_count(),
+        service.pending_count(),
+        short(service.task_definition().unwrap_or("none"))
+    );
+    for d in &observation.service.deployments {
+        println!(
+            "  deployment {} {}: {} {}/{} running, {} failed tasks{}",
+            d.id,
+            d.status,
+            short(&d.task_definition),
+            d.running_count,
+            d.desired_count,
+            d.failed_tasks,
+            d.rollout_state
+                .as_deref()
+                .map(|s| format!(", rollout {s}"))
+                .unwrap_or_default()
+        );
+    }
+    let running = aws
+        .ecs
+        .list_tasks()
+        .cluster(&target.cluster)
+        .service_name(&target.name)
+        .send()
+        .await
+        .map_err(|e| failed("ecs:ListTasks", e))?;
+    if !running.task_arns().is_empty() {
+        let tasks = aws
+            .ecs
+            .describe_tasks()
+            .cluster(&target.cluster)
+            .set_tasks(Some(running.task_arns().to_vec()))
+            .send()
+            .await
+            .map_err(|e| failed("ecs:DescribeTasks", e))?;
+        for task in tasks.tasks() {
+            println!(
+                "  task {} {} health {} ({})",
+                short(task.task_arn().unwrap_or_default()),
+                task.last_status().unwrap_or("unknown"),
+                task.health_status()
+                    .map(|h| h.as_str())
+                    .unwrap_or("unknown"),
+                short(task.task_definition_arn().unwrap_or_default())
+            );
+        }
+    }
+    for task in &observation.stopped_tasks {
+        println!(
+            "  stopped task {}: {}",
+            short(&task.task_arn),
+            task.stopped_reason.as_deref().unwrap_or("no reason given")
+        );
+    }
+    if observation.targets.is_empty() {
+        println!("  targets: none registered");
+    }
+    for t in &observation.targets {
+        println!(
+            "  target {}{} {}{}",
+            t.target.id,
+            t.target.port.map(|p| format!(":{p}")).unwrap_or_default(),
+            t.target_health.state,
+            t.target_health
+                .reason
+                .as_deref()
+                .map(|r| format!(" ({r})"))
+                .unwrap_or_default()
+        );
+    }
+    Ok(())
+}

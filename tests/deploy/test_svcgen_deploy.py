@@ -1,0 +1,430 @@
+"""`svcgen deploy` and `svcgen status` against moto's ECS, ELBv2, Cloud Map, IAM, ECR, Logs and
+DynamoDB APIs. moto validates little, so the tests read everything back with boto3 and compare
+it with the generated definitions themselves. Every request svcgen makes is counted by
+operation through moto's request recorder, which proves what was (not) changed."""
+
+import base64
+import json
+import os
+import shutil
+import signal
+import socket
+import subprocess
+import time
+import urllib.parse
+import urllib.request
+from pathlib import Path
+
+import boto3
+import pytest
+
+ROOT = Path(__file__).resolve().parents[2]
+SVCGEN = ROOT / "target" / "debug" / "svcgen"
+REGION = "eu-west-1"
+ACCOUNT = "123456789012"  # moto's
+IMAGE = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/task-svc:v1"
+READ_ONLY = ("Describe", "Get", "List")
+
+
+@pytest.fixture(scope="module")
+def moto(tmp_path_factory):
+    """A moto server of its own: the recorder writes to a file of this module, and ECS reports
+    services as fully running (MOTO_ECS_SERVICE_RUNNING), as a healthy rollout would."""
+    sock = socket.socket()
+    sock.bind(("127.0.0.1", 0))
+    port = sock.getsockname()[1]
+    sock.close()
+    recording = tmp_path_factory.mktemp("moto") / "recording.jsonl"
+    env = dict(os.environ, MOTO_RECORDER_FILEPATH=str(recording), MOTO_ECS_SERVICE_RUNNING="2")
+    process = subprocess.Popen([ROOT / ".venv" / "bin" / "moto_server", "-H", "127.0.0.1", "-p", str(port)],
+                               env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    url = f"http://127.0.0.1:{port}"
+    deadline = time.monotonic() + 30
+    while True:
+        try:
+            urllib.request.urlopen(urllib.request.Request(f"{url}/moto-api/reset", method="POST"), timeout=1)
+            break
+        except OSError:
+            assert time.monotonic() < deadline, "moto did not start"
+            assert process.poll() is None, "moto exited"
+            time.sleep(0.1)
+    yield url
+    process.send_signal(signal.SIGTERM)
+    process.wait(timeout=10)
+
+
+def post(url):
+    return urllib.request.urlopen(urllib.request.Request(url, method="POST"), timeout=10).read()
+
+
+class Recorder:
+    def __init__(self, url):
+        self.url = url
+
+    def start(self):
+        post(f"{self.url}/moto-api/recorder/reset-recording")
+        post(f"{self.url}/moto-api/recorder/start-recording")
+
+    def operations(self):
+        """The operations requested since start(), in order; their requests in `requests`."""
+        post(f"{self.url}/moto-api/recorder/stop-recording")
+        text = urllib.request.urlopen(f"{self.url}/moto-api/recorder/download-recording", timeout=10).read().decode()
+        self.requests = []
+        for line in filter(None, text.splitlines()):
+            entry = json.loads(line)
+            headers = {k.lower(): v for k, v in entry["headers"].items()}
+            body = entry.get("body") or ""
+            if entry.get("body_encoded"):
+                body = base64.b64decode(body).decode()
+            if "x-amz-target" in headers:
+                operation, body = headers["x-amz-target"].rsplit(".", 1)[-1], json.loads(body or "{}")
+            else:
+                query = urllib.parse.parse_qs(body) | urllib.parse.parse_qs(urllib.parse.urlparse(entry["url"]).query)
+                operation = query.get("Action", [f"{entry['method']} {entry['url']}"])[0]
+            self.requests.append({"operation": operation, "body": body})
+        return [r["operation"] for r in self.requests]
+
+
+def mutating(operations):
+    return [op for op in operations if not op.startswith(READ_ONLY)]
+
+
+@pytest.fixture
+def aws(moto, monkeypatch):
+    """A fresh account with the network an ALB service is deployed into: a VPC, two private
+    subnets, a task security group and an internal ALB with an HTTPS listener."""
+    post(f"{moto}/moto-api/reset")
+    env = {"AWS_ENDPOINT_URL": moto, "AWS_ACCESS_KEY_ID": "testing", "AWS_SECRET_ACCESS_KEY": "testing",
+           "AWS_REGION": REGION, "AWS_EC2_METADATA_DISABLED": "true"}
+    for key, value in env.items():
+        monkeypatch.setenv(key, value)
+    monkeypatch.delenv("AWS_PROFILE", raising=False)
+    client = lambda name: boto3.client(name, region_name=REGION, endpoint_url=moto)  # noqa: E731
+    ec2, elb = client("ec2"), client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in [(1, "a"), (2, "b")]]
+    group = ec2.create_security_group(GroupName="task-svc", Description="tasks", VpcId=vpc)["GroupId"]
+    balancer = elb.create_load_balancer(Name="edge", Subnets=subnets, SecurityGroups=[group], Scheme="internal",
+                                        Type="application")["LoadBalancers"][0]
+    certificate = client("acm").request_certificate(DomainName="api.example.com")["CertificateArn"]
+    listener = elb.create_listener(
+        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+        Certificates=[{"CertificateArn": certificate}],
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+
+    class Account:
+        pass
+
+    account = Account()
+    account.client, account.url = client, moto
+    account.vpc, account.subnets, account.group, account.listener = vpc, subnets, group, listener
+    account.dns_name = balancer["DNSName"]
+    account.recorder = Recorder(moto)
+    return account
+
+
+@pytest.fixture
+def project(tmp_path, aws):
+    """generated-example (and the protos it reads) with an [aws] section for this account."""
+    shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    shutil.copytree(ROOT / "generated-example", tmp_path / "svc", ignore=shutil.ignore_patterns("target"))
+    config = tmp_path / "svc" / "svcgen.toml"
+    config.write_text(config.read_text() + f"""
+[aws]
+region = "{REGION}"
+vpc_id = "{aws.vpc}"
+subnets = {json.dumps(aws.subnets)}
+security_groups = ["{aws.group}"]
+listener_arn = "{aws.listener}"
+""")
+    return tmp_path / "svc"
+
+
+def svcgen(*args, env=None):
+    return subprocess.run([SVCGEN, *map(str, args)], capture_output=True, text=True, timeout=300, env=env)
+
+
+def deploy(project, *args, image=IMAGE):
+    result = svcgen("deploy", "--no-wait", *(["--image", image] if image else []), *args, project)
+    return result
+
+
+def filled(path, image=IMAGE):
+    text = path.read_text().replace("${AWS_ACCOUNT_ID}", ACCOUNT).replace("${AWS_REGION}", REGION)
+    return json.loads(text.replace("${IMAGE}", image))
+
+
+def test_deploy_creates_everything_as_generated(aws, project):
+    aws.recorder.start()
+    result = deploy(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    operations = aws.recorder.operations()
+    lines = result.stdout.splitlines()
+    for step in range(1, 11):
+        assert any(line.startswith(f"[{step}/10] ") for line in lines), result.stdout
+    assert f"https://{aws.dns_name}/tasks.TaskService/ListTasks" in result.stdout
+
+    ecs, elb, sd, iam = (aws.client(n) for n in ("ecs", "elbv2", "servicediscovery", "iam"))
+    # The task definition is the generated one, placeholders filled in.
+    generated = filled(project / "deploy" / "task-definition.json")
+    registered = ecs.describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
+    for key in ["family", "networkMode", "requiresCompatibilities", "cpu", "memory", "runtimePlatform",
+                "taskRoleArn", "executionRoleArn"]:
+        assert registered[key] == generated[key], key
+    (container,) = registered["containerDefinitions"]
+    for key, value in generated["containerDefinitions"][0].items():
+        if key == "environment":
+            assert sorted(container[key], key=lambda v: v["name"]) == sorted(value, key=lambda v: v["name"])
+        else:
+            assert container[key] == value, key
+    assert container["image"] == IMAGE and container["portMappings"][0]["containerPort"] == 50051
+
+    # The gRPC target group and the listener rule.
+    (group,) = elb.describe_target_groups(Names=["task-svc"])["TargetGroups"]
+    assert group["ProtocolVersion"] == "GRPC" and group["Protocol"] == "HTTP" and group["TargetType"] == "ip"
+    assert group["Port"] == 50051 and group["VpcId"] == aws.vpc
+    assert group["HealthCheckPath"] == "/grpc.health.v1.Health/Check"
+    assert group["Matcher"] == {"GrpcCode": "0"}
+    assert (group["HealthCheckIntervalSeconds"], group["HealthyThresholdCount"], group["UnhealthyThresholdCount"]) == (10, 2, 2)
+    attributes = {a["Key"]: a["Value"] for a in elb.describe_target_group_attributes(
+        TargetGroupArn=group["TargetGroupArn"])["Attributes"]}
+    assert attributes["deregistration_delay.timeout_seconds"] == "20"
+    (rule,) = [r for r in elb.describe_rules(ListenerArn=aws.listener)["Rules"] if not r["IsDefault"]]
+    assert rule["Priority"] == "100"
+    (condition,) = rule["Conditions"]
+    assert condition["Field"] == "path-pattern"
+    assert condition["PathPatternConfig"]["Values"] == ["/tasks.TaskService/*"]
+    assert rule["Actions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
+
+    # Cloud Map: a private namespace in the VPC, A records with the configured TTL.
+    (namespace,) = sd.list_namespaces()["Namespaces"]
+    assert (namespace["Name"], namespace["Type"]) == ("task-svc.local", "DNS_PRIVATE")
+    (discovery,) = sd.list_services()["Services"]
+    described = sd.get_service(Id=discovery["Id"])["Service"]
+    assert described["Name"] == "tasks" and described["NamespaceId"] == namespace["Id"]
+    assert described["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 30}]
+
+    # The service: awsvpc in the private subnets, behind the target group, in Cloud Map.
+    (service,) = ecs.describe_services(cluster="task-svc", services=["task-svc"])["services"]
+    assert service["desiredCount"] == 2 and service["launchType"] == "FARGATE"
+    assert service["taskDefinition"] == registered["taskDefinitionArn"]
+    vpc_config = service["networkConfiguration"]["awsvpcConfiguration"]
+    assert sorted(vpc_config["subnets"]) == sorted(aws.subnets)
+    assert vpc_config["securityGroups"] == [aws.group] and vpc_config["assignPublicIp"] == "DISABLED"
+    assert service["loadBalancers"] == [{"targetGroupArn": group["TargetGroupArn"], "containerName": "task-svc",
+                                         "containerPort": 50051}]
+    assert [r["registryArn"] for r in service["serviceRegistries"]] == [described["Arn"]]
+    # moto keeps neither the deployment configuration nor the grace period: read the request.
+    (request,) = [r for r in aws.recorder.requests if r["operation"] == "CreateService" and "cluster" in r["body"]]
+    assert request["body"]["deploymentConfiguration"] == {
+        "deploymentCircuitBreaker": {"enable": True, "rollback": True},
+        "minimumHealthyPercent": 100, "maximumPercent": 200}
+    assert request["body"]["healthCheckGracePeriodSeconds"] == 30
+    (cluster,) = ecs.describe_clusters(clusters=["task-svc"])["clusters"]
+    assert "FARGATE" in cluster["capacityProviders"]
+
+    # The roles carry exactly the generated policies.
+    for role, policy_name, policy_file in [("task-svc-task", "dynamodb", "task-role-policy.json"),
+                                           ("task-svc-execution", "pull-and-log", "execution-role-policy.json")]:
+        trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
+        assert trust == json.loads((project / "deploy" / "iam" / "trust-policy.json").read_text())
+        document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
+        assert document == filled(project / "deploy" / "iam" / policy_file), role
+        assert iam.list_role_policies(RoleName=role)["PolicyNames"] == [policy_name]
+
+    # The table with its index, the log group with its retention, the ECR repository.
+    table = aws.client("dynamodb").describe_table(TableName="tasks")["Table"]
+    assert [k["AttributeName"] for k in table["KeySchema"]] == ["pk", "sk"]
+    assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
+    (log_group,) = aws.client("logs").describe_log_groups(logGroupNamePrefix="/ecs/task-svc")["logGroups"]
+    assert log_group["retentionInDays"] == 30
+    (repository,) = aws.client("ecr").describe_repositories()["repositories"]
+    assert repository["imageScanningConfiguration"] == {"scanOnPush": True}
+
+    # Every create happened once, and nothing was created that is not in the checklist.
+    created = mutating(operations)
+    assert sorted(created) == sorted([
+        "CreateRepository", "CreateTable", "UpdateTimeToLive", "CreateRole", "PutRolePolicy", "CreateRole",
+        "PutRolePolicy", "CreateCluster", "CreateLogGroup", "PutRetentionPolicy", "RegisterTaskDefinition",
+        "CreatePrivateDnsNamespace", "CreateService", "CreateTargetGroup", "ModifyTargetGroupAttributes",
+        "CreateRule", "CreateService"]), created
+
+
+def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, project):
+    first = deploy(project)
+    assert first.returncode == 0, first.stdout + first.stderr
+
+    aws.recorder.start()
+    second = deploy(project)
+    operations = aws.recorder.operations()
+    assert second.returncode == 0, second.stdout + second.stderr
+    assert mutating(operations) == [], operations
+    assert len(operations) >= 15  # every resource was looked at
+    assert "nothing changed" in second.stdout
+    assert all(line.endswith(": unchanged") for line in second.stdout.splitlines()
+               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 9)))), second.stdout
+
+    image = IMAGE.replace(":v1", ":v2")
+    aws.recorder.start()
+    third = deploy(project, image=image)
+    operations = aws.recorder.operations()
+    assert third.returncode == 0, third.stdout + third.stderr
+    assert mutating(operations) == ["RegisterTaskDefinition", "UpdateService"], operations
+    assert "register revision 2 (image changed)" in third.stdout
+    assert "update service task-svc (taskDefinition)" in third.stdout
+    (service,) = aws.client("ecs").describe_services(cluster="task-svc", services=["task-svc"])["services"]
+    assert service["taskDefinition"].endswith("task-definition/task-svc:2")
+    registered = aws.client("ecs").describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
+    assert registered["containerDefinitions"][0]["image"] == image
+
+
+def test_a_changed_setting_updates_only_that_resource(aws, project):
+    assert deploy(project).returncode == 0
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text().replace("dns_ttl = 30", "dns_ttl = 10")
+                      .replace("deregistration_delay = 20", "deregistration_delay = 15"))
+    assert svcgen("generate", project).returncode == 0
+    aws.recorder.start()
+    result = deploy(project)
+    operations = aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mutating(operations) == ["UpdateService", "ModifyTargetGroupAttributes"], operations
+    assert "set the DNS records of tasks to A with TTL 10 s" in result.stdout
+    sd = aws.client("servicediscovery")
+    (discovery,) = sd.list_services()["Services"]
+    assert sd.get_service(Id=discovery["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
+
+
+def test_dry_run_changes_nothing_and_lists_every_change(aws, project):
+    aws.recorder.start()
+    result = deploy(project, "--dry-run")
+    operations = aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mutating(operations) == [], operations
+    for expected in ["would create repository task-svc", "would create table tasks", "would create role task-svc-task",
+                     "would create cluster task-svc", "would register the first revision of task-svc",
+                     "would create private DNS namespace task-svc.local", "would create target group task-svc",
+                     "would create rule /tasks.TaskService/* at priority 100", "would create service task-svc",
+                     "nothing was changed"]:
+        assert expected in result.stdout, expected
+    assert aws.client("ecs").describe_clusters(clusters=["task-svc"])["clusters"] == []
+
+    # After a deploy, a dry run with a new image names exactly the two changes.
+    assert deploy(project).returncode == 0
+    aws.recorder.start()
+    result = deploy(project, "--dry-run", image=IMAGE.replace(":v1", ":v2"))
+    assert mutating(aws.recorder.operations()) == []
+    assert "would register revision 2 (image changed)" in result.stdout
+    assert "would update service task-svc (taskDefinition)" in result.stdout
+    assert "2 change(s) would be made" in result.stdout
+
+
+def test_the_wait_ends_with_the_steady_state_or_the_timeout(aws, project):
+    # moto reports the tasks running but registers no targets: the wait times out (exit 1).
+    aws.recorder.start()
+    start = time.monotonic()
+    result = svcgen("deploy", "--image", IMAGE, "--timeout", "2", project)
+    assert result.returncode == 1, result.stdout + result.stderr
+    assert time.monotonic() - start < 60
+    assert "no steady state after 2 s (--timeout): tasks 2/2 running (0 pending), targets: none registered yet" in result.stderr
+    assert "DescribeTargetHealth" in aws.recorder.operations()
+
+    # With the tasks' addresses registered as healthy targets, a new rollout reaches the steady state.
+    elb, ecs = aws.client("elbv2"), aws.client("ecs")
+    (group,) = elb.describe_target_groups(Names=["task-svc"])["TargetGroups"]
+    elb.register_targets(TargetGroupArn=group["TargetGroupArn"], Targets=[{"Id": "10.0.1.10"}, {"Id": "10.0.2.10"}])
+    ecs.delete_service(cluster="task-svc", service="task-svc", force=True)
+    result = svcgen("deploy", "--image", IMAGE, "--timeout", "30", project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "[9/10] steady state: 2 tasks of task-svc:1 running, targets healthy" in result.stdout
+
+    status = svcgen("status", project)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert "service task-svc (cluster task-svc, eu-west-1): 2 running / 2 desired" in status.stdout
+    assert "target 10.0.1.10:50051 healthy" in status.stdout
+
+
+def test_status_of_a_service_that_is_not_deployed(aws, project):
+    result = svcgen("status", project)
+    assert result.returncode == 1
+    assert "target group task-svc not found: task-svc is not deployed in eu-west-1" in result.stderr
+
+
+@pytest.mark.parametrize("change, setting", [
+    (lambda text: text.replace("vpc_id = ", "# vpc_id = "), "[aws] vpc_id is not set"),
+    (lambda text: text.replace("listener_arn = ", "# listener_arn = "), "[aws] listener_arn is not set"),
+    (lambda text: text.replace("subnets = ", "# subnets = "), "[aws] subnets is not set"),
+    (lambda text: text.replace(f'region = "{REGION}"', 'region = "mars-north-1"'), 'region "mars-north-1"'),
+    (lambda text: text.replace('security_groups = ["', 'security_groups = ["x'), "[aws] security_groups"),
+], ids=["vpc", "listener", "subnets", "region", "security-group"])
+def test_bad_settings_are_named_before_any_call(aws, project, change, setting):
+    config = project / "svcgen.toml"
+    config.write_text(change(config.read_text()))
+    aws.recorder.start()
+    result = deploy(project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert setting in result.stderr
+    assert "nothing was changed" in result.stderr
+    assert aws.recorder.operations() == []
+
+
+def test_listener_that_is_not_https_is_refused_before_any_change(aws, project):
+    elb = aws.client("elbv2")
+    balancer = elb.describe_listeners(ListenerArns=[aws.listener])["Listeners"][0]["LoadBalancerArn"]
+    http = elb.create_listener(LoadBalancerArn=balancer, Protocol="HTTP", Port=80, DefaultActions=[
+        {"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}])["Listeners"][0]["ListenerArn"]
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text().replace(aws.listener, http))
+    aws.recorder.start()
+    result = deploy(project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "[aws] listener_arn: the listener's protocol is HTTP" in result.stderr
+    assert mutating(aws.recorder.operations()) == []
+
+
+def test_no_engine_and_no_image_is_refused_before_any_call(aws, project, tmp_path):
+    empty = tmp_path / "bin"
+    empty.mkdir()
+    aws.recorder.start()
+    result = svcgen("deploy", "--no-wait", project, env=dict(os.environ, PATH=str(empty)))
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "no container engine (docker, podman or buildah) on PATH" in result.stderr
+    assert "--image URI" in result.stderr
+    assert aws.recorder.operations() == []
+
+
+def test_stale_generated_files_are_refused(aws, project):
+    (project / "deploy" / "task-definition.json").write_text("{}\n")
+    result = deploy(project)
+    assert result.returncode == 2
+    assert "generated files are out of date" in result.stderr and "svcgen generate" in result.stderr
+
+
+def test_without_image_the_engine_builds_and_pushes_the_revision(aws, project, tmp_path):
+    """The engine is a stand-in that logs its arguments (no registry can be reached here); the
+    test checks the commands svcgen gives it and that the task definition runs the pushed tag."""
+    bin_dir, log = tmp_path / "bin", tmp_path / "engine.log"
+    bin_dir.mkdir()
+    engine = bin_dir / "podman"
+    engine.write_text(f'#!/bin/sh\necho "$@" >> {log}\nif [ "$1" = login ]; then cat >> {log}; echo >> {log}; fi\n')
+    engine.chmod(0o755)
+    git = lambda *args: subprocess.run(["git", "-c", "user.name=t", "-c", "user.email=t@t", *args], cwd=project,  # noqa: E731
+                                       check=True, capture_output=True)
+    git("init", "-q")
+    git("add", ".")
+    git("commit", "-q", "-m", "service")
+    revision = git("rev-parse", "--short=12", "HEAD").stdout.decode().strip()
+    path = f"{bin_dir}:{os.environ['PATH']}"
+    result = svcgen("deploy", "--no-wait", project, env=dict(os.environ, PATH=path))
+    assert result.returncode == 0, result.stdout + result.stderr
+    repository = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/task-svc"
+    assert f"build and push {repository}:{revision} with podman" in result.stdout
+    commands = log.read_text().splitlines()
+    assert commands[0] == f"build -f Dockerfile -t {repository}:{revision} -t {repository}:latest ."
+    assert commands[1] == f"login --username AWS --password-stdin {ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
+    assert commands[2]  # the password, on stdin only
+    assert commands[3:] == [f"push {repository}:{revision}", f"push {repository}:latest"]
+    registered = aws.client("ecs").describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
+    assert registered["containerDefinitions"][0]["image"] == f"{repository}:{revision}"
