@@ -233,7 +233,7 @@ fn main() -> ExitCode {
     }
 }
 
-/// Runs a deploy command; exit 2 for bad input, 1 for a failure.
+/// Runs an AWS command; exit 2 for bad input (nothing was changed), 1 for a failure.
 #[cfg(feature = "aws")]
 fn on_runtime(
     task: impl std::future::Future<Output = Result<(), svcgen::deploy::Error>>,
@@ -274,23 +274,11 @@ fn create_tables(dir: &Path) -> ExitCode {
     let specs = svcgen::table::specs(&project, |name| {
         std::env::var(name).ok().filter(|v| !v.is_empty())
     });
-    let runtime = match tokio::runtime::Builder::new_current_thread()
-        .enable_all()
-        .build()
-    {
-        Ok(runtime) => runtime,
-        Err(error) => {
-            eprintln!("error: {error}");
-            return ExitCode::FAILURE;
-        }
-    };
-    match runtime.block_on(svcgen::table::create(&specs)) {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            eprintln!("error: {message}");
-            ExitCode::FAILURE
-        }
-    }
+    on_runtime(async move {
+        svcgen::table::create(&specs)
+            .await
+            .map_err(svcgen::deploy::Error::Failed)
+    })
 }
 
 fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {

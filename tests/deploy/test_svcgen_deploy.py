@@ -428,3 +428,24 @@ def test_without_image_the_engine_builds_and_pushes_the_revision(aws, project, t
     assert commands[3:] == [f"push {repository}:{revision}", f"push {repository}:latest"]
     registered = aws.client("ecs").describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
     assert registered["containerDefinitions"][0]["image"] == f"{repository}:{revision}"
+
+
+def test_a_listener_rule_priority_held_by_another_service_is_refused_before_any_change(aws, project):
+    elb = aws.client("elbv2")
+    other = elb.create_target_group(Name="billing", Protocol="HTTP", ProtocolVersion="GRPC", Port=50051,
+                                    VpcId=aws.vpc, TargetType="ip")["TargetGroups"][0]["TargetGroupArn"]
+    elb.create_rule(ListenerArn=aws.listener, Priority=100, Actions=[{"Type": "forward", "TargetGroupArn": other}],
+                    Conditions=[{"Field": "path-pattern", "PathPatternConfig": {"Values": ["/billing.Billing/*"]}}])
+    aws.recorder.start()
+    result = deploy(project)
+    assert result.returncode == 2, result.stdout + result.stderr
+    assert "[deploy] listener_rule_priority = 100 is taken on the listener" in result.stderr
+    assert mutating(aws.recorder.operations()) == []
+
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text().replace("listener_rule_priority = 100", "listener_rule_priority = 110"))
+    assert svcgen("generate", project).returncode == 0
+    result = deploy(project, image="ghcr.io/example/task-svc:1")
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert "create rule /tasks.TaskService/* at priority 110" in result.stdout
+    assert "note: the execution role pulls only from" in result.stderr  # an image outside the repository

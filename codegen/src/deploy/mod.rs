@@ -53,7 +53,7 @@ impl From<String> for Error {
 }
 
 /// Formats an SDK error with its whole chain (service code and message included).
-pub(crate) fn failed(operation: &str, error: impl std::error::Error) -> String {
+fn failed(operation: &str, error: impl std::error::Error) -> String {
     format!(
         "{operation} failed: {}",
         aws_sdk_ecs::error::DisplayErrorContext(&error)
@@ -104,47 +104,38 @@ const REGIONS: &[&str] = &[
 ];
 
 /// Everything a deployment needs, checked.
-pub(crate) struct Target {
-    pub(crate) dir: PathBuf,
-    pub(crate) name: String,
-    pub(crate) region: String,
-    pub(crate) vpc_id: String,
-    pub(crate) subnets: Vec<String>,
-    pub(crate) security_groups: Vec<String>,
-    pub(crate) listener_arn: String,
-    pub(crate) cluster: String,
-    pub(crate) config: Config,
-    pub(crate) tables: Vec<TableSpec>,
-    pub(crate) namespace: String,
-    pub(crate) discovery_service: String,
-    pub(crate) path_patterns: Vec<String>,
+struct Settings {
+    dir: PathBuf,
+    name: String,
+    region: String,
+    vpc_id: String,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+    listener_arn: String,
+    cluster: String,
+    config: Config,
+    tables: Vec<TableSpec>,
+    namespace: String,
+    discovery_service: String,
+    path_patterns: Vec<String>,
     /// `package.Service/ListRpc` and the proto root, for the verification command.
-    pub(crate) verify: Option<(String, PathBuf)>,
+    verify: Option<(String, PathBuf)>,
     /// The generated artifacts with `${…}` placeholders.
-    pub(crate) task_definition: String,
-    pub(crate) task_policy: String,
-    pub(crate) execution_policy: String,
-    pub(crate) trust_policy: String,
+    task_definition: String,
+    task_policy: String,
+    execution_policy: String,
+    trust_policy: String,
 }
 
-impl Target {
-    /// Target group names are at most 32 characters.
-    pub(crate) fn target_group(&self) -> &str {
+impl Settings {
+    /// The target group is named after the service (checked: at most 32 characters).
+    fn target_group(&self) -> &str {
         &self.name
-    }
-    pub(crate) fn task_role(&self) -> String {
-        format!("{}-task", self.name)
-    }
-    pub(crate) fn execution_role(&self) -> String {
-        format!("{}-execution", self.name)
-    }
-    pub(crate) fn log_group(&self) -> String {
-        format!("/ecs/{}", self.name)
     }
 }
 
 /// Reads the project and its `[aws]` settings; every problem names the setting to fix.
-fn target(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Target, Error> {
+fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, Error> {
     let project = crate::load(dir).map_err(|e| Error::Input(e.to_string()))?;
     let output = crate::generate(dir, None).map_err(|e| Error::Input(e.to_string()))?;
     if deploying {
@@ -256,7 +247,7 @@ fn target(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Target, E
             config.proto.root.clone(),
         ))
     });
-    Ok(Target {
+    Ok(Settings {
         dir: dir.to_owned(),
         region,
         vpc_id,
@@ -285,15 +276,15 @@ fn target(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Target, E
 
 /// One client per AWS service, from the standard configuration chain (`AWS_ENDPOINT_URL`
 /// included).
-pub(crate) struct Clients {
-    pub(crate) sts: aws_sdk_sts::Client,
-    pub(crate) ecr: aws_sdk_ecr::Client,
-    pub(crate) dynamodb: aws_sdk_dynamodb::Client,
-    pub(crate) iam: aws_sdk_iam::Client,
-    pub(crate) ecs: aws_sdk_ecs::Client,
-    pub(crate) logs: aws_sdk_cloudwatchlogs::Client,
-    pub(crate) discovery: aws_sdk_servicediscovery::Client,
-    pub(crate) elb: aws_sdk_elasticloadbalancingv2::Client,
+struct Clients {
+    sts: aws_sdk_sts::Client,
+    ecr: aws_sdk_ecr::Client,
+    dynamodb: aws_sdk_dynamodb::Client,
+    iam: aws_sdk_iam::Client,
+    ecs: aws_sdk_ecs::Client,
+    logs: aws_sdk_cloudwatchlogs::Client,
+    discovery: aws_sdk_servicediscovery::Client,
+    elb: aws_sdk_elasticloadbalancingv2::Client,
 }
 
 async fn clients(region: &str) -> Clients {
@@ -315,7 +306,7 @@ async fn clients(region: &str) -> Clients {
 
 /// The changes of a run: each step records what it changes (or would change, in a dry run)
 /// and prints one line.
-pub(crate) struct Plan {
+struct Plan {
     dry_run: bool,
     step: Vec<String>,
     total: usize,
@@ -326,14 +317,14 @@ const STEPS: usize = 10;
 
 impl Plan {
     /// Records a change; true when it is to be made (not a dry run).
-    pub(crate) fn change(&mut self, what: impl Into<String>) -> bool {
+    fn change(&mut self, what: impl Into<String>) -> bool {
         self.step.push(what.into());
         self.total += 1;
         !self.dry_run
     }
 
     /// Prints the progress line of step `n` and starts the next step.
-    pub(crate) fn done(&mut self, n: usize, subject: &str) -> bool {
+    fn done(&mut self, n: usize, subject: &str) -> bool {
         let changed = !self.step.is_empty();
         let what = if !changed {
             "unchanged".to_owned()
@@ -349,34 +340,44 @@ impl Plan {
     }
 }
 
+/// Where the image comes from.
+enum Source {
+    /// `--image URI`.
+    Given(String),
+    /// Built from the project with an engine, tagged with the source revision.
+    Build { engine: image::Engine, tag: String },
+}
+
 /// `svcgen deploy`.
 pub async fn deploy(options: &Options) -> Result<(), Error> {
-    let target = target(&options.dir, options.region.as_deref(), true)?;
-    let build = match &options.image {
+    let settings = settings(&options.dir, options.region.as_deref(), true)?;
+    let source = match &options.image {
         Some(image) if image.is_empty() || image.contains(char::is_whitespace) => {
             return Err(Error::Input(format!(
                 "--image {image:?} is not an image URI"
             )));
         }
-        Some(_) => None,
+        Some(image) => Source::Given(image.clone()),
         None => {
             let engine = image::find_engine().ok_or_else(|| {
                 Error::Input(
                     "no container engine (docker, podman or buildah) on PATH to build the image: install one, or deploy an existing image with --image URI".to_owned(),
                 )
             })?;
-            let tag = image::revision(&target.dir).map_err(Error::Input)?;
-            Some((engine, tag))
+            let tag = image::revision(&settings.dir).map_err(Error::Input)?;
+            Source::Build { engine, tag }
         }
     };
-    let aws = clients(&target.region).await;
+    let aws = clients(&settings.region).await;
     let account = steps::account(&aws).await.map_err(Error::Input)?;
-    let listener = steps::listener(&aws, &target).await.map_err(Error::Input)?;
+    let listener = steps::listener(&aws, &settings)
+        .await
+        .map_err(Error::Input)?;
     println!(
         "deploying {} to {} (account {account}, cluster {}){}",
-        target.name,
-        target.region,
-        target.cluster,
+        settings.name,
+        settings.region,
+        settings.cluster,
         if options.dry_run {
             ", dry run: no changes are made"
         } else {
@@ -390,76 +391,95 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
     };
     let fill = |text: &str, image: &str| {
         text.replace("${AWS_ACCOUNT_ID}", &account)
-            .replace("${AWS_REGION}", &target.region)
+            .replace("${AWS_REGION}", &settings.region)
             .replace("${IMAGE}", image)
     };
 
-    let repository = steps::repository(&aws, &mut plan, &target, &account).await?;
-    let image = match (&options.image, &build) {
-        (Some(image), _) => image.clone(),
-        (None, Some((engine, tag))) => {
-            steps::image(&aws, &mut plan, &target, &repository, engine, tag).await?
+    let repository = steps::repository(&aws, &mut plan, &settings, &account).await?;
+    let image = match &source {
+        Source::Given(image) => {
+            if !image.starts_with(&format!("{repository}:")) {
+                eprintln!(
+                    "note: the execution role pulls only from {repository}; {image} must be public or allow the role in its repository policy"
+                );
+            }
+            image.clone()
         }
-        (None, None) => unreachable!("either --image or an engine"),
+        Source::Build { engine, tag } => {
+            steps::image(&aws, &mut plan, &settings, &repository, engine, tag).await?
+        }
     };
     plan.done(1, &format!("ECR repository and image {image}"));
 
-    for table in &target.tables {
+    for table in &settings.tables {
         steps::table(&aws, &mut plan, table).await?;
     }
-    let tables: Vec<&str> = target.tables.iter().map(|t| t.physical.as_str()).collect();
+    let tables: Vec<&str> = settings
+        .tables
+        .iter()
+        .map(|t| t.physical.as_str())
+        .collect();
     plan.done(2, &format!("DynamoDB table {}", tables.join(", ")));
 
-    steps::role(
+    // The task definition names the roles and the log group.
+    let spec = task_definition::Spec::parse(&fill(&settings.task_definition, &image))?;
+    let (task_role, execution_role) = spec.roles();
+    for (role, policy_name, policy) in [
+        (task_role, "dynamodb", &settings.task_policy),
+        (execution_role, "pull-and-log", &settings.execution_policy),
+    ] {
+        let document = fill(policy, &image);
+        steps::role(
+            &aws,
+            &mut plan,
+            role,
+            &settings.trust_policy,
+            (policy_name, &document),
+        )
+        .await?;
+    }
+    plan.done(3, &format!("IAM roles {task_role} and {execution_role}"));
+
+    let cluster_exists = steps::cluster(&aws, &mut plan, &settings).await?;
+    plan.done(4, &format!("ECS cluster {}", settings.cluster));
+
+    let log_group = spec
+        .log_group()
+        .ok_or("deploy/task-definition.json names no awslogs-group")?;
+    steps::log_group(
         &aws,
         &mut plan,
-        &target.task_role(),
-        &target.trust_policy,
-        ("dynamodb", &fill(&target.task_policy, &image)),
+        log_group,
+        settings.config.deploy.log_retention_days,
     )
     .await?;
-    steps::role(
-        &aws,
-        &mut plan,
-        &target.execution_role(),
-        &target.trust_policy,
-        ("pull-and-log", &fill(&target.execution_policy, &image)),
-    )
-    .await?;
-    plan.done(
-        3,
-        &format!(
-            "IAM roles {} and {}",
-            target.task_role(),
-            target.execution_role()
-        ),
-    );
-
-    let cluster_exists = steps::cluster(&aws, &mut plan, &target).await?;
-    plan.done(4, &format!("ECS cluster {}", target.cluster));
-
-    steps::log_group(&aws, &mut plan, &target).await?;
-    let spec = task_definition::Spec::parse(&fill(&target.task_definition, &image))?;
     let task_definition = steps::task_definition(&aws, &mut plan, &spec).await?;
     plan.done(5, &format!("task definition {}", spec.family));
 
-    let registry = steps::discovery(&aws, &mut plan, &target).await?;
+    let registry = steps::discovery(&aws, &mut plan, &settings).await?;
     plan.done(
         6,
         &format!(
             "Cloud Map {}.{}",
-            target.discovery_service, target.namespace
+            settings.discovery_service, settings.namespace
         ),
     );
 
-    let target_group = steps::target_group(&aws, &mut plan, &target).await?;
-    steps::listener_rule(&aws, &mut plan, &target, target_group.as_deref()).await?;
+    let target_group = steps::target_group(&aws, &mut plan, &settings).await?;
+    steps::listener_rule(
+        &aws,
+        &mut plan,
+        &settings,
+        &listener,
+        target_group.as_deref(),
+    )
+    .await?;
     plan.done(
         7,
         &format!(
             "target group {} and listener rule {}",
-            target.target_group(),
-            target.path_patterns.join(", ")
+            settings.target_group(),
+            settings.path_patterns.join(", ")
         ),
     );
 
@@ -468,8 +488,8 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
         target_group: target_group.as_deref(),
         registry: registry.as_deref(),
     };
-    steps::service(&aws, &mut plan, &target, cluster_exists, &resources).await?;
-    let rolled_out = plan.done(8, &format!("ECS service {}", target.name));
+    steps::service(&aws, &mut plan, &settings, cluster_exists, &resources).await?;
+    let rolled_out = plan.done(8, &format!("ECS service {}", settings.name));
 
     match (&task_definition, &target_group) {
         (Some(task_definition), Some(target_group))
@@ -477,7 +497,7 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
         {
             steps::wait(
                 &aws,
-                &target,
+                &settings,
                 task_definition,
                 target_group,
                 options.timeout,
@@ -498,7 +518,7 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
 
     println!(
         "[10/{STEPS}] verify: {}",
-        verify_command(&target, &listener)
+        verify_command(&settings, &listener)
     );
     if options.dry_run {
         println!(
@@ -514,12 +534,12 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
 }
 
 /// The command that calls the service through the load balancer.
-fn verify_command(target: &Target, listener: &steps::Listener) -> String {
-    match &target.verify {
+fn verify_command(settings: &Settings, listener: &steps::Listener) -> String {
+    match &settings.verify {
         Some((method, proto_root)) => format!(
             "buf curl --protocol grpc --schema {} --data '{{}}' https://{}/{method}",
-            std::fs::canonicalize(target.dir.join(proto_root))
-                .unwrap_or_else(|_| target.dir.join(proto_root))
+            std::fs::canonicalize(settings.dir.join(proto_root))
+                .unwrap_or_else(|_| settings.dir.join(proto_root))
                 .display(),
             listener.dns_name
         ),
@@ -532,7 +552,7 @@ fn verify_command(target: &Target, listener: &steps::Listener) -> String {
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.
 pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), Error> {
-    let target = target(dir, region, false)?;
-    let aws = clients(&target.region).await;
-    steps::status(&aws, &target).await
+    let settings = settings(dir, region, false)?;
+    let aws = clients(&settings.region).await;
+    steps::status(&aws, &settings).await
 }

@@ -10,7 +10,7 @@ use serde_json::Value;
 
 use super::image::{Engine, Login};
 use super::task_definition::Spec;
-use super::{Clients, Error, Plan, Target, failed};
+use super::{Clients, Error, Plan, Settings, failed};
 use crate::table::TableSpec;
 
 /// The account the credentials belong to (also proves they work).
@@ -30,14 +30,16 @@ pub(super) async fn account(aws: &Clients) -> Result<String, String> {
 /// The HTTPS listener the rule goes on, and its load balancer.
 pub(super) struct Listener {
     pub(super) dns_name: String,
+    /// Its rules, as they were before the deployment.
+    pub(super) rules: Vec<elb::Rule>,
 }
 
 /// Checks that `[aws] listener_arn` is an HTTPS listener of a load balancer in `[aws] vpc_id`.
-pub(super) async fn listener(aws: &Clients, target: &Target) -> Result<Listener, String> {
+pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Listener, String> {
     let listeners = aws
         .elb
         .describe_listeners()
-        .listener_arns(&target.listener_arn)
+        .listener_arns(&settings.listener_arn)
         .send()
         .await
         .map_err(|e| {
@@ -49,7 +51,7 @@ pub(super) async fn listener(aws: &Clients, target: &Target) -> Result<Listener,
     let listener = listeners.listeners().first().ok_or_else(|| {
         format!(
             "svcgen.toml [aws] listener_arn: no listener {}",
-            target.listener_arn
+            settings.listener_arn
         )
     })?;
     if listener.protocol() != Some(&elb::ProtocolEnum::Https) {
@@ -69,27 +71,52 @@ pub(super) async fn listener(aws: &Clients, target: &Target) -> Result<Listener,
         .load_balancers()
         .first()
         .ok_or("the listener's load balancer was not found")?;
-    if balancer.vpc_id() != Some(target.vpc_id.as_str()) {
+    if balancer.vpc_id() != Some(settings.vpc_id.as_str()) {
         return Err(format!(
             "svcgen.toml [aws] vpc_id = {:?}, but the listener's load balancer is in {}",
-            target.vpc_id,
+            settings.vpc_id,
             balancer.vpc_id().unwrap_or("no VPC")
+        ));
+    }
+    let priority = settings.config.deploy.listener_rule_priority.to_string();
+    let rules = aws
+        .elb
+        .describe_rules()
+        .listener_arn(&settings.listener_arn)
+        .page_size(400)
+        .send()
+        .await
+        .map_err(|e| failed("elasticloadbalancing:DescribeRules", e))?;
+    if let Some(taken) = rules.rules().iter().find(|r| {
+        r.priority() == Some(priority.as_str())
+            && !forwarded_groups(r)
+                .any(|arn| target_group_name(arn) == Some(settings.target_group()))
+    }) {
+        return Err(format!(
+            "svcgen.toml [deploy] listener_rule_priority = {priority} is taken on the listener by {}: choose a free priority",
+            taken.rule_arn().unwrap_or("another rule")
         ));
     }
     Ok(Listener {
         dns_name: balancer.dns_name().unwrap_or_default().to_owned(),
+        rules: rules.rules().to_vec(),
     })
+}
+
+/// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID` → NAME.
+fn target_group_name(arn: &str) -> Option<&str> {
+    arn.split_once(":targetgroup/")?.1.split('/').next()
 }
 
 /// Step 1: the ECR repository, scanning on push. Returns its URI.
 pub(super) async fn repository(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
     account: &str,
 ) -> Result<String, Error> {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
-    let name = &target.name;
+    let name = &settings.name;
     let scanning = ImageScanningConfiguration::builder()
         .scan_on_push(true)
         .build();
@@ -109,7 +136,7 @@ pub(super) async fn repository(
         }
         Err(e) => return Err(failed("ecr:DescribeRepositories", e).into()),
     };
-    let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", target.region);
+    let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", settings.region);
     match existing {
         Some(repository) => {
             let scans = repository
@@ -150,7 +177,7 @@ pub(super) async fn repository(
 pub(super) async fn image(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
     repository: &str,
     engine: &Engine,
     tag: &str,
@@ -160,7 +187,7 @@ pub(super) async fn image(
     let found = aws
         .ecr
         .describe_images()
-        .repository_name(&target.name)
+        .repository_name(&settings.name)
         .image_ids(ImageIdentifier::builder().image_tag(tag).build())
         .send()
         .await;
@@ -188,7 +215,7 @@ pub(super) async fn image(
             .ok_or("ecr:GetAuthorizationToken returned no credentials")?;
         let registry = repository.split('/').next().unwrap_or(repository);
         let login = Login::from_token(registry, data.authorization_token().unwrap_or_default())?;
-        engine.build_and_push(&target.dir, repository, tag, &login)?;
+        engine.build_and_push(&settings.dir, repository, tag, &login)?;
     }
     Ok(image)
 }
@@ -343,7 +370,7 @@ const FARGATE: &str = "FARGATE";
 pub(super) async fn cluster(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
 ) -> Result<bool, Error> {
     let strategy = ecs::CapacityProviderStrategyItem::builder()
         .capacity_provider(FARGATE)
@@ -353,7 +380,7 @@ pub(super) async fn cluster(
     let described = aws
         .ecs
         .describe_clusters()
-        .clusters(&target.cluster)
+        .clusters(&settings.cluster)
         .send()
         .await
         .map_err(|e| failed("ecs:DescribeClusters", e))?;
@@ -371,7 +398,7 @@ pub(super) async fn cluster(
                 all.push(FARGATE.to_owned());
                 aws.ecs
                     .put_cluster_capacity_providers()
-                    .cluster(&target.cluster)
+                    .cluster(&settings.cluster)
                     .set_capacity_providers(Some(all))
                     .default_capacity_provider_strategy(strategy)
                     .send()
@@ -383,11 +410,11 @@ pub(super) async fn cluster(
         None => {
             if plan.change(format!(
                 "create cluster {} (FARGATE capacity provider, Container Insights)",
-                target.cluster
+                settings.cluster
             )) {
                 aws.ecs
                     .create_cluster()
-                    .cluster_name(&target.cluster)
+                    .cluster_name(&settings.cluster)
                     .capacity_providers(FARGATE)
                     .default_capacity_provider_strategy(strategy)
                     .settings(
@@ -410,28 +437,28 @@ pub(super) async fn cluster(
 pub(super) async fn log_group(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    name: &str,
+    retention_days: u32,
 ) -> Result<(), Error> {
-    let name = target.log_group();
-    let days = i32::try_from(target.config.deploy.log_retention_days).unwrap_or(i32::MAX);
+    let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
     let described = aws
         .logs
         .describe_log_groups()
-        .log_group_name_prefix(&name)
+        .log_group_name_prefix(name)
         .send()
         .await
         .map_err(|e| failed("logs:DescribeLogGroups", e))?;
     let existing = described
         .log_groups()
         .iter()
-        .find(|g| g.log_group_name() == Some(name.as_str()));
+        .find(|g| g.log_group_name() == Some(name));
     let retention_needed = match existing {
         Some(group) => group.retention_in_days() != Some(days),
         None => {
             if plan.change(format!("create log group {name}")) {
                 aws.logs
                     .create_log_group()
-                    .log_group_name(&name)
+                    .log_group_name(name)
                     .send()
                     .await
                     .map_err(|e| failed("logs:CreateLogGroup", e))?;
@@ -442,7 +469,7 @@ pub(super) async fn log_group(
     if retention_needed && plan.change(format!("keep its logs {days} days")) {
         aws.logs
             .put_retention_policy()
-            .log_group_name(&name)
+            .log_group_name(name)
             .retention_in_days(days)
             .send()
             .await
@@ -542,9 +569,9 @@ async fn operation(
 pub(super) async fn discovery(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
 ) -> Result<Option<String>, Error> {
-    let cloud_map = &target.config.deploy.cloud_map;
+    let cloud_map = &settings.config.deploy.cloud_map;
     let record = sd::DnsRecord::builder()
         .r#type(cloud_map.record_type.to_string().as_str().into())
         .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
@@ -568,20 +595,20 @@ pub(super) async fn discovery(
     let namespace = match namespaces
         .iter()
         .flat_map(|page| page.namespaces())
-        .find(|n| n.name() == Some(target.namespace.as_str()))
+        .find(|n| n.name() == Some(settings.namespace.as_str()))
     {
         Some(namespace) => namespace.id().map(str::to_owned),
         None => {
             if plan.change(format!(
                 "create private DNS namespace {} in {}",
-                target.namespace, target.vpc_id
+                settings.namespace, settings.vpc_id
             )) {
                 let created = aws
                     .discovery
                     .create_private_dns_namespace()
-                    .name(&target.namespace)
-                    .vpc(&target.vpc_id)
-                    .creator_request_id(format!("svcgen-{}-{}", target.name, target.namespace))
+                    .name(&settings.namespace)
+                    .vpc(&settings.vpc_id)
+                    .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
                     .send()
                     .await
                     .map_err(|e| failed("servicediscovery:CreatePrivateDnsNamespace", e))?;
@@ -612,7 +639,7 @@ pub(super) async fn discovery(
             services
                 .iter()
                 .flat_map(|page| page.services())
-                .find(|s| s.name() == Some(target.discovery_service.as_str()))
+                .find(|s| s.name() == Some(settings.discovery_service.as_str()))
                 .cloned()
         }
         None => None,
@@ -620,7 +647,7 @@ pub(super) async fn discovery(
     let Some(existing) = existing else {
         let what = format!(
             "create discovery service {} ({} records, TTL {} s)",
-            target.discovery_service,
+            settings.discovery_service,
             record.r#type().as_str(),
             record.ttl()
         );
@@ -630,7 +657,7 @@ pub(super) async fn discovery(
             let created = aws
                 .discovery
                 .create_service()
-                .name(&target.discovery_service)
+                .name(&settings.discovery_service)
                 .namespace_id(namespace)
                 .dns_config(
                     sd::DnsConfig::builder()
@@ -663,7 +690,7 @@ pub(super) async fn discovery(
     if records != [record.clone()]
         && plan.change(format!(
             "set the DNS records of {} to {} with TTL {} s",
-            target.discovery_service,
+            settings.discovery_service,
             record.r#type().as_str(),
             record.ttl()
         ))
@@ -702,12 +729,12 @@ const HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
 pub(super) async fn target_group(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
 ) -> Result<Option<String>, Error> {
-    let tg = &target.config.deploy.target_group;
-    let port = i32::from(target.config.deploy.port);
+    let tg = &settings.config.deploy.target_group;
+    let port = i32::from(settings.config.deploy.port);
     let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
-    let name = target.target_group();
+    let name = settings.target_group();
     let described = aws.elb.describe_target_groups().names(name).send().await;
     let existing = match described {
         Ok(out) => out.target_groups().first().cloned(),
@@ -734,7 +761,7 @@ pub(super) async fn target_group(
                 .protocol(elb::ProtocolEnum::Http)
                 .protocol_version("GRPC")
                 .port(port)
-                .vpc_id(&target.vpc_id)
+                .vpc_id(&settings.vpc_id)
                 .target_type(elb::TargetTypeEnum::Ip)
                 .health_check_enabled(true)
                 .health_check_protocol(elb::ProtocolEnum::Http)
@@ -768,7 +795,7 @@ pub(super) async fn target_group(
             "target type",
             existing.target_type() == Some(&elb::TargetTypeEnum::Ip),
         ),
-        ("VPC", existing.vpc_id() == Some(target.vpc_id.as_str())),
+        ("VPC", existing.vpc_id() == Some(settings.vpc_id.as_str())),
     ];
     if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
         return Err(Error::Failed(format!(
@@ -884,14 +911,16 @@ fn path_patterns(rule: &elb::Rule) -> Vec<String> {
     patterns
 }
 
-fn forwards_to(rule: &elb::Rule, target_group: &str) -> bool {
-    rule.actions().iter().any(|a| {
-        a.target_group_arn() == Some(target_group)
-            || a.forward_config().is_some_and(|f| {
-                f.target_groups()
-                    .iter()
-                    .any(|t| t.target_group_arn() == Some(target_group))
-            })
+/// The target groups a rule forwards to.
+fn forwarded_groups(rule: &elb::Rule) -> impl Iterator<Item = &str> {
+    rule.actions().iter().flat_map(|a| {
+        a.target_group_arn().into_iter().chain(
+            a.forward_config()
+                .map(|f| f.target_groups())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t.target_group_arn()),
+        )
     })
 }
 
@@ -899,20 +928,18 @@ fn forwards_to(rule: &elb::Rule, target_group: &str) -> bool {
 pub(super) async fn listener_rule(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
+    listener: &Listener,
     target_group: Option<&str>,
 ) -> Result<(), Error> {
-    let priority = target.config.deploy.listener_rule_priority;
-    let rules = aws
-        .elb
-        .describe_rules()
-        .listener_arn(&target.listener_arn)
-        .page_size(400)
-        .send()
-        .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeRules", e))?;
-    let ours = target_group.and_then(|tg| rules.rules().iter().find(|r| forwards_to(r, tg)));
-    let mut wanted = target.path_patterns.clone();
+    let priority = settings.config.deploy.listener_rule_priority;
+    let ours = target_group.and_then(|tg| {
+        listener
+            .rules
+            .iter()
+            .find(|r| forwarded_groups(r).any(|arn| arn == tg))
+    });
+    let mut wanted = settings.path_patterns.clone();
     wanted.sort();
     let condition = elb::RuleCondition::builder()
         .field("path-pattern")
@@ -922,17 +949,8 @@ pub(super) async fn listener_rule(
                 .build(),
         )
         .build();
+    // A rule holding the priority that is not ours was refused before any change.
     let Some(rule) = ours else {
-        if let Some(taken) = rules
-            .rules()
-            .iter()
-            .find(|r| r.priority() == Some(priority.to_string().as_str()))
-        {
-            return Err(Error::Failed(format!(
-                "listener rule priority {priority} is taken by {}: set another [deploy] listener_rule_priority in svcgen.toml",
-                taken.rule_arn().unwrap_or("another rule")
-            )));
-        }
         if plan.change(format!(
             "create rule {} at priority {priority}",
             wanted.join(", ")
@@ -940,7 +958,7 @@ pub(super) async fn listener_rule(
         {
             aws.elb
                 .create_rule()
-                .listener_arn(&target.listener_arn)
+                .listener_arn(&settings.listener_arn)
                 .priority(i32::try_from(priority).unwrap_or(i32::MAX))
                 .conditions(condition)
                 .actions(
@@ -1003,14 +1021,14 @@ struct ServiceSettings {
 }
 
 fn service_settings(
-    target: &Target,
+    settings: &Settings,
     resources: &ServiceResources<'_>,
 ) -> Result<ServiceSettings, String> {
-    let deploy = &target.config.deploy;
+    let deploy = &settings.config.deploy;
     let port = i32::from(deploy.port);
-    let mut subnets = target.subnets.clone();
+    let mut subnets = settings.subnets.clone();
     subnets.sort();
-    let mut groups = target.security_groups.clone();
+    let mut groups = settings.security_groups.clone();
     groups.sort();
     let srv = deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv;
     Ok(ServiceSettings {
@@ -1027,14 +1045,14 @@ fn service_settings(
         load_balancers: vec![
             ecs::LoadBalancer::builder()
                 .set_target_group_arn(resources.target_group.map(str::to_owned))
-                .container_name(&target.name)
+                .container_name(&settings.name)
                 .container_port(port)
                 .build(),
         ],
         registries: vec![
             ecs::ServiceRegistry::builder()
                 .set_registry_arn(resources.registry.map(str::to_owned))
-                .set_container_name(srv.then(|| target.name.clone()))
+                .set_container_name(srv.then(|| settings.name.clone()))
                 .set_container_port(srv.then_some(port))
                 .build(),
         ],
@@ -1129,17 +1147,17 @@ fn service_differences(
 pub(super) async fn service(
     aws: &Clients,
     plan: &mut Plan,
-    target: &Target,
+    settings: &Settings,
     cluster_exists: bool,
     resources: &ServiceResources<'_>,
 ) -> Result<(), Error> {
-    let settings = service_settings(target, resources)?;
+    let wanted = service_settings(settings, resources)?;
     let current = if cluster_exists {
         let described = aws
             .ecs
             .describe_services()
-            .cluster(&target.cluster)
-            .services(&target.name)
+            .cluster(&settings.cluster)
+            .services(&settings.name)
             .send()
             .await
             .map_err(|e| failed("ecs:DescribeServices", e))?;
@@ -1154,23 +1172,23 @@ pub(super) async fn service(
     let Some(current) = current else {
         let what = format!(
             "create service {} ({} tasks in {} subnets, behind the target group, in Cloud Map, circuit breaker with rollback)",
-            target.name,
-            settings.desired,
-            target.subnets.len()
+            settings.name,
+            wanted.desired,
+            settings.subnets.len()
         );
         if plan.change(what) {
             aws.ecs
                 .create_service()
-                .cluster(&target.cluster)
-                .service_name(&target.name)
+                .cluster(&settings.cluster)
+                .service_name(&settings.name)
                 .set_task_definition(resources.task_definition.map(str::to_owned))
-                .desired_count(settings.desired)
+                .desired_count(wanted.desired)
                 .launch_type(ecs::LaunchType::Fargate)
-                .network_configuration(settings.network)
-                .set_load_balancers(Some(settings.load_balancers))
-                .set_service_registries(Some(settings.registries))
-                .deployment_configuration(settings.deployment)
-                .health_check_grace_period_seconds(settings.grace)
+                .network_configuration(wanted.network)
+                .set_load_balancers(Some(wanted.load_balancers))
+                .set_service_registries(Some(wanted.registries))
+                .deployment_configuration(wanted.deployment)
+                .health_check_grace_period_seconds(wanted.grace)
                 .propagate_tags(ecs::PropagateTags::Service)
                 .enable_ecs_managed_tags(true)
                 .send()
@@ -1179,25 +1197,25 @@ pub(super) async fn service(
         }
         return Ok(());
     };
-    let differences = service_differences(&current, &settings, resources.task_definition);
+    let differences = service_differences(&current, &wanted, resources.task_definition);
     if !differences.is_empty()
         && plan.change(format!(
             "update service {} ({})",
-            target.name,
+            settings.name,
             differences.join(", ")
         ))
     {
         aws.ecs
             .update_service()
-            .cluster(&target.cluster)
-            .service(&target.name)
+            .cluster(&settings.cluster)
+            .service(&settings.name)
             .set_task_definition(resources.task_definition.map(str::to_owned))
-            .desired_count(settings.desired)
-            .network_configuration(settings.network)
-            .set_load_balancers(Some(settings.load_balancers))
-            .set_service_registries(Some(settings.registries))
-            .deployment_configuration(settings.deployment)
-            .health_check_grace_period_seconds(settings.grace)
+            .desired_count(wanted.desired)
+            .network_configuration(wanted.network)
+            .set_load_balancers(Some(wanted.load_balancers))
+            .set_service_registries(Some(wanted.registries))
+            .deployment_configuration(wanted.deployment)
+            .health_check_grace_period_seconds(wanted.grace)
             .send()
             .await
             .map_err(|e| failed("ecs:UpdateService", e))?;
@@ -1208,15 +1226,15 @@ pub(super) async fn service(
 /// One look at the service, its stopped tasks and its targets.
 async fn observe(
     aws: &Clients,
-    target: &Target,
+    settings: &Settings,
     target_group: &str,
 ) -> Result<(svcgen_deploy::wait::Observation, Option<ecs::Service>), String> {
     use svcgen_deploy::wait;
     let described = aws
         .ecs
         .describe_services()
-        .cluster(&target.cluster)
-        .services(&target.name)
+        .cluster(&settings.cluster)
+        .services(&settings.name)
         .send()
         .await
         .map_err(|e| failed("ecs:DescribeServices", e))?;
@@ -1224,8 +1242,8 @@ async fn observe(
     let stopped = aws
         .ecs
         .list_tasks()
-        .cluster(&target.cluster)
-        .service_name(&target.name)
+        .cluster(&settings.cluster)
+        .service_name(&settings.name)
         .desired_status(ecs::DesiredStatus::Stopped)
         .send()
         .await
@@ -1235,7 +1253,7 @@ async fn observe(
     } else {
         aws.ecs
             .describe_tasks()
-            .cluster(&target.cluster)
+            .cluster(&settings.cluster)
             .set_tasks(Some(stopped.task_arns().to_vec()))
             .send()
             .await
@@ -1334,7 +1352,7 @@ const POLL: Duration = Duration::from_secs(5);
 /// at the first failure with AWS's reason, or at the timeout.
 pub(super) async fn wait(
     aws: &Clients,
-    target: &Target,
+    settings: &Settings,
     task_definition: &str,
     target_group: &str,
     timeout: Duration,
@@ -1343,7 +1361,7 @@ pub(super) async fn wait(
     let started = Instant::now();
     let mut watcher = Watcher::new(task_definition, timeout);
     loop {
-        let (observation, _) = observe(aws, target, target_group).await?;
+        let (observation, _) = observe(aws, settings, target_group).await?;
         match watcher.step(&observation, started.elapsed()) {
             Step::Done(Ok(())) => {
                 println!(
@@ -1367,11 +1385,11 @@ pub(super) async fn wait(
 }
 
 /// `svcgen status`.
-pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> {
+pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Error> {
     let groups = aws
         .elb
         .describe_target_groups()
-        .names(target.target_group())
+        .names(settings.target_group())
         .send()
         .await;
     let target_group = match groups {
@@ -1391,16 +1409,16 @@ pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> 
     let Some(target_group) = target_group else {
         return Err(Error::Failed(format!(
             "target group {} not found: {} is not deployed in {} (run `svcgen deploy`)",
-            target.target_group(),
-            target.name,
-            target.region
+            settings.target_group(),
+            settings.name,
+            settings.region
         )));
     };
     let described = aws
         .ecs
         .describe_services()
-        .cluster(&target.cluster)
-        .services(&target.name)
+        .cluster(&settings.cluster)
+        .services(&settings.name)
         .send()
         .await;
     if let Err(e) = &described
@@ -1409,22 +1427,22 @@ pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> 
     {
         return Err(Error::Failed(format!(
             "cluster {} not found in {} (run `svcgen deploy`)",
-            target.cluster, target.region
+            settings.cluster, settings.region
         )));
     }
-    let (observation, service) = observe(aws, target, &target_group).await?;
+    let (observation, service) = observe(aws, settings, &target_group).await?;
     let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
         return Err(Error::Failed(format!(
             "service {} not found in cluster {} (run `svcgen deploy`)",
-            target.name, target.cluster
+            settings.name, settings.cluster
         )));
     };
     let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
     println!(
         "service {} (cluster {}, {}): {} running / {} desired, {} pending, task definition {}",
-        target.name,
-        target.cluster,
-        target.region,
+        settings.name,
+        settings.cluster,
+        settings.region,
         service.running_count(),
         service.desired_count(),
         service.pending_count(),
@@ -1448,8 +1466,8 @@ pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> 
     let running = aws
         .ecs
         .list_tasks()
-        .cluster(&target.cluster)
-        .service_name(&target.name)
+        .cluster(&settings.cluster)
+        .service_name(&settings.name)
         .send()
         .await
         .map_err(|e| failed("ecs:ListTasks", e))?;
@@ -1457,7 +1475,7 @@ pub(super) async fn status(aws: &Clients, target: &Target) -> Result<(), Error> 
         let tasks = aws
             .ecs
             .describe_tasks()
-            .cluster(&target.cluster)
+            .cluster(&settings.cluster)
             .set_tasks(Some(running.task_arns().to_vec()))
             .send()
             .await

@@ -77,6 +77,11 @@ struct Log {
     options: BTreeMap<String, String>,
 }
 
+/// `arn:aws:iam::ACCOUNT:role/PATH/NAME` → NAME.
+fn role_name(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
 impl Spec {
     /// Parses the generated JSON after its `${…}` placeholders were filled in.
     pub(super) fn parse(json: &str) -> Result<Self, String> {
@@ -84,6 +89,24 @@ impl Spec {
             serde_json::from_str(json).map_err(|e| format!("deploy/task-definition.json: {e}"))?;
         spec.normalize();
         Ok(spec)
+    }
+
+    /// The names of the task role and the execution role.
+    pub(super) fn roles(&self) -> (&str, &str) {
+        (
+            role_name(&self.task_role_arn),
+            role_name(&self.execution_role_arn),
+        )
+    }
+
+    /// The log group the first container writes to.
+    pub(super) fn log_group(&self) -> Option<&str> {
+        self.container_definitions
+            .first()?
+            .log_configuration
+            .options
+            .get("awslogs-group")
+            .map(String::as_str)
     }
 
     /// ECS does not promise the order of environment variables.
