@@ -16,7 +16,9 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 echo "== build"
-cargo build --workspace
+# Same targets and features as the test run below, so it reuses every artifact (the dev-dependencies
+# change feature unification: a plain `cargo build` would compile the AWS SDK crates twice).
+cargo build --workspace --all-targets --features svcgen-runtime/dynamodb-tests
 
 echo "== generated example is up to date"
 target/debug/svcgen generate --check generated-example
