@@ -231,23 +231,25 @@ mod tests {
 
     #[test]
     fn engines_are_found_on_path_in_order_of_preference() {
+        // Engines are links to `true`/`false`: executing a file this process just wrote can
+        // fail with ETXTBSY while another test thread forks.
         let dir = tempfile::tempdir().expect("tempdir");
-        let install_script = |name: &str, body: &str| {
-            use std::os::unix::fs::PermissionsExt as _;
+        let link = |name: &str, target: &str| {
             let path = dir.path().join(name);
-            std::fs::write(&path, format!("#!/bin/sh\n{body}\n")).expect("write");
-            std::fs::set_permissions(&path, std::fs::Permissions::from_mode(0o755)).expect("chmod");
+            let _ = std::fs::remove_file(&path);
+            std::os::unix::fs::symlink(target, &path).expect("symlink");
         };
-        let install = |name: &str| install_script(name, "");
         let on = |path: &Path| find_engine_in(path.as_os_str()).map(|e| e.name);
         assert_eq!(on(dir.path()), None);
-        install("buildah");
+        std::fs::write(dir.path().join("docker"), "not executable").expect("write");
+        assert_eq!(on(dir.path()), None);
+        link("buildah", "/bin/true");
         assert_eq!(on(dir.path()), Some("buildah"));
-        install("podman");
+        link("podman", "/bin/true");
         assert_eq!(on(dir.path()), Some("podman"));
-        install_script("docker", "exit 1");
+        link("docker", "/bin/false");
         assert_eq!(on(dir.path()), Some("podman"), "a docker without a daemon");
-        install_script("docker", "exit 0");
+        link("docker", "/bin/true");
         assert_eq!(on(dir.path()), Some("docker"));
     }
 }
