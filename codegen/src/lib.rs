@@ -88,7 +88,15 @@ pub fn load(dir: &Path) -> Result<Project, GenerateError> {
 /// `templates_dir` when given, else from `[generate] templates` in `svcgen.toml`, else the
 /// embedded ones.
 pub fn generate(dir: &Path, templates_dir: Option<&Path>) -> Result<render::Output, GenerateError> {
-    let project = load(dir)?;
+    render_project(&load(dir)?, dir, templates_dir)
+}
+
+/// Renders a loaded project (see [`generate`]).
+pub fn render_project(
+    project: &Project,
+    dir: &Path,
+    templates_dir: Option<&Path>,
+) -> Result<render::Output, GenerateError> {
     let configured = project
         .config
         .generate

@@ -137,7 +137,8 @@ impl Settings {
 /// Reads the project and its `[aws]` settings; every problem names the setting to fix.
 fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, Error> {
     let project = crate::load(dir).map_err(|e| Error::Input(e.to_string()))?;
-    let output = crate::generate(dir, None).map_err(|e| Error::Input(e.to_string()))?;
+    let output =
+        crate::render_project(&project, dir, None).map_err(|e| Error::Input(e.to_string()))?;
     if deploying {
         let drift = crate::output::check(dir, &output);
         if !drift.is_empty() {
