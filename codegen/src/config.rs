@@ -210,23 +210,6 @@ fn default_root() -> PathBuf {
     PathBuf::from("proto")
 }
 
-/// The environment variable naming the physical table of logical table `logical` when a
-/// service has several: `TABLE_NAME_<LOGICAL>`, upper case, other characters as `_` (the
-/// generated service reads the same name).
-pub fn table_variable(logical: &str) -> String {
-    let suffix: String = logical
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("TABLE_NAME_{suffix}")
-}
-
 /// Lower-case letters, digits and '-', starting with a letter: valid as a crate, binary, ECS
 /// family and DNS name.
 pub fn valid_service_name(name: &str) -> bool {
@@ -253,6 +236,12 @@ impl Config {
             return Err("proto.files is empty: list the .proto files to generate from".to_owned());
         }
         Ok(config)
+    }
+
+    /// The physical DynamoDB table name of logical table `logical`: its `[tables]` entry, else
+    /// the logical name.
+    pub fn physical_table<'a>(&'a self, logical: &'a str) -> &'a str {
+        self.tables.get(logical).map_or(logical, String::as_str)
     }
 
     /// The import root as a path from the project directory.

@@ -10,7 +10,6 @@ pub mod config;
 #[cfg(feature = "aws")]
 pub mod deploy;
 pub mod diagnostic;
-pub mod keys;
 pub mod model;
 pub mod new;
 pub mod output;

@@ -12,7 +12,9 @@ use prost_reflect::{
 
 use crate::compile::Compiled;
 use crate::diagnostic::{Diagnostics, Location, ProtoDiagnostic, Sources};
-use crate::keys::KeyTemplate;
+use svcgen_contract::attributes;
+use svcgen_contract::key_type::KEY_TYPES;
+use svcgen_contract::{KeyTemplate, KeyType};
 
 /// Field number of `svcgen.entity` in `MessageOptions`.
 const ENTITY_EXTENSION: i32 = 51230;
@@ -388,12 +390,32 @@ pub fn rust_type_path(message: &MessageDescriptor) -> String {
     }
 }
 
-fn type_name(field: &FieldDescriptor) -> String {
-    let base = match field.kind() {
-        Kind::Message(m) => m.full_name().to_owned(),
-        Kind::Enum(e) => e.full_name().to_owned(),
-        other => format!("{other:?}").to_lowercase(),
+/// The `.proto` keyword of a scalar kind (`uint64`), or the full name of a message or enum.
+fn proto_type(kind: &Kind) -> String {
+    let scalar = match kind {
+        Kind::Message(m) => return m.full_name().to_owned(),
+        Kind::Enum(e) => return e.full_name().to_owned(),
+        Kind::Double => "double",
+        Kind::Float => "float",
+        Kind::Int32 => "int32",
+        Kind::Int64 => "int64",
+        Kind::Uint32 => "uint32",
+        Kind::Uint64 => "uint64",
+        Kind::Sint32 => "sint32",
+        Kind::Sint64 => "sint64",
+        Kind::Fixed32 => "fixed32",
+        Kind::Fixed64 => "fixed64",
+        Kind::Sfixed32 => "sfixed32",
+        Kind::Sfixed64 => "sfixed64",
+        Kind::Bool => "bool",
+        Kind::String => "string",
+        Kind::Bytes => "bytes",
     };
+    scalar.to_owned()
+}
+
+fn type_name(field: &FieldDescriptor) -> String {
+    let base = proto_type(&field.kind());
     if field.is_map() {
         "map".to_owned()
     } else if field.is_list() {
@@ -405,21 +427,23 @@ fn type_name(field: &FieldDescriptor) -> String {
     }
 }
 
-/// The Rust type of a field usable in keys, or `None` when it cannot be a key.
-fn key_type(field: &FieldDescriptor) -> Option<&'static str> {
+/// The key type of a field, or `None` when it cannot be part of a key.
+fn key_type(field: &FieldDescriptor) -> Option<KeyType> {
     if field.is_list() || field.is_map() || field.supports_presence() {
         return None;
     }
     match field.kind() {
-        Kind::String => Some("String"),
-        Kind::Uint32 | Kind::Fixed32 => Some("u32"),
-        Kind::Uint64 | Kind::Fixed64 => Some("u64"),
-        Kind::Enum(_) => Some("i32"),
-        _ => None,
+        Kind::Enum(_) => Some(KeyType::Enum),
+        Kind::Message(_) => None,
+        scalar => KeyType::of_scalar(&proto_type(&scalar)),
     }
 }
 
-const KEY_TYPE_HELP: &str = "key fields must be string, enum or unsigned integers (uint32, uint64, fixed32, fixed64; zero-padded so keys sort numerically), without `optional` or `repeated`";
+fn key_type_help() -> String {
+    format!(
+        "key fields must be {KEY_TYPES}, without `optional` or `repeated`; unsigned integers are zero-padded so keys sort numerically"
+    )
+}
 
 impl Builder<'_> {
     fn problem(
@@ -465,11 +489,7 @@ impl Builder<'_> {
                     continue;
                 };
                 let name = string_field(index, "name");
-                let valid = name.starts_with(|c: char| c.is_ascii_lowercase())
-                    && name
-                        .chars()
-                        .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
-                if !valid {
+                if !attributes::valid_index_name(&name) {
                     self.problem(&at.clone().narrowed(format!("name: \"{name}\"")), format!("index name `{name}` is not valid"), "this index", Some(
                         "index names are lower-case letters and digits (e.g. `gsi1`); its key attributes are `<name>pk` and `<name>sk`".into(),
                     ));
@@ -539,15 +559,7 @@ impl Builder<'_> {
             "string",
         );
 
-        let reserved: Vec<String> = ["pk", "sk", "ttl"]
-            .into_iter()
-            .map(str::to_owned)
-            .chain(
-                indexes
-                    .iter()
-                    .flat_map(|i| [format!("{}pk", i.name), format!("{}sk", i.name)]),
-            )
-            .collect();
+        let reserved = attributes::reserved(indexes.iter().map(|i| i.name.as_str()));
         for field in message.fields() {
             if reserved.contains(&field.name().to_owned()) {
                 self.problem(
@@ -571,7 +583,7 @@ impl Builder<'_> {
         let (pk, sk) = (pk?, sk?);
         let key_field_types = message
             .fields()
-            .filter_map(|f| key_type(&f).map(|t| (f.name().to_owned(), t.to_owned())))
+            .filter_map(|f| key_type(&f).map(|t| (f.name().to_owned(), t.rust_type().to_owned())))
             .collect();
         Some(Entity {
             name: message.name().to_owned(),
@@ -609,7 +621,7 @@ impl Builder<'_> {
         let template = match KeyTemplate::parse(&text) {
             Ok(t) => t,
             Err(e) => {
-                self.problem(&at.clone().narrowed(quoted), format!("malformed {what} template `{text}`: {}", e.message), "this template", Some(
+                self.problem(&at.clone().narrowed(quoted), format!("malformed {what} template `{text}`: {e}"), "this template", Some(
                     "a key template is literal text with `{field}` placeholders, e.g. \"PROJECT#{project_id}\"".into(),
                 ));
                 return None;
@@ -646,7 +658,7 @@ impl Builder<'_> {
                         type_name(&field)
                     ),
                     "not a key type",
-                    Some(KEY_TYPE_HELP.into()),
+                    Some(key_type_help()),
                 );
                 ok = false;
             }

@@ -1,6 +1,8 @@
 //! `svcgen table create`: the tables of the model, created (or confirmed) on DynamoDB or any
 //! DynamoDB-API endpoint, with the layout the runtime expects.
 
+use svcgen_contract::tables;
+
 use crate::Project;
 
 /// A table to create: physical name and index names.
@@ -24,10 +26,9 @@ pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<Tab
         .tables
         .iter()
         .map(|(logical, indexes)| {
-            let physical = env(&crate::config::table_variable(logical))
-                .or_else(|| if single { env("TABLE_NAME") } else { None })
-                .or_else(|| project.config.tables.get(logical).cloned())
-                .unwrap_or_else(|| logical.clone());
+            let physical = env(&tables::table_variable(logical))
+                .or_else(|| single.then(|| env(tables::SHARED_TABLE_VARIABLE)).flatten())
+                .unwrap_or_else(|| project.config.physical_table(logical).to_owned());
             TableSpec {
                 logical: logical.clone(),
                 physical,

@@ -6,7 +6,9 @@ use syn::{DeriveInput, LitStr};
 
 use crate::attributes::{self, MessageField, combine};
 use crate::prost_field::{Kind, Shape};
-use crate::template::{self, Segment};
+use svcgen_contract::entity_attr;
+use svcgen_contract::key_type::KEY_TYPES;
+use svcgen_contract::{KeyTemplate, KeyType, Segment};
 
 #[derive(Default)]
 struct EntityAttr {
@@ -52,7 +54,7 @@ fn parse_entity_attr(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Entit
     let attrs: Vec<_> = input
         .attrs
         .iter()
-        .filter(|a| a.path().is_ident("entity"))
+        .filter(|a| a.path().is_ident(entity_attr::ATTRIBUTE))
         .collect();
     if attrs.is_empty() {
         errors.push(syn::Error::new_spanned(
@@ -65,20 +67,20 @@ fn parse_entity_attr(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Entit
         let result = attr.parse_nested_meta(|meta| {
             let key = meta.path.get_ident().map(ToString::to_string).unwrap_or_default();
             let slot = match key.as_str() {
-                "table" => &mut out.table,
-                "pk" => &mut out.pk,
-                "sk" => &mut out.sk,
-                "version" => &mut out.version,
-                "ttl" => &mut out.ttl,
-                "generated_id" => &mut out.generated_id,
-                "index" => {
+                entity_attr::TABLE => &mut out.table,
+                entity_attr::PK => &mut out.pk,
+                entity_attr::SK => &mut out.sk,
+                entity_attr::VERSION => &mut out.version,
+                entity_attr::TTL => &mut out.ttl,
+                entity_attr::GENERATED_ID => &mut out.generated_id,
+                entity_attr::INDEX => {
                     let (mut name, mut pk, mut sk) = (None, None, None);
                     meta.parse_nested_meta(|inner| {
-                        let slot = if inner.path.is_ident("name") {
+                        let slot = if inner.path.is_ident(entity_attr::INDEX_NAME) {
                             &mut name
-                        } else if inner.path.is_ident("pk") {
+                        } else if inner.path.is_ident(entity_attr::PK) {
                             &mut pk
-                        } else if inner.path.is_ident("sk") {
+                        } else if inner.path.is_ident(entity_attr::SK) {
                             &mut sk
                         } else {
                             return Err(inner.error("expected `name`, `pk` or `sk`"));
@@ -103,7 +105,11 @@ fn parse_entity_attr(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Entit
             errors.push(e);
         }
     }
-    for (name, what) in [(&out.table, "table"), (&out.pk, "pk"), (&out.sk, "sk")] {
+    for (name, what) in [
+        (&out.table, entity_attr::TABLE),
+        (&out.pk, entity_attr::PK),
+        (&out.sk, entity_attr::SK),
+    ] {
         if name.is_none() {
             errors.push(syn::Error::new_spanned(
                 &input.ident,
@@ -134,9 +140,11 @@ impl Generator<'_> {
 
     /// An expression of type `Result<String, MissingKeyField>` rendering `template`.
     fn key_expr(&mut self, template: &LitStr) -> (TokenStream, String, Vec<String>) {
-        let segments = match template::parse(&template.value()) {
-            Ok(segments) => segments,
-            Err(message) => {
+        let text = template.value();
+        let parsed = match KeyTemplate::parse(&text) {
+            Ok(parsed) => parsed,
+            Err(e) => {
+                let message = format!("{e} in key template `{text}`");
                 self.errors.push(syn::Error::new(template.span(), message));
                 return (TokenStream::new(), String::new(), Vec::new());
             }
@@ -145,22 +153,17 @@ impl Generator<'_> {
         let entity = &self.name.clone();
         let mut steps = Vec::new();
         let mut names = Vec::new();
-        for segment in &segments {
+        for segment in parsed.segments() {
             match segment {
                 Segment::Literal(text) => steps.push(quote!(key.push_str(#text);)),
                 Segment::Field(name) => {
-                    names.push(name.clone());
+                    names.push(name.to_owned());
                     let Some(field) = self.field(name, template.span()) else {
                         continue;
                     };
                     let ident = &field.ident;
                     let step = match (&field.prost.kind, &field.prost.shape) {
-                        (Kind::Scalar(t), Shape::Plain)
-                            if matches!(
-                                t.as_str(),
-                                "string" | "uint32" | "uint64" | "fixed32" | "fixed64"
-                            ) =>
-                        {
+                        (Kind::Scalar(t), Shape::Plain) if KeyType::of_scalar(t).is_some() => {
                             quote!(#rt::key_field(&mut key, &self.#ident, #entity, #name)?;)
                         }
                         (Kind::Enum(path), Shape::Plain) => quote! {
@@ -168,7 +171,7 @@ impl Generator<'_> {
                         },
                         _ => {
                             let message = format!(
-                                "field `{name}` of type `{}` cannot be part of a key; key fields must be string, enum or unsigned integer (uint32, uint64, fixed32, fixed64)",
+                                "field `{name}` of type `{}` cannot be part of a key; key fields must be {KEY_TYPES}",
                                 field.prost.type_name()
                             );
                             self.errors.push(syn::Error::new(template.span(), message));
@@ -186,7 +189,7 @@ impl Generator<'_> {
                 ::core::result::Result::Ok(key)
             })()
         };
-        (expr, template::literal_prefix(&segments), names)
+        (expr, parsed.literal_prefix().to_owned(), names)
     }
 
     fn generate(

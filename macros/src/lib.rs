@@ -8,7 +8,6 @@
 mod attributes;
 mod entity;
 mod prost_field;
-mod template;
 
 use proc_macro::TokenStream;
 

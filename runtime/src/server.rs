@@ -15,6 +15,7 @@ use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
 
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
+use svcgen_contract::tables::SHARED_TABLE_VARIABLE;
 
 /// What the generated code tells the bootstrap about the service.
 #[derive(Debug)]
@@ -80,12 +81,14 @@ impl Config {
 
     /// Reads the DynamoDB table names of `tables` from the environment: all or none.
     pub fn with_dynamodb_tables(mut self, tables: &[TableSchema]) -> Result<Self, String> {
-        let shared = std::env::var("TABLE_NAME").ok().filter(|v| !v.is_empty());
+        let shared = std::env::var(SHARED_TABLE_VARIABLE)
+            .ok()
+            .filter(|v| !v.is_empty());
         let mut names = Vec::new();
         for table in tables {
-            let variable = table_variable(table.name);
+            let variable = table.variable;
             match (
-                std::env::var(&variable).ok().filter(|v| !v.is_empty()),
+                std::env::var(variable).ok().filter(|v| !v.is_empty()),
                 &shared,
             ) {
                 (Some(name), _) => names.push((table.name.to_owned(), name)),
@@ -96,10 +99,10 @@ impl Config {
             }
         }
         if !names.is_empty() && names.len() != tables.len() {
-            let missing: Vec<String> = tables
+            let missing: Vec<&str> = tables
                 .iter()
                 .filter(|t| !names.iter().any(|(n, _)| n == t.name))
-                .map(|t| table_variable(t.name))
+                .map(|t| t.variable)
                 .collect();
             return Err(format!(
                 "DynamoDB table names are missing: set {}",
@@ -112,7 +115,7 @@ impl Config {
                 tables.len(),
                 tables
                     .iter()
-                    .map(|t| table_variable(t.name))
+                    .map(|t| t.variable)
                     .collect::<Vec<_>>()
                     .join(", ")
             ));
@@ -120,21 +123,6 @@ impl Config {
         self.dynamodb_tables = names;
         Ok(self)
     }
-}
-
-/// `TABLE_NAME_<LOGICAL>`: upper case, other characters as `_`.
-fn table_variable(logical: &str) -> String {
-    let suffix: String = logical
-        .chars()
-        .map(|c| {
-            if c.is_ascii_alphanumeric() {
-                c.to_ascii_uppercase()
-            } else {
-                '_'
-            }
-        })
-        .collect();
-    format!("TABLE_NAME_{suffix}")
 }
 
 /// The stores of a service's tables, handed to the generated code that builds its routes.

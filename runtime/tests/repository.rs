@@ -45,6 +45,7 @@ pub enum Body {
 
 const SCHEMA: TableSchema = TableSchema {
     name: "notes",
+    variable: "TABLE_NAME_NOTES",
     indexes: &["gsi1"],
 };
 const LIMITS: PageLimits = PageLimits {

@@ -8,6 +8,7 @@ use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
 const SCHEMA: TableSchema = TableSchema {
     name: "things",
+    variable: "TABLE_NAME_THINGS",
     indexes: &["gsi1"],
 };
 

@@ -25,9 +25,13 @@ def svcgen(*args, cwd=None):
 
 
 def cargo_build(project):
+    # The workspace's dev profile (dependencies without debug info), so the dependencies built
+    # for the workspace are reused instead of compiled again with other settings.
     env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+    profile = 'profile.dev.package."*".debug=false'
     return subprocess.run(
-        ["cargo", "build", "--quiet"], cwd=project, env=env, capture_output=True, text=True, timeout=900
+        ["cargo", "build", "--quiet", "--config", profile],
+        cwd=project, env=env, capture_output=True, text=True, timeout=900,
     )
 
 

@@ -6,6 +6,7 @@
 use std::collections::{BTreeMap, BTreeSet};
 
 use serde::Serialize;
+use svcgen_contract::{attributes, tables};
 
 use crate::GenerateError;
 use crate::config::Config;
@@ -39,11 +40,7 @@ pub(super) fn table_access(config: &Config, model: &Model) -> BTreeMap<String, T
         let entry = access
             .entry(logical.clone())
             .or_insert_with(|| TableAccess {
-                table: config
-                    .tables
-                    .get(logical)
-                    .cloned()
-                    .unwrap_or_else(|| logical.clone()),
+                table: config.physical_table(logical).to_owned(),
                 ..TableAccess::default()
             });
         match index {
@@ -90,23 +87,13 @@ fn allow(sid: impl Into<String>, actions: &[&str], resources: Vec<String>) -> St
 /// `(environment variable, physical table)` for every logical table: `TABLE_NAME` for a single
 /// table, `TABLE_NAME_<LOGICAL>` each otherwise — what the generated service reads.
 fn table_names(config: &Config, model: &Model) -> Vec<(String, String)> {
-    let single = model.tables.len() == 1;
     model
         .tables
         .keys()
         .map(|logical| {
-            let variable = if single {
-                "TABLE_NAME".to_owned()
-            } else {
-                crate::config::table_variable(logical)
-            };
             (
-                variable,
-                config
-                    .tables
-                    .get(logical)
-                    .cloned()
-                    .unwrap_or_else(|| logical.clone()),
+                tables::deployed_table_variable(logical, model.tables.len()),
+                config.physical_table(logical).to_owned(),
             )
         })
         .collect()
@@ -461,13 +448,13 @@ pub(super) fn render(
             resource: resource(logical),
             table,
             variable,
-            attributes: ["pk".to_owned(), "sk".to_owned()]
+            attributes: [attributes::PARTITION_KEY, attributes::SORT_KEY]
+                .map(str::to_owned)
                 .into_iter()
-                .chain(
-                    indexes
-                        .iter()
-                        .flat_map(|i| [format!("{i}pk"), format!("{i}sk")]),
-                )
+                .chain(indexes.iter().flat_map(|i| {
+                    let (pk, sk) = attributes::index_key_attributes(i);
+                    [pk, sk]
+                }))
                 .collect(),
             indexes: indexes.clone(),
         })

@@ -111,27 +111,30 @@ fn find_item<'a>(
 
 /// `#[entity(...)]` for one entity, from the model.
 fn entity_attribute(entity: &crate::model::Entity) -> String {
+    use svcgen_contract::entity_attr::{
+        ATTRIBUTE, GENERATED_ID, INDEX, INDEX_NAME, PK, SK, TABLE, TTL, VERSION,
+    };
     let mut parts = vec![
-        format!("table = {:?}", entity.table),
-        format!("pk = {:?}", entity.pk.text),
-        format!("sk = {:?}", entity.sk.text),
+        format!("{TABLE} = {:?}", entity.table),
+        format!("{PK} = {:?}", entity.pk.text),
+        format!("{SK} = {:?}", entity.sk.text),
     ];
     for index in &entity.indexes {
         parts.push(format!(
-            "index(name = {:?}, pk = {:?}, sk = {:?})",
+            "{INDEX}({INDEX_NAME} = {:?}, {PK} = {:?}, {SK} = {:?})",
             index.name, index.pk.text, index.sk.text
         ));
     }
     for (name, value) in [
-        ("version", &entity.version_field),
-        ("ttl", &entity.ttl_field),
-        ("generated_id", &entity.generated_id_field),
+        (VERSION, &entity.version_field),
+        (TTL, &entity.ttl_field),
+        (GENERATED_ID, &entity.generated_id_field),
     ] {
         if let Some(value) = value {
             parts.push(format!("{name} = {value:?}"));
         }
     }
-    format!("#[entity({})]", parts.join(", "))
+    format!("#[{ATTRIBUTE}({})]", parts.join(", "))
 }
 
 /// The encoded `FileDescriptorSet` served by reflection: every file the protos need, without

@@ -10,10 +10,15 @@ use crate::model::{Entity, Model, Operation};
 pub(super) fn render(model: &Model) -> TokenStream {
     let tables = model.tables.iter().map(|(name, indexes)| {
         let ident = table_const(name);
+        let variable = svcgen_contract::tables::table_variable(name);
         let doc = format!(" Layout of table `{name}`.");
         quote! {
             #[doc = #doc]
-            pub const #ident: rt::TableSchema = rt::TableSchema { name: #name, indexes: &[#(#indexes),*] };
+            pub const #ident: rt::TableSchema = rt::TableSchema {
+                name: #name,
+                variable: #variable,
+                indexes: &[#(#indexes),*],
+            };
         }
     });
     let table_idents = model.tables.keys().map(|name| table_const(name));

@@ -24,6 +24,9 @@ use crate::item::Item;
 pub struct TableSchema {
     /// Logical table name.
     pub name: &'static str,
+    /// The environment variable naming the DynamoDB table (`TABLE_NAME_<LOGICAL>`; a service
+    /// with one table also accepts `TABLE_NAME`).
+    pub variable: &'static str,
     /// Global secondary indexes (all keyed by `NAMEpk`/`NAMEsk` strings, all attributes projected).
     pub indexes: &'static [&'static str],
 }
