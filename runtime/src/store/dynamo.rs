@@ -14,7 +14,10 @@ use aws_sdk_dynamodb::types::{
     AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure,
 };
 
-use super::{ItemUpdate, Query, QueryPage, Store, StoreError, is_expired, now_epoch_seconds};
+use super::rules::{
+    is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
+};
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -177,13 +180,10 @@ fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u6
         return StoreError::NotFound;
     };
     match version {
-        Some((attribute, expected)) => {
-            let actual = match old.get(attribute) {
-                Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
-                _ => 0,
-            };
-            StoreError::VersionConflict { expected, actual }
-        }
+        Some((attribute, expected)) => StoreError::VersionConflict {
+            expected,
+            actual: stored_version(&old, attribute),
+        },
         None => StoreError::AlreadyExists,
     }
 }
@@ -329,18 +329,10 @@ impl Store for DynamoStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
-        let (pk_attr, sk_attr) = match &query.index {
-            Some(index) => index_key_attributes(index),
-            None => (PARTITION_KEY.to_owned(), SORT_KEY.to_owned()),
-        };
+        let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
         if let Some(start) = &query.start_after {
-            let in_range = matches!(start.get(&pk_attr), Some(AttributeValue::S(pk)) if *pk == query.partition)
-                && matches!(start.get(&sk_attr), Some(AttributeValue::S(sk)) if sk.starts_with(&query.sort_key_prefix));
-            if !in_range {
-                return Err(StoreError::InvalidStartKey(
-                    "key outside the queried range".into(),
-                ));
-            }
+            // A forged page token fails here, as on `LocalStore`, without a request.
+            start_sort_key(&query, start, &pk_attr, &sk_attr)?;
         }
         let mut e = Expression::default();
         let (pk, partition) = (e.name(&pk_attr), e.value(Av::S(query.partition.clone())));

@@ -10,17 +10,28 @@ use std::path::Path;
 use std::sync::Arc;
 
 use async_trait::async_trait;
-use redb::{Database, ReadableDatabase, ReadableTable, TableDefinition};
-
-use super::{
-    ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, is_expired, now_epoch_seconds,
+use redb::{
+    Database, ReadOnlyTable, ReadTransaction, ReadableDatabase, ReadableTable, TableDefinition,
 };
+
+use super::rules::{
+    is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
+};
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
 type ItemTable<'a> = TableDefinition<'a, (&'static str, &'static str), &'static [u8]>;
 type IndexTable<'a> =
     TableDefinition<'a, (&'static str, &'static str, &'static str, &'static str), ()>;
+type ItemReader = ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
+
+/// A position in a query's key order: (partition, sort key, item pk, item sk). The item B-tree
+/// is keyed by the first two alone; an index B-tree needs the item key to order equal index keys.
+type ScanKey<'k> = (&'k str, &'k str, &'k str, &'k str);
+type ScanBounds<'k> = (Bound<ScanKey<'k>>, Bound<ScanKey<'k>>);
+/// Item keys in B-tree order, walkable from either end.
+type Keys = Box<dyn DoubleEndedIterator<Item = Result<ItemKey, StoreError>>>;
 
 /// An embedded database file holding any number of tables.
 #[derive(Clone)]
@@ -85,25 +96,22 @@ fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     }
 }
 
+fn owned_key(pk: &str, sk: &str) -> ItemKey {
+    ItemKey {
+        pk: pk.to_owned(),
+        sk: sk.to_owned(),
+    }
+}
+
 fn item_key(item: &Item) -> Result<ItemKey, StoreError> {
     match (
         string_attr(item, PARTITION_KEY),
         string_attr(item, SORT_KEY),
     ) {
-        (Some(pk), Some(sk)) => Ok(ItemKey {
-            pk: pk.to_owned(),
-            sk: sk.to_owned(),
-        }),
+        (Some(pk), Some(sk)) => Ok(owned_key(pk, sk)),
         _ => Err(StoreError::Internal(
             "item lacks string `pk`/`sk` attributes".into(),
         )),
-    }
-}
-
-fn version_of(item: &Item, attribute: &str) -> u64 {
-    match item.get(attribute) {
-        Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
-        _ => 0,
     }
 }
 
@@ -199,172 +207,151 @@ impl LocalStore {
         stored.map(|bytes| decode(bytes.value())).transpose()
     }
 
+    /// The index B-tree a query walks; `None` for the table, whose item B-tree it walks.
+    fn index_table(&self, index: Option<&str>) -> Result<Option<&str>, StoreError> {
+        let Some(name) = index else {
+            return Ok(None);
+        };
+        match self.indexes.iter().find(|(n, _)| n == name) {
+            Some((_, table)) => Ok(Some(table)),
+            None => Err(StoreError::Internal(format!("unknown index `{name}`"))),
+        }
+    }
+
+    /// One page of `query`, walking the item B-tree or an index B-tree in one read transaction.
     fn query_sync(&self, query: &Query) -> Result<QueryPage, StoreError> {
         let now = now_epoch_seconds();
         let txn = self.db.begin_read().map_err(internal)?;
         let items = txn.open_table(self.item_table()).map_err(internal)?;
-        let partition = query.partition.as_str();
-        let prefix = query.sort_key_prefix.as_str();
-        let end_of_partition = format!("{partition}\0");
-        let successor = prefix_successor(prefix);
-        let start = query.start_after.as_ref();
-        let mut page = QueryPage {
-            items: Vec::new(),
-            last_key: None,
+        let index_table = self.index_table(query.index.as_deref())?;
+        let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
+        let after = match &query.start_after {
+            Some(start) => {
+                let base = item_key(start)
+                    .map_err(|_| StoreError::InvalidStartKey("missing pk/sk".into()))?;
+                Some((start_sort_key(query, start, &pk_attr, &sk_attr)?, base))
+            }
+            None => None,
         };
-
-        // Walks keys in order and collects up to `limit` live items; returns the key of the
-        // last one when another matching key follows.
-        let mut collect = |keys: &mut dyn Iterator<Item = Result<ItemKey, StoreError>>,
-                           key_of: &dyn Fn(&Item) -> Item|
-         -> Result<(), StoreError> {
-            let mut evaluated = 0;
-            while let Some(key) = keys.next() {
-                let key = key?;
-                evaluated += 1;
-                let Some(bytes) = items
-                    .get((key.pk.as_str(), key.sk.as_str()))
-                    .map_err(internal)?
-                else {
-                    continue;
-                };
-                let item = decode(bytes.value())?;
-                let last_key = (evaluated == query.limit).then(|| key_of(&item));
-                if !is_expired(&item, now) {
-                    page.items.push(item);
-                }
-                if let Some(last_key) = last_key {
-                    // DynamoDB reports a last key whenever the limit is hit; peeking spares
-                    // clients an empty last page when nothing follows.
-                    if keys.next().is_some() {
-                        page.last_key = Some(last_key);
-                    }
-                    return Ok(());
-                }
-            }
-            Ok(())
+        let successor = prefix_successor(&query.sort_key_prefix);
+        let end_of_partition = format!("{}\0", query.partition);
+        let bounds = scan_bounds(
+            query,
+            successor.as_deref(),
+            &end_of_partition,
+            after.as_ref(),
+        );
+        let keys = match index_table {
+            None => item_keys(&items, bounds)?,
+            Some(table) => index_keys(&txn, table, bounds)?,
         };
-
-        match &query.index {
-            None => {
-                let after = match start {
-                    Some(key) => {
-                        let key = item_key(key)
-                            .map_err(|_| StoreError::InvalidStartKey("missing pk/sk".into()))?;
-                        if key.pk != partition || !key.sk.starts_with(prefix) {
-                            return Err(StoreError::InvalidStartKey(
-                                "key outside the queried range".into(),
-                            ));
-                        }
-                        Some(key.sk)
-                    }
-                    None => None,
-                };
-                let (mut lower, mut upper) = (
-                    Bound::Included((partition, prefix)),
-                    match &successor {
-                        Some(s) => Bound::Excluded((partition, s.as_str())),
-                        None => Bound::Excluded((end_of_partition.as_str(), "")),
-                    },
-                );
-                if let Some(sk) = &after {
-                    if query.descending {
-                        upper = Bound::Excluded((partition, sk.as_str()));
-                    } else {
-                        lower = Bound::Excluded((partition, sk.as_str()));
-                    }
-                }
-                let range = items
-                    .range::<(&str, &str)>((lower, upper))
-                    .map_err(internal)?;
-                let keys = range.map(|entry| {
-                    entry.map_err(internal).map(|(k, _)| {
-                        let (pk, sk) = k.value();
-                        ItemKey {
-                            pk: pk.to_owned(),
-                            sk: sk.to_owned(),
-                        }
-                    })
-                });
-                let key_of = |item: &Item| key_attributes(item, &[PARTITION_KEY, SORT_KEY]);
-                if query.descending {
-                    collect(&mut keys.rev(), &key_of)?;
-                } else {
-                    collect(&mut { keys }, &key_of)?;
-                }
-            }
-            Some(name) => {
-                let Some((_, table)) = self.indexes.iter().find(|(n, _)| n == name) else {
-                    return Err(StoreError::Internal(format!("unknown index `{name}`")));
-                };
-                let (pk_attr, sk_attr) = index_key_attributes(name);
-                let after = match start {
-                    Some(key) => {
-                        let base = item_key(key)
-                            .map_err(|_| StoreError::InvalidStartKey("missing pk/sk".into()))?;
-                        match (string_attr(key, &pk_attr), string_attr(key, &sk_attr)) {
-                            (Some(ipk), Some(isk))
-                                if ipk == partition && isk.starts_with(prefix) =>
-                            {
-                                Some((isk.to_owned(), base))
-                            }
-                            _ => {
-                                return Err(StoreError::InvalidStartKey(
-                                    "key outside the queried range".into(),
-                                ));
-                            }
-                        }
-                    }
-                    None => None,
-                };
-                let index = txn.open_table(IndexTable::new(table)).map_err(internal)?;
-                let (mut lower, mut upper) = (
-                    Bound::Included((partition, prefix, "", "")),
-                    match &successor {
-                        Some(s) => Bound::Excluded((partition, s.as_str(), "", "")),
-                        None => Bound::Excluded((end_of_partition.as_str(), "", "", "")),
-                    },
-                );
-                if let Some((isk, base)) = &after {
-                    let bound = Bound::Excluded((
-                        partition,
-                        isk.as_str(),
-                        base.pk.as_str(),
-                        base.sk.as_str(),
-                    ));
-                    if query.descending {
-                        upper = bound;
-                    } else {
-                        lower = bound;
-                    }
-                }
-                let range = index
-                    .range::<(&str, &str, &str, &str)>((lower, upper))
-                    .map_err(internal)?;
-                let keys = range.map(|entry| {
-                    entry.map_err(internal).map(|(k, _)| {
-                        let (_, _, pk, sk) = k.value();
-                        ItemKey {
-                            pk: pk.to_owned(),
-                            sk: sk.to_owned(),
-                        }
-                    })
-                });
-                let key_of = |item: &Item| {
-                    key_attributes(
-                        item,
-                        &[PARTITION_KEY, SORT_KEY, pk_attr.as_str(), sk_attr.as_str()],
-                    )
-                };
-                if query.descending {
-                    collect(&mut keys.rev(), &key_of)?;
-                } else {
-                    collect(&mut { keys }, &key_of)?;
-                }
-            }
+        let names = [PARTITION_KEY, SORT_KEY, pk_attr.as_str(), sk_attr.as_str()];
+        let key_names = if index_table.is_some() {
+            &names[..]
+        } else {
+            &names[..2]
+        };
+        if query.descending {
+            collect_page(&items, &mut keys.rev(), query.limit, now, key_names)
+        } else {
+            collect_page(&items, &mut { keys }, query.limit, now, key_names)
         }
-        Ok(page)
     }
+}
+
+/// The keys a query walks: its partition and sort-key prefix, narrowed to those past `after`
+/// (the start key's sort key and item key) in the query's direction.
+fn scan_bounds<'k>(
+    query: &'k Query,
+    successor: Option<&'k str>,
+    end_of_partition: &'k str,
+    after: Option<&'k (&'k str, ItemKey)>,
+) -> ScanBounds<'k> {
+    let partition = query.partition.as_str();
+    let mut lower = Bound::Included((partition, query.sort_key_prefix.as_str(), "", ""));
+    let mut upper = match successor {
+        Some(s) => Bound::Excluded((partition, s, "", "")),
+        None => Bound::Excluded((end_of_partition, "", "", "")),
+    };
+    if let Some((sort_key, base)) = after {
+        let bound = Bound::Excluded((partition, *sort_key, base.pk.as_str(), base.sk.as_str()));
+        if query.descending {
+            upper = bound;
+        } else {
+            lower = bound;
+        }
+    }
+    (lower, upper)
+}
+
+/// The item B-tree's keys within `bounds`.
+fn item_keys<'k>(items: &ItemReader, (lower, upper): ScanBounds<'k>) -> Result<Keys, StoreError> {
+    let table_key = |(pk, sk, _, _): ScanKey<'k>| -> (&'k str, &'k str) { (pk, sk) };
+    let range = items
+        .range::<(&str, &str)>((lower.map(table_key), upper.map(table_key)))
+        .map_err(internal)?;
+    Ok(Box::new(range.map(|entry| {
+        entry.map_err(internal).map(|(k, _)| {
+            let (pk, sk) = k.value();
+            owned_key(pk, sk)
+        })
+    })))
+}
+
+/// The keys of the items an index B-tree holds within `bounds`.
+fn index_keys(
+    txn: &ReadTransaction,
+    table: &str,
+    bounds: ScanBounds<'_>,
+) -> Result<Keys, StoreError> {
+    let index = txn.open_table(IndexTable::new(table)).map_err(internal)?;
+    let range = index.range::<ScanKey<'_>>(bounds).map_err(internal)?;
+    Ok(Box::new(range.map(|entry| {
+        entry.map_err(internal).map(|(k, _)| {
+            let (_, _, pk, sk) = k.value();
+            owned_key(pk, sk)
+        })
+    })))
+}
+
+/// Reads the items at `keys` in order and keeps up to `limit` live ones; the page's last key
+/// (the attributes `key_names`) is set when the limit is hit and another key follows.
+fn collect_page(
+    items: &ItemReader,
+    keys: &mut dyn Iterator<Item = Result<ItemKey, StoreError>>,
+    limit: usize,
+    now: i64,
+    key_names: &[&str],
+) -> Result<QueryPage, StoreError> {
+    let mut page = QueryPage {
+        items: Vec::new(),
+        last_key: None,
+    };
+    let mut evaluated = 0;
+    while let Some(key) = keys.next() {
+        let key = key?;
+        evaluated += 1;
+        let Some(bytes) = items
+            .get((key.pk.as_str(), key.sk.as_str()))
+            .map_err(internal)?
+        else {
+            continue;
+        };
+        let item = decode(bytes.value())?;
+        let last_key = (evaluated == limit).then(|| key_attributes(&item, key_names));
+        if !is_expired(&item, now) {
+            page.items.push(item);
+        }
+        if let Some(last_key) = last_key {
+            // DynamoDB reports a last key whenever the limit is hit; peeking spares clients an
+            // empty last page when nothing follows.
+            if keys.next().is_some() {
+                page.last_key = Some(last_key);
+            }
+            return Ok(page);
+        }
+    }
+    Ok(page)
 }
 
 fn key_attributes(item: &Item, names: &[&str]) -> Item {
@@ -420,7 +407,7 @@ impl Store for LocalStore {
             };
             let mut new = old.clone();
             if let Some((attribute, expected)) = &update.version {
-                let actual = version_of(&old, attribute);
+                let actual = stored_version(&old, attribute);
                 if expected.is_some_and(|expected| expected != actual) {
                     return Err(StoreError::VersionConflict {
                         expected: expected.unwrap_or(0),
@@ -456,7 +443,7 @@ impl Store for LocalStore {
                 _ => return Err(StoreError::NotFound),
             };
             if let Some((attribute, expected)) = &version {
-                let actual = version_of(&old, attribute);
+                let actual = stored_version(&old, attribute);
                 if *expected != actual {
                     return Err(StoreError::VersionConflict {
                         expected: *expected,

@@ -6,6 +6,7 @@
 #[cfg(feature = "dynamodb")]
 mod dynamo;
 pub(crate) mod local;
+mod rules;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
@@ -121,21 +122,4 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads one page of a partition in sort-key order; expired items are skipped.
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError>;
-}
-
-/// Whether an item carries a `ttl` that has passed.
-pub(crate) fn is_expired(item: &Item, now_epoch_seconds: i64) -> bool {
-    match item.get(crate::entity::TTL) {
-        Some(crate::AttributeValue::N(n)) => {
-            n.parse::<i64>().is_ok_and(|ttl| ttl <= now_epoch_seconds)
-        }
-        _ => false,
-    }
-}
-
-/// Seconds since the Unix epoch.
-pub(crate) fn now_epoch_seconds() -> i64 {
-    std::time::SystemTime::now()
-        .duration_since(std::time::UNIX_EPOCH)
-        .map_or(0, |d| i64::try_from(d.as_secs()).unwrap_or(i64::MAX))
 }
