@@ -182,9 +182,7 @@ fn stored_messages(project: &Project) -> BTreeSet<String> {
 }
 
 fn entity_message(project: &Project, entity: &Entity) -> Option<MessageDescriptor> {
-    messages(&project.compiled.pool, &project.compiled.files)
-        .into_iter()
-        .find(|m| m.name() == entity.name && m.package_name() == entity.type_ref.package)
+    project.compiled.pool.get_message_by_name(&entity.full_name)
 }
 
 /// The line of `key` in `[section]` of a `svcgen.toml` text ("" for the top level), 1-based.
@@ -551,8 +549,8 @@ impl Findings<'_, '_> {
                 (
                     "version-field-changed",
                     "the version field",
-                    optional(&old.version_field),
-                    optional(&new.version_field),
+                    optional(&old.version_field().map(str::to_owned)),
+                    optional(&new.version_field().map(str::to_owned)),
                     "stored versions are no longer checked against the new field",
                 ),
             ];
@@ -652,15 +650,15 @@ impl Findings<'_, '_> {
             (
                 "cloud-map-namespace-replaced",
                 ("deploy.cloud_map", "namespace"),
-                crate::render::deploy::namespace(old),
-                crate::render::deploy::namespace(new),
+                crate::render::infra::namespace(old),
+                crate::render::infra::namespace(new),
                 "the namespace is replaced and every client's DNS name changes",
             ),
             (
                 "cloud-map-service-replaced",
                 ("deploy.cloud_map", "service"),
-                crate::render::deploy::discovery_service(old, &self.old.project.model),
-                crate::render::deploy::discovery_service(new, &self.new.project.model),
+                crate::render::infra::discovery_service(old, &self.old.project.model),
+                crate::render::infra::discovery_service(new, &self.new.project.model),
                 "the Cloud Map service is replaced and the DNS name clients use changes",
             ),
             (

@@ -11,6 +11,7 @@ pub mod config;
 pub mod deploy;
 pub mod diagnostic;
 pub mod model;
+pub mod naming;
 pub mod new;
 pub mod output;
 pub mod render;

@@ -257,8 +257,8 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
         listener_arn,
         cluster: aws.cluster.clone().unwrap_or_else(|| name.clone()),
         tables: crate::table::specs(&project, |_| None),
-        namespace: crate::render::deploy::namespace(&config),
-        discovery_service: crate::render::deploy::discovery_service(&config, &project.model),
+        namespace: crate::render::infra::namespace(&config),
+        discovery_service: crate::render::infra::discovery_service(&config, &project.model),
         path_patterns: project
             .model
             .services

@@ -1,7 +1,7 @@
 //! Rendering: the valid model → every file of the project, as bytes. Pure and deterministic:
 //! no I/O, no clock, no absolute paths, sorted output.
 
-pub(crate) mod deploy;
+pub(crate) mod infra;
 mod prost;
 mod repository;
 mod rust;
@@ -17,6 +17,7 @@ use crate::GenerateError;
 use crate::compile::Compiled;
 use crate::config::Config;
 use crate::model::Model;
+use crate::naming;
 use crate::templates::Templates;
 
 /// Who owns a file.
@@ -116,7 +117,7 @@ pub fn render(
         format(module(config, model, packages.keys()))?.into_bytes(),
     );
     generated("src/rpc/mod.rs", rpc_module(&header, model).into_bytes());
-    for (path, bytes) in deploy::render(config, model, &sources, options.templates)? {
+    for (path, bytes) in infra::render(config, model, &sources, options.templates)? {
         generated(path, bytes);
     }
 
@@ -145,8 +146,8 @@ pub fn render(
 /// `src/rpc/mod.rs`: the modules of the hand-written RPCs, one file each. Written in the form
 /// rustfmt keeps, since `cargo fmt` formats it along with the user's files.
 fn rpc_module(header: &str, model: &Model) -> String {
-    let mut names: Vec<&str> = scaffold::custom_methods(model)
-        .map(|m| m.rust_name.as_str())
+    let mut names: Vec<String> = scaffold::custom_methods(model)
+        .map(|m| naming::snake(&m.name))
         .collect();
     names.sort_unstable();
     let modules: String = names.iter().map(|n| format!("mod {n};\n")).collect();
@@ -168,7 +169,7 @@ fn module<'a>(
         let module_path: Vec<&str> = file.trim_end_matches(".rs").split('.').collect();
         let mut tokens = quote!(include!(#file););
         for (depth, segment) in module_path.iter().enumerate().rev() {
-            let ident = rust::field_ident(segment);
+            let ident = naming::field_ident(segment);
             let attrs = if depth == 0 {
                 quote! {
                     // prost's output is not held to this crate's lints or docs requirements.
@@ -184,12 +185,15 @@ fn module<'a>(
     let name = &config.service.name;
     let service_names = model.services.iter().map(|s| &s.full_name);
     let servers = model.services.iter().map(|service| {
-        let server = service::server_module(service, "self");
+        let server = naming::server_module(&service.package, &service.name, &quote!(self));
         let server_type = format_ident!("{}Server", service.name);
-        let imp = service::impl_struct(service);
+        let imp = naming::impl_struct(&service.name);
         quote!(#server::#server_type::new(#imp::new(repositories.clone(), handler.clone())))
     });
-    let bounds = model.services.iter().map(service::handler_trait);
+    let bounds = model
+        .services
+        .iter()
+        .map(|s| naming::handler_trait(&s.name));
     let routes = quote!(rt::Routes::default()#(.add_service(#servers))*);
     let custom_count = scaffold::custom_methods(model).count();
     let doc = format!(

@@ -126,7 +126,7 @@ fn entity_attribute(entity: &crate::model::Entity) -> String {
         ));
     }
     for (name, value) in [
-        (VERSION, &entity.version_field),
+        (VERSION, &entity.version_field().map(str::to_owned)),
         (TTL, &entity.ttl_field),
         (GENERATED_ID, &entity.generated_id_field),
     ] {

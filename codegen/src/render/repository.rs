@@ -2,14 +2,16 @@
 //! `EntityTable`, and the table schemas.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
-use super::rust::{field_ident, type_path};
-use crate::model::{Entity, Model, Operation};
+use svcgen_contract::KeyType;
+
+use crate::model::{Entity, EntityId, Method, Model, Operation};
+use crate::naming::{self, field_ident};
 
 pub(super) fn render(model: &Model) -> TokenStream {
     let tables = model.tables.iter().map(|(name, indexes)| {
-        let ident = table_const(name);
+        let ident = naming::table_const(name);
         let variable = svcgen_contract::tables::table_variable(name);
         let doc = format!(" Layout of table `{name}`.");
         quote! {
@@ -21,21 +23,19 @@ pub(super) fn render(model: &Model) -> TokenStream {
             };
         }
     });
-    let table_idents = model.tables.keys().map(|name| table_const(name));
+    let table_idents = model.tables.keys().map(|name| naming::table_const(name));
     let repositories = model
-        .entities
-        .iter()
-        .enumerate()
-        .map(|(i, entity)| repository(model, i, entity));
+        .entity_ids()
+        .map(|(id, entity)| repository(model, id, entity));
     let fields = model.entities.iter().map(|entity| {
-        let field = field_ident(&heck::ToSnakeCase::to_snake_case(entity.name.as_str()));
-        let ty = repository_ident(entity);
+        let field = naming::entity_field(&entity.name);
+        let ty = naming::repository_ident(&entity.name);
         let doc = format!(" `{}` items.", entity.name);
         quote!(#[doc = #doc] pub #field: #ty)
     });
     let inits = model.entities.iter().map(|entity| {
-        let field = field_ident(&heck::ToSnakeCase::to_snake_case(entity.name.as_str()));
-        let ty = repository_ident(entity);
+        let field = naming::entity_field(&entity.name);
+        let ty = naming::repository_ident(&entity.name);
         let table = &entity.table;
         quote!(#field: #ty::new(stores.table(#table)))
     });
@@ -69,41 +69,34 @@ pub(super) fn render(model: &Model) -> TokenStream {
     }
 }
 
-fn table_const(name: &str) -> syn::Ident {
-    format_ident!(
-        "{}_TABLE",
-        heck::ToShoutySnakeCase::to_shouty_snake_case(name)
-    )
-}
-
-pub(super) fn repository_ident(entity: &Entity) -> syn::Ident {
-    format_ident!("{}Repository", entity.name)
-}
-
 /// Parameters and struct-literal fields for the key fields of `fields`.
 fn key_params(entity: &Entity, fields: &[&str]) -> (Vec<TokenStream>, Vec<syn::Ident>) {
     let params = fields
         .iter()
         .map(|name| {
             let ident = field_ident(name);
-            let ty: syn::Type = syn::parse_str(
-                entity
-                    .key_field_types
-                    .get(*name)
-                    .map_or("String", String::as_str),
-            )
-            .unwrap_or_else(|_| syn::parse_quote!(String));
+            let ty = match entity.key_field_types.get(*name) {
+                Some(KeyType::U32) => quote!(u32),
+                Some(KeyType::U64) => quote!(u64),
+                Some(KeyType::Enum) => quote!(i32),
+                Some(KeyType::String) | None => quote!(String),
+            };
             quote!(#ident: #ty)
         })
         .collect();
     (params, fields.iter().map(|f| field_ident(f)).collect())
 }
 
-fn repository(model: &Model, index: usize, entity: &Entity) -> TokenStream {
-    let ty = type_path(&entity.rust_path);
-    let ident = repository_ident(entity);
+/// The message type of `entity` as seen from this module.
+fn entity_type(entity: &Entity) -> TokenStream {
+    entity.type_ref.tokens(&quote!(super))
+}
+
+fn repository(model: &Model, id: EntityId, entity: &Entity) -> TokenStream {
+    let ty = entity_type(entity);
+    let ident = naming::repository_ident(&entity.name);
     let name = &entity.name;
-    let var = field_ident(&heck::ToSnakeCase::to_snake_case(name.as_str()));
+    let var = naming::entity_field(name);
     let key_fields = entity.key_fields();
     let (params, fields) = key_params(entity, &key_fields);
     let key_doc = format!(
@@ -120,14 +113,15 @@ fn repository(model: &Model, index: usize, entity: &Entity) -> TokenStream {
     let update_doc = format!(
         " Updates the `{name}` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem)."
     );
-    let (delete_params, delete_fields) = match &entity.version_field {
+    let (delete_params, delete_fields) = match &entity.version {
         Some(version) => {
-            let ident = field_ident(version);
+            let ident = field_ident(&version.name);
             let mut params = params.clone();
             let mut fields = fields.clone();
-            let ty: syn::Type = match entity.key_field_types.get(version) {
-                Some(t) => syn::parse_str(t).unwrap_or_else(|_| syn::parse_quote!(u64)),
-                None => syn::parse_quote!(i64),
+            let ty = if version.signed {
+                quote!(i64)
+            } else {
+                quote!(u64)
             };
             params.push(quote!(#ident: #ty));
             fields.push(ident);
@@ -138,43 +132,10 @@ fn repository(model: &Model, index: usize, entity: &Entity) -> TokenStream {
     let delete_doc = format!(
         " Deletes the `{name}` with this key; a non-zero version must match (one conditional DeleteItem)."
     );
-    let lists = model.services.iter().flat_map(|s| &s.methods).filter_map(|method| {
-        let Operation::List { entity: e, index: query_index, descending, default_page_size, max_page_size, .. } = &method.operation else {
-            return None;
-        };
-        if *e != index {
-            return None;
-        }
-        let method_ident = format_ident!("{}", method.rust_name);
-        let partition = entity.partition_fields(query_index.as_deref());
-        let (params, fields) = key_params(entity, &partition);
-        let (pk, sk) = match query_index {
-            None => (&entity.pk, &entity.sk),
-            Some(i) => entity.indexes.iter().find(|x| &x.name == i).map(|x| (&x.pk, &x.sk)).unwrap_or((&entity.pk, &entity.sk)),
-        };
-        let source = query_index.as_ref().map_or_else(|| "the table".to_owned(), |i| format!("index `{i}`"));
-        let doc = format!(
-            " {}: one page of partition `{}` of {source}, sort keys beginning `{}`, {} (one Query).",
-            method.name,
-            pk.text,
-            sk.literal_prefix(),
-            if *descending { "highest first" } else { "lowest first" }
-        );
-        let default_page_size = proc_macro2::Literal::i32_unsuffixed(*default_page_size);
-        let max_page_size = proc_macro2::Literal::i32_unsuffixed(*max_page_size);
-        let index_arg = match query_index {
-            Some(i) => quote!(::core::option::Option::Some(#i)),
-            None => quote!(::core::option::Option::None),
-        };
-        Some(quote! {
-            #[doc = #doc]
-            pub async fn #method_ident(&self, #(#params,)* page_size: i32, page_token: &str) -> Result<rt::Page<#ty>, rt::Error> {
-                let probe = #ty { #(#fields,)* ..Default::default() };
-                let limits = rt::PageLimits { default_size: #default_page_size, max_size: #max_page_size };
-                self.table.list(&probe, #index_arg, #descending, limits, page_size, page_token).await
-            }
-        })
-    });
+    let lists = model
+        .methods()
+        .filter(|method| method.operation.entity() == Some(id))
+        .filter_map(|method| list_method(entity, method));
     quote! {
         #[doc = #doc]
         #[derive(Clone)]
@@ -211,4 +172,54 @@ fn repository(model: &Model, index: usize, entity: &Entity) -> TokenStream {
             #(#lists)*
         }
     }
+}
+
+/// The repository method of a list RPC on `entity` (`None` for other operations).
+fn list_method(entity: &Entity, method: &Method) -> Option<TokenStream> {
+    let Operation::List {
+        index,
+        descending,
+        default_page_size,
+        max_page_size,
+        ..
+    } = &method.operation
+    else {
+        return None;
+    };
+    let ty = entity_type(entity);
+    let method_ident = naming::method_ident(&method.name);
+    let partition = entity.partition_fields(index.as_deref());
+    let (params, fields) = key_params(entity, &partition);
+    let (pk, sk) = index
+        .as_ref()
+        .and_then(|i| entity.indexes.iter().find(|x| &x.name == i))
+        .map_or((&entity.pk, &entity.sk), |x| (&x.pk, &x.sk));
+    let source = index
+        .as_ref()
+        .map_or_else(|| "the table".to_owned(), |i| format!("index `{i}`"));
+    let doc = format!(
+        " {}: one page of partition `{}` of {source}, sort keys beginning `{}`, {} (one Query).",
+        method.name,
+        pk.text,
+        sk.literal_prefix(),
+        if *descending {
+            "highest first"
+        } else {
+            "lowest first"
+        }
+    );
+    let default_page_size = proc_macro2::Literal::i32_unsuffixed(*default_page_size);
+    let max_page_size = proc_macro2::Literal::i32_unsuffixed(*max_page_size);
+    let index_arg = match index {
+        Some(i) => quote!(::core::option::Option::Some(#i)),
+        None => quote!(::core::option::Option::None),
+    };
+    Some(quote! {
+        #[doc = #doc]
+        pub async fn #method_ident(&self, #(#params,)* page_size: i32, page_token: &str) -> Result<rt::Page<#ty>, rt::Error> {
+            let probe = #ty { #(#fields,)* ..Default::default() };
+            let limits = rt::PageLimits { default_size: #default_page_size, max_size: #max_page_size };
+            self.table.list(&probe, #index_arg, #descending, limits, page_size, page_token).await
+        }
+    })
 }

@@ -1,41 +1,7 @@
-//! Rust output helpers: identifiers as prost names them, type paths, and formatting through
-//! `syn` + `prettyplease` with the `@generated` header.
+//! Rust output helpers: formatting through `syn` + `prettyplease` with the `@generated` header,
+//! and doc comments. Identifiers and type paths are `crate::naming`'s.
 
 use proc_macro2::TokenStream;
-
-/// Rust keywords prost escapes as raw identifiers.
-const KEYWORDS: &[&str] = &[
-    "abstract", "as", "async", "await", "become", "box", "break", "const", "continue", "do", "dyn",
-    "else", "enum", "extern", "false", "final", "fn", "for", "gen", "if", "impl", "in", "let",
-    "loop", "macro", "match", "mod", "move", "mut", "override", "priv", "pub", "ref", "return",
-    "static", "struct", "trait", "true", "try", "type", "typeof", "unsafe", "unsized", "use",
-    "virtual", "where", "while", "yield",
-];
-
-/// The Rust identifier prost gives proto field `name`.
-pub(super) fn field_ident(name: &str) -> syn::Ident {
-    let snake = heck::ToSnakeCase::to_snake_case(name);
-    match snake.as_str() {
-        "self" | "super" | "crate" => quote::format_ident!("{snake}_"),
-        s if KEYWORDS.contains(&s) => syn::Ident::new_raw(s, proc_macro2::Span::call_site()),
-        s => quote::format_ident!("{s}"),
-    }
-}
-
-/// A type path relative to `src/generated/` as seen from a sibling module.
-pub(super) fn type_path(path: &str) -> syn::Type {
-    type_path_in("super", path)
-}
-
-/// A type path relative to `src/generated/`, which is `module` where it is used.
-pub(super) fn type_path_in(module: &str, path: &str) -> syn::Type {
-    let text = if path == "()" || path.starts_with("::") {
-        path.to_owned()
-    } else {
-        format!("{module}::{path}")
-    };
-    syn::parse_str(&text).unwrap_or_else(|_| syn::parse_quote!(()))
-}
 
 /// Formats a generated Rust file: parsed (so a generator bug cannot emit invalid Rust
 /// silently), pretty-printed, headed by `header`.

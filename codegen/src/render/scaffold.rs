@@ -6,9 +6,9 @@ use std::path::PathBuf;
 
 use serde::Serialize;
 
-use super::service::{handler_trait, rpc_file, rpc_trait};
 use crate::config::Config;
 use crate::model::{Method, Model, Operation};
+use crate::naming;
 use crate::templates::{TemplateError, Templates};
 
 #[derive(Serialize)]
@@ -53,7 +53,7 @@ pub(super) fn render(
         services: model
             .services
             .iter()
-            .map(|s| handler_trait(s).to_string())
+            .map(|s| naming::handler_trait(&s.name).to_string())
             .collect(),
     };
     let mut files = vec![
@@ -70,23 +70,19 @@ pub(super) fn render(
             templates.render("handler.rs.hbs", &vars)?,
         ),
     ];
-    // Paths are relative to src/generated/, which the stubs import as `generated`.
-    let in_generated = |path: &str| {
-        if path == "()" || path.starts_with("::") {
-            path.to_owned()
-        } else {
-            format!("generated::{path}")
-        }
-    };
     for method in custom_methods(model) {
+        // The stubs import src/generated/ as `generated`.
         let vars = RpcVars {
             method: method.name.clone(),
-            rpc_trait: rpc_trait(method).to_string(),
-            rust_name: method.rust_name.clone(),
-            input: in_generated(&method.input),
-            output: in_generated(&method.output),
+            rpc_trait: naming::rpc_trait(&method.name).to_string(),
+            rust_name: naming::snake(&method.name),
+            input: method.input.to_text("generated"),
+            output: method.output.to_text("generated"),
         };
-        files.push((rpc_file(method), templates.render("rpc.rs.hbs", &vars)?));
+        files.push((
+            naming::rpc_file(&method.name),
+            templates.render("rpc.rs.hbs", &vars)?,
+        ));
     }
     Ok(files
         .into_iter()

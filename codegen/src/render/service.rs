@@ -5,8 +5,9 @@
 use proc_macro2::TokenStream;
 use quote::{format_ident, quote};
 
-use super::rust::{docs, field_ident, type_path};
-use crate::model::{Method, Model, Operation, Service};
+use super::rust::docs;
+use crate::model::{EntityId, Method, Model, Operation, Service};
+use crate::naming::{self, field_ident};
 
 pub(super) fn render(model: &Model) -> TokenStream {
     let services = model
@@ -26,28 +27,10 @@ pub(super) fn render(model: &Model) -> TokenStream {
     }
 }
 
-pub(super) fn handler_trait(service: &Service) -> syn::Ident {
-    format_ident!("{}Handler", service.name)
-}
-
-pub(super) fn impl_struct(service: &Service) -> syn::Ident {
-    format_ident!("{}Impl", service.name)
-}
-
-/// tonic's server module of `service`, as a path from `from` (`super` or `self`).
-pub(super) fn server_module(service: &Service, from: &str) -> syn::Path {
-    let module = format!(
-        "{from}::{}::{}_server",
-        service.package_module,
-        heck::ToSnakeCase::to_snake_case(service.name.as_str())
-    );
-    syn::parse_str(&module).unwrap_or_else(|_| syn::parse_quote!(super))
-}
-
 fn render_service(model: &Model, service: &Service) -> TokenStream {
-    let handler = handler_trait(service);
-    let imp = impl_struct(service);
-    let server = server_module(service, "super");
+    let handler = naming::handler_trait(&service.name);
+    let imp = naming::impl_struct(&service.name);
+    let server = naming::server_module(&service.package, &service.name, &quote!(super));
     let trait_ident = format_ident!("{}", service.name);
     let custom: Vec<&Method> = service
         .methods
@@ -55,7 +38,7 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
         .filter(|m| matches!(m.operation, Operation::Custom))
         .collect();
     let custom_traits = custom.iter().map(|m| custom_trait(m));
-    let supertraits = custom.iter().map(|m| rpc_trait(m));
+    let supertraits = custom.iter().map(|m| naming::rpc_trait(&m.name));
     let hooks = service
         .methods
         .iter()
@@ -101,29 +84,20 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
     }
 }
 
-fn check_ident(method: &Method) -> syn::Ident {
-    format_ident!("check_{}", method.rust_name)
-}
-
-/// The trait a hand-written RPC is implemented through, e.g. `ArchiveTaskRpc`.
-pub(super) fn rpc_trait(method: &Method) -> syn::Ident {
-    format_ident!("{}Rpc", method.name)
-}
-
-/// The file a hand-written RPC is implemented in, relative to the project.
-pub(super) fn rpc_file(method: &Method) -> String {
-    format!("src/rpc/{}.rs", method.rust_name)
+/// `src/generated/` as seen from this module.
+fn generated() -> TokenStream {
+    quote!(super)
 }
 
 fn custom_trait(method: &Method) -> TokenStream {
-    let input = type_path(&method.input);
-    let output = type_path(&method.output);
-    let name = format_ident!("{}", method.rust_name);
-    let ident = rpc_trait(method);
+    let input = method.input.tokens(&generated());
+    let output = method.output.tokens(&generated());
+    let name = naming::method_ident(&method.name);
+    let ident = naming::rpc_trait(&method.name);
     let doc = format!(
         " `{}`, hand-written (the proto marks it custom): implement it in `{}`.",
         method.name,
-        rpc_file(method)
+        naming::rpc_file(&method.name)
     );
     let method_doc = format!(
         " Serves one `{}` call with the service's generated repositories at hand.",
@@ -146,8 +120,8 @@ fn custom_trait(method: &Method) -> TokenStream {
 }
 
 fn check_method(method: &Method) -> TokenStream {
-    let input = type_path(&method.input);
-    let check = check_ident(method);
+    let input = method.input.tokens(&generated());
+    let check = naming::check_ident(&method.name);
     let doc = format!(
         " Checks a `{}` request before it reaches the store; an error status is returned to the client as it is.",
         method.name
@@ -171,11 +145,12 @@ fn required(field: &str) -> (syn::Ident, TokenStream) {
     (ident, binding)
 }
 
+/// The tonic trait method of one RPC: checks, then the repository call of its operation.
 fn rpc(model: &Model, method: &Method) -> TokenStream {
-    let name = format_ident!("{}", method.rust_name);
-    let input = type_path(&method.input);
-    let output = type_path(&method.output);
-    let check = check_ident(method);
+    let name = naming::method_ident(&method.name);
+    let input = method.input.tokens(&generated());
+    let output = method.output.tokens(&generated());
+    let check = naming::check_ident(&method.name);
     let body = match &method.operation {
         Operation::Custom => {
             return quote! {
@@ -195,10 +170,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
         }
         Operation::Get { entity } => {
             let repo = repo_field(model, *entity);
-            let args = model.entities[*entity].key_fields().into_iter().map(|f| {
-                let f = field_ident(f);
-                quote!(request.#f)
-            });
+            let args = request_fields(model.entity(*entity).key_fields());
             quote! {
                 let found = self.repositories.#repo.get(#(#args),*).await?;
                 Ok(Response::new(found))
@@ -223,38 +195,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
             entity,
             version,
             returns_entity,
-        } => {
-            let e = &model.entities[*entity];
-            let repo = repo_field(model, *entity);
-            let mut args: Vec<TokenStream> = e
-                .key_fields()
-                .into_iter()
-                .map(|f| {
-                    let f = field_ident(f);
-                    quote!(request.#f)
-                })
-                .collect();
-            if e.version_field.is_some() {
-                args.push(match version {
-                    Some(v) => {
-                        let v = field_ident(v);
-                        quote!(request.#v)
-                    }
-                    None => quote!(0),
-                });
-            }
-            if *returns_entity {
-                quote! {
-                    let deleted = self.repositories.#repo.delete(#(#args),*).await?;
-                    Ok(Response::new(deleted))
-                }
-            } else {
-                quote! {
-                    self.repositories.#repo.delete(#(#args),*).await?;
-                    Ok(Response::new(()))
-                }
-            }
-        }
+        } => delete_body(model, *entity, version.as_deref(), *returns_entity),
         Operation::List {
             entity,
             index,
@@ -262,13 +203,10 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
             more_response_fields,
             ..
         } => {
-            let e = &model.entities[*entity];
             let repo = repo_field(model, *entity);
-            let list = format_ident!("{}", method.rust_name);
-            let args = e.partition_fields(index.as_deref()).into_iter().map(|f| {
-                let f = field_ident(f);
-                quote!(request.#f)
-            });
+            let list = naming::method_ident(&method.name);
+            let partition = model.entity(*entity).partition_fields(index.as_deref());
+            let args = request_fields(partition);
             let items = field_ident(items_field);
             let rest = more_response_fields.then(|| quote!(..Default::default()));
             quote! {
@@ -286,8 +224,48 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     }
 }
 
-fn repo_field(model: &Model, entity: usize) -> syn::Ident {
-    field_ident(&heck::ToSnakeCase::to_snake_case(
-        model.entities[entity].name.as_str(),
-    ))
+/// `request.<field>` for each of `fields`.
+fn request_fields(fields: Vec<&str>) -> Vec<TokenStream> {
+    fields
+        .into_iter()
+        .map(|f| {
+            let f = field_ident(f);
+            quote!(request.#f)
+        })
+        .collect()
+}
+
+fn delete_body(
+    model: &Model,
+    entity: EntityId,
+    version: Option<&str>,
+    returns_entity: bool,
+) -> TokenStream {
+    let e = model.entity(entity);
+    let repo = repo_field(model, entity);
+    let mut args = request_fields(e.key_fields());
+    if e.version.is_some() {
+        args.push(match version {
+            Some(v) => {
+                let v = field_ident(v);
+                quote!(request.#v)
+            }
+            None => quote!(0),
+        });
+    }
+    if returns_entity {
+        quote! {
+            let deleted = self.repositories.#repo.delete(#(#args),*).await?;
+            Ok(Response::new(deleted))
+        }
+    } else {
+        quote! {
+            self.repositories.#repo.delete(#(#args),*).await?;
+            Ok(Response::new(()))
+        }
+    }
+}
+
+fn repo_field(model: &Model, entity: EntityId) -> syn::Ident {
+    naming::entity_field(&model.entity(entity).name)
 }

@@ -1,7 +1,8 @@
-//! Deployment artifacts for ECS Fargate, derived from the model and `[deploy]`: the task
-//! definition and IAM policies as typed JSON, the Dockerfile and the CloudFormation template
-//! from templates. Permissions are computed from the RPCs: each operation adds exactly the
-//! DynamoDB action it performs, on the table or on the index it queries.
+//! Infrastructure artifacts for ECS Fargate (a project's `Dockerfile`, `.dockerignore` and
+//! `deploy/**`), derived from the model and `[deploy]`: the task definition and IAM policies as
+//! typed JSON, the Dockerfile and the CloudFormation template from templates. Permissions are
+//! computed from the RPCs: each operation adds exactly the DynamoDB action it performs, on the
+//! table or on the index it queries.
 
 use std::collections::{BTreeMap, BTreeSet};
 
@@ -36,7 +37,7 @@ pub(super) fn table_access(config: &Config, model: &Model) -> BTreeMap<String, T
             Operation::List { entity, index, .. } => (*entity, "Query", index.clone()),
             Operation::Custom => continue,
         };
-        let logical = &model.entities[entity].table;
+        let logical = &model.entity(entity).table;
         let entry = access
             .entry(logical.clone())
             .or_insert_with(|| TableAccess {

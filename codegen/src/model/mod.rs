@@ -1,0 +1,231 @@
+//! The model: the intermediate representation of what the annotated protos describe (entities,
+//! keys, indexes, services and the operation each RPC performs), built from the descriptor pool
+//! and validated. The `svcgen.*` options are read into typed structs once ([`options`]); the
+//! entity and operation rules ([`entities`], [`operations`]) report every problem as a located
+//! diagnostic, so rendering only ever sees a valid model.
+
+mod build;
+mod entities;
+mod operations;
+pub mod options;
+
+use std::collections::BTreeMap;
+
+use svcgen_contract::{KeyTemplate, KeyType};
+
+pub use self::build::build;
+pub use crate::naming::{RustType, TypeRef};
+
+/// Everything the generator renders from.
+#[derive(Debug)]
+pub struct Model {
+    /// Entities, in declaration order; [`EntityId`]s index this list.
+    pub entities: Vec<Entity>,
+    /// gRPC services, in declaration order.
+    pub services: Vec<Service>,
+    /// Tables with the indexes their entities use, by name.
+    pub tables: BTreeMap<String, Vec<String>>,
+    /// Messages stored inside entities and the oneofs of stored messages: they derive
+    /// `Attributes`.
+    pub stored_types: Vec<TypeRef>,
+}
+
+/// Refers to one of [`Model::entities`].
+#[derive(Clone, Copy, Debug, PartialEq, Eq, PartialOrd, Ord, Hash)]
+pub struct EntityId(usize);
+
+impl Model {
+    /// The entity `id` refers to.
+    pub fn entity(&self, id: EntityId) -> &Entity {
+        &self.entities[id.0]
+    }
+
+    /// Every entity with its id.
+    pub fn entity_ids(&self) -> impl Iterator<Item = (EntityId, &Entity)> {
+        self.entities
+            .iter()
+            .enumerate()
+            .map(|(i, entity)| (EntityId(i), entity))
+    }
+
+    /// Every RPC of every service.
+    pub fn methods(&self) -> impl Iterator<Item = &Method> {
+        self.services.iter().flat_map(|s| &s.methods)
+    }
+}
+
+/// A message stored as an item.
+#[derive(Debug)]
+pub struct Entity {
+    /// Message name, e.g. `Task`.
+    pub name: String,
+    /// Proto full name, e.g. `tasks.Task`.
+    pub full_name: String,
+    /// Where prost generates the message.
+    pub type_ref: TypeRef,
+    /// Logical table.
+    pub table: String,
+    /// Partition-key template.
+    pub pk: KeyTemplate,
+    /// Sort-key template.
+    pub sk: KeyTemplate,
+    /// Secondary indexes.
+    pub indexes: Vec<Index>,
+    /// Optimistic-locking field.
+    pub version: Option<VersionField>,
+    /// Expiry field.
+    pub ttl_field: Option<String>,
+    /// Field filled with a UUID v7 on create when empty.
+    pub generated_id_field: Option<String>,
+    /// Every field of the message that can be part of a key, with its key type.
+    pub key_field_types: BTreeMap<String, KeyType>,
+}
+
+/// The field an entity's optimistic locking counts in.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct VersionField {
+    /// Field name.
+    pub name: String,
+    /// `int64` rather than `uint64`.
+    pub signed: bool,
+}
+
+/// An index as one entity uses it.
+#[derive(Debug)]
+pub struct Index {
+    /// Index name.
+    pub name: String,
+    /// Partition-key template.
+    pub pk: KeyTemplate,
+    /// Sort-key template.
+    pub sk: KeyTemplate,
+}
+
+impl Entity {
+    /// The table's key fields, pk first, without repeats.
+    pub fn key_fields(&self) -> Vec<&str> {
+        let mut fields = self.pk.fields();
+        for f in self.sk.fields() {
+            if !fields.contains(&f) {
+                fields.push(f);
+            }
+        }
+        fields
+    }
+
+    /// Partition-key fields of `index` (the table for `None`).
+    pub fn partition_fields(&self, index: Option<&str>) -> Vec<&str> {
+        match index {
+            None => self.pk.fields(),
+            Some(name) => self
+                .indexes
+                .iter()
+                .find(|i| i.name == name)
+                .map(|i| i.pk.fields())
+                .unwrap_or_default(),
+        }
+    }
+
+    /// The version field's name, if the entity has one.
+    pub fn version_field(&self) -> Option<&str> {
+        self.version.as_ref().map(|v| v.name.as_str())
+    }
+}
+
+/// A gRPC service.
+#[derive(Debug)]
+pub struct Service {
+    /// e.g. `TaskService`.
+    pub name: String,
+    /// e.g. `tasks.TaskService`.
+    pub full_name: String,
+    /// Proto package, e.g. `tasks`.
+    pub package: String,
+    /// RPCs.
+    pub methods: Vec<Method>,
+    /// Leading comment.
+    pub doc: String,
+}
+
+/// One RPC.
+#[derive(Debug)]
+pub struct Method {
+    /// e.g. `CreateTask`.
+    pub name: String,
+    /// The request type.
+    pub input: RustType,
+    /// The response type.
+    pub output: RustType,
+    /// What it does.
+    pub operation: Operation,
+    /// Leading comment.
+    pub doc: String,
+}
+
+/// What an RPC does with the store.
+#[derive(Debug)]
+pub enum Operation {
+    /// Conditional put of the entity in request field `field`.
+    Create {
+        /// Entity created.
+        entity: EntityId,
+        /// Request field holding it.
+        field: String,
+    },
+    /// Read by the key fields of the request.
+    Get {
+        /// Entity read.
+        entity: EntityId,
+    },
+    /// Masked update of the entity in `field` under the mask in `mask_field`.
+    Update {
+        /// Entity updated.
+        entity: EntityId,
+        /// Request field holding it.
+        field: String,
+        /// Request field holding the `FieldMask`.
+        mask_field: String,
+    },
+    /// Delete by key.
+    Delete {
+        /// Entity deleted.
+        entity: EntityId,
+        /// Request field holding the expected version, if the request has one.
+        version: Option<String>,
+        /// The response is the deleted entity rather than Empty.
+        returns_entity: bool,
+    },
+    /// One page of a partition of the table or an index.
+    List {
+        /// Entity listed.
+        entity: EntityId,
+        /// Index, or the table.
+        index: Option<String>,
+        /// Highest sort key first.
+        descending: bool,
+        /// Page size for 0.
+        default_page_size: i32,
+        /// Page size ceiling.
+        max_page_size: i32,
+        /// Response field holding the entities.
+        items_field: String,
+        /// Whether the response has fields besides the items and the token.
+        more_response_fields: bool,
+    },
+    /// Hand-written.
+    Custom,
+}
+
+impl Operation {
+    /// The entity the operation works on (`None` for hand-written RPCs).
+    pub fn entity(&self) -> Option<EntityId> {
+        match self {
+            Self::Create { entity, .. }
+            | Self::Get { entity }
+            | Self::Update { entity, .. }
+            | Self::Delete { entity, .. }
+            | Self::List { entity, .. } => Some(*entity),
+            Self::Custom => None,
+        }
+    }
+}
