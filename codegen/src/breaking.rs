@@ -309,81 +309,7 @@ impl Findings<'_, '_> {
                 }
                 continue;
             };
-            let at = self.at_new(&updated.parent_file(), updated.path());
-            let (old_type, new_type) = (field_type(&field), field_type(&updated));
-            let renamed = field.name() != updated.name();
-            if old_type != new_type {
-                let (rule, message) = if renamed {
-                    (
-                        "field-number-reused",
-                        format!(
-                            "field number {} of `{}` was `{old_type} {}` and is now `{new_type} {}`; old clients and stored data read the new field wrongly",
-                            field.number(),
-                            old.full_name(),
-                            field.name(),
-                            updated.name()
-                        ),
-                    )
-                } else {
-                    (
-                        "field-type-changed",
-                        format!(
-                            "field `{}` changed type from `{old_type}` to `{new_type}`",
-                            field.full_name()
-                        ),
-                    )
-                };
-                self.push(
-                    Category::Client,
-                    rule,
-                    subject.clone(),
-                    at.clone(),
-                    message,
-                    "add a new field with a new number and reserve the old one",
-                );
-                if stored {
-                    self.push(
-                        Category::StoredData,
-                        "stored-field-type-changed",
-                        subject.clone(),
-                        at.clone(),
-                        format!(
-                            "stored items hold `{}` as `{old_type}`; reading them as `{new_type}` fails",
-                            field.name()
-                        ),
-                        "add a new field and migrate the items, or keep the type",
-                    );
-                }
-            } else if renamed {
-                self.push(
-                    Category::Client,
-                    "field-renamed",
-                    subject.clone(),
-                    at.clone(),
-                    format!(
-                        "field {} of `{}` was renamed from `{}` to `{}`: JSON clients and generated client code break",
-                        field.number(),
-                        old.full_name(),
-                        field.name(),
-                        updated.name()
-                    ),
-                    "keep the name, or add the new field and deprecate the old one",
-                );
-                if stored {
-                    self.push(
-                        Category::StoredData,
-                        "stored-field-renamed",
-                        subject.clone(),
-                        at.clone(),
-                        format!(
-                            "items store the field under its name: values stored as `{}` are no longer read as `{}`",
-                            field.name(),
-                            updated.name()
-                        ),
-                        "keep the name, or migrate the stored items",
-                    );
-                }
-            }
+            self.field_changed(old, &field, &updated, stored);
         }
         for field in new.fields() {
             if old.get_field(field.number()).is_none()
@@ -401,6 +327,92 @@ impl Findings<'_, '_> {
                         old.full_name()
                     ),
                     "give the field an unused number",
+                );
+            }
+        }
+    }
+
+    /// Reports a field whose type or name changed (`updated` has `field`'s number).
+    fn field_changed(
+        &mut self,
+        old: &MessageDescriptor,
+        field: &FieldDescriptor,
+        updated: &FieldDescriptor,
+        stored: bool,
+    ) {
+        let subject = field.full_name().to_owned();
+        let at = self.at_new(&updated.parent_file(), updated.path());
+        let (old_type, new_type) = (field_type(field), field_type(updated));
+        let renamed = field.name() != updated.name();
+        if old_type != new_type {
+            let (rule, message) = if renamed {
+                (
+                    "field-number-reused",
+                    format!(
+                        "field number {} of `{}` was `{old_type} {}` and is now `{new_type} {}`; old clients and stored data read the new field wrongly",
+                        field.number(),
+                        old.full_name(),
+                        field.name(),
+                        updated.name()
+                    ),
+                )
+            } else {
+                (
+                    "field-type-changed",
+                    format!(
+                        "field `{}` changed type from `{old_type}` to `{new_type}`",
+                        field.full_name()
+                    ),
+                )
+            };
+            self.push(
+                Category::Client,
+                rule,
+                subject.clone(),
+                at.clone(),
+                message,
+                "add a new field with a new number and reserve the old one",
+            );
+            if stored {
+                self.push(
+                    Category::StoredData,
+                    "stored-field-type-changed",
+                    subject.clone(),
+                    at.clone(),
+                    format!(
+                        "stored items hold `{}` as `{old_type}`; reading them as `{new_type}` fails",
+                        field.name()
+                    ),
+                    "add a new field and migrate the items, or keep the type",
+                );
+            }
+        } else if renamed {
+            self.push(
+                Category::Client,
+                "field-renamed",
+                subject.clone(),
+                at.clone(),
+                format!(
+                    "field {} of `{}` was renamed from `{}` to `{}`: JSON clients and generated client code break",
+                    field.number(),
+                    old.full_name(),
+                    field.name(),
+                    updated.name()
+                ),
+                "keep the name, or add the new field and deprecate the old one",
+            );
+            if stored {
+                self.push(
+                    Category::StoredData,
+                    "stored-field-renamed",
+                    subject.clone(),
+                    at.clone(),
+                    format!(
+                        "items store the field under its name: values stored as `{}` are no longer read as `{}`",
+                        field.name(),
+                        updated.name()
+                    ),
+                    "keep the name, or migrate the stored items",
                 );
             }
         }
@@ -514,97 +526,107 @@ impl Findings<'_, '_> {
             let at = entity_message(self.new.project, new)
                 .map(|m| self.at_new(&m.parent_file(), m.path()))
                 .unwrap_or_default();
-            let none = String::from("(none)");
-            let optional = |field: &Option<String>| field.clone().unwrap_or_else(|| none.clone());
-            let not_found = "stored items are no longer found under their keys";
-            let settings = [
-                (
-                    "entity-moved",
-                    "the table",
-                    old.table.clone(),
-                    new.table.clone(),
-                    "its items stay in the old table",
+            self.entity_settings(old, new, &at);
+            self.entity_indexes(old, new, &at);
+        }
+    }
+
+    /// Reports changed table, key templates, TTL and version fields of an entity.
+    fn entity_settings(&mut self, old: &Entity, new: &Entity, at: &str) {
+        let none = String::from("(none)");
+        let optional = |field: &Option<String>| field.clone().unwrap_or_else(|| none.clone());
+        let not_found = "stored items are no longer found under their keys";
+        let settings = [
+            (
+                "entity-moved",
+                "the table",
+                old.table.clone(),
+                new.table.clone(),
+                "its items stay in the old table",
+            ),
+            (
+                "key-changed",
+                "the partition-key template",
+                old.pk.text.clone(),
+                new.pk.text.clone(),
+                not_found,
+            ),
+            (
+                "key-changed",
+                "the sort-key template",
+                old.sk.text.clone(),
+                new.sk.text.clone(),
+                not_found,
+            ),
+            (
+                "ttl-field-changed",
+                "the TTL field",
+                optional(&old.ttl_field),
+                optional(&new.ttl_field),
+                "stored items keep the expiry of the old field",
+            ),
+            (
+                "version-field-changed",
+                "the version field",
+                optional(&old.version_field().map(str::to_owned)),
+                optional(&new.version_field().map(str::to_owned)),
+                "stored versions are no longer checked against the new field",
+            ),
+        ];
+        for (rule, what, before, after, consequence) in settings {
+            if before != after {
+                self.push(
+                    Category::StoredData,
+                    rule,
+                    old.name.clone(),
+                    at.to_owned(),
+                    format!(
+                        "{what} of `{}` changed from `{before}` to `{after}`: {consequence}",
+                        old.name
+                    ),
+                    "migrate the stored items (rewrite each one), or keep the old value",
+                );
+            }
+        }
+    }
+
+    /// Reports added indexes and changed index key templates of an entity.
+    fn entity_indexes(&mut self, old: &Entity, new: &Entity, at: &str) {
+        for index in &new.indexes {
+            let subject = format!("{}.{}", new.name, index.name);
+            match old.indexes.iter().find(|i| i.name == index.name) {
+                None => self.push(
+                    Category::StoredData,
+                    "index-added",
+                    subject,
+                    at.to_owned(),
+                    format!(
+                        "`{}` now writes index `{}`: items stored before are missing from it until rewritten",
+                        new.name, index.name
+                    ),
+                    "backfill: rewrite the existing items (e.g. an update with an empty mask) after deploying",
                 ),
-                (
-                    "key-changed",
-                    "the partition-key template",
-                    old.pk.text.clone(),
-                    new.pk.text.clone(),
-                    not_found,
-                ),
-                (
-                    "key-changed",
-                    "the sort-key template",
-                    old.sk.text.clone(),
-                    new.sk.text.clone(),
-                    not_found,
-                ),
-                (
-                    "ttl-field-changed",
-                    "the TTL field",
-                    optional(&old.ttl_field),
-                    optional(&new.ttl_field),
-                    "stored items keep the expiry of the old field",
-                ),
-                (
-                    "version-field-changed",
-                    "the version field",
-                    optional(&old.version_field().map(str::to_owned)),
-                    optional(&new.version_field().map(str::to_owned)),
-                    "stored versions are no longer checked against the new field",
-                ),
-            ];
-            for (rule, what, before, after, consequence) in settings {
-                if before != after {
+                Some(before)
+                    if before.pk.text != index.pk.text || before.sk.text != index.sk.text =>
+                {
                     self.push(
                         Category::StoredData,
-                        rule,
-                        old.name.clone(),
-                        at.clone(),
+                        "index-key-changed",
+                        subject,
+                        at.to_owned(),
                         format!(
-                            "{what} of `{}` changed from `{before}` to `{after}`: {consequence}",
-                            old.name
+                            "index `{}` of `{}` changed from pk `{}` sk `{}` to pk `{}` sk `{}`: stored items keep their old index keys",
+                            index.name,
+                            new.name,
+                            before.pk.text,
+                            before.sk.text,
+                            index.pk.text,
+                            index.sk.text
                         ),
-                        "migrate the stored items (rewrite each one), or keep the old value",
+                        "rewrite the stored items after deploying, or add a new index instead",
                     );
                 }
-            }
-            for index in &new.indexes {
-                let subject = format!("{}.{}", new.name, index.name);
-                match old.indexes.iter().find(|i| i.name == index.name) {
-                    None => self.push(
-                        Category::StoredData,
-                        "index-added",
-                        subject,
-                        at.clone(),
-                        format!(
-                            "`{}` now writes index `{}`: items stored before are missing from it until rewritten",
-                            new.name, index.name
-                        ),
-                        "backfill: rewrite the existing items (e.g. an update with an empty mask) after deploying",
-                    ),
-                    Some(before)
-                        if before.pk.text != index.pk.text || before.sk.text != index.sk.text =>
-                    {
-                        self.push(
-                            Category::StoredData,
-                            "index-key-changed",
-                            subject,
-                            at.clone(),
-                            format!(
-                                "index `{}` of `{}` changed from pk `{}` sk `{}` to pk `{}` sk `{}`: stored items keep their old index keys",
-                                index.name,
-                                new.name,
-                                before.pk.text,
-                                before.sk.text,
-                                index.pk.text,
-                                index.sk.text
-                            ),
-                            "rewrite the stored items after deploying, or add a new index instead",
-                        );
-                    }
-                    Some(_) => {}
-                }
+                Some(_) => {}
             }
         }
     }

@@ -120,6 +120,14 @@ fn parse_entity_attr(input: &DeriveInput, errors: &mut Vec<syn::Error>) -> Entit
     out
 }
 
+/// The index parts of an `Entity` impl.
+#[derive(Default)]
+struct Indexes {
+    schemas: Vec<TokenStream>,
+    partitions: Vec<TokenStream>,
+    keys: Vec<TokenStream>,
+}
+
 struct Generator<'a> {
     name: String,
     fields: &'a [MessageField],
@@ -210,31 +218,11 @@ impl Generator<'_> {
             }
         }
 
-        let mut index_schemas = Vec::new();
-        let mut index_partitions = Vec::new();
-        let mut index_keys = Vec::new();
-        for (name, pk, sk) in &attr.indexes {
-            let (Some(pk), Some(sk)) = (pk, sk) else {
-                self.errors.push(syn::Error::new(
-                    name.span(),
-                    "index needs both `pk` and `sk` templates",
-                ));
-                continue;
-            };
-            let (ipk, _, mut fields) = self.key_expr(pk);
-            let (isk, prefix, sk_fields) = self.key_expr(sk);
-            fields.extend(sk_fields);
-            index_schemas.push(quote!(#rt::IndexSchema { name: #name, sort_key_prefix: #prefix, fields: &[#(#fields),*] }));
-            index_partitions.push(
-                quote!(::core::option::Option::Some(#name) => ::core::option::Option::Some(#ipk),),
-            );
-            index_keys.push(quote! {
-                if let (::core::result::Result::Ok(pk), ::core::result::Result::Ok(sk)) = (#ipk, #isk) {
-                    keys.push((#name, #rt::ItemKey { pk, sk }));
-                }
-            });
-        }
-
+        let Indexes {
+            schemas: index_schemas,
+            partitions: index_partitions,
+            keys: index_keys,
+        } = self.indexes(&attr.indexes);
         let version = attr
             .version
             .as_ref()
@@ -254,6 +242,76 @@ impl Generator<'_> {
         };
         let version_field = optional(&attr.version);
         let ttl_field = optional(&attr.ttl);
+        let field_names = self.field_name_methods();
+        Ok(quote! {
+            impl #rt::Entity for #ident {
+                const SCHEMA: #rt::EntitySchema = #rt::EntitySchema {
+                    name: #name,
+                    table: #table,
+                    sort_key_prefix: #sk_prefix,
+                    indexes: &[#(#index_schemas),*],
+                    version_field: #version_field,
+                    ttl_field: #ttl_field,
+                    key_fields: &[#(#key_fields),*],
+                };
+                #field_names
+                fn key(&self) -> ::core::result::Result<#rt::ItemKey, #rt::MissingKeyField> {
+                    ::core::result::Result::Ok(#rt::ItemKey { pk: #pk_expr?, sk: #sk_expr? })
+                }
+                fn partition_key(&self, index: ::core::option::Option<&str>)
+                    -> ::core::option::Option<::core::result::Result<::std::string::String, #rt::MissingKeyField>>
+                {
+                    match index {
+                        ::core::option::Option::None => ::core::option::Option::Some(#pk_expr),
+                        #(#index_partitions)*
+                        ::core::option::Option::Some(_) => ::core::option::Option::None,
+                    }
+                }
+                fn index_keys(&self) -> ::std::vec::Vec<(&'static str, #rt::ItemKey)> {
+                    #[allow(unused_mut)]
+                    let mut keys = ::std::vec::Vec::new();
+                    #(#index_keys)*
+                    keys
+                }
+                #version
+                #ttl
+                #assign_id
+            }
+        })
+    }
+
+    /// The index parts of the `Entity` impl: schemas, `partition_key` arms and `index_keys`
+    /// statements.
+    fn indexes(&mut self, indexes: &[(LitStr, Option<LitStr>, Option<LitStr>)]) -> Indexes {
+        let rt = quote!(::svcgen_runtime::codegen);
+        let mut out = Indexes::default();
+        for (name, pk, sk) in indexes {
+            let (Some(pk), Some(sk)) = (pk, sk) else {
+                self.errors.push(syn::Error::new(
+                    name.span(),
+                    "index needs both `pk` and `sk` templates",
+                ));
+                continue;
+            };
+            let (ipk, _, mut fields) = self.key_expr(pk);
+            let (isk, prefix, sk_fields) = self.key_expr(sk);
+            fields.extend(sk_fields);
+            out.schemas.push(quote!(#rt::IndexSchema { name: #name, sort_key_prefix: #prefix, fields: &[#(#fields),*] }));
+            out.partitions.push(
+                quote!(::core::option::Option::Some(#name) => ::core::option::Option::Some(#ipk),),
+            );
+            out.keys.push(quote! {
+                if let (::core::result::Result::Ok(pk), ::core::result::Result::Ok(sk)) = (#ipk, #isk) {
+                    keys.push((#name, #rt::ItemKey { pk, sk }));
+                }
+            });
+        }
+        out
+    }
+
+    /// `field_names` (oneofs expanded into their members) and, with oneofs, `oneof_members`.
+    fn field_name_methods(&self) -> TokenStream {
+        let rt = quote!(::svcgen_runtime::codegen);
         let field_names = self.fields.iter().map(|f| {
             let name = &f.name;
             match &f.prost.shape {
@@ -278,46 +336,14 @@ impl Generator<'_> {
                 }
             }
         });
-        Ok(quote! {
-            impl #rt::Entity for #ident {
-                const SCHEMA: #rt::EntitySchema = #rt::EntitySchema {
-                    name: #name,
-                    table: #table,
-                    sort_key_prefix: #sk_prefix,
-                    indexes: &[#(#index_schemas),*],
-                    version_field: #version_field,
-                    ttl_field: #ttl_field,
-                    key_fields: &[#(#key_fields),*],
-                };
-                fn field_names() -> ::std::vec::Vec<&'static str> {
-                    let mut names = ::std::vec::Vec::new();
-                    #(#field_names)*
-                    names
-                }
-                #oneof_members
-                fn key(&self) -> ::core::result::Result<#rt::ItemKey, #rt::MissingKeyField> {
-                    ::core::result::Result::Ok(#rt::ItemKey { pk: #pk_expr?, sk: #sk_expr? })
-                }
-                fn partition_key(&self, index: ::core::option::Option<&str>)
-                    -> ::core::option::Option<::core::result::Result<::std::string::String, #rt::MissingKeyField>>
-                {
-                    match index {
-                        ::core::option::Option::None => ::core::option::Option::Some(#pk_expr),
-                        #(#index_partitions)*
-                        ::core::option::Option::Some(_) => ::core::option::Option::None,
-                    }
-                }
-                fn index_keys(&self) -> ::std::vec::Vec<(&'static str, #rt::ItemKey)> {
-                    #[allow(unused_mut)]
-                    let mut keys = ::std::vec::Vec::new();
-                    #(#index_keys)*
-                    keys
-                }
-                #version
-                #ttl
-                #assign_id
+        quote! {
+            fn field_names() -> ::std::vec::Vec<&'static str> {
+                let mut names = ::std::vec::Vec::new();
+                #(#field_names)*
+                names
             }
-        })
+            #oneof_members
+        }
     }
 
     fn version_methods(&mut self, lit: &LitStr) -> Option<TokenStream> {

@@ -84,38 +84,7 @@ impl<E: Entity> EntityTable<E> {
         let schema = &E::SCHEMA;
         let key = entity.key()?;
         let field_names = E::field_names();
-        let fields: Vec<&str> = if mask.is_empty() {
-            field_names
-                .iter()
-                .copied()
-                .filter(|f| !schema.key_fields.contains(f) && Some(*f) != schema.version_field)
-                .collect()
-        } else {
-            let mut fields = Vec::with_capacity(mask.len());
-            for path in mask {
-                let path = path.as_str();
-                if !field_names.contains(&path) {
-                    return Err(Error::InvalidArgument(format!(
-                        "update_mask names `{path}`, which is not a field of {}",
-                        schema.name
-                    )));
-                }
-                if schema.key_fields.contains(&path) {
-                    return Err(Error::InvalidArgument(format!(
-                        "update_mask names `{path}`, which is part of the {} key and cannot change",
-                        schema.name
-                    )));
-                }
-                if Some(path) == schema.version_field {
-                    return Err(Error::InvalidArgument(format!(
-                        "update_mask names `{path}`, which the server maintains; send the current value in the message instead"
-                    )));
-                }
-                fields.push(path);
-            }
-            fields
-        };
-
+        let fields = Self::masked_fields(&field_names, mask)?;
         let new_item = entity.to_item()?;
         let mut update = ItemUpdate::default();
         for field in &fields {
@@ -174,6 +143,44 @@ impl<E: Entity> EntityTable<E> {
             .await
             .map_err(Self::store_error)?;
         Ok(E::from_item(stored)?)
+    }
+
+    /// The fields an update mask names, checked; every mutable field for an empty mask.
+    fn masked_fields<'a>(
+        field_names: &'a [&'static str],
+        mask: &'a [String],
+    ) -> Result<Vec<&'a str>, Error> {
+        let schema = &E::SCHEMA;
+        if mask.is_empty() {
+            return Ok(field_names
+                .iter()
+                .copied()
+                .filter(|f| !schema.key_fields.contains(f) && Some(*f) != schema.version_field)
+                .collect());
+        }
+        let mut fields = Vec::with_capacity(mask.len());
+        for path in mask {
+            let path = path.as_str();
+            if !field_names.contains(&path) {
+                return Err(Error::InvalidArgument(format!(
+                    "update_mask names `{path}`, which is not a field of {}",
+                    schema.name
+                )));
+            }
+            if schema.key_fields.contains(&path) {
+                return Err(Error::InvalidArgument(format!(
+                    "update_mask names `{path}`, which is part of the {} key and cannot change",
+                    schema.name
+                )));
+            }
+            if Some(path) == schema.version_field {
+                return Err(Error::InvalidArgument(format!(
+                    "update_mask names `{path}`, which the server maintains; send the current value in the message instead"
+                )));
+            }
+            fields.push(path);
+        }
+        Ok(fields)
     }
 
     /// Deletes the entity with the key fields of `probe`; a non-zero `version` must match.

@@ -430,23 +430,19 @@ struct StatementVars {
     resources: Vec<String>,
 }
 
-/// Renders `Dockerfile`, `.dockerignore`, `deploy/cloudformation.yaml` and the JSON artifacts.
-pub(super) fn render(
-    config: &Config,
-    model: &Model,
-    sources: &str,
-    templates: &Templates,
-) -> Result<Vec<(&'static str, Vec<u8>)>, GenerateError> {
-    let name = &config.service.name;
-    let deploy = &config.deploy;
-    let access = table_access(config, model);
-    let resource = |logical: &str| format!("Table{}", sid(logical));
-    let tables = model
+/// The CloudFormation resource name of a logical table.
+fn table_resource(logical: &str) -> String {
+    format!("Table{}", sid(logical))
+}
+
+/// The template's view of each table: resource, physical name, variable and key attributes.
+fn table_vars(config: &Config, model: &Model) -> Vec<TableVars> {
+    model
         .tables
         .iter()
         .zip(table_names(config, model))
         .map(|((logical, indexes), (variable, table))| TableVars {
-            resource: resource(logical),
+            resource: table_resource(logical),
             table,
             variable,
             attributes: [attributes::PARTITION_KEY, attributes::SORT_KEY]
@@ -459,19 +455,23 @@ pub(super) fn render(
                 .collect(),
             indexes: indexes.clone(),
         })
-        .collect();
-    let mut task_statements = Vec::new();
-    for (logical, access) in &access {
-        let table = resource(logical);
+        .collect()
+}
+
+/// The task role's statements in the CloudFormation template (ARNs from the table resources).
+fn task_statements(access: &BTreeMap<String, TableAccess>) -> Vec<StatementVars> {
+    let mut statements = Vec::new();
+    for (logical, access) in access {
+        let table = table_resource(logical);
         if !access.actions.is_empty() {
-            task_statements.push(StatementVars {
+            statements.push(StatementVars {
                 sid: format!("{}Table", sid(&access.table)),
                 actions: access.actions.iter().cloned().collect(),
                 resources: vec![format!("!GetAtt {table}.Arn")],
             });
         }
         if !access.queried_indexes.is_empty() {
-            task_statements.push(StatementVars {
+            statements.push(StatementVars {
                 sid: format!("{}Indexes", sid(&access.table)),
                 actions: vec!["dynamodb:Query".to_owned()],
                 resources: access
@@ -482,6 +482,19 @@ pub(super) fn render(
             });
         }
     }
+    statements
+}
+
+/// Renders `Dockerfile`, `.dockerignore`, `deploy/cloudformation.yaml` and the JSON artifacts.
+pub(super) fn render(
+    config: &Config,
+    model: &Model,
+    sources: &str,
+    templates: &Templates,
+) -> Result<Vec<(&'static str, Vec<u8>)>, GenerateError> {
+    let name = &config.service.name;
+    let deploy = &config.deploy;
+    let access = table_access(config, model);
     let vars = DeployVars {
         marker: super::MARKER,
         sources,
@@ -493,8 +506,8 @@ pub(super) fn render(
         deploy,
         log_group: log_group(name),
         shutdown_timeout: deploy.stop_timeout.saturating_sub(5),
-        tables,
-        task_statements,
+        tables: table_vars(config, model),
+        task_statements: task_statements(&access),
         path_patterns: model
             .services
             .iter()

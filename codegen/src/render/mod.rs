@@ -59,7 +59,8 @@ pub struct Options<'a> {
 /// The `svcgen-runtime` dependency of a project outside this repository's workspace.
 pub const RUNTIME_VERSION: &str = "\"0.1\"";
 
-/// Renders the project.
+/// Renders the project. It stays one function on purpose: it is the list of every file a
+/// project gets, in one place.
 pub fn render(
     config: &Config,
     compiled: &Compiled,
@@ -159,7 +160,8 @@ fn rpc_module(header: &str, model: &Model) -> String {
     )
 }
 
-/// `src/generated/mod.rs`: the package modules, the service definition and `serve`.
+/// `src/generated/mod.rs`: the package modules, the service definition and `serve`. Most of
+/// the body is the emitted module itself, which reads best as one `quote!`.
 fn module<'a>(
     config: &Config,
     model: &Model,

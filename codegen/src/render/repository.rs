@@ -92,6 +92,8 @@ fn entity_type(entity: &Entity) -> TokenStream {
     entity.type_ref.tokens(&quote!(super))
 }
 
+/// The repository of one entity. Most of the body is the emitted type, which reads best as one
+/// `quote!`; list methods are [`list_method`]'s.
 fn repository(model: &Model, id: EntityId, entity: &Entity) -> TokenStream {
     let ty = entity_type(entity);
     let ident = naming::repository_ident(&entity.name);
