@@ -1,8 +1,11 @@
 //! svcgen: one annotated `.proto` → a production gRPC service for ECS Fargate.
 //!
-//! The pipeline: [`compile`] (protox) → [`model::build`] (validated, located diagnostics) →
-//! [`render::render`] (pure: path → bytes) → [`output`] (write or check). [`generate`] runs the
-//! first three for a project directory.
+//! The pipeline: [`compile`] (protox) → [`model::build`] (the typed IR, validated, with located
+//! [`diagnostic`]s) → [`render::render`] (pure: path → bytes) → [`output`] (write or check).
+//! [`generate`] runs the first three for a project directory. Identifier rules are [`naming`]'s;
+//! contracts shared with the derive macros and the runtime come from `svcgen_contract`. The
+//! commands (`new`, `breaking`, `table create`, `deploy`) return results and reports; only the
+//! binary prints.
 
 pub mod breaking;
 pub mod compile;
