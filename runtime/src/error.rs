@@ -55,6 +55,7 @@ impl Error {
                 expected,
                 actual,
             },
+            StoreError::Invalid(message) => Self::InvalidArgument(message),
             StoreError::InvalidStartKey(_) => {
                 Self::InvalidArgument(crate::page_token::INVALID.to_owned())
             }

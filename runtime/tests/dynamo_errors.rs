@@ -15,6 +15,14 @@ use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Answers every request with HTTP 400 and DynamoDB error `error_type`; counts requests.
 async fn failing_endpoint(error_type: &'static str) -> (String, Arc<AtomicUsize>) {
+    failing_endpoint_saying(error_type, "injected").await
+}
+
+/// [`failing_endpoint`] with the error's `message`.
+async fn failing_endpoint_saying(
+    error_type: &'static str,
+    message: &'static str,
+) -> (String, Arc<AtomicUsize>) {
     let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
         .await
         .expect("bind");
@@ -52,7 +60,7 @@ async fn failing_endpoint(error_type: &'static str) -> (String, Arc<AtomicUsize>
                 }
                 counter.fetch_add(1, Ordering::SeqCst);
                 let body = format!(
-                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"injected"}}"#
+                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"{message}"}}"#
                 );
                 let response = format!(
                     "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: {error_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
@@ -130,4 +138,23 @@ async fn unexpected_errors_are_internal_and_hidden_from_clients() {
         "internal error",
         "no detail leaks to the client"
     );
+}
+
+/// DynamoDB checks an updated item's size itself; its refusal (AWS's error shape and message)
+/// is the same INVALID_ARGUMENT the embedded store gives.
+#[tokio::test]
+async fn an_update_over_the_item_size_limit_is_invalid_argument() {
+    let (endpoint, _) = failing_endpoint_saying(
+        "ValidationException",
+        "Item size to update has exceeded the maximum allowed size",
+    )
+    .await;
+    let update = svcgen_runtime::store::ItemUpdate::default();
+    let result = store(&endpoint).update(&key(), update).await;
+    let Err(StoreError::Invalid(message)) = result else {
+        panic!("expected invalid, got {result:?}")
+    };
+    assert_eq!(message, svcgen_runtime::store::limits::ITEM_TOO_LARGE);
+    let status = tonic::Status::from(Error::from_store("Thing", StoreError::Invalid(message)));
+    assert_eq!(status.code(), tonic::Code::InvalidArgument);
 }

@@ -3,7 +3,7 @@
 
 use std::sync::Arc;
 
-use svcgen_runtime::store::{ItemUpdate, LocalDatabase, Query, StoreError};
+use svcgen_runtime::store::{ItemUpdate, LocalDatabase, Query, StoreError, limits};
 use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
 const SCHEMA: TableSchema = TableSchema {
@@ -370,6 +370,109 @@ async fn concurrent_versioned_updates_lose_nothing(store: Arc<dyn Store>) {
     );
 }
 
+/// What DynamoDB refuses, both stores refuse with the same error, and nothing is written.
+async fn dynamodb_limits_are_refused_alike(store: &dyn Store) {
+    let invalid = |result: Result<(), StoreError>| match result {
+        Err(StoreError::Invalid(message)) => message,
+        other => panic!("expected Invalid, got {other:?}"),
+    };
+    let big = s(&"x".repeat(limits::MAX_ITEM_BYTES));
+    assert_eq!(
+        invalid(
+            store
+                .create(item("P#1", "T#big", &[("data", big.clone())]))
+                .await
+        ),
+        limits::ITEM_TOO_LARGE
+    );
+    let long_pk = "P".repeat(limits::MAX_PARTITION_KEY_BYTES + 1);
+    assert!(invalid(store.create(item(&long_pk, "T#1", &[])).await).contains("2048-byte"));
+    let long_sk = "T".repeat(limits::MAX_SORT_KEY_BYTES + 1);
+    assert!(invalid(store.create(item("P#1", &long_sk, &[])).await).contains("1024-byte"));
+    assert!(invalid(store.create(item("P#1", "", &[])).await).contains("empty"));
+    assert!(
+        invalid(
+            store
+                .create(item("P#1", "T#2", &[("gsi1pk", s("")), ("gsi1sk", s("x"))]))
+                .await
+        )
+        .contains("`gsi1pk` is empty")
+    );
+    let huge = AttributeValue::N("1e126".to_owned());
+    assert!(invalid(store.create(item("P#1", "T#3", &[("n", huge)])).await).contains("range"));
+    for sk in ["T#big", "T#1", "T#2", "T#3"] {
+        assert_eq!(store.get(&key("P#1", sk)).await.expect("get"), None, "{sk}");
+    }
+    // Under the limit is accepted; growing it past the limit by an update is refused. (moto
+    // refuses items over 405,000 bytes where AWS allows 409,600, hence the margins.)
+    let fits = s(&"x".repeat(limits::MAX_ITEM_BYTES - 5000));
+    store
+        .create(item("P#1", "T#4", &[("data", fits)]))
+        .await
+        .expect("an item under the limit");
+    let grow = ItemUpdate {
+        set: [("more".to_owned(), s(&"y".repeat(8000)))].into(),
+        ..ItemUpdate::default()
+    };
+    let grown = store.update(&key("P#1", "T#4"), grow).await;
+    assert!(
+        matches!(&grown, Err(StoreError::Invalid(m)) if m == limits::ITEM_TOO_LARGE),
+        "{grown:?}"
+    );
+    let stored = store
+        .get(&key("P#1", "T#4"))
+        .await
+        .expect("get")
+        .expect("kept");
+    assert!(
+        !stored.contains_key("more"),
+        "the refused update changed nothing"
+    );
+}
+
+/// Sort keys order by their UTF-8 bytes, as DynamoDB orders them: upper case before lower case,
+/// zero-padded numbers numerically, U+FFFF before U+10000 (UTF-16 order would differ).
+async fn sort_keys_order_by_utf8_bytes(store: &dyn Store) {
+    let keys = [
+        "T#a",
+        "T#B",
+        "T#é",
+        "T#z",
+        "T#Z",
+        "T#0010",
+        "T#0009",
+        "T#\u{ffff}",
+        "T#\u{10000}",
+        "T#",
+        "T#a b",
+        "T#ab",
+    ];
+    for sk in keys {
+        store.create(item("P#o", sk, &[])).await.expect("create");
+    }
+    let mut expected: Vec<String> = keys.iter().map(|k| (*k).to_owned()).collect();
+    expected.sort_by(|a, b| a.as_bytes().cmp(b.as_bytes()));
+    let ascending: Vec<String> = pages(store, query("P#o", "T#", 5))
+        .await
+        .into_iter()
+        .flatten()
+        .collect();
+    assert_eq!(ascending, expected);
+    let descending: Vec<String> = pages(
+        store,
+        Query {
+            descending: true,
+            ..query("P#o", "T#", 5)
+        },
+    )
+    .await
+    .into_iter()
+    .flatten()
+    .collect();
+    expected.reverse();
+    assert_eq!(descending, expected);
+}
+
 fn local_store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
@@ -398,6 +501,8 @@ mod local {
         a_page_ending_exactly_on_the_last_item,
         index_queries_span_partitions_and_skip_items_without_index_keys,
         start_keys_outside_the_query_are_rejected,
+        dynamodb_limits_are_refused_alike,
+        sort_keys_order_by_utf8_bytes,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -533,7 +638,8 @@ mod dynamodb {
             TableOutcome::Exists
         );
         counter.take();
-        (guard, counter, Arc::new(DynamoStore::new(client, "things")))
+        let store = DynamoStore::new(client, "things").with_indexes(SCHEMA.indexes);
+        (guard, counter, Arc::new(store))
     }
 
     macro_rules! dynamo_tests {
@@ -555,6 +661,8 @@ mod dynamodb {
         a_page_ending_exactly_on_the_last_item,
         index_queries_span_partitions_and_skip_items_without_index_keys,
         start_keys_outside_the_query_are_rejected,
+        dynamodb_limits_are_refused_alike,
+        sort_keys_order_by_utf8_bytes,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]

@@ -17,7 +17,7 @@ use aws_sdk_dynamodb::types::{
 use super::rules::{
     is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
 };
-use super::{ItemUpdate, Query, QueryPage, Store, StoreError};
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError, limits};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -26,6 +26,8 @@ use crate::item::{AttributeValue, Item};
 pub struct DynamoStore {
     client: Client,
     table: String,
+    /// The table's index names, whose key attributes follow DynamoDB's key limits.
+    indexes: Vec<String>,
 }
 
 impl DynamoStore {
@@ -34,7 +36,18 @@ impl DynamoStore {
         Self {
             client,
             table: table.into(),
+            indexes: Vec::new(),
         }
+    }
+
+    /// The same store, knowing the table's indexes (so their keys are checked before a write).
+    pub fn with_indexes(mut self, indexes: &[&str]) -> Self {
+        self.indexes = indexes.iter().map(|i| (*i).to_owned()).collect();
+        self
+    }
+
+    fn index_names(&self) -> Vec<&str> {
+        self.indexes.iter().map(String::as_str).collect()
     }
 }
 
@@ -139,7 +152,8 @@ impl Expression {
 }
 
 /// Maps an SDK failure: throttling, 5xx and transport failures are UNAVAILABLE (after the
-/// SDK's own retries); everything else is internal.
+/// SDK's own retries); an item over the size limit is the error the embedded store gives for
+/// it; everything else is internal.
 fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
 where
     E: ProvideErrorMetadata + std::error::Error + 'static,
@@ -166,6 +180,16 @@ where
         {
             StoreError::Unavailable(detail)
         }
+        // PutItem says "Item size has exceeded the maximum allowed size", UpdateItem "Item size
+        // to update has exceeded the maximum allowed size".
+        SdkError::ServiceError(service)
+            if service.err().code() == Some("ValidationException")
+                && service.err().message().is_some_and(|m| {
+                    m.contains("Item size") && m.contains("exceeded the maximum allowed size")
+                }) =>
+        {
+            StoreError::Invalid(limits::ITEM_TOO_LARGE.to_owned())
+        }
         _ => StoreError::Internal(detail),
     }
 }
@@ -191,6 +215,7 @@ fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u6
 #[async_trait]
 impl Store for DynamoStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
+        limits::check_item(&item, &self.index_names())?;
         let mut e = Expression::default();
         let (pk, ttl) = (e.name(PARTITION_KEY), e.name(TTL));
         let now = e.value(Av::N(now_epoch_seconds().to_string()));
@@ -232,6 +257,8 @@ impl Store for DynamoStore {
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
+        // DynamoDB checks the merged item's size itself (mapped in `sdk_error`).
+        limits::check_update(&update.set, &self.index_names())?;
         let mut e = Expression::default();
         let mut condition = e.live();
         let ItemUpdate {

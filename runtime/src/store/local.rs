@@ -17,7 +17,7 @@ use redb::{
 use super::rules::{
     is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
 };
-use super::{ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema};
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, limits};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -129,6 +129,10 @@ fn prefix_successor(prefix: &str) -> Option<String> {
 }
 
 impl LocalStore {
+    fn index_names(&self) -> Vec<&str> {
+        self.indexes.iter().map(|(name, _)| name.as_str()).collect()
+    }
+
     fn item_table(&self) -> ItemTable<'_> {
         TableDefinition::new(&self.items)
     }
@@ -364,6 +368,7 @@ fn key_attributes(item: &Item, names: &[&str]) -> Item {
 #[async_trait]
 impl Store for LocalStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
+        limits::check_item(&item, &self.index_names())?;
         self.blocking(move |this| {
             let key = item_key(&item)?;
             let txn = this.db.begin_write().map_err(internal)?;
@@ -423,6 +428,7 @@ impl Store for LocalStore {
                 new.remove(name);
             }
             new.extend(update.set);
+            limits::check_item(&new, &this.index_names())?;
             this.write(&txn, &key, Some(&old), Some(&new))?;
             txn.commit().map_err(internal)?;
             Ok(new)

@@ -5,6 +5,7 @@
 
 #[cfg(feature = "dynamodb")]
 mod dynamo;
+pub mod limits;
 pub(crate) mod local;
 mod rules;
 
@@ -88,6 +89,10 @@ pub enum StoreError {
         /// What is stored.
         actual: u64,
     },
+    /// The item breaks one of DynamoDB's limits (size, key length, empty key, number range);
+    /// the message says which, the same on every store.
+    #[error("{0}")]
+    Invalid(String),
     /// A `start_after` key that does not belong to the query.
     #[error("invalid start key: {0}")]
     InvalidStartKey(String),
