@@ -7,7 +7,8 @@ use std::collections::{BTreeMap, BTreeSet};
 use std::path::{Path, PathBuf};
 
 use prost_reflect::{
-    DescriptorPool, EnumDescriptor, FieldDescriptor, Kind, MessageDescriptor, ServiceDescriptor,
+    DescriptorPool, EnumDescriptor, EnumValueDescriptor, FieldDescriptor, Kind, MessageDescriptor,
+    ServiceDescriptor,
 };
 
 use crate::Project;
@@ -151,6 +152,23 @@ fn field_type(field: &FieldDescriptor) -> String {
     }
 }
 
+/// Full names of the enums stored (by value name) in the fields of `stored` messages.
+fn stored_enums(pool: &DescriptorPool, stored: &BTreeSet<String>) -> BTreeSet<String> {
+    let mut out = BTreeSet::new();
+    for message in stored.iter().filter_map(|m| pool.get_message_by_name(m)) {
+        for field in message.fields() {
+            let kind = match field.kind() {
+                Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
+                other => other,
+            };
+            if let Kind::Enum(e) = kind {
+                out.insert(e.full_name().to_owned());
+            }
+        }
+    }
+    out
+}
+
 /// Full names of the messages stored in items: entities and every message inside them.
 fn stored_messages(project: &Project) -> BTreeSet<String> {
     let mut pending: Vec<MessageDescriptor> = project
@@ -236,6 +254,7 @@ impl Findings<'_, '_> {
         let old = &self.old.project.compiled;
         let new = &self.new.project.compiled;
         let stored = stored_messages(self.old.project);
+        let stored_enums = stored_enums(&old.pool, &stored);
         for message in messages(&old.pool, &old.files) {
             match new.pool.get_message_by_name(message.full_name()) {
                 None => self.push(
@@ -261,7 +280,11 @@ impl Findings<'_, '_> {
                     format!("enum `{}` was removed", old_enum.full_name()),
                     "keep the enum while clients may still use it",
                 ),
-                Some(updated) => self.enum_values(&old_enum, &updated),
+                Some(updated) => self.enum_values(
+                    &old_enum,
+                    &updated,
+                    stored_enums.contains(old_enum.full_name()),
+                ),
             }
         }
         for service in services(&old.pool, &old.files) {
@@ -418,8 +441,13 @@ impl Findings<'_, '_> {
         }
     }
 
-    fn enum_values(&mut self, old: &EnumDescriptor, new: &EnumDescriptor) {
+    fn enum_values(&mut self, old: &EnumDescriptor, new: &EnumDescriptor, stored: bool) {
         for value in old.values() {
+            if let Some(updated) = new.get_value(value.number())
+                && updated.name() != value.name()
+            {
+                self.enum_value_renamed(old, &value, &updated, stored);
+            }
             if new.get_value(value.number()).is_none()
                 && !new.reserved_ranges().any(|r| r.contains(&value.number()))
             {
@@ -442,6 +470,47 @@ impl Findings<'_, '_> {
                     ),
                 );
             }
+        }
+    }
+
+    /// Reports a renamed enum value: JSON clients send and read names, and items store enums by
+    /// name, so values stored under the old name no longer read back.
+    fn enum_value_renamed(
+        &mut self,
+        old: &EnumDescriptor,
+        value: &EnumValueDescriptor,
+        updated: &EnumValueDescriptor,
+        stored: bool,
+    ) {
+        let at = self.at_new(&updated.parent_file(), updated.path());
+        self.push(
+            Category::Client,
+            "enum-value-renamed",
+            value.full_name(),
+            at.clone(),
+            format!(
+                "value {} of `{}` was renamed from `{}` to `{}`: JSON clients send and expect the old name",
+                value.number(),
+                old.full_name(),
+                value.name(),
+                updated.name()
+            ),
+            "keep the name (deprecate the value and add a new one instead)",
+        );
+        if stored {
+            self.push(
+                Category::StoredData,
+                "stored-enum-value-renamed",
+                value.full_name(),
+                at,
+                format!(
+                    "items store `{}` by name: values stored as `{}` are no longer read as `{}`",
+                    old.full_name(),
+                    value.name(),
+                    updated.name()
+                ),
+                "keep the name, or migrate the stored items",
+            );
         }
     }
 

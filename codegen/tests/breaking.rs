@@ -219,6 +219,179 @@ fn removed_enum_value() {
 }
 
 #[test]
+fn renamed_stored_enum_value() {
+    // Tier is stored by name in Project.tier and Settings.allowed_tiers.
+    assert_breaks(
+        replace_in(PROTO, "  TIER_TEAM = 2;", "  TIER_TEAMS = 2;"),
+        &[
+            (
+                &at("45:3"),
+                "client",
+                "enum-value-renamed",
+                "acme.projects.v1.TIER_TEAM",
+            ),
+            (
+                &at("45:3"),
+                "stored data",
+                "stored-enum-value-renamed",
+                "acme.projects.v1.TIER_TEAM",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn removed_message() {
+    assert_breaks(
+        |dir: &Path| {
+            let request =
+                "message ArchiveProjectRequest {\n  string org_id = 1;\n  string id = 2;\n}\n";
+            replace_in(PROTO, request, "")(dir);
+            replace_in(
+                PROTO,
+                "rpc ArchiveProject(ArchiveProjectRequest)",
+                "rpc ArchiveProject(GetProjectRequest)",
+            )(dir);
+        },
+        &[
+            (
+                &at("151:1"),
+                "client",
+                "message-removed",
+                "acme.projects.v1.ArchiveProjectRequest",
+            ),
+            (
+                &at("37:3"),
+                "client",
+                "rpc-signature-changed",
+                "acme.projects.v1.ProjectService.ArchiveProject",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn removed_enum() {
+    assert_breaks(
+        |dir: &Path| {
+            let tier =
+                "enum Tier {\n  TIER_UNSPECIFIED = 0;\n  TIER_FREE = 1;\n  TIER_TEAM = 2;\n}\n";
+            replace_in(PROTO, tier, "enum Plan {\n  PLAN_UNSPECIFIED = 0;\n}\n")(dir);
+            replace_in(
+                PROTO,
+                "  repeated Tier allowed_tiers = 3;",
+                "  repeated Plan allowed_tiers = 3;",
+            )(dir);
+            replace_in(PROTO, "  Tier tier = 5;", "  Plan tier = 5;")(dir);
+        },
+        &[
+            (
+                &at("42:1"),
+                "client",
+                "enum-removed",
+                "acme.projects.v1.Tier",
+            ),
+            (
+                &at("49:3"),
+                "client",
+                "field-type-changed",
+                "acme.projects.v1.Settings.allowed_tiers",
+            ),
+            (
+                &at("65:3"),
+                "client",
+                "field-type-changed",
+                "acme.projects.v1.Project.tier",
+            ),
+            (
+                &at("49:3"),
+                "stored data",
+                "stored-field-type-changed",
+                "acme.projects.v1.Settings.allowed_tiers",
+            ),
+            (
+                &at("65:3"),
+                "stored data",
+                "stored-field-type-changed",
+                "acme.projects.v1.Project.tier",
+            ),
+        ],
+    );
+}
+
+#[test]
+fn removed_service() {
+    assert_breaks(
+        replace_in(
+            PROTO,
+            "service ProjectService {",
+            "service ProjectsService {",
+        ),
+        &[(
+            &at("10:1"),
+            "client",
+            "service-removed",
+            "acme.projects.v1.ProjectService",
+        )],
+    );
+}
+
+#[test]
+fn removed_entity() {
+    assert_breaks(
+        |dir: &Path| {
+            let annotation = "  option (svcgen.entity) = {\n    table: \"main\"\n    pk: \"PROJECT#{project_id}\"\n    sk: \"MEMBER#{user_id}\"\n    indexes: { name: \"gsi1\" pk: \"OWNER#{user_id}\" sk: \"MEMBER#{project_id}\" }\n    ttl_field: \"expire_time\"\n  };\n";
+            replace_in(PROTO, annotation, "")(dir);
+            for operation in [
+                "{ create: { entity: \"Member\" } }",
+                "{ list: { entity: \"Member\" default_page_size: 10 max_page_size: 100 } }",
+                "{ list: { entity: \"Member\" index: \"gsi1\" } }",
+            ] {
+                replace_in(PROTO, operation, "{ custom: {} }")(dir);
+            }
+        },
+        &[(&at("83:1"), "stored data", "entity-removed", "Member")],
+    );
+}
+
+#[test]
+fn added_index_needs_a_backfill() {
+    assert_breaks(
+        replace_in(
+            PROTO,
+            "    ttl_field: \"expire_time\"",
+            "    ttl_field: \"expire_time\"\n    indexes: { name: \"gsi2\" pk: \"ROLE#{role}\" sk: \"MEMBER#{user_id}\" }",
+        ),
+        &[(&at("83:1"), "stored data", "index-added", "Member.gsi2")],
+    );
+}
+
+#[test]
+fn renamed_service() {
+    assert_breaks(
+        replace_in(
+            "svcgen.toml",
+            "name = \"projects-svc\"",
+            "name = \"projects-api\"",
+        ),
+        &[
+            (
+                "svcgen.toml:5",
+                "infrastructure",
+                "service-renamed",
+                "service.name",
+            ),
+            (
+                "svcgen.toml (deploy.cloud_map.namespace, default)",
+                "infrastructure",
+                "cloud-map-namespace-replaced",
+                "deploy.cloud_map.namespace",
+            ),
+        ],
+    );
+}
+
+#[test]
 fn renamed_stored_fields_top_level_and_nested() {
     assert_breaks(
         |dir: &Path| {
