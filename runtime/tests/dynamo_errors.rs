@@ -3,15 +3,13 @@
 //! the internal detail. A loopback HTTP server plays a misbehaving DynamoDB endpoint.
 #![cfg(feature = "dynamodb")]
 
+mod support;
+
 use std::sync::Arc;
 use std::sync::atomic::{AtomicUsize, Ordering};
-use std::time::Duration;
 
-use aws_sdk_dynamodb::config::retry::RetryConfig;
-use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
 use svcgen_runtime::store::{DynamoStore, StoreError};
 use svcgen_runtime::{Error, ItemKey, Store};
-use tokio::io::{AsyncReadExt, AsyncWriteExt};
 
 /// Answers every request with HTTP 400 and DynamoDB error `error_type`; counts requests.
 async fn failing_endpoint(error_type: &'static str) -> (String, Arc<AtomicUsize>) {
@@ -23,69 +21,18 @@ async fn failing_endpoint_saying(
     error_type: &'static str,
     message: &'static str,
 ) -> (String, Arc<AtomicUsize>) {
-    let listener = tokio::net::TcpListener::bind("127.0.0.1:0")
-        .await
-        .expect("bind");
-    let address = listener.local_addr().expect("address");
     let requests = Arc::new(AtomicUsize::new(0));
     let counter = requests.clone();
-    tokio::spawn(async move {
-        while let Ok((mut socket, _)) = listener.accept().await {
-            let counter = counter.clone();
-            tokio::spawn(async move {
-                let mut buffer = vec![0; 64 * 1024];
-                let mut read = 0;
-                // Read the head and the body announced by content-length.
-                loop {
-                    let Ok(n) = socket.read(&mut buffer[read..]).await else {
-                        return;
-                    };
-                    if n == 0 {
-                        return;
-                    }
-                    read += n;
-                    let text = String::from_utf8_lossy(&buffer[..read]).to_lowercase();
-                    if let Some(head_end) = text.find("\r\n\r\n") {
-                        let length = text
-                            .lines()
-                            .find_map(|l| {
-                                l.strip_prefix("content-length:")
-                                    .map(|v| v.trim().parse().unwrap_or(0))
-                            })
-                            .unwrap_or(0usize);
-                        if read >= head_end + 4 + length {
-                            break;
-                        }
-                    }
-                }
-                counter.fetch_add(1, Ordering::SeqCst);
-                let body = format!(
-                    r#"{{"__type":"com.amazonaws.dynamodb.v20120810#{error_type}","message":"{message}"}}"#
-                );
-                let response = format!(
-                    "HTTP/1.1 400 Bad Request\r\ncontent-type: application/x-amz-json-1.0\r\nx-amzn-errortype: {error_type}\r\ncontent-length: {}\r\nconnection: close\r\n\r\n{body}",
-                    body.len()
-                );
-                let _ = socket.write_all(response.as_bytes()).await;
-            });
-        }
-    });
-    (format!("http://{address}"), requests)
+    let endpoint = support::scripted_endpoint(Arc::new(move |_, _| {
+        counter.fetch_add(1, Ordering::SeqCst);
+        (400, support::error_body(error_type, message))
+    }))
+    .await;
+    (endpoint, requests)
 }
 
 fn store(endpoint: &str) -> DynamoStore {
-    let config = aws_sdk_dynamodb::Config::builder()
-        .behavior_version(BehaviorVersion::latest())
-        .endpoint_url(endpoint)
-        .region(Region::new("us-east-1"))
-        .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-        .retry_config(
-            RetryConfig::standard()
-                .with_max_attempts(2)
-                .with_initial_backoff(Duration::from_millis(5)),
-        )
-        .build();
-    DynamoStore::new(aws_sdk_dynamodb::Client::from_conf(config), "things")
+    DynamoStore::new(support::client(endpoint), "things")
 }
 
 fn key() -> ItemKey {

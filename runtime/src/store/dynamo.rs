@@ -167,10 +167,18 @@ where
         "ServiceUnavailable",
         "LimitExceededException",
     ];
-    let detail = format!(
-        "{operation}: {}",
-        aws_sdk_dynamodb::error::DisplayErrorContext(&error)
-    );
+    // One line: the operation, AWS's error code and message (or the transport failure).
+    let detail = match error.as_service_error() {
+        Some(service) => format!(
+            "{operation}: {}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ),
+    };
     match &error {
         SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
             StoreError::Unavailable(detail)
@@ -437,28 +445,85 @@ pub async fn check_table(
         }
         Err(error) => return Err(sdk_error("DescribeTable", error)),
     };
-    let description = described.table();
-    let mut existing: Vec<String> = description
-        .map(|t| {
-            t.global_secondary_indexes()
-                .iter()
-                .filter_map(|i| i.index_name().map(str::to_owned))
-                .collect()
-        })
-        .unwrap_or_default();
-    existing.sort();
-    let mut wanted: Vec<String> = indexes.iter().map(|i| (*i).to_owned()).collect();
-    wanted.sort();
-    let keys: Vec<&str> = description
-        .map(|t| t.key_schema().iter().map(|k| k.attribute_name()).collect())
-        .unwrap_or_default();
-    Ok(if keys != [PARTITION_KEY, SORT_KEY] || existing != wanted {
-        TableState::Differs(format!(
-            "table {table} exists with another layout (keys {keys:?}, indexes {existing:?}; expected [\"pk\", \"sk\"], {wanted:?})"
-        ))
-    } else {
+    let differences = match described.table() {
+        Some(description) => layout_differences(description, indexes),
+        None => vec!["DescribeTable returned no table description".to_owned()],
+    };
+    Ok(if differences.is_empty() {
         TableState::Matches
+    } else {
+        TableState::Differs(format!(
+            "table {table} exists with another layout: {}",
+            differences.join("; ")
+        ))
     })
+}
+
+/// How a described table differs from svcgen's layout for `indexes`: key schema, key attribute
+/// types, each index's key schema and projection (an empty list when it matches).
+fn layout_differences(
+    table: &aws_sdk_dynamodb::types::TableDescription,
+    indexes: &[&str],
+) -> Vec<String> {
+    use aws_sdk_dynamodb::types::ProjectionType;
+    let mut out = Vec::new();
+    let wanted_keys = |pk: &str, sk: &str| vec![format!("{pk} HASH"), format!("{sk} RANGE")];
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<String> {
+        schema
+            .iter()
+            .map(|k| format!("{} {}", k.attribute_name(), k.key_type().as_str()))
+            .collect()
+    };
+    let table_keys = keys(table.key_schema());
+    if table_keys != wanted_keys(PARTITION_KEY, SORT_KEY) {
+        out.push(format!(
+            "keys {table_keys:?}, expected [\"pk HASH\", \"sk RANGE\"]"
+        ));
+    }
+    let mut key_attributes = vec![PARTITION_KEY.to_owned(), SORT_KEY.to_owned()];
+    let described = table.global_secondary_indexes();
+    let mut names: Vec<&str> = described.iter().filter_map(|i| i.index_name()).collect();
+    names.sort_unstable();
+    let mut wanted: Vec<&str> = indexes.to_vec();
+    wanted.sort_unstable();
+    if names != wanted {
+        out.push(format!("indexes {names:?}, expected {wanted:?}"));
+    }
+    for index in described {
+        let name = index.index_name().unwrap_or_default();
+        if !indexes.contains(&name) {
+            continue;
+        }
+        let (pk, sk) = index_key_attributes(name);
+        let index_keys = keys(index.key_schema());
+        if index_keys != wanted_keys(&pk, &sk) {
+            out.push(format!(
+                "index {name} keys {index_keys:?}, expected [\"{pk} HASH\", \"{sk} RANGE\"]"
+            ));
+        }
+        let projection = index.projection().and_then(|p| p.projection_type());
+        if projection != Some(&ProjectionType::All) {
+            out.push(format!(
+                "index {name} projects {}, expected ALL",
+                projection.map_or("nothing", |p| p.as_str())
+            ));
+        }
+        key_attributes.extend([pk, sk]);
+    }
+    for attribute in key_attributes {
+        let kind = table
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == attribute)
+            .map(|d| d.attribute_type().as_str());
+        if kind != Some("S") {
+            out.push(format!(
+                "key attribute {attribute} is {}, expected S (string)",
+                kind.unwrap_or("undefined")
+            ));
+        }
+    }
+    out
 }
 
 /// Creates `table` with svcgen's layout: on-demand billing; string keys `pk`/`sk`; one global
@@ -526,6 +591,8 @@ pub async fn create_table(
         .send()
         .await
         .map_err(|e| sdk_error("CreateTable", e))?;
+    // DynamoDB refuses changes (UpdateTimeToLive included) while a table is CREATING.
+    wait_until_active(client, table, TABLE_ACTIVE_TIMEOUT).await?;
     client
         .update_time_to_live()
         .table_name(table)
@@ -540,6 +607,39 @@ pub async fn create_table(
         .await
         .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
     Ok(())
+}
+
+/// How long [`create_table`] waits for a new table to become ACTIVE.
+const TABLE_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Polls `DescribeTable` until `table` is ACTIVE, at most `timeout`.
+async fn wait_until_active(
+    client: &Client,
+    table: &str,
+    timeout: std::time::Duration,
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::TableStatus;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        let described = client
+            .describe_table()
+            .table_name(table)
+            .send()
+            .await
+            .map_err(|e| sdk_error("DescribeTable", e))?;
+        let status = described.table().and_then(|t| t.table_status());
+        if status == Some(&TableStatus::Active) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "table {table} is still {} after {} s",
+                status.map_or("without a status", |s| s.as_str()),
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
 }
 
 /// Creates `table` with svcgen's layout (see [`create_table`]) unless it exists; an existing
