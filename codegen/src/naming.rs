@@ -204,6 +204,16 @@ pub fn handler_trait(service: &str) -> syn::Ident {
     format_ident!("{service}Handler")
 }
 
+/// The tonic server trait of a service (`TaskService`).
+pub fn service_trait(service: &str) -> syn::Ident {
+    format_ident!("{service}")
+}
+
+/// The tonic server type of a service (`TaskServiceServer`).
+pub fn server_type(service: &str) -> syn::Ident {
+    format_ident!("{service}Server")
+}
+
 /// The struct implementing a service's tonic trait (`TaskServiceImpl`).
 pub fn impl_struct(service: &str) -> syn::Ident {
     format_ident!("{service}Impl")

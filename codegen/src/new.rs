@@ -4,7 +4,6 @@
 
 use std::path::{Component, Path, PathBuf};
 
-use heck::ToUpperCamelCase as _;
 use serde::Serialize;
 
 use crate::GenerateError;
@@ -85,7 +84,7 @@ fn input_vars(name: &str) -> InputVars<'_> {
         name,
         package: format!("{module}.v1"),
         proto_file: format!("{module}/v1/{module}.proto"),
-        service: format!("{}Service", stem.to_upper_camel_case()),
+        service: format!("{}Service", crate::naming::camel(stem)),
         table: module.clone(),
         discovery_name: stem.to_owned(),
     }

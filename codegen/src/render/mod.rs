@@ -11,7 +11,7 @@ mod service;
 use std::collections::BTreeMap;
 use std::path::PathBuf;
 
-use quote::{format_ident, quote};
+use quote::quote;
 
 use crate::GenerateError;
 use crate::compile::Compiled;
@@ -188,7 +188,7 @@ fn module<'a>(
     let service_names = model.services.iter().map(|s| &s.full_name);
     let servers = model.services.iter().map(|service| {
         let server = naming::server_module(&service.package, &service.name, &quote!(self));
-        let server_type = format_ident!("{}Server", service.name);
+        let server_type = naming::server_type(&service.name);
         let imp = naming::impl_struct(&service.name);
         quote!(#server::#server_type::new(#imp::new(repositories.clone(), handler.clone())))
     });

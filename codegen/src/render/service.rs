@@ -3,7 +3,7 @@
 //! validates, calls the repository and maps errors to status codes.
 
 use proc_macro2::TokenStream;
-use quote::{format_ident, quote};
+use quote::quote;
 
 use super::rust::docs;
 use crate::model::{EntityId, Method, Model, Operation, Service};
@@ -31,7 +31,7 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
     let handler = naming::handler_trait(&service.name);
     let imp = naming::impl_struct(&service.name);
     let server = naming::server_module(&service.package, &service.name, &quote!(super));
-    let trait_ident = format_ident!("{}", service.name);
+    let trait_ident = naming::service_trait(&service.name);
     let custom: Vec<&Method> = service
         .methods
         .iter()
