@@ -1228,8 +1228,8 @@ async fn observe(
     aws: &Clients,
     settings: &Settings,
     target_group: &str,
-) -> Result<(svcgen_deploy::wait::Observation, Option<ecs::Service>), String> {
-    use svcgen_deploy::wait;
+) -> Result<(svcgen_rollout::wait::Observation, Option<ecs::Service>), String> {
+    use svcgen_rollout::wait;
     let described = aws
         .ecs
         .describe_services()
@@ -1357,7 +1357,7 @@ pub(super) async fn wait(
     target_group: &str,
     timeout: Duration,
 ) -> Result<(), Error> {
-    use svcgen_deploy::wait::{Step, Watcher};
+    use svcgen_rollout::wait::{Step, Watcher};
     let started = Instant::now();
     let mut watcher = Watcher::new(task_definition, timeout);
     loop {

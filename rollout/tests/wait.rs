@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use svcgen_deploy::wait::{Observation, Step, Verdict, Watcher, judge};
+use svcgen_rollout::wait::{Observation, Step, Verdict, Watcher, judge};
 
 const OURS: &str = "arn:aws:ecs:eu-central-1:123456789012:task-definition/task-svc:7";
 
