@@ -236,7 +236,7 @@ fn main() -> ExitCode {
 /// Runs an AWS command; exit 2 for bad input (nothing was changed), 1 for a failure.
 #[cfg(feature = "aws")]
 fn on_runtime(
-    task: impl std::future::Future<Output = Result<(), svcgen::deploy::Error>>,
+    task: impl std::future::Future<Output = Result<(), svcgen::deploy::DeployError>>,
 ) -> ExitCode {
     let runtime = match tokio::runtime::Builder::new_current_thread()
         .enable_all()
@@ -250,13 +250,13 @@ fn on_runtime(
     };
     match runtime.block_on(task) {
         Ok(()) => ExitCode::SUCCESS,
-        Err(svcgen::deploy::Error::Input(message)) => {
-            eprintln!("error: {message}");
+        Err(svcgen::deploy::DeployError::Input(error)) => {
+            eprintln!("error: {error}");
             eprintln!("nothing was changed");
             ExitCode::from(2)
         }
-        Err(svcgen::deploy::Error::Failed(message)) => {
-            eprintln!("error: {message}");
+        Err(svcgen::deploy::DeployError::Failed(error)) => {
+            eprintln!("error: {error}");
             ExitCode::FAILURE
         }
     }
@@ -277,7 +277,7 @@ fn create_tables(dir: &Path) -> ExitCode {
     on_runtime(async move {
         svcgen::table::create(&specs)
             .await
-            .map_err(svcgen::deploy::Error::Failed)
+            .map_err(svcgen::deploy::DeployError::from)
     })
 }
 

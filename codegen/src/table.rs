@@ -38,9 +38,19 @@ pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<Tab
         .collect()
 }
 
+/// A table that could not be checked or created.
+#[derive(Debug, thiserror::Error)]
+#[error("table {table}: {error}")]
+pub struct TableError {
+    /// The physical table name.
+    pub table: String,
+    /// What the store said.
+    pub error: svcgen_runtime::StoreError,
+}
+
 /// Creates every table (standard AWS configuration: `AWS_REGION`, credentials,
 /// `AWS_ENDPOINT_URL`); prints one line per table.
-pub async fn create(specs: &[TableSpec]) -> Result<(), String> {
+pub async fn create(specs: &[TableSpec]) -> Result<(), TableError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
@@ -49,7 +59,10 @@ pub async fn create(specs: &[TableSpec]) -> Result<(), String> {
         let indexes: Vec<&str> = spec.indexes.iter().map(String::as_str).collect();
         let outcome = svcgen_runtime::store::ensure_table(&client, &spec.physical, &indexes)
             .await
-            .map_err(|e| format!("table {}: {e}", spec.physical))?;
+            .map_err(|error| TableError {
+                table: spec.physical.clone(),
+                error,
+            })?;
         let what = match outcome {
             svcgen_runtime::store::TableOutcome::Created => "created",
             svcgen_runtime::store::TableOutcome::Exists => "exists with the same layout:",

@@ -5,9 +5,13 @@
 //! with nothing changed makes no mutating call. All input is checked, and the listener and
 //! credentials are looked at, before the first mutating call. `--dry-run` stops at "would".
 
+mod error;
 mod image;
 mod steps;
 mod task_definition;
+
+pub use error::{AwsError, DeployError, Failure, InputError};
+pub use image::EngineError;
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,35 +33,6 @@ pub struct Options {
     pub wait: bool,
     /// How long to wait.
     pub timeout: Duration,
-}
-
-/// Why a deployment stopped.
-#[derive(Debug)]
-pub enum Error {
-    /// Unusable input, found before any mutating call (exit 2).
-    Input(String),
-    /// AWS refused or the rollout failed (exit 1).
-    Failed(String),
-}
-
-impl From<&str> for Error {
-    fn from(message: &str) -> Self {
-        Self::Failed(message.to_owned())
-    }
-}
-
-impl From<String> for Error {
-    fn from(message: String) -> Self {
-        Self::Failed(message)
-    }
-}
-
-/// Formats an SDK error with its whole chain (service code and message included).
-fn failed(operation: &str, error: impl std::error::Error) -> String {
-    format!(
-        "{operation} failed: {}",
-        aws_sdk_ecs::error::DisplayErrorContext(&error)
-    )
 }
 
 /// The regions svcgen knows (commercial, China, GovCloud, European Sovereign Cloud).
@@ -135,108 +110,31 @@ impl Settings {
 }
 
 /// Reads the project and its `[aws]` settings; every problem names the setting to fix.
-fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, Error> {
-    let project = crate::load(dir).map_err(|e| Error::Input(e.to_string()))?;
-    let output =
-        crate::render_project(&project, dir, None).map_err(|e| Error::Input(e.to_string()))?;
+fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, DeployError> {
+    let project = crate::load(dir).map_err(InputError::from)?;
+    let output = crate::render_project(&project, dir, None).map_err(InputError::from)?;
     if deploying {
         let drift = crate::output::check(dir, &output);
         if !drift.is_empty() {
-            let list: Vec<String> = drift.iter().map(ToString::to_string).collect();
-            return Err(Error::Input(format!(
-                "generated files are out of date ({}): run `svcgen generate {}` first, so what is deployed is what is checked in",
-                list.join(", "),
-                dir.display()
-            )));
+            return Err(InputError::Stale {
+                dir: dir.to_owned(),
+                drift,
+            }
+            .into());
         }
     }
-    let artifact = |path: &str| -> Result<String, Error> {
+    let artifact = |path: &'static str| -> Result<String, Failure> {
         output
             .get(Path::new(path))
             .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-            .ok_or_else(|| Error::Failed(format!("svcgen did not generate {path}")))
+            .ok_or(Failure::MissingArtifact { path })
     };
     let config = project.config.clone();
-    let aws = &config.aws;
-    let setting = |key: &str, what: &str, example: &str| {
-        Error::Input(format!(
-            "svcgen.toml [aws] {key} is not set: {what} (e.g. {key} = {example})"
-        ))
-    };
-    let vpc_id = aws.vpc_id.clone().ok_or_else(|| {
-        setting(
-            "vpc_id",
-            "the VPC of the load balancer and the tasks",
-            "\"vpc-0123456789abcdef0\"",
-        )
-    })?;
-    if aws.subnets.is_empty() {
-        return Err(setting(
-            "subnets",
-            "the private subnets the tasks run in",
-            "[\"subnet-0123456789abcdef0\"]",
-        ));
-    }
-    if aws.security_groups.is_empty() {
-        return Err(setting(
-            "security_groups",
-            "the tasks' security groups (allow the load balancer's group on the container port)",
-            "[\"sg-0123456789abcdef0\"]",
-        ));
-    }
-    let listener_arn = aws.listener_arn.clone().ok_or_else(|| {
-        setting(
-            "listener_arn",
-            "the ARN of the load balancer's HTTPS listener",
-            "\"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2\"",
-        )
-    })?;
-    for (key, values, prefix) in [
-        ("vpc_id", std::slice::from_ref(&vpc_id), "vpc-"),
-        ("subnets", aws.subnets.as_slice(), "subnet-"),
-        ("security_groups", aws.security_groups.as_slice(), "sg-"),
-    ] {
-        if let Some(bad) = values.iter().find(|v| !v.starts_with(prefix)) {
-            return Err(Error::Input(format!(
-                "svcgen.toml [aws] {key}: {bad:?} is not an id starting with {prefix:?}"
-            )));
-        }
-    }
-    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
-        return Err(Error::Input(format!(
-            "svcgen.toml [aws] listener_arn = {listener_arn:?} is not the ARN of an Application Load Balancer listener (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/…)"
-        )));
-    }
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| aws.region.clone())
-        .or_else(|| {
-            ["AWS_REGION", "AWS_DEFAULT_REGION"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
-        })
-        .ok_or_else(|| {
-            Error::Input(
-                "no region: set [aws] region in svcgen.toml, pass --region or set AWS_REGION"
-                    .to_owned(),
-            )
-        })?;
-    if !REGIONS.contains(&region.as_str()) {
-        return Err(Error::Input(format!(
-            "region {region:?} (from --region, svcgen.toml [aws] region or AWS_REGION) is not an AWS region; known regions: {}",
-            REGIONS.join(", ")
-        )));
-    }
-    if listener_arn.split(':').nth(3) != Some(region.as_str()) {
-        return Err(Error::Input(format!(
-            "svcgen.toml [aws] listener_arn is in another region than {region}: {listener_arn}"
-        )));
-    }
+    let network = network(&config.aws)?;
+    let region = deployment_region(region, &config.aws, &network.listener_arn)?;
     let name = config.service.name.clone();
     if name.len() > 32 {
-        return Err(Error::Input(format!(
-            "svcgen.toml [service] name {name:?} is longer than 32 characters, the limit of the ALB target group named after it"
-        )));
+        return Err(InputError::NameTooLong { name }.into());
     }
     let verify = project.model.services.first().and_then(|service| {
         let list = service
@@ -251,11 +149,11 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
     Ok(Settings {
         dir: dir.to_owned(),
         region,
-        vpc_id,
-        subnets: aws.subnets.clone(),
-        security_groups: aws.security_groups.clone(),
-        listener_arn,
-        cluster: aws.cluster.clone().unwrap_or_else(|| name.clone()),
+        vpc_id: network.vpc_id,
+        subnets: network.subnets,
+        security_groups: network.security_groups,
+        listener_arn: network.listener_arn,
+        cluster: config.aws.cluster.clone().unwrap_or_else(|| name.clone()),
         tables: crate::table::specs(&project, |_| None),
         namespace: crate::render::deploy::namespace(&config),
         discovery_service: crate::render::deploy::discovery_service(&config, &project.model),
@@ -273,6 +171,92 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
         name,
         config,
     })
+}
+
+/// The `[aws]` network settings, each present and well-formed.
+struct Network {
+    vpc_id: String,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+    listener_arn: String,
+}
+
+/// Checks the `[aws]` network settings: set, and ids and ARN of the right kind.
+fn network(aws: &crate::config::AwsConfig) -> Result<Network, InputError> {
+    let vpc_id = aws.vpc_id.clone().ok_or(InputError::Unset {
+        key: "vpc_id",
+        what: "the VPC of the load balancer and the tasks",
+        example: "\"vpc-0123456789abcdef0\"",
+    })?;
+    if aws.subnets.is_empty() {
+        return Err(InputError::Unset {
+            key: "subnets",
+            what: "the private subnets the tasks run in",
+            example: "[\"subnet-0123456789abcdef0\"]",
+        });
+    }
+    if aws.security_groups.is_empty() {
+        return Err(InputError::Unset {
+            key: "security_groups",
+            what: "the tasks' security groups (allow the load balancer's group on the container port)",
+            example: "[\"sg-0123456789abcdef0\"]",
+        });
+    }
+    let listener_arn = aws.listener_arn.clone().ok_or(InputError::Unset {
+        key: "listener_arn",
+        what: "the ARN of the load balancer's HTTPS listener",
+        example: "\"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2\"",
+    })?;
+    for (key, values, prefix) in [
+        ("vpc_id", std::slice::from_ref(&vpc_id), "vpc-"),
+        ("subnets", aws.subnets.as_slice(), "subnet-"),
+        ("security_groups", aws.security_groups.as_slice(), "sg-"),
+    ] {
+        if let Some(bad) = values.iter().find(|v| !v.starts_with(prefix)) {
+            return Err(InputError::NotAnId {
+                key,
+                value: bad.clone(),
+                prefix,
+            });
+        }
+    }
+    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
+        return Err(InputError::NotAListenerArn { arn: listener_arn });
+    }
+    Ok(Network {
+        vpc_id,
+        subnets: aws.subnets.clone(),
+        security_groups: aws.security_groups.clone(),
+        listener_arn,
+    })
+}
+
+/// The region: `--region`, else `[aws] region`, else the environment; known to svcgen and the
+/// listener's.
+fn deployment_region(
+    option: Option<&str>,
+    aws: &crate::config::AwsConfig,
+    listener_arn: &str,
+) -> Result<String, InputError> {
+    let region = option
+        .map(str::to_owned)
+        .or_else(|| aws.region.clone())
+        .or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        })
+        .ok_or(InputError::NoRegion)?;
+    if !REGIONS.contains(&region.as_str()) {
+        return Err(InputError::UnknownRegion { region });
+    }
+    if listener_arn.split(':').nth(3) != Some(region.as_str()) {
+        return Err(InputError::ListenerRegion {
+            region,
+            arn: listener_arn.to_owned(),
+        });
+    }
+    Ok(region)
 }
 
 /// One client per AWS service, from the standard configuration chain (`AWS_ENDPOINT_URL`
@@ -350,30 +334,25 @@ enum Source {
 }
 
 /// `svcgen deploy`.
-pub async fn deploy(options: &Options) -> Result<(), Error> {
+pub async fn deploy(options: &Options) -> Result<(), DeployError> {
     let settings = settings(&options.dir, options.region.as_deref(), true)?;
     let source = match &options.image {
         Some(image) if image.is_empty() || image.contains(char::is_whitespace) => {
-            return Err(Error::Input(format!(
-                "--image {image:?} is not an image URI"
-            )));
+            return Err(InputError::ImageUri {
+                image: image.clone(),
+            }
+            .into());
         }
         Some(image) => Source::Given(image.clone()),
         None => {
-            let engine = image::find_engine().ok_or_else(|| {
-                Error::Input(
-                    "no container engine (docker, podman or buildah) on PATH to build the image: install one, or deploy an existing image with --image URI".to_owned(),
-                )
-            })?;
-            let tag = image::revision(&settings.dir).map_err(Error::Input)?;
+            let engine = image::find_engine().ok_or(InputError::NoEngine)?;
+            let tag = image::revision(&settings.dir)?;
             Source::Build { engine, tag }
         }
     };
     let aws = clients(&settings.region).await;
-    let account = steps::account(&aws).await.map_err(Error::Input)?;
-    let listener = steps::listener(&aws, &settings)
-        .await
-        .map_err(Error::Input)?;
+    let account = steps::account(&aws).await?;
+    let listener = steps::listener(&aws, &settings).await?;
     println!(
         "deploying {} to {} (account {account}, cluster {}){}",
         settings.name,
@@ -423,7 +402,8 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
     plan.done(2, &format!("DynamoDB table {}", tables.join(", ")));
 
     // The task definition names the roles and the log group.
-    let spec = task_definition::Spec::parse(&fill(&settings.task_definition, &image))?;
+    let spec = task_definition::Spec::parse(&fill(&settings.task_definition, &image))
+        .map_err(Failure::TaskDefinition)?;
     let (task_role, execution_role) = spec.roles();
     for (role, policy_name, policy) in [
         (task_role, "dynamodb", &settings.task_policy),
@@ -444,9 +424,7 @@ pub async fn deploy(options: &Options) -> Result<(), Error> {
     let cluster_exists = steps::cluster(&aws, &mut plan, &settings).await?;
     plan.done(4, &format!("ECS cluster {}", settings.cluster));
 
-    let log_group = spec
-        .log_group()
-        .ok_or("deploy/task-definition.json names no awslogs-group")?;
+    let log_group = spec.log_group().ok_or(Failure::NoLogGroup)?;
     steps::log_group(
         &aws,
         &mut plan,
@@ -552,7 +530,7 @@ fn verify_command(settings: &Settings, listener: &steps::Listener) -> String {
 }
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.
-pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), Error> {
+pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), DeployError> {
     let settings = settings(dir, region, false)?;
     let aws = clients(&settings.region).await;
     steps::status(&aws, &settings).await

@@ -8,23 +8,26 @@ use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_servicediscovery::types as sd;
 use serde_json::Value;
 
+use aws_sdk_ecs::error::BuildError;
+
 use super::image::{Engine, Login};
 use super::task_definition::Spec;
-use super::{Clients, Error, Plan, Settings, failed};
-use crate::table::TableSpec;
+use super::{AwsError, Clients, DeployError, Failure, InputError, Plan, Settings};
+use crate::table::{TableError, TableSpec};
 
 /// The account the credentials belong to (also proves they work).
-pub(super) async fn account(aws: &Clients) -> Result<String, String> {
-    let identity = aws.sts.get_caller_identity().send().await.map_err(|e| {
-        format!(
-            "{} (credentials come from the standard AWS chain: AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, …)",
-            failed("sts:GetCallerIdentity", e)
-        )
+pub(super) async fn account(aws: &Clients) -> Result<String, InputError> {
+    let identity = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| InputError::Credentials(AwsError::call("sts:GetCallerIdentity", e)))?;
+    let account = identity.account().ok_or(AwsError::Unexpected {
+        operation: "sts:GetCallerIdentity",
+        returned: "no account",
     })?;
-    identity
-        .account()
-        .map(str::to_owned)
-        .ok_or_else(|| "sts:GetCallerIdentity returned no account".to_owned())
+    Ok(account.to_owned())
 }
 
 /// The HTTPS listener the rule goes on, and its load balancer.
@@ -35,7 +38,7 @@ pub(super) struct Listener {
 }
 
 /// Checks that `[aws] listener_arn` is an HTTPS listener of a load balancer in `[aws] vpc_id`.
-pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Listener, String> {
+pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Listener, InputError> {
     let listeners = aws
         .elb
         .describe_listeners()
@@ -43,22 +46,18 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "svcgen.toml [aws] listener_arn: {}",
-                failed("elasticloadbalancing:DescribeListeners", e)
-            )
+            InputError::ListenerLookup(AwsError::call("elasticloadbalancing:DescribeListeners", e))
         })?;
-    let listener = listeners.listeners().first().ok_or_else(|| {
-        format!(
-            "svcgen.toml [aws] listener_arn: no listener {}",
-            settings.listener_arn
-        )
-    })?;
+    let listener = listeners
+        .listeners()
+        .first()
+        .ok_or_else(|| InputError::NoListener {
+            arn: settings.listener_arn.clone(),
+        })?;
     if listener.protocol() != Some(&elb::ProtocolEnum::Https) {
-        return Err(format!(
-            "svcgen.toml [aws] listener_arn: the listener's protocol is {}; an ALB routes gRPC only on an HTTPS listener",
-            listener.protocol().map(|p| p.as_str()).unwrap_or("unknown")
-        ));
+        return Err(InputError::ListenerProtocol {
+            protocol: listener.protocol().map(|p| p.as_str().to_owned()),
+        });
     }
     let balancers = aws
         .elb
@@ -66,19 +65,18 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .set_load_balancer_arns(listener.load_balancer_arn().map(|a| vec![a.to_owned()]))
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeLoadBalancers", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeLoadBalancers", e))?;
     let balancer = balancers
         .load_balancers()
         .first()
-        .ok_or("the listener's load balancer was not found")?;
+        .ok_or(InputError::NoLoadBalancer)?;
     if balancer.vpc_id() != Some(settings.vpc_id.as_str()) {
-        return Err(format!(
-            "svcgen.toml [aws] vpc_id = {:?}, but the listener's load balancer is in {}",
-            settings.vpc_id,
-            balancer.vpc_id().unwrap_or("no VPC")
-        ));
+        return Err(InputError::OtherVpc {
+            vpc_id: settings.vpc_id.clone(),
+            balancer_vpc: balancer.vpc_id().map(str::to_owned),
+        });
     }
-    let priority = settings.config.deploy.listener_rule_priority.to_string();
+    let priority = settings.config.deploy.listener_rule_priority;
     let rules = aws
         .elb
         .describe_rules()
@@ -86,16 +84,16 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .page_size(400)
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeRules", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeRules", e))?;
     if let Some(taken) = rules.rules().iter().find(|r| {
-        r.priority() == Some(priority.as_str())
+        r.priority() == Some(priority.to_string().as_str())
             && !forwarded_groups(r)
                 .any(|arn| target_group_name(arn) == Some(settings.target_group()))
     }) {
-        return Err(format!(
-            "svcgen.toml [deploy] listener_rule_priority = {priority} is taken on the listener by {}: choose a free priority",
-            taken.rule_arn().unwrap_or("another rule")
-        ));
+        return Err(InputError::PriorityTaken {
+            priority,
+            rule: taken.rule_arn().map(str::to_owned),
+        });
     }
     Ok(Listener {
         dns_name: balancer.dns_name().unwrap_or_default().to_owned(),
@@ -114,7 +112,7 @@ pub(super) async fn repository(
     plan: &mut Plan,
     settings: &Settings,
     account: &str,
-) -> Result<String, Error> {
+) -> Result<String, DeployError> {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
     let name = &settings.name;
     let scanning = ImageScanningConfiguration::builder()
@@ -134,7 +132,7 @@ pub(super) async fn repository(
         {
             None
         }
-        Err(e) => return Err(failed("ecr:DescribeRepositories", e).into()),
+        Err(e) => return Err(AwsError::call("ecr:DescribeRepositories", e).into()),
     };
     let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", settings.region);
     match existing {
@@ -149,7 +147,7 @@ pub(super) async fn repository(
                     .image_scanning_configuration(scanning)
                     .send()
                     .await
-                    .map_err(|e| failed("ecr:PutImageScanningConfiguration", e))?;
+                    .map_err(|e| AwsError::call("ecr:PutImageScanningConfiguration", e))?;
             }
             Ok(repository.repository_uri().unwrap_or(&uri).to_owned())
         }
@@ -163,7 +161,7 @@ pub(super) async fn repository(
                     .image_tag_mutability(ImageTagMutability::Mutable)
                     .send()
                     .await
-                    .map_err(|e| failed("ecr:CreateRepository", e))?;
+                    .map_err(|e| AwsError::call("ecr:CreateRepository", e))?;
                 if let Some(created) = created.repository().and_then(|r| r.repository_uri()) {
                     return Ok(created.to_owned());
                 }
@@ -181,7 +179,7 @@ pub(super) async fn image(
     repository: &str,
     engine: &Engine,
     tag: &str,
-) -> Result<String, Error> {
+) -> Result<String, DeployError> {
     use aws_sdk_ecr::types::ImageIdentifier;
     let image = format!("{repository}:{tag}");
     let found = aws
@@ -200,7 +198,7 @@ pub(super) async fn image(
         {
             false
         }
-        Err(e) => return Err(failed("ecr:DescribeImages", e).into()),
+        Err(e) => return Err(AwsError::call("ecr:DescribeImages", e).into()),
     };
     if !present && plan.change(format!("build and push {image} with {}", engine.name)) {
         let token = aws
@@ -208,30 +206,40 @@ pub(super) async fn image(
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| failed("ecr:GetAuthorizationToken", e))?;
+            .map_err(|e| AwsError::call("ecr:GetAuthorizationToken", e))?;
         let data = token
             .authorization_data()
             .first()
-            .ok_or("ecr:GetAuthorizationToken returned no credentials")?;
+            .ok_or(AwsError::Unexpected {
+                operation: "ecr:GetAuthorizationToken",
+                returned: "no credentials",
+            })?;
         let registry = repository.split('/').next().unwrap_or(repository);
         let login = Login::from_token(registry, data.authorization_token().unwrap_or_default())?;
-        engine.build_and_push(&settings.dir, repository, tag, &login)?;
+        engine
+            .build_and_push(&settings.dir, repository, tag, &login)
+            .map_err(Failure::from)?;
     }
     Ok(image)
 }
 
 /// Step 2: a table with svcgen's layout.
-pub(super) async fn table(aws: &Clients, plan: &mut Plan, table: &TableSpec) -> Result<(), Error> {
+pub(super) async fn table(
+    aws: &Clients,
+    plan: &mut Plan,
+    table: &TableSpec,
+) -> Result<(), DeployError> {
     use svcgen_runtime::store::TableState;
     let indexes: Vec<&str> = table.indexes.iter().map(String::as_str).collect();
     let state = svcgen_runtime::store::check_table(&aws.dynamodb, &table.physical, &indexes)
         .await
-        .map_err(|e| format!("table {}: {e}", table.physical))?;
+        .map_err(|error| TableError {
+            table: table.physical.clone(),
+            error,
+        })?;
     match state {
         TableState::Matches => Ok(()),
-        TableState::Differs(message) => Err(Error::Failed(format!(
-            "{message}: svcgen does not change the keys of a table that holds data"
-        ))),
+        TableState::Differs(difference) => Err(Failure::TableLayout { difference }.into()),
         TableState::Missing => {
             let what = format!(
                 "create table {} (keys pk/sk, indexes: {}, TTL on ttl)",
@@ -245,7 +253,10 @@ pub(super) async fn table(aws: &Clients, plan: &mut Plan, table: &TableSpec) -> 
             if plan.change(what) {
                 svcgen_runtime::store::create_table(&aws.dynamodb, &table.physical, &indexes)
                     .await
-                    .map_err(|e| format!("table {}: {e}", table.physical))?;
+                    .map_err(|error| TableError {
+                        table: table.physical.clone(),
+                        error,
+                    })?;
             }
             Ok(())
         }
@@ -290,9 +301,9 @@ pub(super) async fn role(
     name: &str,
     trust: &str,
     (policy_name, document): (&str, &str),
-) -> Result<(), Error> {
-    let wanted_trust = policy(trust).ok_or("the generated trust policy is not JSON")?;
-    let wanted = policy(document).ok_or("the generated role policy is not JSON")?;
+) -> Result<(), DeployError> {
+    let wanted_trust = policy(trust).ok_or(Failure::PolicyNotJson { policy: "trust" })?;
+    let wanted = policy(document).ok_or(Failure::PolicyNotJson { policy: "role" })?;
     let exists = match aws.iam.get_role().role_name(name).send().await {
         Ok(out) => {
             let current = out
@@ -308,7 +319,7 @@ pub(super) async fn role(
                     .policy_document(trust)
                     .send()
                     .await
-                    .map_err(|e| failed("iam:UpdateAssumeRolePolicy", e))?;
+                    .map_err(|e| AwsError::call("iam:UpdateAssumeRolePolicy", e))?;
             }
             true
         }
@@ -321,11 +332,11 @@ pub(super) async fn role(
                     .description("svcgen: ECS task role")
                     .send()
                     .await
-                    .map_err(|e| failed("iam:CreateRole", e))?;
+                    .map_err(|e| AwsError::call("iam:CreateRole", e))?;
             }
             false
         }
-        Err(e) => return Err(failed("iam:GetRole", e).into()),
+        Err(e) => return Err(AwsError::call("iam:GetRole", e).into()),
     };
     let current = if exists {
         match aws
@@ -338,7 +349,7 @@ pub(super) async fn role(
         {
             Ok(out) => policy(out.policy_document()),
             Err(e) if is_no_such_entity(&e) => None,
-            Err(e) => return Err(failed("iam:GetRolePolicy", e).into()),
+            Err(e) => return Err(AwsError::call("iam:GetRolePolicy", e).into()),
         }
     } else {
         None
@@ -357,7 +368,7 @@ pub(super) async fn role(
                 .policy_document(document)
                 .send()
                 .await
-                .map_err(|e| failed("iam:PutRolePolicy", e))?;
+                .map_err(|e| AwsError::call("iam:PutRolePolicy", e))?;
         }
     }
     Ok(())
@@ -371,19 +382,18 @@ pub(super) async fn cluster(
     aws: &Clients,
     plan: &mut Plan,
     settings: &Settings,
-) -> Result<bool, Error> {
+) -> Result<bool, DeployError> {
     let strategy = ecs::CapacityProviderStrategyItem::builder()
         .capacity_provider(FARGATE)
         .weight(1)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let described = aws
         .ecs
         .describe_clusters()
         .clusters(&settings.cluster)
         .send()
         .await
-        .map_err(|e| failed("ecs:DescribeClusters", e))?;
+        .map_err(|e| AwsError::call("ecs:DescribeClusters", e))?;
     let active = described
         .clusters()
         .iter()
@@ -403,7 +413,7 @@ pub(super) async fn cluster(
                     .default_capacity_provider_strategy(strategy)
                     .send()
                     .await
-                    .map_err(|e| failed("ecs:PutClusterCapacityProviders", e))?;
+                    .map_err(|e| AwsError::call("ecs:PutClusterCapacityProviders", e))?;
             }
             Ok(true)
         }
@@ -425,7 +435,7 @@ pub(super) async fn cluster(
                     )
                     .send()
                     .await
-                    .map_err(|e| failed("ecs:CreateCluster", e))?;
+                    .map_err(|e| AwsError::call("ecs:CreateCluster", e))?;
                 return Ok(true);
             }
             Ok(false)
@@ -439,7 +449,7 @@ pub(super) async fn log_group(
     plan: &mut Plan,
     name: &str,
     retention_days: u32,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
     let described = aws
         .logs
@@ -447,7 +457,7 @@ pub(super) async fn log_group(
         .log_group_name_prefix(name)
         .send()
         .await
-        .map_err(|e| failed("logs:DescribeLogGroups", e))?;
+        .map_err(|e| AwsError::call("logs:DescribeLogGroups", e))?;
     let existing = described
         .log_groups()
         .iter()
@@ -461,7 +471,7 @@ pub(super) async fn log_group(
                     .log_group_name(name)
                     .send()
                     .await
-                    .map_err(|e| failed("logs:CreateLogGroup", e))?;
+                    .map_err(|e| AwsError::call("logs:CreateLogGroup", e))?;
             }
             true
         }
@@ -473,7 +483,7 @@ pub(super) async fn log_group(
             .retention_in_days(days)
             .send()
             .await
-            .map_err(|e| failed("logs:PutRetentionPolicy", e))?;
+            .map_err(|e| AwsError::call("logs:PutRetentionPolicy", e))?;
     }
     Ok(())
 }
@@ -484,7 +494,7 @@ pub(super) async fn task_definition(
     aws: &Clients,
     plan: &mut Plan,
     spec: &Spec,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, DeployError> {
     let described = aws
         .ecs
         .describe_task_definition()
@@ -499,7 +509,7 @@ pub(super) async fn task_definition(
         {
             None
         }
-        Err(e) => return Err(failed("ecs:DescribeTaskDefinition", e).into()),
+        Err(e) => return Err(AwsError::call("ecs:DescribeTaskDefinition", e).into()),
     };
     let what = match &latest {
         Some(latest) => {
@@ -527,7 +537,7 @@ async fn operation(
     aws: &Clients,
     id: &str,
     kind: sd::OperationTargetType,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = aws
@@ -536,10 +546,11 @@ async fn operation(
             .operation_id(id)
             .send()
             .await
-            .map_err(|e| failed("servicediscovery:GetOperation", e))?;
-        let operation = out
-            .operation()
-            .ok_or("servicediscovery:GetOperation returned nothing")?;
+            .map_err(|e| AwsError::call("servicediscovery:GetOperation", e))?;
+        let operation = out.operation().ok_or(AwsError::Unexpected {
+            operation: "servicediscovery:GetOperation",
+            returned: "nothing",
+        })?;
         match operation.status() {
             Some(sd::OperationStatus::Success) => {
                 return Ok(operation
@@ -549,15 +560,18 @@ async fn operation(
                     .unwrap_or_default());
             }
             Some(sd::OperationStatus::Fail) => {
-                return Err(format!(
-                    "Cloud Map operation {id} failed: {}",
-                    operation.error_message().unwrap_or("no reason given")
-                ));
+                return Err(Failure::CloudMap {
+                    operation: id.to_owned(),
+                    reason: operation
+                        .error_message()
+                        .unwrap_or("no reason given")
+                        .to_owned(),
+                });
             }
             _ if Instant::now() >= deadline => {
-                return Err(format!(
-                    "Cloud Map operation {id} did not finish within 60 s"
-                ));
+                return Err(Failure::CloudMapTimeout {
+                    operation: id.to_owned(),
+                });
             }
             _ => tokio::time::sleep(Duration::from_secs(2)).await,
         }
@@ -570,19 +584,17 @@ pub(super) async fn discovery(
     aws: &Clients,
     plan: &mut Plan,
     settings: &Settings,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, DeployError> {
     let cloud_map = &settings.config.deploy.cloud_map;
     let record = sd::DnsRecord::builder()
         .r#type(cloud_map.record_type.to_string().as_str().into())
         .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let filter = sd::NamespaceFilter::builder()
         .name(sd::NamespaceFilterName::Type)
         .values("DNS_PRIVATE")
         .condition(sd::FilterCondition::Eq)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let namespaces = aws
         .discovery
         .list_namespaces()
@@ -591,7 +603,7 @@ pub(super) async fn discovery(
         .send()
         .try_collect()
         .await
-        .map_err(|e| failed("servicediscovery:ListNamespaces", e))?;
+        .map_err(|e| AwsError::call("servicediscovery:ListNamespaces", e))?;
     let namespace = match namespaces
         .iter()
         .flat_map(|page| page.namespaces())
@@ -611,7 +623,7 @@ pub(super) async fn discovery(
                     .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
                     .send()
                     .await
-                    .map_err(|e| failed("servicediscovery:CreatePrivateDnsNamespace", e))?;
+                    .map_err(|e| AwsError::call("servicediscovery:CreatePrivateDnsNamespace", e))?;
                 let id = created.operation_id().unwrap_or_default();
                 Some(operation(aws, id, sd::OperationTargetType::Namespace).await?)
             } else {
@@ -625,8 +637,7 @@ pub(super) async fn discovery(
                 .name(sd::ServiceFilterName::NamespaceId)
                 .values(namespace)
                 .condition(sd::FilterCondition::Eq)
-                .build()
-                .map_err(|e| e.to_string())?;
+                .build()?;
             let services = aws
                 .discovery
                 .list_services()
@@ -635,7 +646,7 @@ pub(super) async fn discovery(
                 .send()
                 .try_collect()
                 .await
-                .map_err(|e| failed("servicediscovery:ListServices", e))?;
+                .map_err(|e| AwsError::call("servicediscovery:ListServices", e))?;
             services
                 .iter()
                 .flat_map(|page| page.services())
@@ -663,13 +674,12 @@ pub(super) async fn discovery(
                     sd::DnsConfig::builder()
                         .routing_policy(sd::RoutingPolicy::Multivalue)
                         .dns_records(record)
-                        .build()
-                        .map_err(|e| e.to_string())?,
+                        .build()?,
                 )
                 .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
                 .send()
                 .await
-                .map_err(|e| failed("servicediscovery:CreateService", e))?;
+                .map_err(|e| AwsError::call("servicediscovery:CreateService", e))?;
             return Ok(created.service().and_then(|s| s.arn()).map(str::to_owned));
         }
         return Ok(None);
@@ -681,7 +691,7 @@ pub(super) async fn discovery(
         .id(id)
         .send()
         .await
-        .map_err(|e| failed("servicediscovery:GetService", e))?;
+        .map_err(|e| AwsError::call("servicediscovery:GetService", e))?;
     let records = service
         .service()
         .and_then(|s| s.dns_config())
@@ -701,17 +711,12 @@ pub(super) async fn discovery(
             .id(id)
             .service(
                 sd::ServiceChange::builder()
-                    .dns_config(
-                        sd::DnsConfigChange::builder()
-                            .dns_records(record)
-                            .build()
-                            .map_err(|e| e.to_string())?,
-                    )
+                    .dns_config(sd::DnsConfigChange::builder().dns_records(record).build()?)
                     .build(),
             )
             .send()
             .await
-            .map_err(|e| failed("servicediscovery:UpdateService", e))?;
+            .map_err(|e| AwsError::call("servicediscovery:UpdateService", e))?;
         operation(
             aws,
             updated.operation_id().unwrap_or_default(),
@@ -730,7 +735,7 @@ pub(super) async fn target_group(
     aws: &Clients,
     plan: &mut Plan,
     settings: &Settings,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, DeployError> {
     let tg = &settings.config.deploy.target_group;
     let port = i32::from(settings.config.deploy.port);
     let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
@@ -744,7 +749,9 @@ pub(super) async fn target_group(
         {
             None
         }
-        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
+        Err(e) => {
+            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
+        }
     };
     let delay = tg.deregistration_delay.to_string();
     let existing = match existing {
@@ -773,12 +780,15 @@ pub(super) async fn target_group(
                 .matcher(elb::Matcher::builder().grpc_code("0").build())
                 .send()
                 .await
-                .map_err(|e| failed("elasticloadbalancing:CreateTargetGroup", e))?;
+                .map_err(|e| AwsError::call("elasticloadbalancing:CreateTargetGroup", e))?;
             let arn = created
                 .target_groups()
                 .first()
                 .and_then(|t| t.target_group_arn())
-                .ok_or("elasticloadbalancing:CreateTargetGroup returned no ARN")?
+                .ok_or(AwsError::Unexpected {
+                    operation: "elasticloadbalancing:CreateTargetGroup",
+                    returned: "no ARN",
+                })?
                 .to_owned();
             set_deregistration_delay(aws, &arn, &delay).await?;
             return Ok(Some(arn));
@@ -797,14 +807,19 @@ pub(super) async fn target_group(
         ),
         ("VPC", existing.vpc_id() == Some(settings.vpc_id.as_str())),
     ];
-    if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
-        return Err(Error::Failed(format!(
-            "target group {name} exists with another {what}, which cannot change in place: delete it (after moving its listener rules) or rename the service"
-        )));
+    if let Some((setting, _)) = fixed.iter().find(|(_, same)| !same) {
+        return Err(Failure::TargetGroupFixed {
+            name: name.to_owned(),
+            setting,
+        }
+        .into());
     }
     let arn = existing
         .target_group_arn()
-        .ok_or("elasticloadbalancing:DescribeTargetGroups returned no ARN")?
+        .ok_or(AwsError::Unexpected {
+            operation: "elasticloadbalancing:DescribeTargetGroups",
+            returned: "no ARN",
+        })?
         .to_owned();
     let health = [
         (
@@ -855,7 +870,7 @@ pub(super) async fn target_group(
             .matcher(elb::Matcher::builder().grpc_code("0").build())
             .send()
             .await
-            .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroup", e))?;
+            .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroup", e))?;
     }
     let attributes = aws
         .elb
@@ -863,7 +878,7 @@ pub(super) async fn target_group(
         .target_group_arn(&arn)
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
     let current = attributes
         .attributes()
         .iter()
@@ -881,7 +896,7 @@ pub(super) async fn target_group(
 
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
-async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Result<(), String> {
+async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Result<(), AwsError> {
     aws.elb
         .modify_target_group_attributes()
         .target_group_arn(arn)
@@ -893,7 +908,7 @@ async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Re
         )
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
     Ok(())
 }
 
@@ -931,7 +946,7 @@ pub(super) async fn listener_rule(
     settings: &Settings,
     listener: &Listener,
     target_group: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let priority = settings.config.deploy.listener_rule_priority;
     let ours = target_group.and_then(|tg| {
         listener
@@ -969,7 +984,7 @@ pub(super) async fn listener_rule(
                 )
                 .send()
                 .await
-                .map_err(|e| failed("elasticloadbalancing:CreateRule", e))?;
+                .map_err(|e| AwsError::call("elasticloadbalancing:CreateRule", e))?;
         }
         return Ok(());
     };
@@ -983,7 +998,7 @@ pub(super) async fn listener_rule(
             .conditions(condition)
             .send()
             .await
-            .map_err(|e| failed("elasticloadbalancing:ModifyRule", e))?;
+            .map_err(|e| AwsError::call("elasticloadbalancing:ModifyRule", e))?;
     }
     if rule.priority() != Some(priority.to_string().as_str())
         && plan.change(format!("move the rule to priority {priority}"))
@@ -998,7 +1013,7 @@ pub(super) async fn listener_rule(
             )
             .send()
             .await
-            .map_err(|e| failed("elasticloadbalancing:SetRulePriorities", e))?;
+            .map_err(|e| AwsError::call("elasticloadbalancing:SetRulePriorities", e))?;
     }
     Ok(())
 }
@@ -1023,7 +1038,7 @@ struct ServiceSettings {
 fn service_settings(
     settings: &Settings,
     resources: &ServiceResources<'_>,
-) -> Result<ServiceSettings, String> {
+) -> Result<ServiceSettings, BuildError> {
     let deploy = &settings.config.deploy;
     let port = i32::from(deploy.port);
     let mut subnets = settings.subnets.clone();
@@ -1038,8 +1053,7 @@ fn service_settings(
                     .set_subnets(Some(subnets))
                     .set_security_groups(Some(groups))
                     .assign_public_ip(ecs::AssignPublicIp::Disabled)
-                    .build()
-                    .map_err(|e| e.to_string())?,
+                    .build()?,
             )
             .build(),
         load_balancers: vec![
@@ -1150,7 +1164,7 @@ pub(super) async fn service(
     settings: &Settings,
     cluster_exists: bool,
     resources: &ServiceResources<'_>,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let wanted = service_settings(settings, resources)?;
     let current = if cluster_exists {
         let described = aws
@@ -1160,7 +1174,7 @@ pub(super) async fn service(
             .services(&settings.name)
             .send()
             .await
-            .map_err(|e| failed("ecs:DescribeServices", e))?;
+            .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
         described
             .services()
             .iter()
@@ -1193,7 +1207,7 @@ pub(super) async fn service(
                 .enable_ecs_managed_tags(true)
                 .send()
                 .await
-                .map_err(|e| failed("ecs:CreateService", e))?;
+                .map_err(|e| AwsError::call("ecs:CreateService", e))?;
         }
         return Ok(());
     };
@@ -1218,7 +1232,7 @@ pub(super) async fn service(
             .health_check_grace_period_seconds(wanted.grace)
             .send()
             .await
-            .map_err(|e| failed("ecs:UpdateService", e))?;
+            .map_err(|e| AwsError::call("ecs:UpdateService", e))?;
     }
     Ok(())
 }
@@ -1228,7 +1242,7 @@ async fn observe(
     aws: &Clients,
     settings: &Settings,
     target_group: &str,
-) -> Result<(svcgen_rollout::wait::Observation, Option<ecs::Service>), String> {
+) -> Result<(svcgen_rollout::wait::Observation, Option<ecs::Service>), AwsError> {
     use svcgen_rollout::wait;
     let described = aws
         .ecs
@@ -1237,7 +1251,7 @@ async fn observe(
         .services(&settings.name)
         .send()
         .await
-        .map_err(|e| failed("ecs:DescribeServices", e))?;
+        .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
     let service = described.services().first().cloned();
     let stopped = aws
         .ecs
@@ -1247,7 +1261,7 @@ async fn observe(
         .desired_status(ecs::DesiredStatus::Stopped)
         .send()
         .await
-        .map_err(|e| failed("ecs:ListTasks", e))?;
+        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
     let tasks = if stopped.task_arns().is_empty() {
         Vec::new()
     } else {
@@ -1257,7 +1271,7 @@ async fn observe(
             .set_tasks(Some(stopped.task_arns().to_vec()))
             .send()
             .await
-            .map_err(|e| failed("ecs:DescribeTasks", e))?
+            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?
             .tasks()
             .to_vec()
     };
@@ -1267,7 +1281,7 @@ async fn observe(
         .target_group_arn(target_group)
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeTargetHealth", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetHealth", e))?;
     let count = |n: i32| u32::try_from(n).unwrap_or(0);
     let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
     let observation = wait::Observation {
@@ -1356,7 +1370,7 @@ pub(super) async fn wait(
     task_definition: &str,
     target_group: &str,
     timeout: Duration,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     use svcgen_rollout::wait::{Step, Watcher};
     let started = Instant::now();
     let mut watcher = Watcher::new(task_definition, timeout);
@@ -1375,7 +1389,7 @@ pub(super) async fn wait(
                 );
                 return Ok(());
             }
-            Step::Done(Err(reason)) => return Err(Error::Failed(reason)),
+            Step::Done(Err(error)) => return Err(Failure::Rollout(error).into()),
             Step::Continue(Some(progress)) => println!("[9/10] waiting: {progress}"),
             Step::Continue(None) => {}
         }
@@ -1385,7 +1399,7 @@ pub(super) async fn wait(
 }
 
 /// `svcgen status`.
-pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Error> {
+pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), DeployError> {
     let groups = aws
         .elb
         .describe_target_groups()
@@ -1404,15 +1418,17 @@ pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Err
         {
             None
         }
-        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
+        Err(e) => {
+            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
+        }
     };
     let Some(target_group) = target_group else {
-        return Err(Error::Failed(format!(
-            "target group {} not found: {} is not deployed in {} (run `svcgen deploy`)",
-            settings.target_group(),
-            settings.name,
-            settings.region
-        )));
+        return Err(Failure::NoTargetGroup {
+            target_group: settings.target_group().to_owned(),
+            service: settings.name.clone(),
+            region: settings.region.clone(),
+        }
+        .into());
     };
     let described = aws
         .ecs
@@ -1425,17 +1441,19 @@ pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Err
         && e.as_service_error()
             .is_some_and(|e| e.is_cluster_not_found_exception())
     {
-        return Err(Error::Failed(format!(
-            "cluster {} not found in {} (run `svcgen deploy`)",
-            settings.cluster, settings.region
-        )));
+        return Err(Failure::NoCluster {
+            cluster: settings.cluster.clone(),
+            region: settings.region.clone(),
+        }
+        .into());
     }
     let (observation, service) = observe(aws, settings, &target_group).await?;
     let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
-        return Err(Error::Failed(format!(
-            "service {} not found in cluster {} (run `svcgen deploy`)",
-            settings.name, settings.cluster
-        )));
+        return Err(Failure::NoService {
+            service: settings.name.clone(),
+            cluster: settings.cluster.clone(),
+        }
+        .into());
     };
     let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
     println!(
@@ -1470,7 +1488,7 @@ pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Err
         .service_name(&settings.name)
         .send()
         .await
-        .map_err(|e| failed("ecs:ListTasks", e))?;
+        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
     if !running.task_arns().is_empty() {
         let tasks = aws
             .ecs
@@ -1479,7 +1497,7 @@ pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Err
             .set_tasks(Some(running.task_arns().to_vec()))
             .send()
             .await
-            .map_err(|e| failed("ecs:DescribeTasks", e))?;
+            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?;
         for task in tasks.tasks() {
             println!(
                 "  task {} {} health {} ({})",

@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ecs::error::BuildError;
 use aws_sdk_ecs::types as ecs;
 use serde::Deserialize;
+
+use super::{AwsError, Failure};
 
 /// The fields svcgen generates. Unknown fields are an error, so the generator and this reader
 /// cannot drift apart silently.
@@ -84,9 +87,8 @@ fn role_name(arn: &str) -> &str {
 
 impl Spec {
     /// Parses the generated JSON after its `${…}` placeholders were filled in.
-    pub(super) fn parse(json: &str) -> Result<Self, String> {
-        let mut spec: Self =
-            serde_json::from_str(json).map_err(|e| format!("deploy/task-definition.json: {e}"))?;
+    pub(super) fn parse(json: &str) -> Result<Self, serde_json::Error> {
+        let mut spec: Self = serde_json::from_str(json)?;
         spec.normalize();
         Ok(spec)
     }
@@ -265,7 +267,7 @@ impl Spec {
     }
 
     /// The container definitions as the SDK's request types.
-    pub(super) fn ecs_containers(&self) -> Result<Vec<ecs::ContainerDefinition>, String> {
+    pub(super) fn ecs_containers(&self) -> Result<Vec<ecs::ContainerDefinition>, BuildError> {
         self.container_definitions
             .iter()
             .map(|c| {
@@ -305,8 +307,7 @@ impl Spec {
                             .timeout(health.timeout)
                             .retries(health.retries)
                             .start_period(health.start_period)
-                            .build()
-                            .map_err(|e| e.to_string())?,
+                            .build()?,
                     )
                     .log_configuration(
                         ecs::LogConfiguration::builder()
@@ -318,8 +319,7 @@ impl Spec {
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect(),
                             ))
-                            .build()
-                            .map_err(|e| e.to_string())?,
+                            .build()?,
                     )
                     .user(&c.user)
                     .readonly_root_filesystem(c.readonly_root_filesystem)
@@ -330,7 +330,7 @@ impl Spec {
     }
 
     /// Registers this definition as a new revision; returns its ARN.
-    pub(super) async fn register(&self, client: &aws_sdk_ecs::Client) -> Result<String, String> {
+    pub(super) async fn register(&self, client: &aws_sdk_ecs::Client) -> Result<String, Failure> {
         let registered = client
             .register_task_definition()
             .family(&self.family)
@@ -359,11 +359,14 @@ impl Spec {
             .set_container_definitions(Some(self.ecs_containers()?))
             .send()
             .await
-            .map_err(|e| super::failed("ecs:RegisterTaskDefinition", e))?;
-        registered
+            .map_err(|e| AwsError::call("ecs:RegisterTaskDefinition", e))?;
+        let arn = registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| "ecs:RegisterTaskDefinition returned no ARN".to_owned())
+            .ok_or(AwsError::Unexpected {
+                operation: "ecs:RegisterTaskDefinition",
+                returned: "no ARN",
+            })?;
+        Ok(arn.to_owned())
     }
 }
