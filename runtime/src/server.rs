@@ -313,6 +313,8 @@ enum ServeError {
     Drain(Duration),
 }
 
+/// Serves until a signal, then drains. One function from bind to drain: the server future,
+/// the health reporter and the stop channel are shared by every phase.
 async fn serve(
     definition: &ServiceDefinition,
     config: &Config,

@@ -4,14 +4,22 @@
 //! created when missing, updated when it differs and left alone when equal, so a second run
 //! with nothing changed makes no mutating call. All input is checked, and the listener and
 //! credentials are looked at, before the first mutating call. `--dry-run` stops at "would".
+//! Nothing here prints: [`deploy`] reports each step to a [`Progress`] as it is done and
+//! returns a [`Summary`]; [`status`] returns a [`StatusReport`]; both fail with a
+//! [`DeployError`].
 
 mod error;
 mod image;
+mod progress;
+mod rollout;
+mod status;
 mod steps;
 mod task_definition;
 
 pub use error::{AwsError, DeployError, Failure, InputError};
 pub use image::EngineError;
+pub use progress::{Event, NotWaited, Outcome, Progress, STEPS, StepLine, Summary};
+pub use status::{StatusReport, TaskStatus};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -289,18 +297,16 @@ async fn clients(region: &str) -> Clients {
     }
 }
 
-/// The changes of a run: each step records what it changes (or would change, in a dry run)
-/// and prints one line.
-struct Plan {
+/// The changes of a run: each step records what it changes (or would change, in a dry run);
+/// when a step is done, its line goes to the progress.
+struct Plan<'p> {
     dry_run: bool,
     step: Vec<String>,
     total: usize,
+    progress: &'p mut dyn Progress,
 }
 
-/// The number of steps printed as `[n/STEPS]`.
-const STEPS: usize = 10;
-
-impl Plan {
+impl Plan<'_> {
     /// Records a change; true when it is to be made (not a dry run).
     fn change(&mut self, what: impl Into<String>) -> bool {
         self.step.push(what.into());
@@ -308,19 +314,23 @@ impl Plan {
         !self.dry_run
     }
 
-    /// Prints the progress line of step `n` and starts the next step.
-    fn done(&mut self, n: usize, subject: &str) -> bool {
-        let changed = !self.step.is_empty();
-        let what = if !changed {
-            "unchanged".to_owned()
+    /// Reports step `number` done and starts the next step; true when the step changed (or
+    /// would change) something.
+    fn done(&mut self, number: usize, subject: String) -> bool {
+        let changes = std::mem::take(&mut self.step);
+        let changed = !changes.is_empty();
+        let outcome = if !changed {
+            Outcome::Unchanged
         } else if self.dry_run {
-            let would: Vec<String> = self.step.iter().map(|c| format!("would {c}")).collect();
-            would.join("; ")
+            Outcome::WouldChange(changes)
         } else {
-            self.step.join("; ")
+            Outcome::Changed(changes)
         };
-        println!("[{n}/{STEPS}] {subject}: {what}");
-        self.step.clear();
+        self.progress.event(&Event::Step(StepLine {
+            number,
+            subject,
+            outcome,
+        }));
         changed
     }
 }
@@ -333,183 +343,219 @@ enum Source {
     Build { engine: image::Engine, tag: String },
 }
 
-/// `svcgen deploy`.
-pub async fn deploy(options: &Options) -> Result<(), DeployError> {
-    let settings = settings(&options.dir, options.region.as_deref(), true)?;
-    let source = match &options.image {
+/// `--image URI` when given (and plausible), else a container engine and the source revision.
+fn image_source(image: Option<&str>, dir: &Path) -> Result<Source, InputError> {
+    match image {
         Some(image) if image.is_empty() || image.contains(char::is_whitespace) => {
-            return Err(InputError::ImageUri {
-                image: image.clone(),
-            }
-            .into());
+            Err(InputError::ImageUri {
+                image: image.to_owned(),
+            })
         }
-        Some(image) => Source::Given(image.clone()),
+        Some(image) => Ok(Source::Given(image.to_owned())),
         None => {
             let engine = image::find_engine().ok_or(InputError::NoEngine)?;
-            let tag = image::revision(&settings.dir)?;
-            Source::Build { engine, tag }
+            let tag = image::revision(dir)?;
+            Ok(Source::Build { engine, tag })
         }
-    };
+    }
+}
+
+/// `svcgen deploy`: checks the input, the credentials and the listener, then runs the ten
+/// steps, reporting each to `progress` when it is done. Returns what changed (or would).
+pub async fn deploy(
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Summary, DeployError> {
+    let settings = settings(&options.dir, options.region.as_deref(), true)?;
+    let source = image_source(options.image.as_deref(), &settings.dir)?;
     let aws = clients(&settings.region).await;
     let account = steps::account(&aws).await?;
     let listener = steps::listener(&aws, &settings).await?;
-    println!(
-        "deploying {} to {} (account {account}, cluster {}){}",
-        settings.name,
-        settings.region,
-        settings.cluster,
-        if options.dry_run {
-            ", dry run: no changes are made"
-        } else {
-            ""
-        }
-    );
+    progress.event(&Event::Start {
+        service: settings.name.clone(),
+        region: settings.region.clone(),
+        account: account.clone(),
+        cluster: settings.cluster.clone(),
+        dry_run: options.dry_run,
+    });
     let mut plan = Plan {
         dry_run: options.dry_run,
         step: Vec::new(),
         total: 0,
+        progress,
     };
-    let fill = |text: &str, image: &str| {
-        text.replace("${AWS_ACCOUNT_ID}", &account)
-            .replace("${AWS_REGION}", &settings.region)
+    let deployment = Deployment {
+        aws: &aws,
+        settings: &settings,
+        account: &account,
+        listener: &listener,
+    };
+    let rollout = deployment.apply(&mut plan, &source).await?;
+    deployment.settle(&mut plan, &rollout, options).await?;
+    plan.progress.event(&Event::Verify {
+        command: verify_command(&settings, &listener),
+    });
+    Ok(Summary {
+        dry_run: options.dry_run,
+        changes: plan.total,
+    })
+}
+
+/// A deployment under way: what steps 1 to 9 work with.
+struct Deployment<'a> {
+    aws: &'a Clients,
+    settings: &'a Settings,
+    account: &'a str,
+    listener: &'a steps::Listener,
+}
+
+/// What steps 1 to 8 leave for the wait: the ARNs (none when a dry run would create them) and
+/// whether the service changed.
+struct Rollout {
+    task_definition: Option<String>,
+    target_group: Option<String>,
+    rolled_out: bool,
+}
+
+impl Deployment<'_> {
+    /// A generated artifact with its `${…}` placeholders filled in.
+    fn fill(&self, text: &str, image: &str) -> String {
+        text.replace("${AWS_ACCOUNT_ID}", self.account)
+            .replace("${AWS_REGION}", &self.settings.region)
             .replace("${IMAGE}", image)
-    };
+    }
 
-    let repository = steps::repository(&aws, &mut plan, &settings, &account).await?;
-    let image = match &source {
-        Source::Given(image) => {
-            if !image.starts_with(&format!("{repository}:")) {
-                eprintln!(
-                    "note: the execution role pulls only from {repository}; {image} must be public or allow the role in its repository policy"
-                );
+    /// Steps 1 to 8, each reported when it is done.
+    async fn apply(&self, plan: &mut Plan<'_>, source: &Source) -> Result<Rollout, DeployError> {
+        let (aws, settings) = (self.aws, self.settings);
+        let image = self.image(plan, source).await?;
+        plan.done(1, format!("ECR repository and image {image}"));
+
+        for table in &settings.tables {
+            steps::table(aws, plan, table).await?;
+        }
+        let tables: Vec<&str> = settings
+            .tables
+            .iter()
+            .map(|t| t.physical.as_str())
+            .collect();
+        plan.done(2, format!("DynamoDB table {}", tables.join(", ")));
+
+        // The task definition names the roles and the log group.
+        let spec = task_definition::Spec::parse(&self.fill(&settings.task_definition, &image))
+            .map_err(Failure::TaskDefinition)?;
+        self.roles(plan, &spec, &image).await?;
+
+        let cluster_exists = steps::cluster(aws, plan, settings).await?;
+        plan.done(4, format!("ECS cluster {}", settings.cluster));
+
+        let log_group = spec.log_group().ok_or(Failure::NoLogGroup)?;
+        let retention = settings.config.deploy.log_retention_days;
+        steps::log_group(aws, plan, log_group, retention).await?;
+        let task_definition = steps::task_definition(aws, plan, &spec).await?;
+        plan.done(5, format!("task definition {}", spec.family));
+
+        let registry = steps::discovery(aws, plan, settings).await?;
+        let cloud_map = format!("{}.{}", settings.discovery_service, settings.namespace);
+        plan.done(6, format!("Cloud Map {cloud_map}"));
+
+        let target_group = steps::target_group(aws, plan, settings).await?;
+        let target = target_group.as_deref();
+        steps::listener_rule(aws, plan, settings, self.listener, target).await?;
+        let paths = settings.path_patterns.join(", ");
+        let group = settings.target_group();
+        plan.done(7, format!("target group {group} and listener rule {paths}"));
+
+        let resources = steps::ServiceResources {
+            task_definition: task_definition.as_deref(),
+            target_group: target_group.as_deref(),
+            registry: registry.as_deref(),
+        };
+        steps::service(aws, plan, settings, cluster_exists, &resources).await?;
+        let rolled_out = plan.done(8, format!("ECS service {}", settings.name));
+        Ok(Rollout {
+            task_definition,
+            target_group,
+            rolled_out,
+        })
+    }
+
+    /// Step 1: the repository, and the image built and pushed unless it is there. Returns the
+    /// image.
+    async fn image(&self, plan: &mut Plan<'_>, source: &Source) -> Result<String, DeployError> {
+        let (aws, settings) = (self.aws, self.settings);
+        let repository = steps::repository(aws, plan, settings, self.account).await?;
+        match source {
+            Source::Given(image) => {
+                if !image.starts_with(&format!("{repository}:")) {
+                    plan.progress.event(&Event::ForeignImage {
+                        repository,
+                        image: image.clone(),
+                    });
+                }
+                Ok(image.clone())
             }
-            image.clone()
-        }
-        Source::Build { engine, tag } => {
-            steps::image(&aws, &mut plan, &settings, &repository, engine, tag).await?
-        }
-    };
-    plan.done(1, &format!("ECR repository and image {image}"));
-
-    for table in &settings.tables {
-        steps::table(&aws, &mut plan, table).await?;
-    }
-    let tables: Vec<&str> = settings
-        .tables
-        .iter()
-        .map(|t| t.physical.as_str())
-        .collect();
-    plan.done(2, &format!("DynamoDB table {}", tables.join(", ")));
-
-    // The task definition names the roles and the log group.
-    let spec = task_definition::Spec::parse(&fill(&settings.task_definition, &image))
-        .map_err(Failure::TaskDefinition)?;
-    let (task_role, execution_role) = spec.roles();
-    for (role, policy_name, policy) in [
-        (task_role, "dynamodb", &settings.task_policy),
-        (execution_role, "pull-and-log", &settings.execution_policy),
-    ] {
-        let document = fill(policy, &image);
-        steps::role(
-            &aws,
-            &mut plan,
-            role,
-            &settings.trust_policy,
-            (policy_name, &document),
-        )
-        .await?;
-    }
-    plan.done(3, &format!("IAM roles {task_role} and {execution_role}"));
-
-    let cluster_exists = steps::cluster(&aws, &mut plan, &settings).await?;
-    plan.done(4, &format!("ECS cluster {}", settings.cluster));
-
-    let log_group = spec.log_group().ok_or(Failure::NoLogGroup)?;
-    steps::log_group(
-        &aws,
-        &mut plan,
-        log_group,
-        settings.config.deploy.log_retention_days,
-    )
-    .await?;
-    let task_definition = steps::task_definition(&aws, &mut plan, &spec).await?;
-    plan.done(5, &format!("task definition {}", spec.family));
-
-    let registry = steps::discovery(&aws, &mut plan, &settings).await?;
-    plan.done(
-        6,
-        &format!(
-            "Cloud Map {}.{}",
-            settings.discovery_service, settings.namespace
-        ),
-    );
-
-    let target_group = steps::target_group(&aws, &mut plan, &settings).await?;
-    steps::listener_rule(
-        &aws,
-        &mut plan,
-        &settings,
-        &listener,
-        target_group.as_deref(),
-    )
-    .await?;
-    plan.done(
-        7,
-        &format!(
-            "target group {} and listener rule {}",
-            settings.target_group(),
-            settings.path_patterns.join(", ")
-        ),
-    );
-
-    let resources = steps::ServiceResources {
-        task_definition: task_definition.as_deref(),
-        target_group: target_group.as_deref(),
-        registry: registry.as_deref(),
-    };
-    steps::service(&aws, &mut plan, &settings, cluster_exists, &resources).await?;
-    let rolled_out = plan.done(8, &format!("ECS service {}", settings.name));
-
-    match (&task_definition, &target_group) {
-        (Some(task_definition), Some(target_group))
-            if rolled_out && options.wait && !options.dry_run =>
-        {
-            steps::wait(
-                &aws,
-                &settings,
-                task_definition,
-                target_group,
-                options.timeout,
-            )
-            .await?;
-        }
-        _ => println!(
-            "[9/{STEPS}] steady state: {}",
-            if options.dry_run {
-                "not waited for (dry run)"
-            } else if !rolled_out {
-                "nothing to roll out"
-            } else {
-                "not waited for (--no-wait); `svcgen status` shows the rollout"
+            Source::Build { engine, tag } => {
+                steps::image(aws, plan, settings, &repository, engine, tag).await
             }
-        ),
+        }
     }
 
-    println!(
-        "[10/{STEPS}] verify: {}",
-        verify_command(&settings, &listener)
-    );
-    if options.dry_run {
-        println!(
-            "dry run: {} change(s) would be made; nothing was changed",
-            plan.total
-        );
-    } else if plan.total == 0 {
-        println!("nothing changed: every resource matches the generated definitions");
-    } else {
-        println!("deployed: {} change(s) made", plan.total);
+    /// Step 3: the task role and the execution role, with their policies.
+    async fn roles(
+        &self,
+        plan: &mut Plan<'_>,
+        spec: &task_definition::Spec,
+        image: &str,
+    ) -> Result<(), DeployError> {
+        let settings = self.settings;
+        let (task_role, execution_role) = spec.roles();
+        for (role, policy_name, policy) in [
+            (task_role, "dynamodb", &settings.task_policy),
+            (execution_role, "pull-and-log", &settings.execution_policy),
+        ] {
+            let document = self.fill(policy, image);
+            let trust = &settings.trust_policy;
+            steps::role(self.aws, plan, role, trust, (policy_name, &document)).await?;
+        }
+        plan.done(3, format!("IAM roles {task_role} and {execution_role}"));
+        Ok(())
     }
-    Ok(())
+
+    /// Step 9: waits for a steady state when the service changed and waiting was asked for.
+    async fn settle(
+        &self,
+        plan: &mut Plan<'_>,
+        rollout: &Rollout,
+        options: &Options,
+    ) -> Result<(), DeployError> {
+        match (&rollout.task_definition, &rollout.target_group) {
+            (Some(task_definition), Some(target_group))
+                if rollout.rolled_out && options.wait && !options.dry_run =>
+            {
+                let arns = (task_definition.as_str(), target_group.as_str());
+                rollout::wait(
+                    self.aws,
+                    self.settings,
+                    arns,
+                    options.timeout,
+                    plan.progress,
+                )
+                .await
+            }
+            _ => {
+                let why = if options.dry_run {
+                    NotWaited::DryRun
+                } else if !rollout.rolled_out {
+                    NotWaited::NothingToRollOut
+                } else {
+                    NotWaited::NoWait
+                };
+                plan.progress.event(&Event::NotWaited(why));
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The command that calls the service through the load balancer.
@@ -530,8 +576,8 @@ fn verify_command(settings: &Settings, listener: &steps::Listener) -> String {
 }
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.
-pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), DeployError> {
+pub async fn status(dir: &Path, region: Option<&str>) -> Result<StatusReport, DeployError> {
     let settings = settings(dir, region, false)?;
     let aws = clients(&settings.region).await;
-    steps::status(&aws, &settings).await
+    status::status(&aws, &settings).await
 }

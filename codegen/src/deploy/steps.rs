@@ -3,12 +3,11 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecs::error::BuildError;
 use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_servicediscovery::types as sd;
 use serde_json::Value;
-
-use aws_sdk_ecs::error::BuildError;
 
 use super::image::{Engine, Login};
 use super::task_definition::Spec;
@@ -109,7 +108,7 @@ fn target_group_name(arn: &str) -> Option<&str> {
 /// Step 1: the ECR repository, scanning on push. Returns its URI.
 pub(super) async fn repository(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     account: &str,
 ) -> Result<String, DeployError> {
@@ -174,7 +173,7 @@ pub(super) async fn repository(
 /// Step 1: the image `repository:tag`, built and pushed unless the tag is in ECR already.
 pub(super) async fn image(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     repository: &str,
     engine: &Engine,
@@ -226,7 +225,7 @@ pub(super) async fn image(
 /// Step 2: a table with svcgen's layout.
 pub(super) async fn table(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     table: &TableSpec,
 ) -> Result<(), DeployError> {
     use svcgen_runtime::store::TableState;
@@ -297,7 +296,7 @@ where
 /// Step 3: a role assumable by ECS tasks with one inline policy.
 pub(super) async fn role(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     name: &str,
     trust: &str,
     (policy_name, document): (&str, &str),
@@ -380,7 +379,7 @@ const FARGATE: &str = "FARGATE";
 /// dry run: whether it existed).
 pub(super) async fn cluster(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
 ) -> Result<bool, DeployError> {
     let strategy = ecs::CapacityProviderStrategyItem::builder()
@@ -446,7 +445,7 @@ pub(super) async fn cluster(
 /// Step 5: the log group the task definition names, with the configured retention.
 pub(super) async fn log_group(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     name: &str,
     retention_days: u32,
 ) -> Result<(), DeployError> {
@@ -492,7 +491,7 @@ pub(super) async fn log_group(
 /// new revision. Returns its ARN (none after a dry run that would register one).
 pub(super) async fn task_definition(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     spec: &Spec,
 ) -> Result<Option<String>, DeployError> {
     let described = aws
@@ -582,7 +581,7 @@ async fn operation(
 /// service's ARN (the ECS service's registry).
 pub(super) async fn discovery(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
 ) -> Result<Option<String>, DeployError> {
     let cloud_map = &settings.config.deploy.cloud_map;
@@ -590,6 +589,25 @@ pub(super) async fn discovery(
         .r#type(cloud_map.record_type.to_string().as_str().into())
         .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
         .build()?;
+    let namespace = namespace(aws, plan, settings).await?;
+    let existing = match &namespace {
+        Some(namespace) => find_discovery_service(aws, settings, namespace).await?,
+        None => None,
+    };
+    let Some(existing) = existing else {
+        return create_discovery_service(aws, plan, settings, namespace, record).await;
+    };
+    update_records(aws, plan, settings, &existing, record).await?;
+    Ok(existing.arn().map(str::to_owned))
+}
+
+/// Step 6: the private DNS namespace, created when missing. Returns its id (none after a dry
+/// run that would create it).
+async fn namespace(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+) -> Result<Option<String>, DeployError> {
     let filter = sd::NamespaceFilter::builder()
         .name(sd::NamespaceFilterName::Type)
         .values("DNS_PRIVATE")
@@ -604,86 +622,104 @@ pub(super) async fn discovery(
         .try_collect()
         .await
         .map_err(|e| AwsError::call("servicediscovery:ListNamespaces", e))?;
-    let namespace = match namespaces
+    if let Some(namespace) = namespaces
         .iter()
         .flat_map(|page| page.namespaces())
         .find(|n| n.name() == Some(settings.namespace.as_str()))
     {
-        Some(namespace) => namespace.id().map(str::to_owned),
-        None => {
-            if plan.change(format!(
-                "create private DNS namespace {} in {}",
-                settings.namespace, settings.vpc_id
-            )) {
-                let created = aws
-                    .discovery
-                    .create_private_dns_namespace()
-                    .name(&settings.namespace)
-                    .vpc(&settings.vpc_id)
-                    .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
-                    .send()
-                    .await
-                    .map_err(|e| AwsError::call("servicediscovery:CreatePrivateDnsNamespace", e))?;
-                let id = created.operation_id().unwrap_or_default();
-                Some(operation(aws, id, sd::OperationTargetType::Namespace).await?)
-            } else {
-                None
-            }
-        }
-    };
-    let existing = match &namespace {
-        Some(namespace) => {
-            let filter = sd::ServiceFilter::builder()
-                .name(sd::ServiceFilterName::NamespaceId)
-                .values(namespace)
-                .condition(sd::FilterCondition::Eq)
-                .build()?;
-            let services = aws
-                .discovery
-                .list_services()
-                .filters(filter)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| AwsError::call("servicediscovery:ListServices", e))?;
-            services
-                .iter()
-                .flat_map(|page| page.services())
-                .find(|s| s.name() == Some(settings.discovery_service.as_str()))
-                .cloned()
-        }
-        None => None,
-    };
-    let Some(existing) = existing else {
-        let what = format!(
-            "create discovery service {} ({} records, TTL {} s)",
-            settings.discovery_service,
-            record.r#type().as_str(),
-            record.ttl()
-        );
-        if plan.change(what)
-            && let Some(namespace) = namespace
-        {
-            let created = aws
-                .discovery
-                .create_service()
-                .name(&settings.discovery_service)
-                .namespace_id(namespace)
-                .dns_config(
-                    sd::DnsConfig::builder()
-                        .routing_policy(sd::RoutingPolicy::Multivalue)
-                        .dns_records(record)
-                        .build()?,
-                )
-                .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
-                .send()
-                .await
-                .map_err(|e| AwsError::call("servicediscovery:CreateService", e))?;
-            return Ok(created.service().and_then(|s| s.arn()).map(str::to_owned));
-        }
+        return Ok(namespace.id().map(str::to_owned));
+    }
+    if !plan.change(format!(
+        "create private DNS namespace {} in {}",
+        settings.namespace, settings.vpc_id
+    )) {
+        return Ok(None);
+    }
+    let created = aws
+        .discovery
+        .create_private_dns_namespace()
+        .name(&settings.namespace)
+        .vpc(&settings.vpc_id)
+        .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:CreatePrivateDnsNamespace", e))?;
+    let id = created.operation_id().unwrap_or_default();
+    Ok(Some(
+        operation(aws, id, sd::OperationTargetType::Namespace).await?,
+    ))
+}
+
+/// The discovery service of the namespace, if it exists.
+async fn find_discovery_service(
+    aws: &Clients,
+    settings: &Settings,
+    namespace: &str,
+) -> Result<Option<sd::ServiceSummary>, DeployError> {
+    let filter = sd::ServiceFilter::builder()
+        .name(sd::ServiceFilterName::NamespaceId)
+        .values(namespace)
+        .condition(sd::FilterCondition::Eq)
+        .build()?;
+    let services = aws
+        .discovery
+        .list_services()
+        .filters(filter)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:ListServices", e))?;
+    Ok(services
+        .iter()
+        .flat_map(|page| page.services())
+        .find(|s| s.name() == Some(settings.discovery_service.as_str()))
+        .cloned())
+}
+
+/// Step 6: creates the discovery service with `record` (in a dry run, only plans it).
+async fn create_discovery_service(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    namespace: Option<String>,
+    record: sd::DnsRecord,
+) -> Result<Option<String>, DeployError> {
+    let what = format!(
+        "create discovery service {} ({} records, TTL {} s)",
+        settings.discovery_service,
+        record.r#type().as_str(),
+        record.ttl()
+    );
+    let (true, Some(namespace)) = (plan.change(what), namespace) else {
         return Ok(None);
     };
+    let created = aws
+        .discovery
+        .create_service()
+        .name(&settings.discovery_service)
+        .namespace_id(namespace)
+        .dns_config(
+            sd::DnsConfig::builder()
+                .routing_policy(sd::RoutingPolicy::Multivalue)
+                .dns_records(record)
+                .build()?,
+        )
+        .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:CreateService", e))?;
+    Ok(created.service().and_then(|s| s.arn()).map(str::to_owned))
+}
+
+/// Step 6: sets the discovery service's DNS records to `record` when they differ.
+async fn update_records(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    existing: &sd::ServiceSummary,
+    record: sd::DnsRecord,
+) -> Result<(), DeployError> {
     let id = existing.id().unwrap_or_default();
     let service = aws
         .discovery
@@ -697,34 +733,35 @@ pub(super) async fn discovery(
         .and_then(|s| s.dns_config())
         .map(|c| c.dns_records())
         .unwrap_or_default();
-    if records != [record.clone()]
-        && plan.change(format!(
+    if records == [record.clone()]
+        || !plan.change(format!(
             "set the DNS records of {} to {} with TTL {} s",
             settings.discovery_service,
             record.r#type().as_str(),
             record.ttl()
         ))
     {
-        let updated = aws
-            .discovery
-            .update_service()
-            .id(id)
-            .service(
-                sd::ServiceChange::builder()
-                    .dns_config(sd::DnsConfigChange::builder().dns_records(record).build()?)
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| AwsError::call("servicediscovery:UpdateService", e))?;
-        operation(
-            aws,
-            updated.operation_id().unwrap_or_default(),
-            sd::OperationTargetType::Service,
-        )
-        .await?;
+        return Ok(());
     }
-    Ok(existing.arn().map(str::to_owned))
+    let updated = aws
+        .discovery
+        .update_service()
+        .id(id)
+        .service(
+            sd::ServiceChange::builder()
+                .dns_config(sd::DnsConfigChange::builder().dns_records(record).build()?)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:UpdateService", e))?;
+    operation(
+        aws,
+        updated.operation_id().unwrap_or_default(),
+        sd::OperationTargetType::Service,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The health check the ALB runs: gRPC health, status OK only.
@@ -733,12 +770,9 @@ const HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
 /// Step 7: the gRPC target group. Returns its ARN (none after a dry run that would create it).
 pub(super) async fn target_group(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
 ) -> Result<Option<String>, DeployError> {
-    let tg = &settings.config.deploy.target_group;
-    let port = i32::from(settings.config.deploy.port);
-    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
     let name = settings.target_group();
     let described = aws.elb.describe_target_groups().names(name).send().await;
     let existing = match described {
@@ -753,48 +787,10 @@ pub(super) async fn target_group(
             return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
         }
     };
-    let delay = tg.deregistration_delay.to_string();
-    let existing = match existing {
-        None => {
-            if !plan.change(format!(
-                "create target group {name} (gRPC, port {port}, health check {HEALTH_PATH})"
-            )) {
-                return Ok(None);
-            }
-            let created = aws
-                .elb
-                .create_target_group()
-                .name(name)
-                .protocol(elb::ProtocolEnum::Http)
-                .protocol_version("GRPC")
-                .port(port)
-                .vpc_id(&settings.vpc_id)
-                .target_type(elb::TargetTypeEnum::Ip)
-                .health_check_enabled(true)
-                .health_check_protocol(elb::ProtocolEnum::Http)
-                .health_check_path(HEALTH_PATH)
-                .health_check_interval_seconds(as_i32(tg.health_check_interval))
-                .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
-                .healthy_threshold_count(as_i32(tg.healthy_threshold))
-                .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
-                .matcher(elb::Matcher::builder().grpc_code("0").build())
-                .send()
-                .await
-                .map_err(|e| AwsError::call("elasticloadbalancing:CreateTargetGroup", e))?;
-            let arn = created
-                .target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .ok_or(AwsError::Unexpected {
-                    operation: "elasticloadbalancing:CreateTargetGroup",
-                    returned: "no ARN",
-                })?
-                .to_owned();
-            set_deregistration_delay(aws, &arn, &delay).await?;
-            return Ok(Some(arn));
-        }
-        Some(existing) => existing,
+    let Some(existing) = existing else {
+        return create_target_group(aws, plan, settings).await;
     };
+    let port = i32::from(settings.config.deploy.port);
     let fixed = [
         ("port", existing.port() == Some(port)),
         (
@@ -821,6 +817,71 @@ pub(super) async fn target_group(
             returned: "no ARN",
         })?
         .to_owned();
+    update_health_check(aws, plan, settings, (&existing, &arn)).await?;
+    update_deregistration_delay(aws, plan, settings, &arn).await?;
+    Ok(Some(arn))
+}
+
+/// An ALB setting as the SDK takes it.
+fn as_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Step 7: creates the target group (in a dry run, only plans it).
+async fn create_target_group(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+) -> Result<Option<String>, DeployError> {
+    let tg = &settings.config.deploy.target_group;
+    let port = i32::from(settings.config.deploy.port);
+    let name = settings.target_group();
+    if !plan.change(format!(
+        "create target group {name} (gRPC, port {port}, health check {HEALTH_PATH})"
+    )) {
+        return Ok(None);
+    }
+    let created = aws
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(elb::ProtocolEnum::Http)
+        .protocol_version("GRPC")
+        .port(port)
+        .vpc_id(&settings.vpc_id)
+        .target_type(elb::TargetTypeEnum::Ip)
+        .health_check_enabled(true)
+        .health_check_protocol(elb::ProtocolEnum::Http)
+        .health_check_path(HEALTH_PATH)
+        .health_check_interval_seconds(as_i32(tg.health_check_interval))
+        .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+        .healthy_threshold_count(as_i32(tg.healthy_threshold))
+        .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+        .matcher(elb::Matcher::builder().grpc_code("0").build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("elasticloadbalancing:CreateTargetGroup", e))?;
+    let arn = created
+        .target_groups()
+        .first()
+        .and_then(|t| t.target_group_arn())
+        .ok_or(AwsError::Unexpected {
+            operation: "elasticloadbalancing:CreateTargetGroup",
+            returned: "no ARN",
+        })?
+        .to_owned();
+    set_deregistration_delay(aws, &arn, &tg.deregistration_delay.to_string()).await?;
+    Ok(Some(arn))
+}
+
+/// Step 7: the target group's health check, updated when it differs from `[deploy.target_group]`.
+async fn update_health_check(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    (existing, arn): (&elb::TargetGroup, &str),
+) -> Result<(), AwsError> {
+    let tg = &settings.config.deploy.target_group;
     let health = [
         (
             "health check path",
@@ -852,30 +913,48 @@ pub(super) async fn target_group(
         .filter(|(_, same)| !same)
         .map(|(what, _)| *what)
         .collect();
-    if !changed.is_empty()
-        && plan.change(format!(
-            "update the health check of {name} ({})",
+    if changed.is_empty()
+        || !plan.change(format!(
+            "update the health check of {} ({})",
+            settings.target_group(),
             changed.join(", ")
         ))
     {
-        aws.elb
-            .modify_target_group()
-            .target_group_arn(&arn)
-            .health_check_protocol(elb::ProtocolEnum::Http)
-            .health_check_path(HEALTH_PATH)
-            .health_check_interval_seconds(as_i32(tg.health_check_interval))
-            .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
-            .healthy_threshold_count(as_i32(tg.healthy_threshold))
-            .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
-            .matcher(elb::Matcher::builder().grpc_code("0").build())
-            .send()
-            .await
-            .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroup", e))?;
+        return Ok(());
     }
+    aws.elb
+        .modify_target_group()
+        .target_group_arn(arn)
+        .health_check_protocol(elb::ProtocolEnum::Http)
+        .health_check_path(HEALTH_PATH)
+        .health_check_interval_seconds(as_i32(tg.health_check_interval))
+        .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+        .healthy_threshold_count(as_i32(tg.healthy_threshold))
+        .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+        .matcher(elb::Matcher::builder().grpc_code("0").build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroup", e))?;
+    Ok(())
+}
+
+/// Step 7: the target group's deregistration delay, set when it differs.
+async fn update_deregistration_delay(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    arn: &str,
+) -> Result<(), AwsError> {
+    let delay = settings
+        .config
+        .deploy
+        .target_group
+        .deregistration_delay
+        .to_string();
     let attributes = aws
         .elb
         .describe_target_group_attributes()
-        .target_group_arn(&arn)
+        .target_group_arn(arn)
         .send()
         .await
         .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
@@ -886,12 +965,13 @@ pub(super) async fn target_group(
         .and_then(|a| a.value());
     if current != Some(delay.as_str())
         && plan.change(format!(
-            "set the deregistration delay of {name} to {delay} s"
+            "set the deregistration delay of {} to {delay} s",
+            settings.target_group()
         ))
     {
-        set_deregistration_delay(aws, &arn, &delay).await?;
+        set_deregistration_delay(aws, arn, &delay).await?;
     }
-    Ok(Some(arn))
+    Ok(())
 }
 
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
@@ -942,7 +1022,7 @@ fn forwarded_groups(rule: &elb::Rule) -> impl Iterator<Item = &str> {
 /// Step 7: the listener rule sending `/<package>.<Service>/*` to the target group.
 pub(super) async fn listener_rule(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     listener: &Listener,
     target_group: Option<&str>,
@@ -1160,7 +1240,7 @@ fn service_differences(
 /// Step 8: the ECS service, created or updated to the generated settings.
 pub(super) async fn service(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     cluster_exists: bool,
     resources: &ServiceResources<'_>,
@@ -1233,305 +1313,6 @@ pub(super) async fn service(
             .send()
             .await
             .map_err(|e| AwsError::call("ecs:UpdateService", e))?;
-    }
-    Ok(())
-}
-
-/// One look at the service, its stopped tasks and its targets.
-async fn observe(
-    aws: &Clients,
-    settings: &Settings,
-    target_group: &str,
-) -> Result<(svcgen_rollout::wait::Observation, Option<ecs::Service>), AwsError> {
-    use svcgen_rollout::wait;
-    let described = aws
-        .ecs
-        .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
-    let service = described.services().first().cloned();
-    let stopped = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .desired_status(ecs::DesiredStatus::Stopped)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
-    let tasks = if stopped.task_arns().is_empty() {
-        Vec::new()
-    } else {
-        aws.ecs
-            .describe_tasks()
-            .cluster(&settings.cluster)
-            .set_tasks(Some(stopped.task_arns().to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?
-            .tasks()
-            .to_vec()
-    };
-    let health = aws
-        .elb
-        .describe_target_health()
-        .target_group_arn(target_group)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetHealth", e))?;
-    let count = |n: i32| u32::try_from(n).unwrap_or(0);
-    let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
-    let observation = wait::Observation {
-        service: service
-            .as_ref()
-            .map(|s| wait::Service {
-                service_name: text(s.service_name()),
-                desired_count: count(s.desired_count()),
-                running_count: count(s.running_count()),
-                pending_count: count(s.pending_count()),
-                deployments: s
-                    .deployments()
-                    .iter()
-                    .map(|d| wait::Deployment {
-                        id: text(d.id()),
-                        status: text(d.status()),
-                        task_definition: text(d.task_definition()),
-                        desired_count: count(d.desired_count()),
-                        running_count: count(d.running_count()),
-                        failed_tasks: count(d.failed_tasks()),
-                        rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
-                        rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
-                    })
-                    .collect(),
-            })
-            .unwrap_or_default(),
-        stopped_tasks: tasks
-            .iter()
-            .map(|t| wait::Task {
-                task_arn: text(t.task_arn()),
-                task_definition_arn: text(t.task_definition_arn()),
-                last_status: text(t.last_status()),
-                stopped_reason: t.stopped_reason().map(str::to_owned),
-                stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
-                containers: t
-                    .containers()
-                    .iter()
-                    .map(|c| wait::Container {
-                        name: text(c.name()),
-                        reason: c.reason().map(str::to_owned),
-                        exit_code: c.exit_code(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        targets: health
-            .target_health_descriptions()
-            .iter()
-            .map(|d| wait::TargetHealthDescription {
-                target: wait::Target {
-                    id: text(d.target().and_then(|t| t.id())),
-                    port: d
-                        .target()
-                        .and_then(|t| t.port())
-                        .and_then(|p| u16::try_from(p).ok()),
-                },
-                target_health: wait::TargetHealth {
-                    state: d
-                        .target_health()
-                        .and_then(|h| h.state())
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    reason: d
-                        .target_health()
-                        .and_then(|h| h.reason())
-                        .map(|r| r.as_str().to_owned()),
-                    description: d
-                        .target_health()
-                        .and_then(|h| h.description())
-                        .map(str::to_owned),
-                },
-            })
-            .collect(),
-    };
-    Ok((observation, service))
-}
-
-/// Seconds between looks at a rollout.
-const POLL: Duration = Duration::from_secs(5);
-
-/// Step 9: waits for the new task definition to run everywhere with healthy targets; stops
-/// at the first failure with AWS's reason, or at the timeout.
-pub(super) async fn wait(
-    aws: &Clients,
-    settings: &Settings,
-    task_definition: &str,
-    target_group: &str,
-    timeout: Duration,
-) -> Result<(), DeployError> {
-    use svcgen_rollout::wait::{Step, Watcher};
-    let started = Instant::now();
-    let mut watcher = Watcher::new(task_definition, timeout);
-    loop {
-        let (observation, _) = observe(aws, settings, target_group).await?;
-        match watcher.step(&observation, started.elapsed()) {
-            Step::Done(Ok(())) => {
-                println!(
-                    "[9/10] steady state: {} tasks of {} running, targets healthy ({} s)",
-                    observation.service.running_count,
-                    task_definition
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(task_definition),
-                    started.elapsed().as_secs()
-                );
-                return Ok(());
-            }
-            Step::Done(Err(error)) => return Err(Failure::Rollout(error).into()),
-            Step::Continue(Some(progress)) => println!("[9/10] waiting: {progress}"),
-            Step::Continue(None) => {}
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(POLL.min(left)).await;
-    }
-}
-
-/// `svcgen status`.
-pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), DeployError> {
-    let groups = aws
-        .elb
-        .describe_target_groups()
-        .names(settings.target_group())
-        .send()
-        .await;
-    let target_group = match groups {
-        Ok(out) => out
-            .target_groups()
-            .first()
-            .and_then(|t| t.target_group_arn())
-            .map(str::to_owned),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => {
-            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
-        }
-    };
-    let Some(target_group) = target_group else {
-        return Err(Failure::NoTargetGroup {
-            target_group: settings.target_group().to_owned(),
-            service: settings.name.clone(),
-            region: settings.region.clone(),
-        }
-        .into());
-    };
-    let described = aws
-        .ecs
-        .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
-        .send()
-        .await;
-    if let Err(e) = &described
-        && e.as_service_error()
-            .is_some_and(|e| e.is_cluster_not_found_exception())
-    {
-        return Err(Failure::NoCluster {
-            cluster: settings.cluster.clone(),
-            region: settings.region.clone(),
-        }
-        .into());
-    }
-    let (observation, service) = observe(aws, settings, &target_group).await?;
-    let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
-        return Err(Failure::NoService {
-            service: settings.name.clone(),
-            cluster: settings.cluster.clone(),
-        }
-        .into());
-    };
-    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-    println!(
-        "service {} (cluster {}, {}): {} running / {} desired, {} pending, task definition {}",
-        settings.name,
-        settings.cluster,
-        settings.region,
-        service.running_count(),
-        service.desired_count(),
-        service.pending_count(),
-        short(service.task_definition().unwrap_or("none"))
-    );
-    for d in &observation.service.deployments {
-        println!(
-            "  deployment {} {}: {} {}/{} running, {} failed tasks{}",
-            d.id,
-            d.status,
-            short(&d.task_definition),
-            d.running_count,
-            d.desired_count,
-            d.failed_tasks,
-            d.rollout_state
-                .as_deref()
-                .map(|s| format!(", rollout {s}"))
-                .unwrap_or_default()
-        );
-    }
-    let running = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
-    if !running.task_arns().is_empty() {
-        let tasks = aws
-            .ecs
-            .describe_tasks()
-            .cluster(&settings.cluster)
-            .set_tasks(Some(running.task_arns().to_vec()))
-            .send()
-            .await
-            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?;
-        for task in tasks.tasks() {
-            println!(
-                "  task {} {} health {} ({})",
-                short(task.task_arn().unwrap_or_default()),
-                task.last_status().unwrap_or("unknown"),
-                task.health_status()
-                    .map(|h| h.as_str())
-                    .unwrap_or("unknown"),
-                short(task.task_definition_arn().unwrap_or_default())
-            );
-        }
-    }
-    for task in &observation.stopped_tasks {
-        println!(
-            "  stopped task {}: {}",
-            short(&task.task_arn),
-            task.stopped_reason.as_deref().unwrap_or("no reason given")
-        );
-    }
-    if observation.targets.is_empty() {
-        println!("  targets: none registered");
-    }
-    for t in &observation.targets {
-        println!(
-            "  target {}{} {}{}",
-            t.target.id,
-            t.target.port.map(|p| format!(":{p}")).unwrap_or_default(),
-            t.target_health.state,
-            t.target_health
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
     }
     Ok(())
 }

@@ -85,6 +85,72 @@ fn role_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+impl Container {
+    /// A container definition as ECS has it, in the shape svcgen generates.
+    fn from_ecs(c: &ecs::ContainerDefinition) -> Self {
+        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        Container {
+            name: text(c.name()),
+            image: text(c.image()),
+            essential: c.essential().unwrap_or(false),
+            port_mappings: c
+                .port_mappings()
+                .iter()
+                .map(|p| Port {
+                    name: text(p.name()),
+                    container_port: p.container_port().unwrap_or_default(),
+                    protocol: p
+                        .protocol()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                    app_protocol: p
+                        .app_protocol()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            environment: c
+                .environment()
+                .iter()
+                .map(|v| Variable {
+                    name: text(v.name()),
+                    value: text(v.value()),
+                })
+                .collect(),
+            health_check: c
+                .health_check()
+                .map(|h| HealthCheck {
+                    command: h.command().to_vec(),
+                    interval: h.interval().unwrap_or_default(),
+                    timeout: h.timeout().unwrap_or_default(),
+                    retries: h.retries().unwrap_or_default(),
+                    start_period: h.start_period().unwrap_or_default(),
+                })
+                .unwrap_or_else(|| HealthCheck {
+                    command: Vec::new(),
+                    interval: 0,
+                    timeout: 0,
+                    retries: 0,
+                    start_period: 0,
+                }),
+            log_configuration: Log {
+                log_driver: c
+                    .log_configuration()
+                    .map(|l| l.log_driver().as_str().to_owned())
+                    .unwrap_or_default(),
+                options: c
+                    .log_configuration()
+                    .and_then(|l| l.options())
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            },
+            user: text(c.user()),
+            readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
+            stop_timeout: c.stop_timeout().unwrap_or_default(),
+        }
+    }
+}
+
 impl Spec {
     /// Parses the generated JSON after its `${…}` placeholders were filled in.
     pub(super) fn parse(json: &str) -> Result<Self, serde_json::Error> {
@@ -151,65 +217,7 @@ impl Spec {
             container_definitions: registered
                 .container_definitions()
                 .iter()
-                .map(|c| Container {
-                    name: text(c.name()),
-                    image: text(c.image()),
-                    essential: c.essential().unwrap_or(false),
-                    port_mappings: c
-                        .port_mappings()
-                        .iter()
-                        .map(|p| Port {
-                            name: text(p.name()),
-                            container_port: p.container_port().unwrap_or_default(),
-                            protocol: p
-                                .protocol()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default(),
-                            app_protocol: p
-                                .app_protocol()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
-                    environment: c
-                        .environment()
-                        .iter()
-                        .map(|v| Variable {
-                            name: text(v.name()),
-                            value: text(v.value()),
-                        })
-                        .collect(),
-                    health_check: c
-                        .health_check()
-                        .map(|h| HealthCheck {
-                            command: h.command().to_vec(),
-                            interval: h.interval().unwrap_or_default(),
-                            timeout: h.timeout().unwrap_or_default(),
-                            retries: h.retries().unwrap_or_default(),
-                            start_period: h.start_period().unwrap_or_default(),
-                        })
-                        .unwrap_or_else(|| HealthCheck {
-                            command: Vec::new(),
-                            interval: 0,
-                            timeout: 0,
-                            retries: 0,
-                            start_period: 0,
-                        }),
-                    log_configuration: Log {
-                        log_driver: c
-                            .log_configuration()
-                            .map(|l| l.log_driver().as_str().to_owned())
-                            .unwrap_or_default(),
-                        options: c
-                            .log_configuration()
-                            .and_then(|l| l.options())
-                            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                            .unwrap_or_default(),
-                    },
-                    user: text(c.user()),
-                    readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
-                    stop_timeout: c.stop_timeout().unwrap_or_default(),
-                })
+                .map(Container::from_ecs)
                 .collect(),
         };
         spec.normalize();
