@@ -222,18 +222,39 @@ pub fn valid_service_name(name: &str) -> bool {
 /// File name of the project configuration.
 pub const FILE_NAME: &str = "svcgen.toml";
 
+/// Why `svcgen.toml` cannot be used.
+#[derive(Debug, thiserror::Error)]
+pub enum ConfigError {
+    /// The file cannot be read.
+    #[error("cannot read: {0}")]
+    Read(std::io::Error),
+    /// Not TOML, or not the shape of `svcgen.toml`; the message carries the TOML location.
+    #[error(transparent)]
+    Syntax(#[from] toml::de::Error),
+    /// `[service] name` cannot name a crate, binary and ECS family.
+    #[error(
+        "service.name = {name:?} must be lower-case letters, digits and '-', starting with a letter (it names the crate, binary and ECS family)"
+    )]
+    ServiceName {
+        /// The name given.
+        name: String,
+    },
+    /// `[proto] files` lists nothing.
+    #[error("proto.files is empty: list the .proto files to generate from")]
+    NoProtoFiles,
+}
+
 impl Config {
-    /// Parses `svcgen.toml` text; errors carry the TOML location.
-    pub fn parse(text: &str) -> Result<Self, String> {
-        let config: Self = toml::from_str(text).map_err(|e| e.to_string())?;
+    /// Parses `svcgen.toml` text; syntax errors carry the TOML location.
+    pub fn parse(text: &str) -> Result<Self, ConfigError> {
+        let config: Self = toml::from_str(text)?;
         if !valid_service_name(&config.service.name) {
-            return Err(format!(
-                "service.name = {:?} must be lower-case letters, digits and '-', starting with a letter (it names the crate, binary and ECS family)",
-                config.service.name
-            ));
+            return Err(ConfigError::ServiceName {
+                name: config.service.name,
+            });
         }
         if config.proto.files.is_empty() {
-            return Err("proto.files is empty: list the .proto files to generate from".to_owned());
+            return Err(ConfigError::NoProtoFiles);
         }
         Ok(config)
     }

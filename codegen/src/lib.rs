@@ -22,19 +22,20 @@ pub mod render;
 pub mod table;
 pub mod templates;
 
-use std::path::Path;
+use std::path::{Path, PathBuf};
 
 /// Why a project could not be generated.
 #[derive(Debug, thiserror::Error, miette::Diagnostic)]
 pub enum GenerateError {
     /// `svcgen.toml` is missing or invalid.
-    #[error("{path}: {message}")]
+    #[error("{}: {problem}", .path.display())]
     #[diagnostic(code(svcgen::config), help("see the README's svcgen.toml reference"))]
     Config {
         /// The file.
-        path: String,
-        /// What is wrong.
-        message: String,
+        path: PathBuf,
+        /// What is wrong. Part of the message rather than a `source`, which miette would print
+        /// a second time.
+        problem: config::ConfigError,
     },
     /// protox rejected a proto (syntax, imports, types).
     #[error(transparent)]
@@ -66,14 +67,13 @@ pub struct Project {
 /// Reads, compiles and validates the project in `dir`.
 pub fn load(dir: &Path) -> Result<Project, GenerateError> {
     let config_path = dir.join(config::FILE_NAME);
-    let text = std::fs::read_to_string(&config_path).map_err(|e| GenerateError::Config {
-        path: config_path.display().to_string(),
-        message: format!("cannot read: {e}"),
-    })?;
-    let config = config::Config::parse(&text).map_err(|message| GenerateError::Config {
-        path: config_path.display().to_string(),
-        message,
-    })?;
+    let invalid = |problem| GenerateError::Config {
+        path: config_path.clone(),
+        problem,
+    };
+    let text =
+        std::fs::read_to_string(&config_path).map_err(|e| invalid(config::ConfigError::Read(e)))?;
+    let config = config::Config::parse(&text).map_err(invalid)?;
     let compiled = compile::compile(
         &config.proto_root(dir),
         &config.proto.root,

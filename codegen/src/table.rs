@@ -2,6 +2,7 @@
 //! DynamoDB-API endpoint, with the layout the runtime expects.
 
 use svcgen_contract::tables;
+use svcgen_runtime::store::TableOutcome;
 
 use crate::Project;
 
@@ -38,9 +39,51 @@ pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<Tab
         .collect()
 }
 
+/// A table that could not be checked or created.
+#[derive(Debug, thiserror::Error)]
+#[error("table {table}: {error}")]
+pub struct TableError {
+    /// The physical table name.
+    pub table: String,
+    /// What the store said.
+    pub error: svcgen_runtime::StoreError,
+}
+
+/// A table `svcgen table create` created, or found with the same layout; displays as the
+/// command's line for it.
+#[derive(Clone, Debug)]
+pub struct TableReport<'a> {
+    /// The table.
+    pub spec: &'a TableSpec,
+    /// Whether it was created.
+    pub outcome: TableOutcome,
+}
+
+impl std::fmt::Display for TableReport<'_> {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let what = match self.outcome {
+            TableOutcome::Created => "created",
+            TableOutcome::Exists => "exists with the same layout:",
+        };
+        let indexes = if self.spec.indexes.is_empty() {
+            "none".to_owned()
+        } else {
+            self.spec.indexes.join(", ")
+        };
+        write!(
+            f,
+            "{what} table {} (logical `{}`, indexes: {indexes})",
+            self.spec.physical, self.spec.logical
+        )
+    }
+}
+
 /// Creates every table (standard AWS configuration: `AWS_REGION`, credentials,
-/// `AWS_ENDPOINT_URL`); prints one line per table.
-pub async fn create(specs: &[TableSpec]) -> Result<(), String> {
+/// `AWS_ENDPOINT_URL`); each table is reported to `report` as soon as it is done.
+pub async fn create(
+    specs: &[TableSpec],
+    mut report: impl FnMut(&TableReport<'_>),
+) -> Result<(), TableError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
@@ -49,25 +92,11 @@ pub async fn create(specs: &[TableSpec]) -> Result<(), String> {
         let indexes: Vec<&str> = spec.indexes.iter().map(String::as_str).collect();
         let outcome = svcgen_runtime::store::ensure_table(&client, &spec.physical, &indexes)
             .await
-            .map_err(|e| format!("table {}: {e}", spec.physical))?;
-        let what = match outcome {
-            svcgen_runtime::store::TableOutcome::Created => "created",
-            svcgen_runtime::store::TableOutcome::Exists => "exists with the same layout:",
-        };
-        println!(
-            "{what} table {} (logical `{}`, indexes: {})",
-            spec.physical,
-            spec.logical,
-            display(&spec.indexes)
-        );
+            .map_err(|error| TableError {
+                table: spec.physical.clone(),
+                error,
+            })?;
+        report(&TableReport { spec, outcome });
     }
     Ok(())
-}
-
-fn display(indexes: &[String]) -> String {
-    if indexes.is_empty() {
-        "none".to_owned()
-    } else {
-        indexes.join(", ")
-    }
 }

@@ -51,16 +51,95 @@ pub const EMBEDDED: &[(&str, &str)] = &[
     ),
 ];
 
-/// A template that cannot be loaded or rendered; the message names the file and line.
-#[derive(Debug, thiserror::Error, miette::Diagnostic)]
-#[error("{0}")]
-#[diagnostic(
-    code(svcgen::template),
-    help(
-        "compare the override with the embedded template (`svcgen templates export DIR`); the README lists each template's variables"
-    )
-)]
-pub struct TemplateError(pub String);
+/// A template that cannot be loaded, rendered or exported; the message names the file (and
+/// the line, when there is one).
+#[derive(Debug, thiserror::Error)]
+pub enum TemplateError {
+    /// A file in the override directory names no template (a typo would change nothing).
+    #[error("{}: not a svcgen template; the templates are: {}", .path.display(), template_names())]
+    NotATemplate {
+        /// The file.
+        path: PathBuf,
+    },
+    /// An override cannot be read.
+    #[error("{}: cannot read: {error}", .path.display())]
+    Read {
+        /// The file.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// The override directory cannot be listed.
+    #[error("{}: cannot read templates: {error}", .dir.display())]
+    ReadDir {
+        /// The directory.
+        dir: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+    /// A template does not parse.
+    #[error("{origin}{}: {reason}", line_column(.position))]
+    Syntax {
+        /// The override's path, or `NAME (embedded)`.
+        origin: String,
+        /// Line and column, when handlebars knows them.
+        position: Option<(usize, usize)>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// A template does not render, e.g. it names an unknown variable.
+    #[error("{origin}{}: {reason}", line_column(.position))]
+    Render {
+        /// The override's path, or `NAME (embedded)`.
+        origin: String,
+        /// Line and column, when handlebars knows them.
+        position: Option<(usize, usize)>,
+        /// What is wrong.
+        reason: String,
+    },
+    /// `svcgen templates export` would overwrite a file.
+    #[error("{}: already exists; export into an empty directory", .path.display())]
+    Exists {
+        /// The file.
+        path: PathBuf,
+    },
+    /// Listing, creating or writing failed.
+    #[error("{}: {error}", .path.display())]
+    Io {
+        /// The file or directory.
+        path: PathBuf,
+        /// Why.
+        error: std::io::Error,
+    },
+}
+
+/// Every variant has the same code and help: the fix is always in the override.
+impl miette::Diagnostic for TemplateError {
+    fn code<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new("svcgen::template"))
+    }
+
+    fn help<'a>(&'a self) -> Option<Box<dyn std::fmt::Display + 'a>> {
+        Some(Box::new(
+            "compare the override with the embedded template (`svcgen templates export DIR`); the README lists each template's variables",
+        ))
+    }
+}
+
+/// `:LINE:COLUMN`, or nothing.
+fn line_column(position: &Option<(usize, usize)>) -> String {
+    position
+        .map(|(line, column)| format!(":{line}:{column}"))
+        .unwrap_or_default()
+}
+
+fn template_names() -> String {
+    EMBEDDED
+        .iter()
+        .map(|(n, _)| *n)
+        .collect::<Vec<_>>()
+        .join(", ")
+}
 
 /// The templates in use: the embedded ones, some possibly replaced from a directory.
 pub struct Templates {
@@ -89,35 +168,27 @@ impl Templates {
                     Some((n, _)) => {
                         overridden.insert(*n, path);
                     }
-                    None => {
-                        return Err(TemplateError(format!(
-                            "{}: not a svcgen template; the templates are: {}",
-                            path.display(),
-                            EMBEDDED
-                                .iter()
-                                .map(|(n, _)| *n)
-                                .collect::<Vec<_>>()
-                                .join(", ")
-                        )));
-                    }
+                    None => return Err(TemplateError::NotATemplate { path }),
                 }
             }
         }
         for (name, text) in EMBEDDED {
             let text = match overridden.get(name) {
-                Some(path) => std::fs::read_to_string(path)
-                    .map_err(|e| TemplateError(format!("{}: cannot read: {e}", path.display())))?,
+                Some(path) => {
+                    std::fs::read_to_string(path).map_err(|error| TemplateError::Read {
+                        path: path.clone(),
+                        error,
+                    })?
+                }
                 None => (*text).to_owned(),
             };
-            registry.register_template_string(name, text).map_err(|e| {
-                let origin = origin(&overridden, name);
-                TemplateError(match e.pos() {
-                    Some((line, column)) => {
-                        format!("{origin}:{line}:{column}: {}", e.reason())
-                    }
-                    None => format!("{origin}: {}", e.reason()),
-                })
-            })?;
+            registry
+                .register_template_string(name, text)
+                .map_err(|e| TemplateError::Syntax {
+                    origin: origin(&overridden, name),
+                    position: e.pos(),
+                    reason: e.reason().to_string(),
+                })?;
         }
         Ok(Self {
             registry,
@@ -128,20 +199,19 @@ impl Templates {
     /// Renders template `name` with `data`.
     pub fn render(&self, name: &str, data: &impl Serialize) -> Result<String, TemplateError> {
         self.registry.render(name, data).map_err(|e| {
-            let origin = origin(&self.overridden, name);
             let reason = match e.reason() {
                 handlebars::RenderErrorReason::MissingVariable(Some(variable)) => {
                     format!("unknown variable `{variable}`")
                 }
                 reason => reason.to_string(),
             };
-            TemplateError(match e.line_no {
-                Some(line) => format!(
-                    "{origin}:{line}:{}: {reason}",
-                    e.column_no.unwrap_or_default()
-                ),
-                None => format!("{origin}: {reason}"),
-            })
+            TemplateError::Render {
+                origin: origin(&self.overridden, name),
+                position: e
+                    .line_no
+                    .map(|line| (line, e.column_no.unwrap_or_default())),
+                reason,
+            }
         })
     }
 }
@@ -158,12 +228,16 @@ fn files_under(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
     let mut files = Vec::new();
     let mut pending = vec![dir.to_owned()];
     while let Some(current) = pending.pop() {
-        let entries = std::fs::read_dir(&current).map_err(|e| {
-            TemplateError(format!("{}: cannot read templates: {e}", current.display()))
+        let entries = std::fs::read_dir(&current).map_err(|error| TemplateError::ReadDir {
+            dir: current.clone(),
+            error,
         })?;
         for entry in entries {
             let path = entry
-                .map_err(|e| TemplateError(format!("{}: {e}", current.display())))?
+                .map_err(|error| TemplateError::Io {
+                    path: current.clone(),
+                    error,
+                })?
                 .path();
             if path.is_dir() {
                 pending.push(path);
@@ -184,18 +258,19 @@ pub fn export(dir: &Path) -> Result<Vec<PathBuf>, TemplateError> {
         .map(|(name, text)| (dir.join(name), *text))
         .collect();
     if let Some((existing, _)) = targets.iter().find(|(path, _)| path.exists()) {
-        return Err(TemplateError(format!(
-            "{}: already exists; export into an empty directory",
-            existing.display()
-        )));
+        return Err(TemplateError::Exists {
+            path: existing.clone(),
+        });
     }
+    let io = |path: &Path| {
+        let path = path.to_owned();
+        move |error| TemplateError::Io { path, error }
+    };
     for (path, text) in &targets {
         if let Some(parent) = path.parent() {
-            std::fs::create_dir_all(parent)
-                .map_err(|e| TemplateError(format!("{}: {e}", parent.display())))?;
+            std::fs::create_dir_all(parent).map_err(io(parent))?;
         }
-        std::fs::write(path, text)
-            .map_err(|e| TemplateError(format!("{}: {e}", path.display())))?;
+        std::fs::write(path, text).map_err(io(path))?;
     }
     Ok(targets.into_iter().map(|(path, _)| path).collect())
 }

@@ -46,7 +46,20 @@ fn duration(text: &str) -> Option<Duration> {
     (seconds.is_finite() && seconds > 0.0).then(|| Duration::from_secs_f64(seconds))
 }
 
-fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
+/// Why the probe's arguments are unusable (exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum FlagError {
+    #[error("flag -{0} needs a value")]
+    MissingValue(String),
+    #[error("bad duration {0:?}")]
+    BadDuration(String),
+    #[error("unknown flag -{0}")]
+    Unknown(String),
+    #[error("-addr is required")]
+    NoAddr,
+}
+
+fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, FlagError> {
     let mut flags = Flags {
         addr: String::new(),
         service: String::new(),
@@ -61,25 +74,23 @@ fn parse(args: impl IntoIterator<Item = String>) -> Result<Flags, String> {
             None => (
                 trimmed.to_owned(),
                 args.next()
-                    .ok_or_else(|| format!("flag -{trimmed} needs a value"))?,
+                    .ok_or_else(|| FlagError::MissingValue(trimmed.to_owned()))?,
             ),
         };
         match name.as_str() {
             "addr" => flags.addr = value,
             "service" => flags.service = value,
             "connect-timeout" => {
-                flags.connect_timeout =
-                    duration(&value).ok_or_else(|| format!("bad duration {value:?}"))?
+                flags.connect_timeout = duration(&value).ok_or(FlagError::BadDuration(value))?
             }
             "rpc-timeout" => {
-                flags.rpc_timeout =
-                    duration(&value).ok_or_else(|| format!("bad duration {value:?}"))?
+                flags.rpc_timeout = duration(&value).ok_or(FlagError::BadDuration(value))?
             }
-            other => return Err(format!("unknown flag -{other}")),
+            other => return Err(FlagError::Unknown(other.to_owned())),
         }
     }
     if flags.addr.is_empty() {
-        return Err("-addr is required".to_owned());
+        return Err(FlagError::NoAddr);
     }
     if flags.addr.starts_with(':') {
         flags.addr = format!("127.0.0.1{}", flags.addr);

@@ -55,14 +55,50 @@ pub struct Config {
     pub max_concurrent_streams: Option<u32>,
 }
 
+/// Why the environment does not configure the service (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A variable holds a value that does not parse.
+    #[error("{variable}={value:?} is not valid")]
+    Invalid {
+        /// The variable, e.g. `LISTEN_ADDR`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Some tables have a DynamoDB table name and others do not.
+    #[error("DynamoDB table names are missing: set {}", .missing.join(", "))]
+    MissingTables {
+        /// The variables to set.
+        missing: Vec<&'static str>,
+    },
+    /// `TABLE_NAME` is set, but the service has several tables.
+    #[error(
+        "TABLE_NAME is ambiguous with {} tables: set {}",
+        .variables.len(),
+        .variables.join(", ")
+    )]
+    AmbiguousTable {
+        /// The per-table variables to set instead.
+        variables: Vec<&'static str>,
+    },
+    /// DynamoDB tables are configured, but the runtime was built without DynamoDB.
+    #[error("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature")]
+    NoDynamoDb,
+}
+
 impl Config {
     /// Reads the configuration; the error names the variable and the value it could not use.
-    pub fn from_env() -> Result<Self, String> {
-        fn var<T: std::str::FromStr>(name: &str, default: &str) -> Result<T, String> {
-            let value = std::env::var(name).unwrap_or_else(|_| default.to_owned());
+    pub fn from_env() -> Result<Self, ConfigError> {
+        fn var<T: std::str::FromStr>(
+            variable: &'static str,
+            default: &str,
+        ) -> Result<T, ConfigError> {
+            let value = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
             value
                 .parse()
-                .map_err(|_| format!("{name}={value:?} is not valid"))
+                .map_err(|_| ConfigError::Invalid { variable, value })
         }
         Ok(Self {
             listen_addr: var("LISTEN_ADDR", "0.0.0.0:50051")?,
@@ -80,7 +116,7 @@ impl Config {
     }
 
     /// Reads the DynamoDB table names of `tables` from the environment: all or none.
-    pub fn with_dynamodb_tables(mut self, tables: &[TableSchema]) -> Result<Self, String> {
+    pub fn with_dynamodb_tables(mut self, tables: &[TableSchema]) -> Result<Self, ConfigError> {
         let shared = std::env::var(SHARED_TABLE_VARIABLE)
             .ok()
             .filter(|v| !v.is_empty());
@@ -99,26 +135,17 @@ impl Config {
             }
         }
         if !names.is_empty() && names.len() != tables.len() {
-            let missing: Vec<&str> = tables
+            let missing = tables
                 .iter()
                 .filter(|t| !names.iter().any(|(n, _)| n == t.name))
                 .map(|t| t.variable)
                 .collect();
-            return Err(format!(
-                "DynamoDB table names are missing: set {}",
-                missing.join(", ")
-            ));
+            return Err(ConfigError::MissingTables { missing });
         }
         if names.is_empty() && shared.is_some() && tables.len() > 1 {
-            return Err(format!(
-                "TABLE_NAME is ambiguous with {} tables: set {}",
-                tables.len(),
-                tables
-                    .iter()
-                    .map(|t| t.variable)
-                    .collect::<Vec<_>>()
-                    .join(", ")
-            ));
+            return Err(ConfigError::AmbiguousTable {
+                variables: tables.iter().map(|t| t.variable).collect(),
+            });
         }
         self.dynamodb_tables = names;
         Ok(self)
@@ -264,14 +291,37 @@ pub async fn run(
     }
 }
 
+/// Why a service stopped serving (exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
+    #[error("binding {address}: {error}")]
+    Bind {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Transport(tonic::transport::Error),
+    #[error("in-flight calls did not finish within {0:?}; exiting anyway")]
+    Drain(Duration),
+}
+
+/// Serves until a signal, then drains. One function from bind to drain: the server future,
+/// the health reporter and the stop channel are shared by every phase.
 async fn serve(
     definition: &ServiceDefinition,
     config: &Config,
     routes: impl FnOnce(&Stores) -> Routes,
-) -> Result<(), String> {
+) -> Result<(), ServeError> {
     let stores = if config.dynamodb_tables.is_empty() {
-        Stores::local(&config.data_dir, definition.name, definition.tables)
-            .map_err(|e| e.to_string())?
+        Stores::local(&config.data_dir, definition.name, definition.tables)?
     } else {
         dynamodb_stores(&config.dynamodb_tables).await?
     };
@@ -283,19 +333,20 @@ async fn serve(
             .register_encoded_file_descriptor_set(definition.file_descriptor_set)
             .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
     };
-    let reflection_v1 = reflection()
-        .build_v1()
-        .map_err(|e| format!("reflection: {e}"))?;
+    let reflection_v1 = reflection().build_v1().map_err(ServeError::Reflection)?;
     let reflection_v1alpha = reflection()
         .build_v1alpha()
-        .map_err(|e| format!("reflection: {e}"))?;
+        .map_err(ServeError::Reflection)?;
 
     // Handlers first: a SIGTERM right after start-up must drain, not kill.
     let shutdown = shutdown_signal();
     let listener = TcpListener::bind(config.listen_addr)
         .await
-        .map_err(|e| format!("binding {}: {e}", config.listen_addr))?;
-    let local_addr = listener.local_addr().map_err(|e| e.to_string())?;
+        .map_err(|error| ServeError::Bind {
+            address: config.listen_addr,
+            error,
+        })?;
+    let local_addr = listener.local_addr().map_err(ServeError::Io)?;
 
     let set_all = |status: ServingStatus| {
         health.set("", status);
@@ -331,28 +382,25 @@ async fn serve(
     tokio::pin!(server);
 
     tokio::select! {
-        result = &mut server => return result.map_err(|e| e.to_string()),
+        result = &mut server => return result.map_err(ServeError::Transport),
         signal = shutdown => tracing::info!(signal, "shutting down: draining in-flight calls"),
     }
     set_all(ServingStatus::NotServing);
     if !config.shutdown_delay.is_zero() {
         tracing::info!(delay = ?config.shutdown_delay, "answering NOT_SERVING before draining");
         tokio::select! {
-            result = &mut server => return result.map_err(|e| e.to_string()),
+            result = &mut server => return result.map_err(ServeError::Transport),
             () = tokio::time::sleep(config.shutdown_delay) => {}
         }
     }
     let _ = stop_tx.send(());
     match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
         Ok(result) => {
-            result.map_err(|e| e.to_string())?;
+            result.map_err(ServeError::Transport)?;
             tracing::info!("drained; exiting");
             Ok(())
         }
-        Err(_) => Err(format!(
-            "in-flight calls did not finish within {:?}; exiting anyway",
-            config.shutdown_timeout
-        )),
+        Err(_) => Err(ServeError::Drain(config.shutdown_timeout)),
     }
 }
 
@@ -378,14 +426,14 @@ fn oversized_is_resource_exhausted(
 }
 
 #[cfg(feature = "dynamodb")]
-async fn dynamodb_stores(tables: &[(String, String)]) -> Result<Stores, String> {
+async fn dynamodb_stores(tables: &[(String, String)]) -> Result<Stores, ConfigError> {
     tracing::info!(?tables, "using DynamoDB");
     Ok(Stores::dynamodb(tables).await)
 }
 
 #[cfg(not(feature = "dynamodb"))]
-async fn dynamodb_stores(_: &[(String, String)]) -> Result<Stores, String> {
-    Err("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature".to_owned())
+async fn dynamodb_stores(_: &[(String, String)]) -> Result<Stores, ConfigError> {
+    Err(ConfigError::NoDynamoDb)
 }
 
 /// Installs SIGTERM (what ECS sends) and SIGINT handlers now, and resolves with the name of

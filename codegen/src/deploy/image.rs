@@ -1,7 +1,9 @@
 //! Building and pushing the service image with whichever container engine is installed.
 
 use std::path::{Path, PathBuf};
-use std::process::{Command, Stdio};
+use std::process::{Command, ExitStatus, Stdio};
+
+use super::{AwsError, InputError};
 
 /// A container engine on `PATH`.
 #[derive(Clone, Debug)]
@@ -51,7 +53,7 @@ fn is_executable(path: &Path) -> bool {
 /// The image tag for the source in `dir`: the git revision (short), with `-dirty-<time>`
 /// when the working tree has uncommitted changes, so every different source gets a different
 /// tag and therefore a new task definition revision.
-pub(super) fn revision(dir: &Path) -> Result<String, String> {
+pub(super) fn revision(dir: &Path) -> Result<String, InputError> {
     let git = |args: &[&str]| {
         Command::new("git")
             .args(args)
@@ -62,11 +64,8 @@ pub(super) fn revision(dir: &Path) -> Result<String, String> {
             .filter(|o| o.status.success())
             .map(|o| String::from_utf8_lossy(&o.stdout).trim().to_owned())
     };
-    let head = git(&["rev-parse", "--short=12", "HEAD"]).ok_or_else(|| {
-        format!(
-            "{} is not in a git repository with a commit: the image is tagged with the source revision; commit, or pass --image URI",
-            dir.display()
-        )
+    let head = git(&["rev-parse", "--short=12", "HEAD"]).ok_or_else(|| InputError::NoRevision {
+        dir: dir.to_owned(),
     })?;
     let dirty = git(&["status", "--porcelain", "--", "."]).is_some_and(|s| !s.is_empty());
     if dirty {
@@ -80,8 +79,41 @@ pub(super) fn revision(dir: &Path) -> Result<String, String> {
     }
 }
 
+/// Why the image did not build or push.
+#[derive(Debug, thiserror::Error)]
+pub enum EngineError {
+    /// The engine could not be started.
+    #[error("cannot run {}: {error}", .path.display())]
+    Spawn {
+        /// The engine's executable.
+        path: PathBuf,
+        /// Why it did not start.
+        error: std::io::Error,
+    },
+    /// Talking to the running engine failed.
+    #[error("{engine} {command}: {error}")]
+    Io {
+        /// `docker`, `podman` or `buildah`.
+        engine: &'static str,
+        /// Its subcommand, e.g. `login`.
+        command: String,
+        /// The error.
+        error: std::io::Error,
+    },
+    /// The engine exited with a failure.
+    #[error("`{engine} {}` failed ({status})", .args.join(" "))]
+    Exit {
+        /// `docker`, `podman` or `buildah`.
+        engine: &'static str,
+        /// Its arguments.
+        args: Vec<String>,
+        /// How it exited.
+        status: ExitStatus,
+    },
+}
+
 impl Engine {
-    fn run(&self, args: &[&str], stdin: Option<&str>, dir: &Path) -> Result<(), String> {
+    fn run(&self, args: &[&str], stdin: Option<&str>, dir: &Path) -> Result<(), EngineError> {
         use std::io::Write as _;
         let mut child = Command::new(&self.path)
             .args(args)
@@ -94,22 +126,27 @@ impl Engine {
             .stdout(Stdio::inherit())
             .stderr(Stdio::inherit())
             .spawn()
-            .map_err(|e| format!("cannot run {}: {e}", self.path.display()))?;
+            .map_err(|error| EngineError::Spawn {
+                path: self.path.clone(),
+                error,
+            })?;
+        let io = |error| EngineError::Io {
+            engine: self.name,
+            command: args.first().copied().unwrap_or_default().to_owned(),
+            error,
+        };
         if let (Some(input), Some(mut pipe)) = (stdin, child.stdin.take()) {
-            pipe.write_all(input.as_bytes())
-                .map_err(|e| format!("{} {}: {e}", self.name, args[0]))?;
+            pipe.write_all(input.as_bytes()).map_err(io)?;
         }
-        let status = child
-            .wait()
-            .map_err(|e| format!("{} {}: {e}", self.name, args[0]))?;
+        let status = child.wait().map_err(io)?;
         if status.success() {
             Ok(())
         } else {
-            Err(format!(
-                "`{} {}` failed ({status})",
-                self.name,
-                args.join(" ")
-            ))
+            Err(EngineError::Exit {
+                engine: self.name,
+                args: args.iter().map(|a| (*a).to_owned()).collect(),
+                status,
+            })
         }
     }
 
@@ -121,7 +158,7 @@ impl Engine {
         repository: &str,
         tag: &str,
         login: &Login,
-    ) -> Result<(), String> {
+    ) -> Result<(), EngineError> {
         let image = format!("{repository}:{tag}");
         let latest = format!("{repository}:latest");
         let build = if self.name == "buildah" {
@@ -159,16 +196,20 @@ pub(super) struct Login {
 
 impl Login {
     /// Decodes ECR's base64 `user:password` token.
-    pub(super) fn from_token(registry: &str, token: &str) -> Result<Self, String> {
+    pub(super) fn from_token(registry: &str, token: &str) -> Result<Self, AwsError> {
         use base64::Engine as _;
+        let unexpected = |returned| AwsError::Unexpected {
+            operation: "ecr:GetAuthorizationToken",
+            returned,
+        };
         let decoded = base64::engine::general_purpose::STANDARD
             .decode(token)
             .ok()
             .and_then(|b| String::from_utf8(b).ok())
-            .ok_or("ecr:GetAuthorizationToken returned a token that is not base64 text")?;
+            .ok_or(unexpected("a token that is not base64 text"))?;
         let (username, password) = decoded
             .split_once(':')
-            .ok_or("ecr:GetAuthorizationToken returned a token without a user name")?;
+            .ok_or(unexpected("a token without a user name"))?;
         Ok(Self {
             registry: registry
                 .trim_start_matches("https://")
@@ -216,7 +257,7 @@ mod tests {
                 .is_ok_and(|o| o.status.success());
             assert!(ok, "git {args:?}");
         };
-        assert!(revision(dir.path()).is_err_and(|e| e.contains("--image")));
+        assert!(revision(dir.path()).is_err_and(|e| e.to_string().contains("--image")));
         git(&["init", "-q"]);
         std::fs::write(dir.path().join("Dockerfile"), "FROM scratch\n").expect("write");
         git(&["add", "."]);

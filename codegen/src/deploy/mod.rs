@@ -4,10 +4,22 @@
 //! created when missing, updated when it differs and left alone when equal, so a second run
 //! with nothing changed makes no mutating call. All input is checked, and the listener and
 //! credentials are looked at, before the first mutating call. `--dry-run` stops at "would".
+//! Nothing here prints: [`deploy`] reports each step to a [`Progress`] as it is done and
+//! returns a [`Summary`]; [`status`] returns a [`StatusReport`]; both fail with a
+//! [`DeployError`].
 
+mod error;
 mod image;
+mod progress;
+mod rollout;
+mod status;
 mod steps;
 mod task_definition;
+
+pub use error::{AwsError, DeployError, Failure, InputError};
+pub use image::EngineError;
+pub use progress::{Event, NotWaited, Outcome, Progress, STEPS, StepLine, Summary};
+pub use status::{StatusReport, TaskStatus};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -29,35 +41,6 @@ pub struct Options {
     pub wait: bool,
     /// How long to wait.
     pub timeout: Duration,
-}
-
-/// Why a deployment stopped.
-#[derive(Debug)]
-pub enum Error {
-    /// Unusable input, found before any mutating call (exit 2).
-    Input(String),
-    /// AWS refused or the rollout failed (exit 1).
-    Failed(String),
-}
-
-impl From<&str> for Error {
-    fn from(message: &str) -> Self {
-        Self::Failed(message.to_owned())
-    }
-}
-
-impl From<String> for Error {
-    fn from(message: String) -> Self {
-        Self::Failed(message)
-    }
-}
-
-/// Formats an SDK error with its whole chain (service code and message included).
-fn failed(operation: &str, error: impl std::error::Error) -> String {
-    format!(
-        "{operation} failed: {}",
-        aws_sdk_ecs::error::DisplayErrorContext(&error)
-    )
 }
 
 /// The regions svcgen knows (commercial, China, GovCloud, European Sovereign Cloud).
@@ -135,108 +118,31 @@ impl Settings {
 }
 
 /// Reads the project and its `[aws]` settings; every problem names the setting to fix.
-fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, Error> {
-    let project = crate::load(dir).map_err(|e| Error::Input(e.to_string()))?;
-    let output =
-        crate::render_project(&project, dir, None).map_err(|e| Error::Input(e.to_string()))?;
+fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, DeployError> {
+    let project = crate::load(dir).map_err(InputError::from)?;
+    let output = crate::render_project(&project, dir, None).map_err(InputError::from)?;
     if deploying {
         let drift = crate::output::check(dir, &output);
         if !drift.is_empty() {
-            let list: Vec<String> = drift.iter().map(ToString::to_string).collect();
-            return Err(Error::Input(format!(
-                "generated files are out of date ({}): run `svcgen generate {}` first, so what is deployed is what is checked in",
-                list.join(", "),
-                dir.display()
-            )));
+            return Err(InputError::Stale {
+                dir: dir.to_owned(),
+                drift,
+            }
+            .into());
         }
     }
-    let artifact = |path: &str| -> Result<String, Error> {
+    let artifact = |path: &'static str| -> Result<String, Failure> {
         output
             .get(Path::new(path))
             .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-            .ok_or_else(|| Error::Failed(format!("svcgen did not generate {path}")))
+            .ok_or(Failure::MissingArtifact { path })
     };
     let config = project.config.clone();
-    let aws = &config.aws;
-    let setting = |key: &str, what: &str, example: &str| {
-        Error::Input(format!(
-            "svcgen.toml [aws] {key} is not set: {what} (e.g. {key} = {example})"
-        ))
-    };
-    let vpc_id = aws.vpc_id.clone().ok_or_else(|| {
-        setting(
-            "vpc_id",
-            "the VPC of the load balancer and the tasks",
-            "\"vpc-0123456789abcdef0\"",
-        )
-    })?;
-    if aws.subnets.is_empty() {
-        return Err(setting(
-            "subnets",
-            "the private subnets the tasks run in",
-            "[\"subnet-0123456789abcdef0\"]",
-        ));
-    }
-    if aws.security_groups.is_empty() {
-        return Err(setting(
-            "security_groups",
-            "the tasks' security groups (allow the load balancer's group on the container port)",
-            "[\"sg-0123456789abcdef0\"]",
-        ));
-    }
-    let listener_arn = aws.listener_arn.clone().ok_or_else(|| {
-        setting(
-            "listener_arn",
-            "the ARN of the load balancer's HTTPS listener",
-            "\"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2\"",
-        )
-    })?;
-    for (key, values, prefix) in [
-        ("vpc_id", std::slice::from_ref(&vpc_id), "vpc-"),
-        ("subnets", aws.subnets.as_slice(), "subnet-"),
-        ("security_groups", aws.security_groups.as_slice(), "sg-"),
-    ] {
-        if let Some(bad) = values.iter().find(|v| !v.starts_with(prefix)) {
-            return Err(Error::Input(format!(
-                "svcgen.toml [aws] {key}: {bad:?} is not an id starting with {prefix:?}"
-            )));
-        }
-    }
-    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
-        return Err(Error::Input(format!(
-            "svcgen.toml [aws] listener_arn = {listener_arn:?} is not the ARN of an Application Load Balancer listener (arn:aws:elasticloadbalancing:REGION:ACCOUNT:listener/app/…)"
-        )));
-    }
-    let region = region
-        .map(str::to_owned)
-        .or_else(|| aws.region.clone())
-        .or_else(|| {
-            ["AWS_REGION", "AWS_DEFAULT_REGION"]
-                .iter()
-                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
-        })
-        .ok_or_else(|| {
-            Error::Input(
-                "no region: set [aws] region in svcgen.toml, pass --region or set AWS_REGION"
-                    .to_owned(),
-            )
-        })?;
-    if !REGIONS.contains(&region.as_str()) {
-        return Err(Error::Input(format!(
-            "region {region:?} (from --region, svcgen.toml [aws] region or AWS_REGION) is not an AWS region; known regions: {}",
-            REGIONS.join(", ")
-        )));
-    }
-    if listener_arn.split(':').nth(3) != Some(region.as_str()) {
-        return Err(Error::Input(format!(
-            "svcgen.toml [aws] listener_arn is in another region than {region}: {listener_arn}"
-        )));
-    }
+    let network = network(&config.aws)?;
+    let region = deployment_region(region, &config.aws, &network.listener_arn)?;
     let name = config.service.name.clone();
     if name.len() > 32 {
-        return Err(Error::Input(format!(
-            "svcgen.toml [service] name {name:?} is longer than 32 characters, the limit of the ALB target group named after it"
-        )));
+        return Err(InputError::NameTooLong { name }.into());
     }
     let verify = project.model.services.first().and_then(|service| {
         let list = service
@@ -251,11 +157,11 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
     Ok(Settings {
         dir: dir.to_owned(),
         region,
-        vpc_id,
-        subnets: aws.subnets.clone(),
-        security_groups: aws.security_groups.clone(),
-        listener_arn,
-        cluster: aws.cluster.clone().unwrap_or_else(|| name.clone()),
+        vpc_id: network.vpc_id,
+        subnets: network.subnets,
+        security_groups: network.security_groups,
+        listener_arn: network.listener_arn,
+        cluster: config.aws.cluster.clone().unwrap_or_else(|| name.clone()),
         tables: crate::table::specs(&project, |_| None),
         namespace: crate::render::infra::namespace(&config),
         discovery_service: crate::render::infra::discovery_service(&config, &project.model),
@@ -273,6 +179,92 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
         name,
         config,
     })
+}
+
+/// The `[aws]` network settings, each present and well-formed.
+struct Network {
+    vpc_id: String,
+    subnets: Vec<String>,
+    security_groups: Vec<String>,
+    listener_arn: String,
+}
+
+/// Checks the `[aws]` network settings: set, and ids and ARN of the right kind.
+fn network(aws: &crate::config::AwsConfig) -> Result<Network, InputError> {
+    let vpc_id = aws.vpc_id.clone().ok_or(InputError::Unset {
+        key: "vpc_id",
+        what: "the VPC of the load balancer and the tasks",
+        example: "\"vpc-0123456789abcdef0\"",
+    })?;
+    if aws.subnets.is_empty() {
+        return Err(InputError::Unset {
+            key: "subnets",
+            what: "the private subnets the tasks run in",
+            example: "[\"subnet-0123456789abcdef0\"]",
+        });
+    }
+    if aws.security_groups.is_empty() {
+        return Err(InputError::Unset {
+            key: "security_groups",
+            what: "the tasks' security groups (allow the load balancer's group on the container port)",
+            example: "[\"sg-0123456789abcdef0\"]",
+        });
+    }
+    let listener_arn = aws.listener_arn.clone().ok_or(InputError::Unset {
+        key: "listener_arn",
+        what: "the ARN of the load balancer's HTTPS listener",
+        example: "\"arn:aws:elasticloadbalancing:eu-west-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2\"",
+    })?;
+    for (key, values, prefix) in [
+        ("vpc_id", std::slice::from_ref(&vpc_id), "vpc-"),
+        ("subnets", aws.subnets.as_slice(), "subnet-"),
+        ("security_groups", aws.security_groups.as_slice(), "sg-"),
+    ] {
+        if let Some(bad) = values.iter().find(|v| !v.starts_with(prefix)) {
+            return Err(InputError::NotAnId {
+                key,
+                value: bad.clone(),
+                prefix,
+            });
+        }
+    }
+    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
+        return Err(InputError::NotAListenerArn { arn: listener_arn });
+    }
+    Ok(Network {
+        vpc_id,
+        subnets: aws.subnets.clone(),
+        security_groups: aws.security_groups.clone(),
+        listener_arn,
+    })
+}
+
+/// The region: `--region`, else `[aws] region`, else the environment; known to svcgen and the
+/// listener's.
+fn deployment_region(
+    option: Option<&str>,
+    aws: &crate::config::AwsConfig,
+    listener_arn: &str,
+) -> Result<String, InputError> {
+    let region = option
+        .map(str::to_owned)
+        .or_else(|| aws.region.clone())
+        .or_else(|| {
+            ["AWS_REGION", "AWS_DEFAULT_REGION"]
+                .iter()
+                .find_map(|v| std::env::var(v).ok().filter(|r| !r.is_empty()))
+        })
+        .ok_or(InputError::NoRegion)?;
+    if !REGIONS.contains(&region.as_str()) {
+        return Err(InputError::UnknownRegion { region });
+    }
+    if listener_arn.split(':').nth(3) != Some(region.as_str()) {
+        return Err(InputError::ListenerRegion {
+            region,
+            arn: listener_arn.to_owned(),
+        });
+    }
+    Ok(region)
 }
 
 /// One client per AWS service, from the standard configuration chain (`AWS_ENDPOINT_URL`
@@ -305,18 +297,16 @@ async fn clients(region: &str) -> Clients {
     }
 }
 
-/// The changes of a run: each step records what it changes (or would change, in a dry run)
-/// and prints one line.
-struct Plan {
+/// The changes of a run: each step records what it changes (or would change, in a dry run);
+/// when a step is done, its line goes to the progress.
+struct Plan<'p> {
     dry_run: bool,
     step: Vec<String>,
     total: usize,
+    progress: &'p mut dyn Progress,
 }
 
-/// The number of steps printed as `[n/STEPS]`.
-const STEPS: usize = 10;
-
-impl Plan {
+impl Plan<'_> {
     /// Records a change; true when it is to be made (not a dry run).
     fn change(&mut self, what: impl Into<String>) -> bool {
         self.step.push(what.into());
@@ -324,19 +314,23 @@ impl Plan {
         !self.dry_run
     }
 
-    /// Prints the progress line of step `n` and starts the next step.
-    fn done(&mut self, n: usize, subject: &str) -> bool {
-        let changed = !self.step.is_empty();
-        let what = if !changed {
-            "unchanged".to_owned()
+    /// Reports step `number` done and starts the next step; true when the step changed (or
+    /// would change) something.
+    fn done(&mut self, number: usize, subject: String) -> bool {
+        let changes = std::mem::take(&mut self.step);
+        let changed = !changes.is_empty();
+        let outcome = if !changed {
+            Outcome::Unchanged
         } else if self.dry_run {
-            let would: Vec<String> = self.step.iter().map(|c| format!("would {c}")).collect();
-            would.join("; ")
+            Outcome::WouldChange(changes)
         } else {
-            self.step.join("; ")
+            Outcome::Changed(changes)
         };
-        println!("[{n}/{STEPS}] {subject}: {what}");
-        self.step.clear();
+        self.progress.event(&Event::Step(StepLine {
+            number,
+            subject,
+            outcome,
+        }));
         changed
     }
 }
@@ -349,189 +343,219 @@ enum Source {
     Build { engine: image::Engine, tag: String },
 }
 
-/// `svcgen deploy`.
-pub async fn deploy(options: &Options) -> Result<(), Error> {
-    let settings = settings(&options.dir, options.region.as_deref(), true)?;
-    let source = match &options.image {
+/// `--image URI` when given (and plausible), else a container engine and the source revision.
+fn image_source(image: Option<&str>, dir: &Path) -> Result<Source, InputError> {
+    match image {
         Some(image) if image.is_empty() || image.contains(char::is_whitespace) => {
-            return Err(Error::Input(format!(
-                "--image {image:?} is not an image URI"
-            )));
+            Err(InputError::ImageUri {
+                image: image.to_owned(),
+            })
         }
-        Some(image) => Source::Given(image.clone()),
+        Some(image) => Ok(Source::Given(image.to_owned())),
         None => {
-            let engine = image::find_engine().ok_or_else(|| {
-                Error::Input(
-                    "no container engine (docker, podman or buildah) on PATH to build the image: install one, or deploy an existing image with --image URI".to_owned(),
-                )
-            })?;
-            let tag = image::revision(&settings.dir).map_err(Error::Input)?;
-            Source::Build { engine, tag }
+            let engine = image::find_engine().ok_or(InputError::NoEngine)?;
+            let tag = image::revision(dir)?;
+            Ok(Source::Build { engine, tag })
         }
-    };
+    }
+}
+
+/// `svcgen deploy`: checks the input, the credentials and the listener, then runs the ten
+/// steps, reporting each to `progress` when it is done. Returns what changed (or would).
+pub async fn deploy(
+    options: &Options,
+    progress: &mut dyn Progress,
+) -> Result<Summary, DeployError> {
+    let settings = settings(&options.dir, options.region.as_deref(), true)?;
+    let source = image_source(options.image.as_deref(), &settings.dir)?;
     let aws = clients(&settings.region).await;
-    let account = steps::account(&aws).await.map_err(Error::Input)?;
-    let listener = steps::listener(&aws, &settings)
-        .await
-        .map_err(Error::Input)?;
-    println!(
-        "deploying {} to {} (account {account}, cluster {}){}",
-        settings.name,
-        settings.region,
-        settings.cluster,
-        if options.dry_run {
-            ", dry run: no changes are made"
-        } else {
-            ""
-        }
-    );
+    let account = steps::account(&aws).await?;
+    let listener = steps::listener(&aws, &settings).await?;
+    progress.event(&Event::Start {
+        service: settings.name.clone(),
+        region: settings.region.clone(),
+        account: account.clone(),
+        cluster: settings.cluster.clone(),
+        dry_run: options.dry_run,
+    });
     let mut plan = Plan {
         dry_run: options.dry_run,
         step: Vec::new(),
         total: 0,
+        progress,
     };
-    let fill = |text: &str, image: &str| {
-        text.replace("${AWS_ACCOUNT_ID}", &account)
-            .replace("${AWS_REGION}", &settings.region)
+    let deployment = Deployment {
+        aws: &aws,
+        settings: &settings,
+        account: &account,
+        listener: &listener,
+    };
+    let rollout = deployment.apply(&mut plan, &source).await?;
+    deployment.settle(&mut plan, &rollout, options).await?;
+    plan.progress.event(&Event::Verify {
+        command: verify_command(&settings, &listener),
+    });
+    Ok(Summary {
+        dry_run: options.dry_run,
+        changes: plan.total,
+    })
+}
+
+/// A deployment under way: what steps 1 to 9 work with.
+struct Deployment<'a> {
+    aws: &'a Clients,
+    settings: &'a Settings,
+    account: &'a str,
+    listener: &'a steps::Listener,
+}
+
+/// What steps 1 to 8 leave for the wait: the ARNs (none when a dry run would create them) and
+/// whether the service changed.
+struct Rollout {
+    task_definition: Option<String>,
+    target_group: Option<String>,
+    rolled_out: bool,
+}
+
+impl Deployment<'_> {
+    /// A generated artifact with its `${…}` placeholders filled in.
+    fn fill(&self, text: &str, image: &str) -> String {
+        text.replace("${AWS_ACCOUNT_ID}", self.account)
+            .replace("${AWS_REGION}", &self.settings.region)
             .replace("${IMAGE}", image)
-    };
+    }
 
-    let repository = steps::repository(&aws, &mut plan, &settings, &account).await?;
-    let image = match &source {
-        Source::Given(image) => {
-            if !image.starts_with(&format!("{repository}:")) {
-                eprintln!(
-                    "note: the execution role pulls only from {repository}; {image} must be public or allow the role in its repository policy"
-                );
+    /// Steps 1 to 8, each reported when it is done.
+    async fn apply(&self, plan: &mut Plan<'_>, source: &Source) -> Result<Rollout, DeployError> {
+        let (aws, settings) = (self.aws, self.settings);
+        let image = self.image(plan, source).await?;
+        plan.done(1, format!("ECR repository and image {image}"));
+
+        for table in &settings.tables {
+            steps::table(aws, plan, table).await?;
+        }
+        let tables: Vec<&str> = settings
+            .tables
+            .iter()
+            .map(|t| t.physical.as_str())
+            .collect();
+        plan.done(2, format!("DynamoDB table {}", tables.join(", ")));
+
+        // The task definition names the roles and the log group.
+        let spec = task_definition::Spec::parse(&self.fill(&settings.task_definition, &image))
+            .map_err(Failure::TaskDefinition)?;
+        self.roles(plan, &spec, &image).await?;
+
+        let cluster_exists = steps::cluster(aws, plan, settings).await?;
+        plan.done(4, format!("ECS cluster {}", settings.cluster));
+
+        let log_group = spec.log_group().ok_or(Failure::NoLogGroup)?;
+        let retention = settings.config.deploy.log_retention_days;
+        steps::log_group(aws, plan, log_group, retention).await?;
+        let task_definition = steps::task_definition(aws, plan, &spec).await?;
+        plan.done(5, format!("task definition {}", spec.family));
+
+        let registry = steps::discovery(aws, plan, settings).await?;
+        let cloud_map = format!("{}.{}", settings.discovery_service, settings.namespace);
+        plan.done(6, format!("Cloud Map {cloud_map}"));
+
+        let target_group = steps::target_group(aws, plan, settings).await?;
+        let target = target_group.as_deref();
+        steps::listener_rule(aws, plan, settings, self.listener, target).await?;
+        let paths = settings.path_patterns.join(", ");
+        let group = settings.target_group();
+        plan.done(7, format!("target group {group} and listener rule {paths}"));
+
+        let resources = steps::ServiceResources {
+            task_definition: task_definition.as_deref(),
+            target_group: target_group.as_deref(),
+            registry: registry.as_deref(),
+        };
+        steps::service(aws, plan, settings, cluster_exists, &resources).await?;
+        let rolled_out = plan.done(8, format!("ECS service {}", settings.name));
+        Ok(Rollout {
+            task_definition,
+            target_group,
+            rolled_out,
+        })
+    }
+
+    /// Step 1: the repository, and the image built and pushed unless it is there. Returns the
+    /// image.
+    async fn image(&self, plan: &mut Plan<'_>, source: &Source) -> Result<String, DeployError> {
+        let (aws, settings) = (self.aws, self.settings);
+        let repository = steps::repository(aws, plan, settings, self.account).await?;
+        match source {
+            Source::Given(image) => {
+                if !image.starts_with(&format!("{repository}:")) {
+                    plan.progress.event(&Event::ForeignImage {
+                        repository,
+                        image: image.clone(),
+                    });
+                }
+                Ok(image.clone())
             }
-            image.clone()
-        }
-        Source::Build { engine, tag } => {
-            steps::image(&aws, &mut plan, &settings, &repository, engine, tag).await?
-        }
-    };
-    plan.done(1, &format!("ECR repository and image {image}"));
-
-    for table in &settings.tables {
-        steps::table(&aws, &mut plan, table).await?;
-    }
-    let tables: Vec<&str> = settings
-        .tables
-        .iter()
-        .map(|t| t.physical.as_str())
-        .collect();
-    plan.done(2, &format!("DynamoDB table {}", tables.join(", ")));
-
-    // The task definition names the roles and the log group.
-    let spec = task_definition::Spec::parse(&fill(&settings.task_definition, &image))?;
-    let (task_role, execution_role) = spec.roles();
-    for (role, policy_name, policy) in [
-        (task_role, "dynamodb", &settings.task_policy),
-        (execution_role, "pull-and-log", &settings.execution_policy),
-    ] {
-        let document = fill(policy, &image);
-        steps::role(
-            &aws,
-            &mut plan,
-            role,
-            &settings.trust_policy,
-            (policy_name, &document),
-        )
-        .await?;
-    }
-    plan.done(3, &format!("IAM roles {task_role} and {execution_role}"));
-
-    let cluster_exists = steps::cluster(&aws, &mut plan, &settings).await?;
-    plan.done(4, &format!("ECS cluster {}", settings.cluster));
-
-    let log_group = spec
-        .log_group()
-        .ok_or("deploy/task-definition.json names no awslogs-group")?;
-    steps::log_group(
-        &aws,
-        &mut plan,
-        log_group,
-        settings.config.deploy.log_retention_days,
-    )
-    .await?;
-    let task_definition = steps::task_definition(&aws, &mut plan, &spec).await?;
-    plan.done(5, &format!("task definition {}", spec.family));
-
-    let registry = steps::discovery(&aws, &mut plan, &settings).await?;
-    plan.done(
-        6,
-        &format!(
-            "Cloud Map {}.{}",
-            settings.discovery_service, settings.namespace
-        ),
-    );
-
-    let target_group = steps::target_group(&aws, &mut plan, &settings).await?;
-    steps::listener_rule(
-        &aws,
-        &mut plan,
-        &settings,
-        &listener,
-        target_group.as_deref(),
-    )
-    .await?;
-    plan.done(
-        7,
-        &format!(
-            "target group {} and listener rule {}",
-            settings.target_group(),
-            settings.path_patterns.join(", ")
-        ),
-    );
-
-    let resources = steps::ServiceResources {
-        task_definition: task_definition.as_deref(),
-        target_group: target_group.as_deref(),
-        registry: registry.as_deref(),
-    };
-    steps::service(&aws, &mut plan, &settings, cluster_exists, &resources).await?;
-    let rolled_out = plan.done(8, &format!("ECS service {}", settings.name));
-
-    match (&task_definition, &target_group) {
-        (Some(task_definition), Some(target_group))
-            if rolled_out && options.wait && !options.dry_run =>
-        {
-            steps::wait(
-                &aws,
-                &settings,
-                task_definition,
-                target_group,
-                options.timeout,
-            )
-            .await?;
-        }
-        _ => println!(
-            "[9/{STEPS}] steady state: {}",
-            if options.dry_run {
-                "not waited for (dry run)"
-            } else if !rolled_out {
-                "nothing to roll out"
-            } else {
-                "not waited for (--no-wait); `svcgen status` shows the rollout"
+            Source::Build { engine, tag } => {
+                steps::image(aws, plan, settings, &repository, engine, tag).await
             }
-        ),
+        }
     }
 
-    println!(
-        "[10/{STEPS}] verify: {}",
-        verify_command(&settings, &listener)
-    );
-    if options.dry_run {
-        println!(
-            "dry run: {} change(s) would be made; nothing was changed",
-            plan.total
-        );
-    } else if plan.total == 0 {
-        println!("nothing changed: every resource matches the generated definitions");
-    } else {
-        println!("deployed: {} change(s) made", plan.total);
+    /// Step 3: the task role and the execution role, with their policies.
+    async fn roles(
+        &self,
+        plan: &mut Plan<'_>,
+        spec: &task_definition::Spec,
+        image: &str,
+    ) -> Result<(), DeployError> {
+        let settings = self.settings;
+        let (task_role, execution_role) = spec.roles();
+        for (role, policy_name, policy) in [
+            (task_role, "dynamodb", &settings.task_policy),
+            (execution_role, "pull-and-log", &settings.execution_policy),
+        ] {
+            let document = self.fill(policy, image);
+            let trust = &settings.trust_policy;
+            steps::role(self.aws, plan, role, trust, (policy_name, &document)).await?;
+        }
+        plan.done(3, format!("IAM roles {task_role} and {execution_role}"));
+        Ok(())
     }
-    Ok(())
+
+    /// Step 9: waits for a steady state when the service changed and waiting was asked for.
+    async fn settle(
+        &self,
+        plan: &mut Plan<'_>,
+        rollout: &Rollout,
+        options: &Options,
+    ) -> Result<(), DeployError> {
+        match (&rollout.task_definition, &rollout.target_group) {
+            (Some(task_definition), Some(target_group))
+                if rollout.rolled_out && options.wait && !options.dry_run =>
+            {
+                let arns = (task_definition.as_str(), target_group.as_str());
+                rollout::wait(
+                    self.aws,
+                    self.settings,
+                    arns,
+                    options.timeout,
+                    plan.progress,
+                )
+                .await
+            }
+            _ => {
+                let why = if options.dry_run {
+                    NotWaited::DryRun
+                } else if !rollout.rolled_out {
+                    NotWaited::NothingToRollOut
+                } else {
+                    NotWaited::NoWait
+                };
+                plan.progress.event(&Event::NotWaited(why));
+                Ok(())
+            }
+        }
+    }
 }
 
 /// The command that calls the service through the load balancer.
@@ -552,8 +576,8 @@ fn verify_command(settings: &Settings, listener: &steps::Listener) -> String {
 }
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.
-pub async fn status(dir: &Path, region: Option<&str>) -> Result<(), Error> {
+pub async fn status(dir: &Path, region: Option<&str>) -> Result<StatusReport, DeployError> {
     let settings = settings(dir, region, false)?;
     let aws = clients(&settings.region).await;
-    steps::status(&aws, &settings).await
+    status::status(&aws, &settings).await
 }

@@ -3,6 +3,7 @@
 
 use std::time::{Duration, Instant};
 
+use aws_sdk_ecs::error::BuildError;
 use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_servicediscovery::types as sd;
@@ -10,21 +11,22 @@ use serde_json::Value;
 
 use super::image::{Engine, Login};
 use super::task_definition::Spec;
-use super::{Clients, Error, Plan, Settings, failed};
-use crate::table::TableSpec;
+use super::{AwsError, Clients, DeployError, Failure, InputError, Plan, Settings};
+use crate::table::{TableError, TableSpec};
 
 /// The account the credentials belong to (also proves they work).
-pub(super) async fn account(aws: &Clients) -> Result<String, String> {
-    let identity = aws.sts.get_caller_identity().send().await.map_err(|e| {
-        format!(
-            "{} (credentials come from the standard AWS chain: AWS_PROFILE, AWS_ACCESS_KEY_ID, SSO, …)",
-            failed("sts:GetCallerIdentity", e)
-        )
+pub(super) async fn account(aws: &Clients) -> Result<String, InputError> {
+    let identity = aws
+        .sts
+        .get_caller_identity()
+        .send()
+        .await
+        .map_err(|e| InputError::Credentials(AwsError::call("sts:GetCallerIdentity", e)))?;
+    let account = identity.account().ok_or(AwsError::Unexpected {
+        operation: "sts:GetCallerIdentity",
+        returned: "no account",
     })?;
-    identity
-        .account()
-        .map(str::to_owned)
-        .ok_or_else(|| "sts:GetCallerIdentity returned no account".to_owned())
+    Ok(account.to_owned())
 }
 
 /// The HTTPS listener the rule goes on, and its load balancer.
@@ -35,7 +37,7 @@ pub(super) struct Listener {
 }
 
 /// Checks that `[aws] listener_arn` is an HTTPS listener of a load balancer in `[aws] vpc_id`.
-pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Listener, String> {
+pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Listener, InputError> {
     let listeners = aws
         .elb
         .describe_listeners()
@@ -43,22 +45,18 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .send()
         .await
         .map_err(|e| {
-            format!(
-                "svcgen.toml [aws] listener_arn: {}",
-                failed("elasticloadbalancing:DescribeListeners", e)
-            )
+            InputError::ListenerLookup(AwsError::call("elasticloadbalancing:DescribeListeners", e))
         })?;
-    let listener = listeners.listeners().first().ok_or_else(|| {
-        format!(
-            "svcgen.toml [aws] listener_arn: no listener {}",
-            settings.listener_arn
-        )
-    })?;
+    let listener = listeners
+        .listeners()
+        .first()
+        .ok_or_else(|| InputError::NoListener {
+            arn: settings.listener_arn.clone(),
+        })?;
     if listener.protocol() != Some(&elb::ProtocolEnum::Https) {
-        return Err(format!(
-            "svcgen.toml [aws] listener_arn: the listener's protocol is {}; an ALB routes gRPC only on an HTTPS listener",
-            listener.protocol().map(|p| p.as_str()).unwrap_or("unknown")
-        ));
+        return Err(InputError::ListenerProtocol {
+            protocol: listener.protocol().map(|p| p.as_str().to_owned()),
+        });
     }
     let balancers = aws
         .elb
@@ -66,19 +64,18 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .set_load_balancer_arns(listener.load_balancer_arn().map(|a| vec![a.to_owned()]))
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeLoadBalancers", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeLoadBalancers", e))?;
     let balancer = balancers
         .load_balancers()
         .first()
-        .ok_or("the listener's load balancer was not found")?;
+        .ok_or(InputError::NoLoadBalancer)?;
     if balancer.vpc_id() != Some(settings.vpc_id.as_str()) {
-        return Err(format!(
-            "svcgen.toml [aws] vpc_id = {:?}, but the listener's load balancer is in {}",
-            settings.vpc_id,
-            balancer.vpc_id().unwrap_or("no VPC")
-        ));
+        return Err(InputError::OtherVpc {
+            vpc_id: settings.vpc_id.clone(),
+            balancer_vpc: balancer.vpc_id().map(str::to_owned),
+        });
     }
-    let priority = settings.config.deploy.listener_rule_priority.to_string();
+    let priority = settings.config.deploy.listener_rule_priority;
     let rules = aws
         .elb
         .describe_rules()
@@ -86,16 +83,16 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .page_size(400)
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeRules", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeRules", e))?;
     if let Some(taken) = rules.rules().iter().find(|r| {
-        r.priority() == Some(priority.as_str())
+        r.priority() == Some(priority.to_string().as_str())
             && !forwarded_groups(r)
                 .any(|arn| target_group_name(arn) == Some(settings.target_group()))
     }) {
-        return Err(format!(
-            "svcgen.toml [deploy] listener_rule_priority = {priority} is taken on the listener by {}: choose a free priority",
-            taken.rule_arn().unwrap_or("another rule")
-        ));
+        return Err(InputError::PriorityTaken {
+            priority,
+            rule: taken.rule_arn().map(str::to_owned),
+        });
     }
     Ok(Listener {
         dns_name: balancer.dns_name().unwrap_or_default().to_owned(),
@@ -111,10 +108,10 @@ fn target_group_name(arn: &str) -> Option<&str> {
 /// Step 1: the ECR repository, scanning on push. Returns its URI.
 pub(super) async fn repository(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     account: &str,
-) -> Result<String, Error> {
+) -> Result<String, DeployError> {
     use aws_sdk_ecr::types::{ImageScanningConfiguration, ImageTagMutability};
     let name = &settings.name;
     let scanning = ImageScanningConfiguration::builder()
@@ -134,7 +131,7 @@ pub(super) async fn repository(
         {
             None
         }
-        Err(e) => return Err(failed("ecr:DescribeRepositories", e).into()),
+        Err(e) => return Err(AwsError::call("ecr:DescribeRepositories", e).into()),
     };
     let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", settings.region);
     match existing {
@@ -149,7 +146,7 @@ pub(super) async fn repository(
                     .image_scanning_configuration(scanning)
                     .send()
                     .await
-                    .map_err(|e| failed("ecr:PutImageScanningConfiguration", e))?;
+                    .map_err(|e| AwsError::call("ecr:PutImageScanningConfiguration", e))?;
             }
             Ok(repository.repository_uri().unwrap_or(&uri).to_owned())
         }
@@ -163,7 +160,7 @@ pub(super) async fn repository(
                     .image_tag_mutability(ImageTagMutability::Mutable)
                     .send()
                     .await
-                    .map_err(|e| failed("ecr:CreateRepository", e))?;
+                    .map_err(|e| AwsError::call("ecr:CreateRepository", e))?;
                 if let Some(created) = created.repository().and_then(|r| r.repository_uri()) {
                     return Ok(created.to_owned());
                 }
@@ -176,12 +173,12 @@ pub(super) async fn repository(
 /// Step 1: the image `repository:tag`, built and pushed unless the tag is in ECR already.
 pub(super) async fn image(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     repository: &str,
     engine: &Engine,
     tag: &str,
-) -> Result<String, Error> {
+) -> Result<String, DeployError> {
     use aws_sdk_ecr::types::ImageIdentifier;
     let image = format!("{repository}:{tag}");
     let found = aws
@@ -200,7 +197,7 @@ pub(super) async fn image(
         {
             false
         }
-        Err(e) => return Err(failed("ecr:DescribeImages", e).into()),
+        Err(e) => return Err(AwsError::call("ecr:DescribeImages", e).into()),
     };
     if !present && plan.change(format!("build and push {image} with {}", engine.name)) {
         let token = aws
@@ -208,30 +205,40 @@ pub(super) async fn image(
             .get_authorization_token()
             .send()
             .await
-            .map_err(|e| failed("ecr:GetAuthorizationToken", e))?;
+            .map_err(|e| AwsError::call("ecr:GetAuthorizationToken", e))?;
         let data = token
             .authorization_data()
             .first()
-            .ok_or("ecr:GetAuthorizationToken returned no credentials")?;
+            .ok_or(AwsError::Unexpected {
+                operation: "ecr:GetAuthorizationToken",
+                returned: "no credentials",
+            })?;
         let registry = repository.split('/').next().unwrap_or(repository);
         let login = Login::from_token(registry, data.authorization_token().unwrap_or_default())?;
-        engine.build_and_push(&settings.dir, repository, tag, &login)?;
+        engine
+            .build_and_push(&settings.dir, repository, tag, &login)
+            .map_err(Failure::from)?;
     }
     Ok(image)
 }
 
 /// Step 2: a table with svcgen's layout.
-pub(super) async fn table(aws: &Clients, plan: &mut Plan, table: &TableSpec) -> Result<(), Error> {
+pub(super) async fn table(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    table: &TableSpec,
+) -> Result<(), DeployError> {
     use svcgen_runtime::store::TableState;
     let indexes: Vec<&str> = table.indexes.iter().map(String::as_str).collect();
     let state = svcgen_runtime::store::check_table(&aws.dynamodb, &table.physical, &indexes)
         .await
-        .map_err(|e| format!("table {}: {e}", table.physical))?;
+        .map_err(|error| TableError {
+            table: table.physical.clone(),
+            error,
+        })?;
     match state {
         TableState::Matches => Ok(()),
-        TableState::Differs(message) => Err(Error::Failed(format!(
-            "{message}: svcgen does not change the keys of a table that holds data"
-        ))),
+        TableState::Differs(difference) => Err(Failure::TableLayout { difference }.into()),
         TableState::Missing => {
             let what = format!(
                 "create table {} (keys pk/sk, indexes: {}, TTL on ttl)",
@@ -245,7 +252,10 @@ pub(super) async fn table(aws: &Clients, plan: &mut Plan, table: &TableSpec) -> 
             if plan.change(what) {
                 svcgen_runtime::store::create_table(&aws.dynamodb, &table.physical, &indexes)
                     .await
-                    .map_err(|e| format!("table {}: {e}", table.physical))?;
+                    .map_err(|error| TableError {
+                        table: table.physical.clone(),
+                        error,
+                    })?;
             }
             Ok(())
         }
@@ -286,13 +296,13 @@ where
 /// Step 3: a role assumable by ECS tasks with one inline policy.
 pub(super) async fn role(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     name: &str,
     trust: &str,
     (policy_name, document): (&str, &str),
-) -> Result<(), Error> {
-    let wanted_trust = policy(trust).ok_or("the generated trust policy is not JSON")?;
-    let wanted = policy(document).ok_or("the generated role policy is not JSON")?;
+) -> Result<(), DeployError> {
+    let wanted_trust = policy(trust).ok_or(Failure::PolicyNotJson { policy: "trust" })?;
+    let wanted = policy(document).ok_or(Failure::PolicyNotJson { policy: "role" })?;
     let exists = match aws.iam.get_role().role_name(name).send().await {
         Ok(out) => {
             let current = out
@@ -308,7 +318,7 @@ pub(super) async fn role(
                     .policy_document(trust)
                     .send()
                     .await
-                    .map_err(|e| failed("iam:UpdateAssumeRolePolicy", e))?;
+                    .map_err(|e| AwsError::call("iam:UpdateAssumeRolePolicy", e))?;
             }
             true
         }
@@ -321,11 +331,11 @@ pub(super) async fn role(
                     .description("svcgen: ECS task role")
                     .send()
                     .await
-                    .map_err(|e| failed("iam:CreateRole", e))?;
+                    .map_err(|e| AwsError::call("iam:CreateRole", e))?;
             }
             false
         }
-        Err(e) => return Err(failed("iam:GetRole", e).into()),
+        Err(e) => return Err(AwsError::call("iam:GetRole", e).into()),
     };
     let current = if exists {
         match aws
@@ -338,7 +348,7 @@ pub(super) async fn role(
         {
             Ok(out) => policy(out.policy_document()),
             Err(e) if is_no_such_entity(&e) => None,
-            Err(e) => return Err(failed("iam:GetRolePolicy", e).into()),
+            Err(e) => return Err(AwsError::call("iam:GetRolePolicy", e).into()),
         }
     } else {
         None
@@ -357,7 +367,7 @@ pub(super) async fn role(
                 .policy_document(document)
                 .send()
                 .await
-                .map_err(|e| failed("iam:PutRolePolicy", e))?;
+                .map_err(|e| AwsError::call("iam:PutRolePolicy", e))?;
         }
     }
     Ok(())
@@ -369,21 +379,20 @@ const FARGATE: &str = "FARGATE";
 /// dry run: whether it existed).
 pub(super) async fn cluster(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
-) -> Result<bool, Error> {
+) -> Result<bool, DeployError> {
     let strategy = ecs::CapacityProviderStrategyItem::builder()
         .capacity_provider(FARGATE)
         .weight(1)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let described = aws
         .ecs
         .describe_clusters()
         .clusters(&settings.cluster)
         .send()
         .await
-        .map_err(|e| failed("ecs:DescribeClusters", e))?;
+        .map_err(|e| AwsError::call("ecs:DescribeClusters", e))?;
     let active = described
         .clusters()
         .iter()
@@ -403,7 +412,7 @@ pub(super) async fn cluster(
                     .default_capacity_provider_strategy(strategy)
                     .send()
                     .await
-                    .map_err(|e| failed("ecs:PutClusterCapacityProviders", e))?;
+                    .map_err(|e| AwsError::call("ecs:PutClusterCapacityProviders", e))?;
             }
             Ok(true)
         }
@@ -425,7 +434,7 @@ pub(super) async fn cluster(
                     )
                     .send()
                     .await
-                    .map_err(|e| failed("ecs:CreateCluster", e))?;
+                    .map_err(|e| AwsError::call("ecs:CreateCluster", e))?;
                 return Ok(true);
             }
             Ok(false)
@@ -436,10 +445,10 @@ pub(super) async fn cluster(
 /// Step 5: the log group the task definition names, with the configured retention.
 pub(super) async fn log_group(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     name: &str,
     retention_days: u32,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let days = i32::try_from(retention_days).unwrap_or(i32::MAX);
     let described = aws
         .logs
@@ -447,7 +456,7 @@ pub(super) async fn log_group(
         .log_group_name_prefix(name)
         .send()
         .await
-        .map_err(|e| failed("logs:DescribeLogGroups", e))?;
+        .map_err(|e| AwsError::call("logs:DescribeLogGroups", e))?;
     let existing = described
         .log_groups()
         .iter()
@@ -461,7 +470,7 @@ pub(super) async fn log_group(
                     .log_group_name(name)
                     .send()
                     .await
-                    .map_err(|e| failed("logs:CreateLogGroup", e))?;
+                    .map_err(|e| AwsError::call("logs:CreateLogGroup", e))?;
             }
             true
         }
@@ -473,7 +482,7 @@ pub(super) async fn log_group(
             .retention_in_days(days)
             .send()
             .await
-            .map_err(|e| failed("logs:PutRetentionPolicy", e))?;
+            .map_err(|e| AwsError::call("logs:PutRetentionPolicy", e))?;
     }
     Ok(())
 }
@@ -482,9 +491,9 @@ pub(super) async fn log_group(
 /// new revision. Returns its ARN (none after a dry run that would register one).
 pub(super) async fn task_definition(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     spec: &Spec,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, DeployError> {
     let described = aws
         .ecs
         .describe_task_definition()
@@ -499,7 +508,7 @@ pub(super) async fn task_definition(
         {
             None
         }
-        Err(e) => return Err(failed("ecs:DescribeTaskDefinition", e).into()),
+        Err(e) => return Err(AwsError::call("ecs:DescribeTaskDefinition", e).into()),
     };
     let what = match &latest {
         Some(latest) => {
@@ -527,7 +536,7 @@ async fn operation(
     aws: &Clients,
     id: &str,
     kind: sd::OperationTargetType,
-) -> Result<String, String> {
+) -> Result<String, Failure> {
     let deadline = Instant::now() + Duration::from_secs(60);
     loop {
         let out = aws
@@ -536,10 +545,11 @@ async fn operation(
             .operation_id(id)
             .send()
             .await
-            .map_err(|e| failed("servicediscovery:GetOperation", e))?;
-        let operation = out
-            .operation()
-            .ok_or("servicediscovery:GetOperation returned nothing")?;
+            .map_err(|e| AwsError::call("servicediscovery:GetOperation", e))?;
+        let operation = out.operation().ok_or(AwsError::Unexpected {
+            operation: "servicediscovery:GetOperation",
+            returned: "nothing",
+        })?;
         match operation.status() {
             Some(sd::OperationStatus::Success) => {
                 return Ok(operation
@@ -549,15 +559,18 @@ async fn operation(
                     .unwrap_or_default());
             }
             Some(sd::OperationStatus::Fail) => {
-                return Err(format!(
-                    "Cloud Map operation {id} failed: {}",
-                    operation.error_message().unwrap_or("no reason given")
-                ));
+                return Err(Failure::CloudMap {
+                    operation: id.to_owned(),
+                    reason: operation
+                        .error_message()
+                        .unwrap_or("no reason given")
+                        .to_owned(),
+                });
             }
             _ if Instant::now() >= deadline => {
-                return Err(format!(
-                    "Cloud Map operation {id} did not finish within 60 s"
-                ));
+                return Err(Failure::CloudMapTimeout {
+                    operation: id.to_owned(),
+                });
             }
             _ => tokio::time::sleep(Duration::from_secs(2)).await,
         }
@@ -568,21 +581,38 @@ async fn operation(
 /// service's ARN (the ECS service's registry).
 pub(super) async fn discovery(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
-) -> Result<Option<String>, Error> {
+) -> Result<Option<String>, DeployError> {
     let cloud_map = &settings.config.deploy.cloud_map;
     let record = sd::DnsRecord::builder()
         .r#type(cloud_map.record_type.to_string().as_str().into())
         .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
+    let namespace = namespace(aws, plan, settings).await?;
+    let existing = match &namespace {
+        Some(namespace) => find_discovery_service(aws, settings, namespace).await?,
+        None => None,
+    };
+    let Some(existing) = existing else {
+        return create_discovery_service(aws, plan, settings, namespace, record).await;
+    };
+    update_records(aws, plan, settings, &existing, record).await?;
+    Ok(existing.arn().map(str::to_owned))
+}
+
+/// Step 6: the private DNS namespace, created when missing. Returns its id (none after a dry
+/// run that would create it).
+async fn namespace(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+) -> Result<Option<String>, DeployError> {
     let filter = sd::NamespaceFilter::builder()
         .name(sd::NamespaceFilterName::Type)
         .values("DNS_PRIVATE")
         .condition(sd::FilterCondition::Eq)
-        .build()
-        .map_err(|e| e.to_string())?;
+        .build()?;
     let namespaces = aws
         .discovery
         .list_namespaces()
@@ -591,89 +621,105 @@ pub(super) async fn discovery(
         .send()
         .try_collect()
         .await
-        .map_err(|e| failed("servicediscovery:ListNamespaces", e))?;
-    let namespace = match namespaces
+        .map_err(|e| AwsError::call("servicediscovery:ListNamespaces", e))?;
+    if let Some(namespace) = namespaces
         .iter()
         .flat_map(|page| page.namespaces())
         .find(|n| n.name() == Some(settings.namespace.as_str()))
     {
-        Some(namespace) => namespace.id().map(str::to_owned),
-        None => {
-            if plan.change(format!(
-                "create private DNS namespace {} in {}",
-                settings.namespace, settings.vpc_id
-            )) {
-                let created = aws
-                    .discovery
-                    .create_private_dns_namespace()
-                    .name(&settings.namespace)
-                    .vpc(&settings.vpc_id)
-                    .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
-                    .send()
-                    .await
-                    .map_err(|e| failed("servicediscovery:CreatePrivateDnsNamespace", e))?;
-                let id = created.operation_id().unwrap_or_default();
-                Some(operation(aws, id, sd::OperationTargetType::Namespace).await?)
-            } else {
-                None
-            }
-        }
-    };
-    let existing = match &namespace {
-        Some(namespace) => {
-            let filter = sd::ServiceFilter::builder()
-                .name(sd::ServiceFilterName::NamespaceId)
-                .values(namespace)
-                .condition(sd::FilterCondition::Eq)
-                .build()
-                .map_err(|e| e.to_string())?;
-            let services = aws
-                .discovery
-                .list_services()
-                .filters(filter)
-                .into_paginator()
-                .send()
-                .try_collect()
-                .await
-                .map_err(|e| failed("servicediscovery:ListServices", e))?;
-            services
-                .iter()
-                .flat_map(|page| page.services())
-                .find(|s| s.name() == Some(settings.discovery_service.as_str()))
-                .cloned()
-        }
-        None => None,
-    };
-    let Some(existing) = existing else {
-        let what = format!(
-            "create discovery service {} ({} records, TTL {} s)",
-            settings.discovery_service,
-            record.r#type().as_str(),
-            record.ttl()
-        );
-        if plan.change(what)
-            && let Some(namespace) = namespace
-        {
-            let created = aws
-                .discovery
-                .create_service()
-                .name(&settings.discovery_service)
-                .namespace_id(namespace)
-                .dns_config(
-                    sd::DnsConfig::builder()
-                        .routing_policy(sd::RoutingPolicy::Multivalue)
-                        .dns_records(record)
-                        .build()
-                        .map_err(|e| e.to_string())?,
-                )
-                .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
-                .send()
-                .await
-                .map_err(|e| failed("servicediscovery:CreateService", e))?;
-            return Ok(created.service().and_then(|s| s.arn()).map(str::to_owned));
-        }
+        return Ok(namespace.id().map(str::to_owned));
+    }
+    if !plan.change(format!(
+        "create private DNS namespace {} in {}",
+        settings.namespace, settings.vpc_id
+    )) {
+        return Ok(None);
+    }
+    let created = aws
+        .discovery
+        .create_private_dns_namespace()
+        .name(&settings.namespace)
+        .vpc(&settings.vpc_id)
+        .creator_request_id(format!("svcgen-{}-{}", settings.name, settings.namespace))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:CreatePrivateDnsNamespace", e))?;
+    let id = created.operation_id().unwrap_or_default();
+    Ok(Some(
+        operation(aws, id, sd::OperationTargetType::Namespace).await?,
+    ))
+}
+
+/// The discovery service of the namespace, if it exists.
+async fn find_discovery_service(
+    aws: &Clients,
+    settings: &Settings,
+    namespace: &str,
+) -> Result<Option<sd::ServiceSummary>, DeployError> {
+    let filter = sd::ServiceFilter::builder()
+        .name(sd::ServiceFilterName::NamespaceId)
+        .values(namespace)
+        .condition(sd::FilterCondition::Eq)
+        .build()?;
+    let services = aws
+        .discovery
+        .list_services()
+        .filters(filter)
+        .into_paginator()
+        .send()
+        .try_collect()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:ListServices", e))?;
+    Ok(services
+        .iter()
+        .flat_map(|page| page.services())
+        .find(|s| s.name() == Some(settings.discovery_service.as_str()))
+        .cloned())
+}
+
+/// Step 6: creates the discovery service with `record` (in a dry run, only plans it).
+async fn create_discovery_service(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    namespace: Option<String>,
+    record: sd::DnsRecord,
+) -> Result<Option<String>, DeployError> {
+    let what = format!(
+        "create discovery service {} ({} records, TTL {} s)",
+        settings.discovery_service,
+        record.r#type().as_str(),
+        record.ttl()
+    );
+    let (true, Some(namespace)) = (plan.change(what), namespace) else {
         return Ok(None);
     };
+    let created = aws
+        .discovery
+        .create_service()
+        .name(&settings.discovery_service)
+        .namespace_id(namespace)
+        .dns_config(
+            sd::DnsConfig::builder()
+                .routing_policy(sd::RoutingPolicy::Multivalue)
+                .dns_records(record)
+                .build()?,
+        )
+        .health_check_custom_config(sd::HealthCheckCustomConfig::builder().build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:CreateService", e))?;
+    Ok(created.service().and_then(|s| s.arn()).map(str::to_owned))
+}
+
+/// Step 6: sets the discovery service's DNS records to `record` when they differ.
+async fn update_records(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    existing: &sd::ServiceSummary,
+    record: sd::DnsRecord,
+) -> Result<(), DeployError> {
     let id = existing.id().unwrap_or_default();
     let service = aws
         .discovery
@@ -681,45 +727,41 @@ pub(super) async fn discovery(
         .id(id)
         .send()
         .await
-        .map_err(|e| failed("servicediscovery:GetService", e))?;
+        .map_err(|e| AwsError::call("servicediscovery:GetService", e))?;
     let records = service
         .service()
         .and_then(|s| s.dns_config())
         .map(|c| c.dns_records())
         .unwrap_or_default();
-    if records != [record.clone()]
-        && plan.change(format!(
+    if records == [record.clone()]
+        || !plan.change(format!(
             "set the DNS records of {} to {} with TTL {} s",
             settings.discovery_service,
             record.r#type().as_str(),
             record.ttl()
         ))
     {
-        let updated = aws
-            .discovery
-            .update_service()
-            .id(id)
-            .service(
-                sd::ServiceChange::builder()
-                    .dns_config(
-                        sd::DnsConfigChange::builder()
-                            .dns_records(record)
-                            .build()
-                            .map_err(|e| e.to_string())?,
-                    )
-                    .build(),
-            )
-            .send()
-            .await
-            .map_err(|e| failed("servicediscovery:UpdateService", e))?;
-        operation(
-            aws,
-            updated.operation_id().unwrap_or_default(),
-            sd::OperationTargetType::Service,
-        )
-        .await?;
+        return Ok(());
     }
-    Ok(existing.arn().map(str::to_owned))
+    let updated = aws
+        .discovery
+        .update_service()
+        .id(id)
+        .service(
+            sd::ServiceChange::builder()
+                .dns_config(sd::DnsConfigChange::builder().dns_records(record).build()?)
+                .build(),
+        )
+        .send()
+        .await
+        .map_err(|e| AwsError::call("servicediscovery:UpdateService", e))?;
+    operation(
+        aws,
+        updated.operation_id().unwrap_or_default(),
+        sd::OperationTargetType::Service,
+    )
+    .await?;
+    Ok(())
 }
 
 /// The health check the ALB runs: gRPC health, status OK only.
@@ -728,12 +770,9 @@ const HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
 /// Step 7: the gRPC target group. Returns its ARN (none after a dry run that would create it).
 pub(super) async fn target_group(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
-) -> Result<Option<String>, Error> {
-    let tg = &settings.config.deploy.target_group;
-    let port = i32::from(settings.config.deploy.port);
-    let as_i32 = |v: u32| i32::try_from(v).unwrap_or(i32::MAX);
+) -> Result<Option<String>, DeployError> {
     let name = settings.target_group();
     let described = aws.elb.describe_target_groups().names(name).send().await;
     let existing = match described {
@@ -744,47 +783,14 @@ pub(super) async fn target_group(
         {
             None
         }
-        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
-    };
-    let delay = tg.deregistration_delay.to_string();
-    let existing = match existing {
-        None => {
-            if !plan.change(format!(
-                "create target group {name} (gRPC, port {port}, health check {HEALTH_PATH})"
-            )) {
-                return Ok(None);
-            }
-            let created = aws
-                .elb
-                .create_target_group()
-                .name(name)
-                .protocol(elb::ProtocolEnum::Http)
-                .protocol_version("GRPC")
-                .port(port)
-                .vpc_id(&settings.vpc_id)
-                .target_type(elb::TargetTypeEnum::Ip)
-                .health_check_enabled(true)
-                .health_check_protocol(elb::ProtocolEnum::Http)
-                .health_check_path(HEALTH_PATH)
-                .health_check_interval_seconds(as_i32(tg.health_check_interval))
-                .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
-                .healthy_threshold_count(as_i32(tg.healthy_threshold))
-                .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
-                .matcher(elb::Matcher::builder().grpc_code("0").build())
-                .send()
-                .await
-                .map_err(|e| failed("elasticloadbalancing:CreateTargetGroup", e))?;
-            let arn = created
-                .target_groups()
-                .first()
-                .and_then(|t| t.target_group_arn())
-                .ok_or("elasticloadbalancing:CreateTargetGroup returned no ARN")?
-                .to_owned();
-            set_deregistration_delay(aws, &arn, &delay).await?;
-            return Ok(Some(arn));
+        Err(e) => {
+            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
         }
-        Some(existing) => existing,
     };
+    let Some(existing) = existing else {
+        return create_target_group(aws, plan, settings).await;
+    };
+    let port = i32::from(settings.config.deploy.port);
     let fixed = [
         ("port", existing.port() == Some(port)),
         (
@@ -797,15 +803,85 @@ pub(super) async fn target_group(
         ),
         ("VPC", existing.vpc_id() == Some(settings.vpc_id.as_str())),
     ];
-    if let Some((what, _)) = fixed.iter().find(|(_, same)| !same) {
-        return Err(Error::Failed(format!(
-            "target group {name} exists with another {what}, which cannot change in place: delete it (after moving its listener rules) or rename the service"
-        )));
+    if let Some((setting, _)) = fixed.iter().find(|(_, same)| !same) {
+        return Err(Failure::TargetGroupFixed {
+            name: name.to_owned(),
+            setting,
+        }
+        .into());
     }
     let arn = existing
         .target_group_arn()
-        .ok_or("elasticloadbalancing:DescribeTargetGroups returned no ARN")?
+        .ok_or(AwsError::Unexpected {
+            operation: "elasticloadbalancing:DescribeTargetGroups",
+            returned: "no ARN",
+        })?
         .to_owned();
+    update_health_check(aws, plan, settings, (&existing, &arn)).await?;
+    update_deregistration_delay(aws, plan, settings, &arn).await?;
+    Ok(Some(arn))
+}
+
+/// An ALB setting as the SDK takes it.
+fn as_i32(value: u32) -> i32 {
+    i32::try_from(value).unwrap_or(i32::MAX)
+}
+
+/// Step 7: creates the target group (in a dry run, only plans it).
+async fn create_target_group(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+) -> Result<Option<String>, DeployError> {
+    let tg = &settings.config.deploy.target_group;
+    let port = i32::from(settings.config.deploy.port);
+    let name = settings.target_group();
+    if !plan.change(format!(
+        "create target group {name} (gRPC, port {port}, health check {HEALTH_PATH})"
+    )) {
+        return Ok(None);
+    }
+    let created = aws
+        .elb
+        .create_target_group()
+        .name(name)
+        .protocol(elb::ProtocolEnum::Http)
+        .protocol_version("GRPC")
+        .port(port)
+        .vpc_id(&settings.vpc_id)
+        .target_type(elb::TargetTypeEnum::Ip)
+        .health_check_enabled(true)
+        .health_check_protocol(elb::ProtocolEnum::Http)
+        .health_check_path(HEALTH_PATH)
+        .health_check_interval_seconds(as_i32(tg.health_check_interval))
+        .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+        .healthy_threshold_count(as_i32(tg.healthy_threshold))
+        .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+        .matcher(elb::Matcher::builder().grpc_code("0").build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("elasticloadbalancing:CreateTargetGroup", e))?;
+    let arn = created
+        .target_groups()
+        .first()
+        .and_then(|t| t.target_group_arn())
+        .ok_or(AwsError::Unexpected {
+            operation: "elasticloadbalancing:CreateTargetGroup",
+            returned: "no ARN",
+        })?
+        .to_owned();
+    set_deregistration_delay(aws, &arn, &tg.deregistration_delay.to_string()).await?;
+    Ok(Some(arn))
+}
+
+/// Step 7: the target group's health check, updated when it differs from `[deploy.target_group]`.
+async fn update_health_check(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    (existing, arn): (&elb::TargetGroup, &str),
+) -> Result<(), AwsError> {
+    let tg = &settings.config.deploy.target_group;
     let health = [
         (
             "health check path",
@@ -837,33 +913,51 @@ pub(super) async fn target_group(
         .filter(|(_, same)| !same)
         .map(|(what, _)| *what)
         .collect();
-    if !changed.is_empty()
-        && plan.change(format!(
-            "update the health check of {name} ({})",
+    if changed.is_empty()
+        || !plan.change(format!(
+            "update the health check of {} ({})",
+            settings.target_group(),
             changed.join(", ")
         ))
     {
-        aws.elb
-            .modify_target_group()
-            .target_group_arn(&arn)
-            .health_check_protocol(elb::ProtocolEnum::Http)
-            .health_check_path(HEALTH_PATH)
-            .health_check_interval_seconds(as_i32(tg.health_check_interval))
-            .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
-            .healthy_threshold_count(as_i32(tg.healthy_threshold))
-            .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
-            .matcher(elb::Matcher::builder().grpc_code("0").build())
-            .send()
-            .await
-            .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroup", e))?;
+        return Ok(());
     }
+    aws.elb
+        .modify_target_group()
+        .target_group_arn(arn)
+        .health_check_protocol(elb::ProtocolEnum::Http)
+        .health_check_path(HEALTH_PATH)
+        .health_check_interval_seconds(as_i32(tg.health_check_interval))
+        .health_check_timeout_seconds(as_i32(tg.health_check_timeout))
+        .healthy_threshold_count(as_i32(tg.healthy_threshold))
+        .unhealthy_threshold_count(as_i32(tg.unhealthy_threshold))
+        .matcher(elb::Matcher::builder().grpc_code("0").build())
+        .send()
+        .await
+        .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroup", e))?;
+    Ok(())
+}
+
+/// Step 7: the target group's deregistration delay, set when it differs.
+async fn update_deregistration_delay(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+    arn: &str,
+) -> Result<(), AwsError> {
+    let delay = settings
+        .config
+        .deploy
+        .target_group
+        .deregistration_delay
+        .to_string();
     let attributes = aws
         .elb
         .describe_target_group_attributes()
-        .target_group_arn(&arn)
+        .target_group_arn(arn)
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetGroupAttributes", e))?;
     let current = attributes
         .attributes()
         .iter()
@@ -871,17 +965,18 @@ pub(super) async fn target_group(
         .and_then(|a| a.value());
     if current != Some(delay.as_str())
         && plan.change(format!(
-            "set the deregistration delay of {name} to {delay} s"
+            "set the deregistration delay of {} to {delay} s",
+            settings.target_group()
         ))
     {
-        set_deregistration_delay(aws, &arn, &delay).await?;
+        set_deregistration_delay(aws, arn, &delay).await?;
     }
-    Ok(Some(arn))
+    Ok(())
 }
 
 const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
-async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Result<(), String> {
+async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Result<(), AwsError> {
     aws.elb
         .modify_target_group_attributes()
         .target_group_arn(arn)
@@ -893,7 +988,7 @@ async fn set_deregistration_delay(aws: &Clients, arn: &str, seconds: &str) -> Re
         )
         .send()
         .await
-        .map_err(|e| failed("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
+        .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroupAttributes", e))?;
     Ok(())
 }
 
@@ -927,11 +1022,11 @@ fn forwarded_groups(rule: &elb::Rule) -> impl Iterator<Item = &str> {
 /// Step 7: the listener rule sending `/<package>.<Service>/*` to the target group.
 pub(super) async fn listener_rule(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     listener: &Listener,
     target_group: Option<&str>,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let priority = settings.config.deploy.listener_rule_priority;
     let ours = target_group.and_then(|tg| {
         listener
@@ -969,7 +1064,7 @@ pub(super) async fn listener_rule(
                 )
                 .send()
                 .await
-                .map_err(|e| failed("elasticloadbalancing:CreateRule", e))?;
+                .map_err(|e| AwsError::call("elasticloadbalancing:CreateRule", e))?;
         }
         return Ok(());
     };
@@ -983,7 +1078,7 @@ pub(super) async fn listener_rule(
             .conditions(condition)
             .send()
             .await
-            .map_err(|e| failed("elasticloadbalancing:ModifyRule", e))?;
+            .map_err(|e| AwsError::call("elasticloadbalancing:ModifyRule", e))?;
     }
     if rule.priority() != Some(priority.to_string().as_str())
         && plan.change(format!("move the rule to priority {priority}"))
@@ -998,7 +1093,7 @@ pub(super) async fn listener_rule(
             )
             .send()
             .await
-            .map_err(|e| failed("elasticloadbalancing:SetRulePriorities", e))?;
+            .map_err(|e| AwsError::call("elasticloadbalancing:SetRulePriorities", e))?;
     }
     Ok(())
 }
@@ -1023,7 +1118,7 @@ struct ServiceSettings {
 fn service_settings(
     settings: &Settings,
     resources: &ServiceResources<'_>,
-) -> Result<ServiceSettings, String> {
+) -> Result<ServiceSettings, BuildError> {
     let deploy = &settings.config.deploy;
     let port = i32::from(deploy.port);
     let mut subnets = settings.subnets.clone();
@@ -1038,8 +1133,7 @@ fn service_settings(
                     .set_subnets(Some(subnets))
                     .set_security_groups(Some(groups))
                     .assign_public_ip(ecs::AssignPublicIp::Disabled)
-                    .build()
-                    .map_err(|e| e.to_string())?,
+                    .build()?,
             )
             .build(),
         load_balancers: vec![
@@ -1146,11 +1240,11 @@ fn service_differences(
 /// Step 8: the ECS service, created or updated to the generated settings.
 pub(super) async fn service(
     aws: &Clients,
-    plan: &mut Plan,
+    plan: &mut Plan<'_>,
     settings: &Settings,
     cluster_exists: bool,
     resources: &ServiceResources<'_>,
-) -> Result<(), Error> {
+) -> Result<(), DeployError> {
     let wanted = service_settings(settings, resources)?;
     let current = if cluster_exists {
         let described = aws
@@ -1160,7 +1254,7 @@ pub(super) async fn service(
             .services(&settings.name)
             .send()
             .await
-            .map_err(|e| failed("ecs:DescribeServices", e))?;
+            .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
         described
             .services()
             .iter()
@@ -1193,7 +1287,7 @@ pub(super) async fn service(
                 .enable_ecs_managed_tags(true)
                 .send()
                 .await
-                .map_err(|e| failed("ecs:CreateService", e))?;
+                .map_err(|e| AwsError::call("ecs:CreateService", e))?;
         }
         return Ok(());
     };
@@ -1218,302 +1312,7 @@ pub(super) async fn service(
             .health_check_grace_period_seconds(wanted.grace)
             .send()
             .await
-            .map_err(|e| failed("ecs:UpdateService", e))?;
-    }
-    Ok(())
-}
-
-/// One look at the service, its stopped tasks and its targets.
-async fn observe(
-    aws: &Clients,
-    settings: &Settings,
-    target_group: &str,
-) -> Result<(svcgen_deploy::wait::Observation, Option<ecs::Service>), String> {
-    use svcgen_deploy::wait;
-    let described = aws
-        .ecs
-        .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
-        .send()
-        .await
-        .map_err(|e| failed("ecs:DescribeServices", e))?;
-    let service = described.services().first().cloned();
-    let stopped = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .desired_status(ecs::DesiredStatus::Stopped)
-        .send()
-        .await
-        .map_err(|e| failed("ecs:ListTasks", e))?;
-    let tasks = if stopped.task_arns().is_empty() {
-        Vec::new()
-    } else {
-        aws.ecs
-            .describe_tasks()
-            .cluster(&settings.cluster)
-            .set_tasks(Some(stopped.task_arns().to_vec()))
-            .send()
-            .await
-            .map_err(|e| failed("ecs:DescribeTasks", e))?
-            .tasks()
-            .to_vec()
-    };
-    let health = aws
-        .elb
-        .describe_target_health()
-        .target_group_arn(target_group)
-        .send()
-        .await
-        .map_err(|e| failed("elasticloadbalancing:DescribeTargetHealth", e))?;
-    let count = |n: i32| u32::try_from(n).unwrap_or(0);
-    let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
-    let observation = wait::Observation {
-        service: service
-            .as_ref()
-            .map(|s| wait::Service {
-                service_name: text(s.service_name()),
-                desired_count: count(s.desired_count()),
-                running_count: count(s.running_count()),
-                pending_count: count(s.pending_count()),
-                deployments: s
-                    .deployments()
-                    .iter()
-                    .map(|d| wait::Deployment {
-                        id: text(d.id()),
-                        status: text(d.status()),
-                        task_definition: text(d.task_definition()),
-                        desired_count: count(d.desired_count()),
-                        running_count: count(d.running_count()),
-                        failed_tasks: count(d.failed_tasks()),
-                        rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
-                        rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
-                    })
-                    .collect(),
-            })
-            .unwrap_or_default(),
-        stopped_tasks: tasks
-            .iter()
-            .map(|t| wait::Task {
-                task_arn: text(t.task_arn()),
-                task_definition_arn: text(t.task_definition_arn()),
-                last_status: text(t.last_status()),
-                stopped_reason: t.stopped_reason().map(str::to_owned),
-                stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
-                containers: t
-                    .containers()
-                    .iter()
-                    .map(|c| wait::Container {
-                        name: text(c.name()),
-                        reason: c.reason().map(str::to_owned),
-                        exit_code: c.exit_code(),
-                    })
-                    .collect(),
-            })
-            .collect(),
-        targets: health
-            .target_health_descriptions()
-            .iter()
-            .map(|d| wait::TargetHealthDescription {
-                target: wait::Target {
-                    id: text(d.target().and_then(|t| t.id())),
-                    port: d
-                        .target()
-                        .and_then(|t| t.port())
-                        .and_then(|p| u16::try_from(p).ok()),
-                },
-                target_health: wait::TargetHealth {
-                    state: d
-                        .target_health()
-                        .and_then(|h| h.state())
-                        .map(|s| s.as_str().to_owned())
-                        .unwrap_or_default(),
-                    reason: d
-                        .target_health()
-                        .and_then(|h| h.reason())
-                        .map(|r| r.as_str().to_owned()),
-                    description: d
-                        .target_health()
-                        .and_then(|h| h.description())
-                        .map(str::to_owned),
-                },
-            })
-            .collect(),
-    };
-    Ok((observation, service))
-}
-
-/// Seconds between looks at a rollout.
-const POLL: Duration = Duration::from_secs(5);
-
-/// Step 9: waits for the new task definition to run everywhere with healthy targets; stops
-/// at the first failure with AWS's reason, or at the timeout.
-pub(super) async fn wait(
-    aws: &Clients,
-    settings: &Settings,
-    task_definition: &str,
-    target_group: &str,
-    timeout: Duration,
-) -> Result<(), Error> {
-    use svcgen_deploy::wait::{Step, Watcher};
-    let started = Instant::now();
-    let mut watcher = Watcher::new(task_definition, timeout);
-    loop {
-        let (observation, _) = observe(aws, settings, target_group).await?;
-        match watcher.step(&observation, started.elapsed()) {
-            Step::Done(Ok(())) => {
-                println!(
-                    "[9/10] steady state: {} tasks of {} running, targets healthy ({} s)",
-                    observation.service.running_count,
-                    task_definition
-                        .rsplit('/')
-                        .next()
-                        .unwrap_or(task_definition),
-                    started.elapsed().as_secs()
-                );
-                return Ok(());
-            }
-            Step::Done(Err(reason)) => return Err(Error::Failed(reason)),
-            Step::Continue(Some(progress)) => println!("[9/10] waiting: {progress}"),
-            Step::Continue(None) => {}
-        }
-        let left = timeout.saturating_sub(started.elapsed());
-        tokio::time::sleep(POLL.min(left)).await;
-    }
-}
-
-/// `svcgen status`.
-pub(super) async fn status(aws: &Clients, settings: &Settings) -> Result<(), Error> {
-    let groups = aws
-        .elb
-        .describe_target_groups()
-        .names(settings.target_group())
-        .send()
-        .await;
-    let target_group = match groups {
-        Ok(out) => out
-            .target_groups()
-            .first()
-            .and_then(|t| t.target_group_arn())
-            .map(str::to_owned),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => return Err(failed("elasticloadbalancing:DescribeTargetGroups", e).into()),
-    };
-    let Some(target_group) = target_group else {
-        return Err(Error::Failed(format!(
-            "target group {} not found: {} is not deployed in {} (run `svcgen deploy`)",
-            settings.target_group(),
-            settings.name,
-            settings.region
-        )));
-    };
-    let described = aws
-        .ecs
-        .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
-        .send()
-        .await;
-    if let Err(e) = &described
-        && e.as_service_error()
-            .is_some_and(|e| e.is_cluster_not_found_exception())
-    {
-        return Err(Error::Failed(format!(
-            "cluster {} not found in {} (run `svcgen deploy`)",
-            settings.cluster, settings.region
-        )));
-    }
-    let (observation, service) = observe(aws, settings, &target_group).await?;
-    let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
-        return Err(Error::Failed(format!(
-            "service {} not found in cluster {} (run `svcgen deploy`)",
-            settings.name, settings.cluster
-        )));
-    };
-    let short = |arn: &str| arn.rsplit('/').next().unwrap_or(arn).to_owned();
-    println!(
-        "service {} (cluster {}, {}): {} running / {} desired, {} pending, task definition {}",
-        settings.name,
-        settings.cluster,
-        settings.region,
-        service.running_count(),
-        service.desired_count(),
-        service.pending_count(),
-        short(service.task_definition().unwrap_or("none"))
-    );
-    for d in &observation.service.deployments {
-        println!(
-            "  deployment {} {}: {} {}/{} running, {} failed tasks{}",
-            d.id,
-            d.status,
-            short(&d.task_definition),
-            d.running_count,
-            d.desired_count,
-            d.failed_tasks,
-            d.rollout_state
-                .as_deref()
-                .map(|s| format!(", rollout {s}"))
-                .unwrap_or_default()
-        );
-    }
-    let running = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .send()
-        .await
-        .map_err(|e| failed("ecs:ListTasks", e))?;
-    if !running.task_arns().is_empty() {
-        let tasks = aws
-            .ecs
-            .describe_tasks()
-            .cluster(&settings.cluster)
-            .set_tasks(Some(running.task_arns().to_vec()))
-            .send()
-            .await
-            .map_err(|e| failed("ecs:DescribeTasks", e))?;
-        for task in tasks.tasks() {
-            println!(
-                "  task {} {} health {} ({})",
-                short(task.task_arn().unwrap_or_default()),
-                task.last_status().unwrap_or("unknown"),
-                task.health_status()
-                    .map(|h| h.as_str())
-                    .unwrap_or("unknown"),
-                short(task.task_definition_arn().unwrap_or_default())
-            );
-        }
-    }
-    for task in &observation.stopped_tasks {
-        println!(
-            "  stopped task {}: {}",
-            short(&task.task_arn),
-            task.stopped_reason.as_deref().unwrap_or("no reason given")
-        );
-    }
-    if observation.targets.is_empty() {
-        println!("  targets: none registered");
-    }
-    for t in &observation.targets {
-        println!(
-            "  target {}{} {}{}",
-            t.target.id,
-            t.target.port.map(|p| format!(":{p}")).unwrap_or_default(),
-            t.target_health.state,
-            t.target_health
-                .reason
-                .as_deref()
-                .map(|r| format!(" ({r})"))
-                .unwrap_or_default()
-        );
+            .map_err(|e| AwsError::call("ecs:UpdateService", e))?;
     }
     Ok(())
 }

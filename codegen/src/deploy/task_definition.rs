@@ -3,8 +3,11 @@
 
 use std::collections::BTreeMap;
 
+use aws_sdk_ecs::error::BuildError;
 use aws_sdk_ecs::types as ecs;
 use serde::Deserialize;
+
+use super::{AwsError, Failure};
 
 /// The fields svcgen generates. Unknown fields are an error, so the generator and this reader
 /// cannot drift apart silently.
@@ -82,11 +85,76 @@ fn role_name(arn: &str) -> &str {
     arn.rsplit('/').next().unwrap_or(arn)
 }
 
+impl Container {
+    /// A container definition as ECS has it, in the shape svcgen generates.
+    fn from_ecs(c: &ecs::ContainerDefinition) -> Self {
+        let text = |s: Option<&str>| s.unwrap_or_default().to_owned();
+        Container {
+            name: text(c.name()),
+            image: text(c.image()),
+            essential: c.essential().unwrap_or(false),
+            port_mappings: c
+                .port_mappings()
+                .iter()
+                .map(|p| Port {
+                    name: text(p.name()),
+                    container_port: p.container_port().unwrap_or_default(),
+                    protocol: p
+                        .protocol()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                    app_protocol: p
+                        .app_protocol()
+                        .map(|p| p.as_str().to_owned())
+                        .unwrap_or_default(),
+                })
+                .collect(),
+            environment: c
+                .environment()
+                .iter()
+                .map(|v| Variable {
+                    name: text(v.name()),
+                    value: text(v.value()),
+                })
+                .collect(),
+            health_check: c
+                .health_check()
+                .map(|h| HealthCheck {
+                    command: h.command().to_vec(),
+                    interval: h.interval().unwrap_or_default(),
+                    timeout: h.timeout().unwrap_or_default(),
+                    retries: h.retries().unwrap_or_default(),
+                    start_period: h.start_period().unwrap_or_default(),
+                })
+                .unwrap_or_else(|| HealthCheck {
+                    command: Vec::new(),
+                    interval: 0,
+                    timeout: 0,
+                    retries: 0,
+                    start_period: 0,
+                }),
+            log_configuration: Log {
+                log_driver: c
+                    .log_configuration()
+                    .map(|l| l.log_driver().as_str().to_owned())
+                    .unwrap_or_default(),
+                options: c
+                    .log_configuration()
+                    .and_then(|l| l.options())
+                    .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                    .unwrap_or_default(),
+            },
+            user: text(c.user()),
+            readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
+            stop_timeout: c.stop_timeout().unwrap_or_default(),
+        }
+    }
+}
+
 impl Spec {
     /// Parses the generated JSON after its `${…}` placeholders were filled in.
-    pub(super) fn parse(json: &str) -> Result<Self, String> {
-        let mut spec: Self =
-            serde_json::from_str(json).map_err(|e| format!("deploy/task-definition.json: {e}"))?;
+    pub(super) fn parse(json: &str) -> Result<Self, serde_json::Error> {
+        let mut spec: Self = serde_json::from_str(json)?;
         spec.normalize();
         Ok(spec)
     }
@@ -149,65 +217,7 @@ impl Spec {
             container_definitions: registered
                 .container_definitions()
                 .iter()
-                .map(|c| Container {
-                    name: text(c.name()),
-                    image: text(c.image()),
-                    essential: c.essential().unwrap_or(false),
-                    port_mappings: c
-                        .port_mappings()
-                        .iter()
-                        .map(|p| Port {
-                            name: text(p.name()),
-                            container_port: p.container_port().unwrap_or_default(),
-                            protocol: p
-                                .protocol()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default(),
-                            app_protocol: p
-                                .app_protocol()
-                                .map(|p| p.as_str().to_owned())
-                                .unwrap_or_default(),
-                        })
-                        .collect(),
-                    environment: c
-                        .environment()
-                        .iter()
-                        .map(|v| Variable {
-                            name: text(v.name()),
-                            value: text(v.value()),
-                        })
-                        .collect(),
-                    health_check: c
-                        .health_check()
-                        .map(|h| HealthCheck {
-                            command: h.command().to_vec(),
-                            interval: h.interval().unwrap_or_default(),
-                            timeout: h.timeout().unwrap_or_default(),
-                            retries: h.retries().unwrap_or_default(),
-                            start_period: h.start_period().unwrap_or_default(),
-                        })
-                        .unwrap_or_else(|| HealthCheck {
-                            command: Vec::new(),
-                            interval: 0,
-                            timeout: 0,
-                            retries: 0,
-                            start_period: 0,
-                        }),
-                    log_configuration: Log {
-                        log_driver: c
-                            .log_configuration()
-                            .map(|l| l.log_driver().as_str().to_owned())
-                            .unwrap_or_default(),
-                        options: c
-                            .log_configuration()
-                            .and_then(|l| l.options())
-                            .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
-                            .unwrap_or_default(),
-                    },
-                    user: text(c.user()),
-                    readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
-                    stop_timeout: c.stop_timeout().unwrap_or_default(),
-                })
+                .map(Container::from_ecs)
                 .collect(),
         };
         spec.normalize();
@@ -265,7 +275,7 @@ impl Spec {
     }
 
     /// The container definitions as the SDK's request types.
-    pub(super) fn ecs_containers(&self) -> Result<Vec<ecs::ContainerDefinition>, String> {
+    pub(super) fn ecs_containers(&self) -> Result<Vec<ecs::ContainerDefinition>, BuildError> {
         self.container_definitions
             .iter()
             .map(|c| {
@@ -305,8 +315,7 @@ impl Spec {
                             .timeout(health.timeout)
                             .retries(health.retries)
                             .start_period(health.start_period)
-                            .build()
-                            .map_err(|e| e.to_string())?,
+                            .build()?,
                     )
                     .log_configuration(
                         ecs::LogConfiguration::builder()
@@ -318,8 +327,7 @@ impl Spec {
                                     .map(|(k, v)| (k.clone(), v.clone()))
                                     .collect(),
                             ))
-                            .build()
-                            .map_err(|e| e.to_string())?,
+                            .build()?,
                     )
                     .user(&c.user)
                     .readonly_root_filesystem(c.readonly_root_filesystem)
@@ -330,7 +338,7 @@ impl Spec {
     }
 
     /// Registers this definition as a new revision; returns its ARN.
-    pub(super) async fn register(&self, client: &aws_sdk_ecs::Client) -> Result<String, String> {
+    pub(super) async fn register(&self, client: &aws_sdk_ecs::Client) -> Result<String, Failure> {
         let registered = client
             .register_task_definition()
             .family(&self.family)
@@ -359,11 +367,14 @@ impl Spec {
             .set_container_definitions(Some(self.ecs_containers()?))
             .send()
             .await
-            .map_err(|e| super::failed("ecs:RegisterTaskDefinition", e))?;
-        registered
+            .map_err(|e| AwsError::call("ecs:RegisterTaskDefinition", e))?;
+        let arn = registered
             .task_definition()
             .and_then(|t| t.task_definition_arn())
-            .map(str::to_owned)
-            .ok_or_else(|| "ecs:RegisterTaskDefinition returned no ARN".to_owned())
+            .ok_or(AwsError::Unexpected {
+                operation: "ecs:RegisterTaskDefinition",
+                returned: "no ARN",
+            })?;
+        Ok(arn.to_owned())
     }
 }

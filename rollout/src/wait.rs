@@ -135,6 +135,29 @@ struct TargetHealthDescriptions {
     target_health_descriptions: Vec<TargetHealthDescription>,
 }
 
+/// Why describe responses do not make an observation.
+#[derive(Debug, thiserror::Error)]
+pub enum ResponseError {
+    /// A response is not the JSON the AWS API returns.
+    #[error("{response} response: {error}")]
+    Json {
+        /// `DescribeServices`, `DescribeTasks` or `DescribeTargetHealth`.
+        response: &'static str,
+        /// What serde found.
+        error: serde_json::Error,
+    },
+    /// `DescribeServices` returned no service.
+    #[error("DescribeServices returned no service")]
+    NoService,
+}
+
+fn parse<'a, T: Deserialize<'a>>(
+    response: &'static str,
+    json: &'a str,
+) -> Result<T, ResponseError> {
+    serde_json::from_str(json).map_err(|error| ResponseError::Json { response, error })
+}
+
 impl Observation {
     /// Builds an observation from the three responses' JSON bodies, as the AWS APIs return
     /// them.
@@ -142,19 +165,17 @@ impl Observation {
         describe_services: &str,
         describe_tasks: &str,
         describe_target_health: &str,
-    ) -> Result<Self, String> {
-        let services: Services = serde_json::from_str(describe_services)
-            .map_err(|e| format!("DescribeServices response: {e}"))?;
-        let tasks: Tasks = serde_json::from_str(describe_tasks)
-            .map_err(|e| format!("DescribeTasks response: {e}"))?;
-        let targets: TargetHealthDescriptions = serde_json::from_str(describe_target_health)
-            .map_err(|e| format!("DescribeTargetHealth response: {e}"))?;
+    ) -> Result<Self, ResponseError> {
+        let services: Services = parse("DescribeServices", describe_services)?;
+        let tasks: Tasks = parse("DescribeTasks", describe_tasks)?;
+        let targets: TargetHealthDescriptions =
+            parse("DescribeTargetHealth", describe_target_health)?;
         Ok(Self {
             service: services
                 .services
                 .into_iter()
                 .next()
-                .ok_or("DescribeServices returned no service")?,
+                .ok_or(ResponseError::NoService)?,
             stopped_tasks: tasks.tasks,
             targets: targets.target_health_descriptions,
         })
@@ -289,7 +310,26 @@ pub enum Step {
     /// Look again after the poll interval; print the line if there is one (progress changed).
     Continue(Option<String>),
     /// Stop: `Ok` on a steady state, `Err` with the reason otherwise.
-    Done(Result<(), String>),
+    Done(Result<(), RolloutError>),
+}
+
+/// Why a rollout will not reach a steady state.
+#[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
+pub enum RolloutError {
+    /// It failed; the reason is AWS's (a rollback, a stopped task, an unhealthy target).
+    #[error("{reason}")]
+    Failed {
+        /// What AWS says.
+        reason: String,
+    },
+    /// The timeout passed before a steady state.
+    #[error("no steady state after {} s (--timeout): {progress}", .timeout.as_secs())]
+    TimedOut {
+        /// The time limit.
+        timeout: Duration,
+        /// The last progress seen.
+        progress: String,
+    },
 }
 
 /// The state of one wait: the deployment watched, its time limit, whether ECS has shown the
@@ -334,11 +374,13 @@ impl Watcher {
         };
         match verdict {
             Verdict::Steady => Step::Done(Ok(())),
-            Verdict::Failed(reason) => Step::Done(Err(reason)),
-            Verdict::InProgress(progress) if elapsed >= self.timeout => Step::Done(Err(format!(
-                "no steady state after {} s (--timeout): {progress}",
-                self.timeout.as_secs()
-            ))),
+            Verdict::Failed(reason) => Step::Done(Err(RolloutError::Failed { reason })),
+            Verdict::InProgress(progress) if elapsed >= self.timeout => {
+                Step::Done(Err(RolloutError::TimedOut {
+                    timeout: self.timeout,
+                    progress,
+                }))
+            }
             Verdict::InProgress(progress) => {
                 let changed = self.last.as_deref() != Some(progress.as_str());
                 self.last = Some(progress.clone());

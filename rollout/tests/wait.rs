@@ -3,7 +3,7 @@
 
 use std::time::Duration;
 
-use svcgen_deploy::wait::{Observation, Step, Verdict, Watcher, judge};
+use svcgen_rollout::wait::{Observation, RolloutError, Step, Verdict, Watcher, judge};
 
 const OURS: &str = "arn:aws:ecs:eu-central-1:123456789012:task-definition/task-svc:7";
 
@@ -71,10 +71,11 @@ fn a_deployment_is_gone_only_after_ecs_showed_it() {
     ));
     assert_eq!(
         watcher.step(&observation("rolled_back"), 3 * second),
-        Step::Done(Err(
-            "ECS rolled the service back to task-svc:6: the deployment of task-svc:7 is gone"
-                .to_owned()
-        ))
+        Step::Done(Err(RolloutError::Failed {
+            reason:
+                "ECS rolled the service back to task-svc:6: the deployment of task-svc:7 is gone"
+                    .to_owned()
+        }))
     );
 }
 
@@ -138,12 +139,13 @@ fn the_timeout_ends_the_wait_with_the_last_progress() {
         watcher.step(&starting, Duration::from_secs(59)),
         Step::Continue(_)
     ));
+    let step = watcher.step(&starting, Duration::from_secs(60));
+    let Step::Done(Err(error @ RolloutError::TimedOut { .. })) = step else {
+        panic!("expected a timeout, got {step:?}");
+    };
     assert_eq!(
-        watcher.step(&starting, Duration::from_secs(60)),
-        Step::Done(Err(
-            "no steady state after 60 s (--timeout): tasks 0/2 running (2 pending), targets: 2 healthy, 1 initial"
-                .to_owned()
-        ))
+        error.to_string(),
+        "no steady state after 60 s (--timeout): tasks 0/2 running (2 pending), targets: 2 healthy, 1 initial"
     );
 }
 
@@ -164,6 +166,7 @@ fn malformed_responses_are_errors_not_panics() {
             "{\"TargetHealthDescriptions\": []}"
         )
         .expect_err("no service")
+        .to_string()
         .contains("no service")
     );
     assert!(Observation::from_responses("not json", "", "").is_err());

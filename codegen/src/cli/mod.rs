@@ -1,0 +1,257 @@
+//! The `svcgen` command line: clap's definitions of every command and the dispatch to one
+//! module per command (as sqlx-cli does). The library returns values, reports and typed
+//! errors; only this layer prints them and chooses the exit code: 0 ok, 1 a check failed or
+//! AWS refused, 2 a usage or input error.
+
+mod breaking;
+mod completions;
+#[cfg(feature = "aws")]
+mod deploy;
+mod generate;
+mod new;
+#[cfg(feature = "aws")]
+mod table;
+mod templates;
+
+use std::path::PathBuf;
+use std::process::ExitCode;
+
+use clap::{Parser, Subcommand};
+
+/// Generates a production gRPC service for ECS Fargate from one annotated .proto.
+#[derive(Parser)]
+#[command(version, about)]
+struct Cli {
+    #[command(subcommand)]
+    command: Command,
+}
+
+#[derive(Subcommand)]
+enum Command {
+    /// Creates a new service project that builds and runs as it is.
+    ///
+    /// Writes svcgen.toml, a commented proto with an example entity and RPCs, Cargo.toml,
+    /// src/main.rs, src/handler.rs, a README and every generated file. Refuses a directory that
+    /// exists and is not empty.
+    ///
+    /// Example: svcgen new order-svc && cd order-svc && cargo run
+    New {
+        /// Service name: lower-case letters, digits and '-' (names the crate, binary and ECS family).
+        name: String,
+        /// Where to create it (default: ./NAME).
+        #[arg(long)]
+        dir: Option<PathBuf>,
+        /// Replace embedded templates with the files of the same name in DIR.
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Depend on svcgen-runtime from this checkout directory (default: the checkout svcgen was
+        /// built from, when it still exists; otherwise the crates.io version).
+        #[arg(long, value_name = "DIR")]
+        runtime_path: Option<PathBuf>,
+    },
+    /// Regenerates every generated file of a project; hand-written files are never touched.
+    ///
+    /// Example: svcgen generate generated-example
+    Generate {
+        /// Writes nothing; exits 1 and lists the files that are missing, stale or extra.
+        #[arg(long)]
+        check: bool,
+        /// Replace embedded templates with the files of the same name in DIR (default: svcgen.toml
+        /// [generate] templates).
+        #[arg(long, value_name = "DIR")]
+        templates: Option<PathBuf>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Reports changes that break clients, orphan stored data or replace infrastructure,
+    /// compared with an earlier version of the project. Exits 1 when something breaks.
+    ///
+    /// Client: removed RPCs, services, messages, enum values; removed fields without
+    /// `reserved`; changed field types or reused numbers; renamed fields. Stored data: changed
+    /// key or index templates, entities moved to another table or no longer entities, changed TTL
+    /// or version fields, renamed or retyped stored fields, renamed physical tables, new
+    /// indexes that need a backfill. Infrastructure: renamed service, changed port (target
+    /// group), Cloud Map namespace, service name or record type.
+    ///
+    /// Example: svcgen breaking --against origin/main .
+    Breaking {
+        /// The earlier version: a git revision of the repository holding DIR, or a project
+        /// directory.
+        #[arg(long, value_name = "REF|DIR")]
+        against: String,
+        /// An intended change, not counted: RULE (e.g. index-added) or RULE:SUBJECT as printed.
+        #[arg(long, value_name = "RULE[:SUBJECT]")]
+        allow: Vec<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// The embedded templates.
+    Templates {
+        #[command(subcommand)]
+        command: TemplatesCommand,
+    },
+    /// DynamoDB tables of a project.
+    #[cfg(feature = "aws")]
+    Table {
+        #[command(subcommand)]
+        command: TableCommand,
+    },
+    /// Deploys the project to ECS Fargate: each resource is created if missing, updated if it
+    /// differs from the generated definition and left alone if equal.
+    ///
+    /// Steps: ECR repository and image (built and pushed with docker, podman or buildah, tagged
+    /// with the git revision; or --image), DynamoDB tables, IAM roles, ECS cluster, log group
+    /// and task definition, Cloud Map namespace and service, target group and listener rule,
+    /// ECS service; then waits for a steady state and prints a command that calls the service.
+    /// Settings come from svcgen.toml [aws] (region, vpc_id, subnets, security_groups,
+    /// listener_arn, cluster) and [deploy]; credentials and AWS_ENDPOINT_URL from the standard
+    /// AWS chain. Exit 2: bad input, found before any change; exit 1: AWS refused or the rollout
+    /// failed.
+    ///
+    /// Example: svcgen deploy --dry-run generated-example
+    #[cfg(feature = "aws")]
+    Deploy {
+        /// Deploy this image instead of building one.
+        #[arg(long, value_name = "URI")]
+        image: Option<String>,
+        /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+        /// Describe and compare only; print what would change.
+        #[arg(long)]
+        dry_run: bool,
+        /// Do not wait for the rollout (`svcgen status` shows it).
+        #[arg(long)]
+        no_wait: bool,
+        /// Give up waiting for a steady state after this many seconds (exit 1).
+        #[arg(long, value_name = "SECONDS", default_value_t = 900)]
+        timeout: u64,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Shows the deployed service: deployments, tasks and target health.
+    ///
+    /// Example: svcgen status generated-example
+    #[cfg(feature = "aws")]
+    Status {
+        /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
+        #[arg(long)]
+        region: Option<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Prints a shell completion script.
+    ///
+    /// Example: svcgen completions bash > ~/.local/share/bash-completion/completions/svcgen
+    Completions {
+        /// The shell.
+        shell: clap_complete::Shell,
+    },
+}
+
+#[derive(Subcommand)]
+enum TemplatesCommand {
+    /// Writes every embedded template into DIR, to start overrides from.
+    ///
+    /// Example: svcgen templates export svcgen-templates
+    Export {
+        /// Target directory; existing template files are not overwritten.
+        dir: PathBuf,
+    },
+}
+
+#[cfg(feature = "aws")]
+#[derive(Subcommand)]
+enum TableCommand {
+    /// Creates the project's tables, or confirms they exist with the same layout.
+    ///
+    /// Uses the standard AWS environment (AWS_REGION, credentials, AWS_ENDPOINT_URL for local
+    /// servers); table names from TABLE_NAME_<LOGICAL>, TABLE_NAME or svcgen.toml [tables].
+    ///
+    /// Example: AWS_ENDPOINT_URL=http://127.0.0.1:8000 TABLE_NAME=tasks svcgen table create generated-example
+    Create {
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+}
+
+/// Parses the command line and runs the command; returns its exit code.
+pub(crate) fn run() -> ExitCode {
+    let cli = Cli::parse();
+    match cli.command {
+        Command::New {
+            name,
+            dir,
+            templates,
+            runtime_path,
+        } => new::run(&name, dir, templates, runtime_path),
+        Command::Generate {
+            check,
+            templates,
+            dir,
+        } => generate::run(&dir, templates.as_deref(), check),
+        Command::Breaking {
+            against,
+            allow,
+            dir,
+        } => breaking::run(&dir, &against, &allow),
+        Command::Templates {
+            command: TemplatesCommand::Export { dir },
+        } => templates::export(&dir),
+        Command::Completions { shell } => completions::run(shell),
+        #[cfg(feature = "aws")]
+        Command::Table {
+            command: TableCommand::Create { dir },
+        } => table::create(&dir),
+        #[cfg(feature = "aws")]
+        Command::Deploy {
+            image,
+            region,
+            dry_run,
+            no_wait,
+            timeout,
+            dir,
+        } => deploy::deploy(svcgen::deploy::Options {
+            dir,
+            image,
+            region,
+            dry_run,
+            wait: !no_wait,
+            timeout: std::time::Duration::from_secs(timeout),
+        }),
+        #[cfg(feature = "aws")]
+        Command::Status { region, dir } => deploy::status(&dir, region.as_deref()),
+    }
+}
+
+/// Exit code 1: a check failed (stale files, breaking changes) or AWS refused.
+fn failed() -> ExitCode {
+    ExitCode::FAILURE
+}
+
+/// Exit code 2: a usage or input error; nothing was changed.
+fn input_error() -> ExitCode {
+    ExitCode::from(2)
+}
+
+/// Prints a diagnostic to stderr as miette renders it (without colours when stderr is not a
+/// terminal).
+fn report(error: impl miette::Diagnostic + Send + Sync + 'static) {
+    use std::io::IsTerminal as _;
+    let theme = if std::io::stderr().is_terminal() {
+        miette::GraphicalTheme::unicode()
+    } else {
+        miette::GraphicalTheme::unicode_nocolor()
+    };
+    let mut text = String::new();
+    let handler = miette::GraphicalReportHandler::new_themed(theme);
+    if handler.render_report(&mut text, &error).is_err() {
+        text = error.to_string();
+    }
+    eprintln!("{text}");
+}

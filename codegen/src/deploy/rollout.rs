@@ -1,0 +1,183 @@
+//! Step 9 and `svcgen status`'s view of the service: one look at the service, its stopped
+//! tasks and its targets through the SDK, in the shapes `svcgen-rollout` judges; and the wait
+//! for a steady state built on it.
+
+use std::time::{Duration, Instant};
+
+use aws_sdk_ecs::types as ecs;
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use svcgen_rollout::wait;
+
+use super::progress::{Event, Progress};
+use super::{AwsError, Clients, DeployError, Failure, Settings};
+
+/// One look at the service, its stopped tasks and its targets; also returns the service as
+/// ECS describes it (none when it does not exist).
+pub(super) async fn observe(
+    aws: &Clients,
+    settings: &Settings,
+    target_group: &str,
+) -> Result<(wait::Observation, Option<ecs::Service>), AwsError> {
+    let described = aws
+        .ecs
+        .describe_services()
+        .cluster(&settings.cluster)
+        .services(&settings.name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
+    let service = described.services().first().cloned();
+    let stopped = aws
+        .ecs
+        .list_tasks()
+        .cluster(&settings.cluster)
+        .service_name(&settings.name)
+        .desired_status(ecs::DesiredStatus::Stopped)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
+    let tasks = if stopped.task_arns().is_empty() {
+        Vec::new()
+    } else {
+        aws.ecs
+            .describe_tasks()
+            .cluster(&settings.cluster)
+            .set_tasks(Some(stopped.task_arns().to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?
+            .tasks()
+            .to_vec()
+    };
+    let health = aws
+        .elb
+        .describe_target_health()
+        .target_group_arn(target_group)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetHealth", e))?;
+    let observation = wait::Observation {
+        service: service.as_ref().map(judged_service).unwrap_or_default(),
+        stopped_tasks: tasks.iter().map(judged_task).collect(),
+        targets: health
+            .target_health_descriptions()
+            .iter()
+            .map(judged_target)
+            .collect(),
+    };
+    Ok((observation, service))
+}
+
+fn count(n: i32) -> u32 {
+    u32::try_from(n).unwrap_or(0)
+}
+
+fn text(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
+}
+
+fn judged_service(s: &ecs::Service) -> wait::Service {
+    wait::Service {
+        service_name: text(s.service_name()),
+        desired_count: count(s.desired_count()),
+        running_count: count(s.running_count()),
+        pending_count: count(s.pending_count()),
+        deployments: s
+            .deployments()
+            .iter()
+            .map(|d| wait::Deployment {
+                id: text(d.id()),
+                status: text(d.status()),
+                task_definition: text(d.task_definition()),
+                desired_count: count(d.desired_count()),
+                running_count: count(d.running_count()),
+                failed_tasks: count(d.failed_tasks()),
+                rollout_state: d.rollout_state().map(|r| r.as_str().to_owned()),
+                rollout_state_reason: d.rollout_state_reason().map(str::to_owned),
+            })
+            .collect(),
+    }
+}
+
+fn judged_task(t: &ecs::Task) -> wait::Task {
+    wait::Task {
+        task_arn: text(t.task_arn()),
+        task_definition_arn: text(t.task_definition_arn()),
+        last_status: text(t.last_status()),
+        stopped_reason: t.stopped_reason().map(str::to_owned),
+        stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
+        containers: t
+            .containers()
+            .iter()
+            .map(|c| wait::Container {
+                name: text(c.name()),
+                reason: c.reason().map(str::to_owned),
+                exit_code: c.exit_code(),
+            })
+            .collect(),
+    }
+}
+
+fn judged_target(d: &elb::TargetHealthDescription) -> wait::TargetHealthDescription {
+    let health = d.target_health();
+    wait::TargetHealthDescription {
+        target: wait::Target {
+            id: text(d.target().and_then(|t| t.id())),
+            port: d
+                .target()
+                .and_then(|t| t.port())
+                .and_then(|p| u16::try_from(p).ok()),
+        },
+        target_health: wait::TargetHealth {
+            state: health
+                .and_then(|h| h.state())
+                .map(|s| s.as_str().to_owned())
+                .unwrap_or_default(),
+            reason: health
+                .and_then(|h| h.reason())
+                .map(|r| r.as_str().to_owned()),
+            description: health.and_then(|h| h.description()).map(str::to_owned),
+        },
+    }
+}
+
+/// Seconds between looks at a rollout.
+const POLL: Duration = Duration::from_secs(5);
+
+/// Step 9: waits for the new task definition to run everywhere with healthy targets; stops
+/// at the first failure with AWS's reason, or at the timeout. Progress goes to `progress`
+/// when it changes.
+pub(super) async fn wait(
+    aws: &Clients,
+    settings: &Settings,
+    (task_definition, target_group): (&str, &str),
+    timeout: Duration,
+    progress: &mut dyn Progress,
+) -> Result<(), DeployError> {
+    let started = Instant::now();
+    let mut watcher = wait::Watcher::new(task_definition, timeout);
+    loop {
+        let (observation, _) = observe(aws, settings, target_group).await?;
+        match watcher.step(&observation, started.elapsed()) {
+            wait::Step::Done(Ok(())) => {
+                progress.event(&Event::Steady {
+                    running: observation.service.running_count,
+                    task_definition: task_definition
+                        .rsplit('/')
+                        .next()
+                        .unwrap_or(task_definition)
+                        .to_owned(),
+                    waited: started.elapsed(),
+                });
+                return Ok(());
+            }
+            wait::Step::Done(Err(error)) => return Err(Failure::Rollout(error).into()),
+            wait::Step::Continue(Some(line)) => {
+                progress.event(&Event::Waiting { progress: line });
+            }
+            wait::Step::Continue(None) => {}
+        }
+        let left = timeout.saturating_sub(started.elapsed());
+        tokio::time::sleep(POLL.min(left)).await;
+    }
+}

@@ -1,0 +1,235 @@
+//! `svcgen status`: the deployed service, its deployments, tasks and target health, read from
+//! AWS (no mutating call) into a [`StatusReport`] that displays as the command's output.
+
+use std::fmt;
+
+use svcgen_rollout::wait;
+
+use super::{AwsError, Clients, DeployError, Failure, Settings, rollout};
+
+/// What `svcgen status` shows; displays as one line per item.
+#[derive(Clone, Debug)]
+pub struct StatusReport {
+    /// The service.
+    pub service: String,
+    /// Its cluster.
+    pub cluster: String,
+    /// Its region.
+    pub region: String,
+    /// Tasks running.
+    pub running: i32,
+    /// Tasks wanted.
+    pub desired: i32,
+    /// Tasks starting.
+    pub pending: i32,
+    /// The service's task definition ARN.
+    pub task_definition: Option<String>,
+    /// The deployments: the newest (PRIMARY) and those being replaced.
+    pub deployments: Vec<wait::Deployment>,
+    /// The tasks ECS lists for the service.
+    pub tasks: Vec<TaskStatus>,
+    /// Stopped tasks, with their reasons.
+    pub stopped_tasks: Vec<wait::Task>,
+    /// The target group's targets and their health.
+    pub targets: Vec<wait::TargetHealthDescription>,
+}
+
+/// A task of the service.
+#[derive(Clone, Debug)]
+pub struct TaskStatus {
+    /// Its ARN.
+    pub arn: String,
+    /// RUNNING, PENDING, ….
+    pub last_status: Option<String>,
+    /// The container health ECS reports.
+    pub health: Option<String>,
+    /// Its task definition ARN.
+    pub task_definition: String,
+}
+
+/// The last segment of an ARN: `…/task-svc:7` → `task-svc:7`.
+fn short(arn: &str) -> &str {
+    arn.rsplit('/').next().unwrap_or(arn)
+}
+
+impl fmt::Display for StatusReport {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        writeln!(
+            f,
+            "service {} (cluster {}, {}): {} running / {} desired, {} pending, task definition {}",
+            self.service,
+            self.cluster,
+            self.region,
+            self.running,
+            self.desired,
+            self.pending,
+            short(self.task_definition.as_deref().unwrap_or("none"))
+        )?;
+        for d in &self.deployments {
+            writeln!(
+                f,
+                "  deployment {} {}: {} {}/{} running, {} failed tasks{}",
+                d.id,
+                d.status,
+                short(&d.task_definition),
+                d.running_count,
+                d.desired_count,
+                d.failed_tasks,
+                d.rollout_state
+                    .as_deref()
+                    .map(|s| format!(", rollout {s}"))
+                    .unwrap_or_default()
+            )?;
+        }
+        for task in &self.tasks {
+            writeln!(
+                f,
+                "  task {} {} health {} ({})",
+                short(&task.arn),
+                task.last_status.as_deref().unwrap_or("unknown"),
+                task.health.as_deref().unwrap_or("unknown"),
+                short(&task.task_definition)
+            )?;
+        }
+        for task in &self.stopped_tasks {
+            writeln!(
+                f,
+                "  stopped task {}: {}",
+                short(&task.task_arn),
+                task.stopped_reason.as_deref().unwrap_or("no reason given")
+            )?;
+        }
+        if self.targets.is_empty() {
+            writeln!(f, "  targets: none registered")?;
+        }
+        for t in &self.targets {
+            writeln!(
+                f,
+                "  target {}{} {}{}",
+                t.target.id,
+                t.target.port.map(|p| format!(":{p}")).unwrap_or_default(),
+                t.target_health.state,
+                t.target_health
+                    .reason
+                    .as_deref()
+                    .map(|r| format!(" ({r})"))
+                    .unwrap_or_default()
+            )?;
+        }
+        Ok(())
+    }
+}
+
+/// Reads the service's state; a service that is not deployed is a failure naming what is
+/// missing (target group, cluster or service).
+pub(super) async fn status(
+    aws: &Clients,
+    settings: &Settings,
+) -> Result<StatusReport, DeployError> {
+    let target_group = deployed_target_group(aws, settings).await?;
+    let described = aws
+        .ecs
+        .describe_services()
+        .cluster(&settings.cluster)
+        .services(&settings.name)
+        .send()
+        .await;
+    if let Err(e) = &described
+        && e.as_service_error()
+            .is_some_and(|e| e.is_cluster_not_found_exception())
+    {
+        return Err(Failure::NoCluster {
+            cluster: settings.cluster.clone(),
+            region: settings.region.clone(),
+        }
+        .into());
+    }
+    let (observation, service) = rollout::observe(aws, settings, &target_group).await?;
+    let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
+        return Err(Failure::NoService {
+            service: settings.name.clone(),
+            cluster: settings.cluster.clone(),
+        }
+        .into());
+    };
+    Ok(StatusReport {
+        service: settings.name.clone(),
+        cluster: settings.cluster.clone(),
+        region: settings.region.clone(),
+        running: service.running_count(),
+        desired: service.desired_count(),
+        pending: service.pending_count(),
+        task_definition: service.task_definition().map(str::to_owned),
+        deployments: observation.service.deployments,
+        tasks: tasks(aws, settings).await?,
+        stopped_tasks: observation.stopped_tasks,
+        targets: observation.targets,
+    })
+}
+
+/// The ARN of the service's target group; a failure when there is none.
+async fn deployed_target_group(aws: &Clients, settings: &Settings) -> Result<String, DeployError> {
+    let groups = aws
+        .elb
+        .describe_target_groups()
+        .names(settings.target_group())
+        .send()
+        .await;
+    let target_group = match groups {
+        Ok(out) => out
+            .target_groups()
+            .first()
+            .and_then(|t| t.target_group_arn())
+            .map(str::to_owned),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => {
+            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
+        }
+    };
+    target_group.ok_or_else(|| {
+        Failure::NoTargetGroup {
+            target_group: settings.target_group().to_owned(),
+            service: settings.name.clone(),
+            region: settings.region.clone(),
+        }
+        .into()
+    })
+}
+
+/// The tasks ECS lists for the service.
+async fn tasks(aws: &Clients, settings: &Settings) -> Result<Vec<TaskStatus>, AwsError> {
+    let listed = aws
+        .ecs
+        .list_tasks()
+        .cluster(&settings.cluster)
+        .service_name(&settings.name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
+    if listed.task_arns().is_empty() {
+        return Ok(Vec::new());
+    }
+    let described = aws
+        .ecs
+        .describe_tasks()
+        .cluster(&settings.cluster)
+        .set_tasks(Some(listed.task_arns().to_vec()))
+        .send()
+        .await
+        .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?;
+    Ok(described
+        .tasks()
+        .iter()
+        .map(|task| TaskStatus {
+            arn: task.task_arn().unwrap_or_default().to_owned(),
+            last_status: task.last_status().map(str::to_owned),
+            health: task.health_status().map(|h| h.as_str().to_owned()),
+            task_definition: task.task_definition_arn().unwrap_or_default().to_owned(),
+        })
+        .collect())
+}
