@@ -355,7 +355,8 @@ impl Findings<'_, '_> {
         }
     }
 
-    /// Reports a field whose type or name changed (`updated` has `field`'s number).
+    /// Reports a field whose type or name changed (`updated` has `field`'s number). Most of its
+    /// length is the four reports' texts.
     fn field_changed(
         &mut self,
         old: &MessageDescriptor,
@@ -789,8 +790,42 @@ fn physical_tables(config: &Config, model: &crate::model::Model) -> BTreeMap<Str
 
 /// Why the old version could not be read.
 #[derive(Debug, thiserror::Error)]
-#[error("{0}")]
-pub struct AgainstError(pub String);
+pub enum AgainstError {
+    /// A program svcgen needs (git, tar) could not be started.
+    #[error("cannot run {program}: {source}")]
+    Run {
+        /// `git`, `git archive` or `tar`.
+        program: &'static str,
+        /// Why.
+        source: std::io::Error,
+    },
+    /// `--against` names neither a directory nor a revision.
+    #[error("`{against}` is neither a directory nor a git revision of {project}: {stderr}")]
+    NotARevision {
+        /// What `--against` said.
+        against: String,
+        /// The project directory.
+        project: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// `git archive` failed.
+    #[error("git archive {against}: {stderr}")]
+    Archive {
+        /// The revision.
+        against: String,
+        /// What git said.
+        stderr: String,
+    },
+    /// `tar` failed to extract the archive.
+    #[error("tar could not extract {against}: {detail}")]
+    Extract {
+        /// The revision.
+        against: String,
+        /// What went wrong.
+        detail: String,
+    },
+}
 
 /// The old version's project directory: `against` itself when it is a directory, else the
 /// project at git revision `against`, extracted (`git archive`) into `scratch`.
@@ -809,13 +844,16 @@ pub fn old_project_dir(
             .arg(project)
             .args(args)
             .output()
-            .map_err(|e| AgainstError(format!("cannot run git: {e}")))?;
+            .map_err(|source| AgainstError::Run {
+                program: "git",
+                source,
+            })?;
         if !output.status.success() {
-            return Err(AgainstError(format!(
-                "`{against}` is neither a directory nor a git revision of {}: {}",
-                project.display(),
-                String::from_utf8_lossy(&output.stderr).trim()
-            )));
+            return Err(AgainstError::NotARevision {
+                against: against.to_owned(),
+                project: project.display().to_string(),
+                stderr: String::from_utf8_lossy(&output.stderr).trim().to_owned(),
+            });
         }
         Ok(String::from_utf8_lossy(&output.stdout).trim().to_owned())
     };
@@ -832,12 +870,15 @@ pub fn old_project_dir(
         .arg(&root)
         .args(["archive", "--format=tar", against])
         .output()
-        .map_err(|e| AgainstError(format!("cannot run git archive: {e}")))?;
+        .map_err(|source| AgainstError::Run {
+            program: "git archive",
+            source,
+        })?;
     if !archive.status.success() {
-        return Err(AgainstError(format!(
-            "git archive {against}: {}",
-            String::from_utf8_lossy(&archive.stderr).trim()
-        )));
+        return Err(AgainstError::Archive {
+            against: against.to_owned(),
+            stderr: String::from_utf8_lossy(&archive.stderr).trim().to_owned(),
+        });
     }
     let mut tar = std::process::Command::new("tar")
         .arg("-x")
@@ -845,16 +886,23 @@ pub fn old_project_dir(
         .arg(scratch)
         .stdin(std::process::Stdio::piped())
         .spawn()
-        .map_err(|e| AgainstError(format!("cannot run tar: {e}")))?;
+        .map_err(|source| AgainstError::Run {
+            program: "tar",
+            source,
+        })?;
+    let extract = |detail: String| AgainstError::Extract {
+        against: against.to_owned(),
+        detail,
+    };
     if let Some(mut stdin) = tar.stdin.take() {
         use std::io::Write as _;
         stdin
             .write_all(&archive.stdout)
-            .map_err(|e| AgainstError(format!("tar: {e}")))?;
+            .map_err(|e| extract(e.to_string()))?;
     }
-    let status = tar.wait().map_err(|e| AgainstError(format!("tar: {e}")))?;
+    let status = tar.wait().map_err(|e| extract(e.to_string()))?;
     if !status.success() {
-        return Err(AgainstError(format!("tar could not extract {against}")));
+        return Err(extract(status.to_string()));
     }
     Ok(scratch.join(prefix))
 }

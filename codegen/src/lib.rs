@@ -51,7 +51,7 @@ pub enum GenerateError {
     Template(#[from] templates::TemplateError),
     /// A bug: the generator produced something it cannot format.
     #[error("internal generator error: {0}")]
-    Render(String),
+    Render(#[from] render::RenderError),
 }
 
 /// A project's inputs, compiled and validated.

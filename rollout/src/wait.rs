@@ -205,21 +205,34 @@ pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
         .iter()
         .find(|d| d.task_definition == task_definition)
     else {
-        let primary = service.deployments.iter().find(|d| d.status == "PRIMARY");
-        return Verdict::Failed(match primary {
-            Some(p) => format!(
-                "ECS rolled the service back to {}: the deployment of {} is gone",
-                short(&p.task_definition),
-                short(task_definition)
-            ),
-            None => format!(
-                "the service has no deployment of {}",
-                short(task_definition)
-            ),
-        });
+        return Verdict::Failed(deployment_gone(service, task_definition));
     };
+    if let Some(reason) = failure(observation, ours, task_definition) {
+        return Verdict::Failed(reason);
+    }
+    progress(service, ours, &observation.targets)
+}
+
+/// Why the deployment of `task_definition` is no longer among the service's deployments.
+fn deployment_gone(service: &Service, task_definition: &str) -> String {
+    match service.deployments.iter().find(|d| d.status == "PRIMARY") {
+        Some(p) => format!(
+            "ECS rolled the service back to {}: the deployment of {} is gone",
+            short(&p.task_definition),
+            short(task_definition)
+        ),
+        None => format!(
+            "the service has no deployment of {}",
+            short(task_definition)
+        ),
+    }
+}
+
+/// The first sign that the rollout failed: ECS says so, a task of ours stopped, or a target is
+/// unhealthy.
+fn failure(observation: &Observation, ours: &Deployment, task_definition: &str) -> Option<String> {
     if ours.rollout_state.as_deref() == Some("FAILED") {
-        return Verdict::Failed(format!(
+        return Some(format!(
             "deployment {} failed: {}",
             ours.id,
             ours.rollout_state_reason
@@ -232,53 +245,56 @@ pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
         .iter()
         .find(|t| t.task_definition_arn == task_definition && t.last_status == "STOPPED")
     {
-        let mut reason = format!(
-            "task {} stopped: {}",
-            short(&task.task_arn),
-            task.stopped_reason.as_deref().unwrap_or("no reason given")
-        );
-        for container in &task.containers {
-            if let Some(why) = &container.reason {
-                reason.push_str(&format!("; container {}: {why}", container.name));
-            } else if let Some(code) = container.exit_code.filter(|c| *c != 0) {
-                reason.push_str(&format!(
-                    "; container {} exited with {code}",
-                    container.name
-                ));
-            }
-        }
-        return Verdict::Failed(reason);
+        return Some(stopped_task(task));
     }
-    if let Some(target) = observation
+    let target = observation
         .targets
         .iter()
-        .find(|t| t.target_health.state == "unhealthy")
-    {
-        let health = &target.target_health;
-        return Verdict::Failed(format!(
-            "target {}{} is unhealthy: {} ({})",
-            target.target.id,
-            target
-                .target
-                .port
-                .map(|p| format!(":{p}"))
-                .unwrap_or_default(),
-            health.reason.as_deref().unwrap_or("no reason code"),
-            health.description.as_deref().unwrap_or("no description")
-        ));
+        .find(|t| t.target_health.state == "unhealthy")?;
+    let health = &target.target_health;
+    Some(format!(
+        "target {}{} is unhealthy: {} ({})",
+        target.target.id,
+        target
+            .target
+            .port
+            .map(|p| format!(":{p}"))
+            .unwrap_or_default(),
+        health.reason.as_deref().unwrap_or("no reason code"),
+        health.description.as_deref().unwrap_or("no description")
+    ))
+}
+
+/// Why a task stopped, with each container's reason or non-zero exit code.
+fn stopped_task(task: &Task) -> String {
+    let mut reason = format!(
+        "task {} stopped: {}",
+        short(&task.task_arn),
+        task.stopped_reason.as_deref().unwrap_or("no reason given")
+    );
+    for container in &task.containers {
+        if let Some(why) = &container.reason {
+            reason.push_str(&format!("; container {}: {why}", container.name));
+        } else if let Some(code) = container.exit_code.filter(|c| *c != 0) {
+            reason.push_str(&format!(
+                "; container {} exited with {code}",
+                container.name
+            ));
+        }
     }
+    reason
+}
+
+/// Steady when our deployment is primary, rolled out, running every task and every task is a
+/// healthy target; else how far it got.
+fn progress(service: &Service, ours: &Deployment, targets: &[TargetHealthDescription]) -> Verdict {
     let mut states: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
-    for target in &observation.targets {
+    for target in targets {
         *states
             .entry(target.target_health.state.as_str())
             .or_default() += 1;
     }
     let healthy = states.get("healthy").copied().unwrap_or(0);
-    let target_summary = states
-        .iter()
-        .map(|(state, n)| format!("{n} {state}"))
-        .collect::<Vec<_>>()
-        .join(", ");
     let desired = usize::try_from(ours.desired_count).unwrap_or(usize::MAX);
     let rolled_out = match ours.rollout_state.as_deref() {
         Some(state) => state == "COMPLETED",
@@ -291,6 +307,11 @@ pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
     {
         return Verdict::Steady;
     }
+    let target_summary = states
+        .iter()
+        .map(|(state, n)| format!("{n} {state}"))
+        .collect::<Vec<_>>()
+        .join(", ");
     Verdict::InProgress(format!(
         "tasks {}/{} running ({} pending), targets: {}",
         ours.running_count,

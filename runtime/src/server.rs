@@ -179,10 +179,10 @@ impl Stores {
         Ok(Self { tables })
     }
 
-    /// DynamoDB tables `(logical, physical)`, through the standard AWS configuration chain
-    /// (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for local servers).
+    /// DynamoDB tables `(logical, physical)` laid out as `schemas` say, through the standard
+    /// AWS configuration chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for local servers).
     #[cfg(feature = "dynamodb")]
-    pub async fn dynamodb(tables: &[(String, String)]) -> Self {
+    pub async fn dynamodb(tables: &[(String, String)], schemas: &[TableSchema]) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
@@ -190,11 +190,13 @@ impl Stores {
         let tables = tables
             .iter()
             .map(|(logical, physical)| {
-                (
-                    logical.clone(),
-                    Arc::new(crate::store::DynamoStore::new(client.clone(), physical))
-                        as Arc<dyn Store>,
-                )
+                let indexes = schemas
+                    .iter()
+                    .find(|s| s.name == logical)
+                    .map_or(&[][..], |s| s.indexes);
+                let store =
+                    crate::store::DynamoStore::new(client.clone(), physical).with_indexes(indexes);
+                (logical.clone(), Arc::new(store) as Arc<dyn Store>)
             })
             .collect();
         Self { tables }
@@ -323,7 +325,7 @@ async fn serve(
     let stores = if config.dynamodb_tables.is_empty() {
         Stores::local(&config.data_dir, definition.name, definition.tables)?
     } else {
-        dynamodb_stores(&config.dynamodb_tables).await?
+        dynamodb_stores(&config.dynamodb_tables, definition.tables).await?
     };
     let routes = routes(&stores);
 
@@ -426,13 +428,16 @@ fn oversized_is_resource_exhausted(
 }
 
 #[cfg(feature = "dynamodb")]
-async fn dynamodb_stores(tables: &[(String, String)]) -> Result<Stores, ConfigError> {
+async fn dynamodb_stores(
+    tables: &[(String, String)],
+    schemas: &[TableSchema],
+) -> Result<Stores, ConfigError> {
     tracing::info!(?tables, "using DynamoDB");
-    Ok(Stores::dynamodb(tables).await)
+    Ok(Stores::dynamodb(tables, schemas).await)
 }
 
 #[cfg(not(feature = "dynamodb"))]
-async fn dynamodb_stores(_: &[(String, String)]) -> Result<Stores, ConfigError> {
+async fn dynamodb_stores(_: &[(String, String)], _: &[TableSchema]) -> Result<Stores, ConfigError> {
     Err(ConfigError::NoDynamoDb)
 }
 

@@ -386,8 +386,7 @@ pub(crate) fn discovery_service(config: &Config, model: &Model) -> String {
 
 /// Pretty JSON with a trailing newline.
 pub(super) fn json(value: &impl Serialize) -> Result<Vec<u8>, GenerateError> {
-    let mut bytes =
-        serde_json::to_vec_pretty(value).map_err(|e| GenerateError::Render(e.to_string()))?;
+    let mut bytes = serde_json::to_vec_pretty(value).map_err(super::RenderError::Json)?;
     bytes.push(b'\n');
     Ok(bytes)
 }

@@ -20,6 +20,28 @@ use crate::model::Model;
 use crate::naming;
 use crate::templates::Templates;
 
+/// A bug in the generator: what it produced for a valid model could not be assembled.
+#[derive(Debug, thiserror::Error)]
+pub enum RenderError {
+    /// prost-build failed on the descriptors.
+    #[error("prost-build: {0}")]
+    ProstBuild(#[source] std::io::Error),
+    /// prost's output (or the attributes svcgen adds to it) does not parse.
+    #[error("{what} does not parse: {source}")]
+    Unparsable {
+        /// What was parsed.
+        what: String,
+        /// syn's complaint.
+        source: syn::Error,
+    },
+    /// A JSON artifact could not be serialized.
+    #[error("JSON: {0}")]
+    Json(#[source] serde_json::Error),
+    /// prost's output lacks a type the model names.
+    #[error("prost output lacks `{0}`")]
+    MissingType(String),
+}
+
 /// Who owns a file.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum Ownership {
@@ -92,8 +114,7 @@ pub fn render(
         );
     };
 
-    let packages =
-        prost::render(&compiled.pool, &compiled.files, model).map_err(GenerateError::Render)?;
+    let packages = prost::render(&compiled.pool, &compiled.files, model)?;
     for (file, code) in &packages {
         generated(
             &format!("src/generated/{file}"),
@@ -104,7 +125,7 @@ pub fn render(
         "src/generated/file_descriptor_set.bin",
         prost::descriptor_set(&compiled.pool),
     );
-    let format = |tokens| rust::format(&header, tokens).map_err(GenerateError::Render);
+    let format = |tokens| rust::format(&header, tokens);
     generated(
         "src/generated/repository.rs",
         format(repository::render(model))?.into_bytes(),

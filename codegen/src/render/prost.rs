@@ -7,6 +7,7 @@ use prost::Message as _;
 use prost_build::Module;
 use prost_reflect::DescriptorPool;
 
+use super::RenderError;
 use crate::model::Model;
 
 /// `file name → code` for each proto package of `files`.
@@ -14,7 +15,7 @@ pub(super) fn render(
     pool: &DescriptorPool,
     files: &[String],
     model: &Model,
-) -> Result<BTreeMap<String, String>, String> {
+) -> Result<BTreeMap<String, String>, RenderError> {
     let mut config = prost_build::Config::new();
     config.service_generator(
         tonic_prost_build::configure()
@@ -38,9 +39,7 @@ pub(super) fn render(
         .filter_map(|name| pool.get_file_by_name(name))
         .map(|file| Module::from_protobuf_package_name(file.package_name()))
         .collect();
-    let modules = config
-        .generate(requests)
-        .map_err(|e| format!("prost-build: {e}"))?;
+    let modules = config.generate(requests).map_err(RenderError::ProstBuild)?;
     let mut out = BTreeMap::new();
     for (module, code) in modules
         .into_iter()
@@ -55,10 +54,12 @@ pub(super) fn render(
 /// Adds `#[derive(Entity)]` + `#[entity(...)]` to entity messages and `#[derive(Attributes)]`
 /// to the other stored types of `package`. (prost-build's `type_attribute` also matches every
 /// type nested in the named one, so the attributes are placed on the exact items instead.)
-fn attach_derives(code: &str, module: &Module, model: &Model) -> Result<String, String> {
+fn attach_derives(code: &str, module: &Module, model: &Model) -> Result<String, RenderError> {
     let in_module = |package: &str| Module::from_protobuf_package_name(package) == *module;
-    let mut file =
-        syn::parse_file(code).map_err(|e| format!("prost output does not parse: {e}"))?;
+    let mut file = syn::parse_file(code).map_err(|source| RenderError::Unparsable {
+        what: "prost output".to_owned(),
+        source,
+    })?;
     let mut targets: Vec<(&[String], Vec<syn::Attribute>)> = Vec::new();
     for entity in model
         .entities
@@ -79,15 +80,18 @@ fn attach_derives(code: &str, module: &Module, model: &Model) -> Result<String, 
     }
     for (path, attrs) in targets {
         let attrs_slot = find_item(&mut file.items, path)
-            .ok_or_else(|| format!("prost output lacks `{}`", path.join("::")))?;
+            .ok_or_else(|| RenderError::MissingType(path.join("::")))?;
         attrs_slot.splice(0..0, attrs);
     }
     Ok(prettyplease::unparse(&file))
 }
 
-fn parse_attributes(text: &str) -> Result<Vec<syn::Attribute>, String> {
+fn parse_attributes(text: &str) -> Result<Vec<syn::Attribute>, RenderError> {
     let parser = syn::Attribute::parse_outer;
-    syn::parse::Parser::parse_str(parser, text).map_err(|e| format!("attribute `{text}`: {e}"))
+    syn::parse::Parser::parse_str(parser, text).map_err(|source| RenderError::Unparsable {
+        what: format!("attribute `{text}`"),
+        source,
+    })
 }
 
 /// The attributes of the struct or enum at `path` among `items` (descending into modules).

@@ -3,11 +3,15 @@
 
 use proc_macro2::TokenStream;
 
+use super::RenderError;
+
 /// Formats a generated Rust file: parsed (so a generator bug cannot emit invalid Rust
 /// silently), pretty-printed, headed by `header`.
-pub(super) fn format(header: &str, tokens: TokenStream) -> Result<String, String> {
-    let file: syn::File =
-        syn::parse2(tokens).map_err(|e| format!("generated Rust does not parse: {e}"))?;
+pub(super) fn format(header: &str, tokens: TokenStream) -> Result<String, RenderError> {
+    let file: syn::File = syn::parse2(tokens).map_err(|source| RenderError::Unparsable {
+        what: "generated Rust".to_owned(),
+        source,
+    })?;
     Ok(format!(
         "{header}{}",
         space_items(&prettyplease::unparse(&file))

@@ -99,6 +99,7 @@ pub(super) fn check_item(item: &Item, indexes: &[&str]) -> Result<(), StoreError
 
 /// Checks the values an update sets: index keys and numbers (the merged item's size is the
 /// store's to check, since only it sees the whole item).
+#[cfg(feature = "dynamodb")]
 pub(super) fn check_update(set: &Item, indexes: &[&str]) -> Result<(), StoreError> {
     for index in indexes {
         let (pk, sk) = index_key_attributes(index);
