@@ -206,6 +206,11 @@ fn a_file_svcgen_did_not_write_is_never_overwritten() {
 /// Runs svcgen on `codegen/tests/diagnostics/<case>` in a project whose output tree already
 /// exists, and checks exit 2, the location and message, and that nothing changed.
 fn diagnose(case: &str, location: &str, message: &str) {
+    diagnose_with_help(case, location, message, "");
+}
+
+/// [`diagnose`], also checking that the report contains `help`.
+fn diagnose_with_help(case: &str, location: &str, message: &str, help: &str) {
     let temp = tempfile::tempdir().expect("tempdir");
     let dir = temp.path();
     std::fs::create_dir_all(dir.join("proto")).expect("mkdir");
@@ -239,6 +244,7 @@ fn diagnose(case: &str, location: &str, message: &str) {
         report.contains(message),
         "expected `{message}` in:\n{report}"
     );
+    assert!(report.contains(help), "expected `{help}` in:\n{report}");
     assert_eq!(snapshot(dir), before, "nothing written");
 }
 
@@ -311,6 +317,66 @@ fn unsupported_field_type() {
         "unsupported_type.proto",
         "[proto/unsupported_type.proto:9:3]",
         "`google.protobuf.Duration`, which svcgen cannot store",
+    );
+}
+
+#[test]
+fn adjacent_placeholders_in_a_key_template() {
+    diagnose_with_help(
+        "adjacent_placeholders.proto",
+        "[proto/adjacent_placeholders.proto:6:71]",
+        "sort key template `ITEM#{kind}{id}` is ambiguous: placeholders `{kind}` and `{id}` are adjacent",
+        "help: put a separator between placeholders",
+    );
+}
+
+#[test]
+fn placeholders_separated_by_text_values_can_hold() {
+    diagnose_with_help(
+        "no_separator.proto",
+        "[proto/no_separator.proto:6:52]",
+        "`-` between `{owner}` and `{region}` holds no separator",
+        "help: put a separator between placeholders",
+    );
+}
+
+#[test]
+fn a_sort_key_prefix_that_starts_another_entitys() {
+    diagnose_with_help(
+        "overlapping_sort_keys.proto",
+        "[proto/overlapping_sort_keys.proto:18:77]",
+        "`Note` and `Order` can share a partition of table `shop`, and their sort keys overlap: `Note`'s prefix \"ORDER#N#\" starts with `Order`'s \"ORDER#\"",
+        "give each entity its own sort-key prefix that does not start the other's, e.g. sk: \"NOTE#{id}\"",
+    );
+}
+
+#[test]
+fn a_sort_key_without_a_prefix_next_to_another_entity() {
+    diagnose_with_help(
+        "placeholder_sort_key.proto",
+        "[proto/placeholder_sort_key.proto:13:77]",
+        "`Note`'s starts with a placeholder, so nothing tells it from `Order`'s prefix \"ORDER#\"",
+        "give each entity its own sort-key prefix",
+    );
+}
+
+#[test]
+fn equal_sort_key_prefixes_in_a_shared_index() {
+    diagnose_with_help(
+        "overlapping_index_keys.proto",
+        "[proto/overlapping_index_keys.proto:19:16]",
+        "`Return` and `Order` can share a partition of index `gsi1` of table `shop`, and their sort keys overlap: both start with \"ITEM#\"",
+        "give each entity its own sort-key prefix",
+    );
+}
+
+#[test]
+fn a_field_named_like_the_entity_type_attribute() {
+    diagnose_with_help(
+        "reserved_field_name.proto",
+        "[proto/reserved_field_name.proto:8:10]",
+        "field name `svcgen_entity` is reserved for an attribute svcgen stores",
+        "svcgen_entity",
     );
 }
 

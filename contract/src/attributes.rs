@@ -1,6 +1,7 @@
 //! Attribute names of stored items: the table's key is `pk`/`sk`, index `NAME` uses
-//! `NAMEpk`/`NAMEsk`, expiry is `ttl` (epoch seconds). Every key attribute is a string. A proto
-//! field may not use any of these names.
+//! `NAMEpk`/`NAMEsk`, expiry is `ttl` (epoch seconds), and `svcgen_entity` names the entity
+//! (message) an item stores. Every key attribute is a string. A proto field may not use any of
+//! these names.
 
 /// Attribute holding the partition key.
 pub const PARTITION_KEY: &str = "pk";
@@ -8,6 +9,11 @@ pub const PARTITION_KEY: &str = "pk";
 pub const SORT_KEY: &str = "sk";
 /// Attribute holding the expiry time in epoch seconds (DynamoDB TTL).
 pub const TTL: &str = "ttl";
+
+/// Attribute holding the name of the entity (message) an item stores, e.g. `Task`: a read for
+/// one entity never returns another's item. Prefixed with `svcgen_` so that no natural field
+/// name clashes with it; items written without it (before it existed) read as any entity.
+pub const ENTITY_TYPE: &str = "svcgen_entity";
 
 /// Attribute names of index `index`'s partition and sort keys.
 pub fn index_key_attributes(index: &str) -> (String, String) {
@@ -17,9 +23,9 @@ pub fn index_key_attributes(index: &str) -> (String, String) {
     )
 }
 
-/// Every attribute name an entity with `indexes` reserves for its keys and expiry.
+/// Every attribute name an entity with `indexes` reserves for its keys, expiry and type.
 pub fn reserved<'a>(indexes: impl IntoIterator<Item = &'a str>) -> Vec<String> {
-    let mut names: Vec<String> = [PARTITION_KEY, SORT_KEY, TTL]
+    let mut names: Vec<String> = [PARTITION_KEY, SORT_KEY, TTL, ENTITY_TYPE]
         .into_iter()
         .map(str::to_owned)
         .collect();
@@ -44,8 +50,11 @@ mod tests {
     use super::*;
 
     #[test]
-    fn reserves_key_ttl_and_index_attributes() {
-        assert_eq!(reserved(["gsi1"]), ["pk", "sk", "ttl", "gsi1pk", "gsi1sk"]);
+    fn reserves_key_ttl_type_and_index_attributes() {
+        assert_eq!(
+            reserved(["gsi1"]),
+            ["pk", "sk", "ttl", "svcgen_entity", "gsi1pk", "gsi1sk"]
+        );
         assert!(valid_index_name("gsi1"));
         assert!(!valid_index_name("1gsi") && !valid_index_name("Gsi") && !valid_index_name(""));
     }

@@ -7,6 +7,7 @@ use syn::{DeriveInput, LitStr};
 use crate::attributes::{self, MessageField, combine};
 use crate::prost_field::{Kind, Shape};
 use svcgen_contract::entity_attr;
+use svcgen_contract::key_template::SEPARATOR_HELP;
 use svcgen_contract::key_type::KEY_TYPES;
 use svcgen_contract::{KeyTemplate, KeyType, Segment};
 
@@ -157,6 +158,11 @@ impl Generator<'_> {
                 return (TokenStream::new(), String::new(), Vec::new());
             }
         };
+        // The generator reports this with a located diagnostic; this catches hand-written derives.
+        if let Err(e) = parsed.check_unambiguous() {
+            let message = format!("{e} in key template `{text}`; {SEPARATOR_HELP}");
+            self.errors.push(syn::Error::new(template.span(), message));
+        }
         let rt = quote!(::svcgen_runtime::codegen);
         let entity = &self.name.clone();
         let mut steps = Vec::new();

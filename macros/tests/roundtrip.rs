@@ -259,6 +259,16 @@ fn keys_and_index_attributes_come_from_the_templates() {
     assert_eq!(item["gsi1pk"], s("LABEL#x"));
     assert_eq!(item["gsi1sk"], s("THING#00000000000000000042"));
 
+    let escaped = Thing {
+        owner: "N#a%b/\0é".into(),
+        ..thing.clone()
+    };
+    assert_eq!(
+        escaped.to_item().expect("keys")["pk"],
+        s("OWNER#N%23a%25b%2F%00é"),
+        "values are percent-encoded into keys"
+    );
+
     let unlabelled = Thing {
         label: String::new(),
         ..thing.clone()
@@ -296,7 +306,11 @@ fn defaults_are_not_stored_and_old_items_read_as_defaults() {
     };
     let item = thing.to_item().expect("keys");
     let stored: Vec<&str> = item.keys().map(String::as_str).collect();
-    assert_eq!(stored, ["colour", "owner", "pk", "serial", "sk"]);
+    assert_eq!(
+        stored,
+        ["colour", "owner", "pk", "serial", "sk", "svcgen_entity"]
+    );
+    assert_eq!(item["svcgen_entity"], AttributeValue::S("Thing".into()));
 
     let mut old: Item = item.clone();
     old.insert("field_from_the_future".into(), AttributeValue::Bool(true));

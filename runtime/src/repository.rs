@@ -1,5 +1,7 @@
 //! `EntityTable<E>`: the repository mechanics every generated repository delegates to —
-//! request validation, keys, versions, field masks and pagination over a [`Store`].
+//! request validation, keys, versions, field masks and pagination over a [`Store`]. Reads only
+//! ever return items of `E` (by their entity-type attribute): another entity's item under the
+//! requested key is NOT_FOUND, and lists skip such items.
 
 use std::marker::PhantomData;
 use std::sync::Arc;
@@ -71,8 +73,8 @@ impl<E: Entity> EntityTable<E> {
     pub async fn get(&self, probe: &E) -> Result<E, Error> {
         let key = probe.key()?;
         match self.store.get(&key).await.map_err(Self::store_error)? {
-            Some(item) => Ok(E::from_item(item)?),
-            None => Err(Error::NotFound {
+            Some(item) if E::holds_this_entity(&item) => Ok(E::from_item(item)?),
+            _ => Err(Error::NotFound {
                 entity: E::SCHEMA.name,
             }),
         }
@@ -242,9 +244,12 @@ impl<E: Entity> EntityTable<E> {
             .query(query.clone())
             .await
             .map_err(Self::store_error)?;
+        // Another entity's items are dropped, so a page may come back shorter than the limit;
+        // the token still continues after the last item the store read, so none is skipped.
         let items = page
             .items
             .into_iter()
+            .filter(E::holds_this_entity)
             .map(E::from_item)
             .collect::<Result<Vec<_>, _>>()?;
         let next_page_token = page

@@ -103,6 +103,20 @@ def test_list_by_assignee_uses_the_index(client, stubs):
     assert len(client.ListTasksByAssignee(pb.ListTasksByAssigneeRequest(assignee="bob")).tasks) == 2
 
 
+def test_ids_with_separators_percent_unicode_and_nul_are_distinct_keys(client, stubs):
+    """Client-chosen IDs are percent-encoded into keys: IDs that spell one another's key text
+    (`a#b` and `a%23b`), a project ID holding the key separator, unicode and NUL all round trip
+    through create, get and list, on both backends."""
+    pb, _ = stubs
+    ids = ["a#b", "a%23b", "100%", "日本🦀", "nul\0inside", "x/y:z|w v"]
+    for task_id in ids:
+        client.CreateTask(new_task(pb, project_id="p#1", id=task_id, title=f"title {task_id}"))
+    for task_id in ids:
+        assert client.GetTask(pb.GetTaskRequest(project_id="p#1", id=task_id)).title == f"title {task_id}"
+    page = client.ListTasks(pb.ListTasksRequest(project_id="p#1", page_size=50))
+    assert sorted(t.id for t in page.tasks) == sorted(ids)
+
+
 def test_missing_task_is_not_found(client, stubs):
     pb, _ = stubs
     code, _ = code_of(lambda: client.GetTask(pb.GetTaskRequest(project_id="p1", id="nope")))

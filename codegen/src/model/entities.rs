@@ -1,8 +1,10 @@
-//! Entity rules: a `svcgen.entity` annotation names a table, key templates over fields that can
-//! be keys, valid indexes and special fields of the right types; stored fields must be storable,
-//! no field may take a key attribute's name, and entities sharing a table must not share keys.
+//! Entity rules: a `svcgen.entity` annotation names a table, unambiguous key templates over
+//! fields that can be keys, valid indexes and special fields of the right types; stored fields
+//! must be storable, no field may take a reserved attribute's name, and entities that can share a
+//! partition (of the table or of an index) must have sort-key prefixes that do not overlap.
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
+use svcgen_contract::key_template::SEPARATOR_HELP;
 use svcgen_contract::key_type::KEY_TYPES;
 use svcgen_contract::{KeyTemplate, KeyType, attributes};
 
@@ -220,6 +222,15 @@ impl Validator<'_> {
             }
         };
         let mut ok = true;
+        if let Err(ambiguity) = template.check_unambiguous() {
+            self.problem(
+                &at.clone().narrowed(ambiguity.source_text()),
+                format!("{what} template `{text}` is ambiguous: {ambiguity}"),
+                "ambiguous",
+                Some(SEPARATOR_HELP.to_owned()),
+            );
+            ok = false;
+        }
         for placeholder in &template.placeholders {
             let at = at.clone().narrowed(format!("{{{}}}", placeholder.field));
             let Some(field) = message.get_field_by_name(&placeholder.field) else {
@@ -301,7 +312,7 @@ impl Validator<'_> {
         }
     }
 
-    /// Reports fields named like a key attribute of the entity.
+    /// Reports fields named like an attribute svcgen stores (keys, expiry, entity type).
     fn check_reserved_names(&mut self, message: &MessageDescriptor, indexes: &[Index]) {
         let reserved = attributes::reserved(indexes.iter().map(|i| i.name.as_str()));
         for field in message.fields() {
@@ -309,12 +320,12 @@ impl Validator<'_> {
                 self.problem(
                     &Location::new(&message.parent_file(), field.path()).child(&[1]),
                     format!(
-                        "field name `{}` is reserved for a key attribute",
+                        "field name `{}` is reserved for an attribute svcgen stores",
                         field.name()
                     ),
-                    "clashes with a key attribute",
+                    "clashes with a reserved attribute",
                     Some(format!(
-                        "rename the field; svcgen stores keys in the attributes {}",
+                        "rename the field; svcgen stores keys, expiry and the entity type in the attributes {}",
                         reserved.join(", ")
                     )),
                 );
@@ -382,28 +393,87 @@ impl Validator<'_> {
         }
         for (i, a) in entities.iter().enumerate() {
             for b in &entities[..i] {
-                if a.table == b.table
-                    && a.pk.literal_prefix() == b.pk.literal_prefix()
-                    && a.sk.literal_prefix() == b.sk.literal_prefix()
-                {
-                    let Some((message, _)) = annotated.iter().find(|(m, _)| m.name() == a.name)
-                    else {
-                        continue;
-                    };
-                    self.problem(
-                        &annotation(message).narrowed(format!("\"{}\"", a.sk.text)),
-                        format!(
-                            "`{}` and `{}` can write the same keys in table `{}`",
-                            a.name, b.name, a.table
-                        ),
-                        "same key prefixes as another entity",
-                        Some(format!(
-                            "give each entity its own sort-key prefix, e.g. sk: \"{}#{{id}}\"",
-                            a.name.to_uppercase()
-                        )),
-                    );
-                }
+                self.check_partition_sharing(annotated, a, b);
             }
         }
+    }
+
+    /// Reports `a` (declared after `b`) when the two can share a partition of the table or of
+    /// an index they both use (their partition-key prefixes overlap) and their sort-key
+    /// prefixes overlap too: a list of one would return the other's items (`begins_with`), and
+    /// their keys could coincide.
+    fn check_partition_sharing(
+        &mut self,
+        annotated: &[(MessageDescriptor, EntityOptions)],
+        a: &Entity,
+        b: &Entity,
+    ) {
+        if a.table != b.table {
+            return;
+        }
+        let Some((message, _)) = annotated.iter().find(|(m, _)| m.name() == a.name) else {
+            return;
+        };
+        let at = annotation(message);
+        let mut shapes = vec![(
+            format!("table `{}`", a.table),
+            at.clone().narrowed(format!("\"{}\"", a.sk.text)),
+            [&a.pk, &a.sk, &b.pk, &b.sk],
+        )];
+        for index in &a.indexes {
+            if let Some(other) = b.indexes.iter().find(|i| i.name == index.name) {
+                shapes.push((
+                    format!("index `{}` of table `{}`", index.name, a.table),
+                    at.clone().narrowed(format!("name: \"{}\"", index.name)),
+                    [&index.pk, &index.sk, &other.pk, &other.sk],
+                ));
+            }
+        }
+        for (place, location, [pk, sk, other_pk, other_sk]) in shapes {
+            if !(pk.prefix_overlaps(other_pk) && sk.prefix_overlaps(other_sk)) {
+                continue;
+            }
+            let reason = sort_key_overlap(&a.name, sk, &b.name, other_sk);
+            let fields = sk.fields();
+            let example = if fields.is_empty() {
+                a.name.to_uppercase()
+            } else {
+                format!("{}#{{{}}}", a.name.to_uppercase(), fields.join("}#{"))
+            };
+            self.problem(
+                &location,
+                format!(
+                    "`{}` and `{}` can share a partition of {place}, and their sort keys overlap: {reason}",
+                    a.name, b.name
+                ),
+                "overlaps another entity's sort keys",
+                Some(format!(
+                    "a list of either entity would return the other's items; give each entity its own sort-key prefix that does not start the other's, e.g. sk: \"{example}\""
+                )),
+            );
+        }
+    }
+}
+
+/// Why sort-key templates `a` (of entity `a_name`) and `b` overlap, in words.
+fn sort_key_overlap(a_name: &str, a: &KeyTemplate, b_name: &str, b: &KeyTemplate) -> String {
+    let (a_prefix, b_prefix) = (a.literal_prefix(), b.literal_prefix());
+    if a_prefix == b_prefix {
+        return match a_prefix {
+            "" => "both start with a placeholder".to_owned(),
+            prefix => format!("both start with \"{prefix}\""),
+        };
+    }
+    let ((long_name, long), (short_name, short)) = if a_prefix.len() > b_prefix.len() {
+        ((a_name, a_prefix), (b_name, b_prefix))
+    } else {
+        ((b_name, b_prefix), (a_name, a_prefix))
+    };
+    if short.is_empty() {
+        format!(
+            "`{short_name}`'s starts with a placeholder, so nothing tells it from `{long_name}`'s prefix \"{long}\""
+        )
+    } else {
+        format!("`{long_name}`'s prefix \"{long}\" starts with `{short_name}`'s \"{short}\"")
     }
 }
