@@ -177,7 +177,12 @@ impl Generator<'_> {
                     };
                     let ident = &field.ident;
                     let step = match (&field.prost.kind, &field.prost.shape) {
+                        // A message key field is a google.protobuf.Timestamp (the generator checks
+                        // it; any other message type fails to compile here).
                         (Kind::Scalar(t), Shape::Plain) if KeyType::of_scalar(t).is_some() => {
+                            quote!(#rt::key_field(&mut key, &self.#ident, #entity, #name)?;)
+                        }
+                        (Kind::Message, Shape::Optional) => {
                             quote!(#rt::key_field(&mut key, &self.#ident, #entity, #name)?;)
                         }
                         (Kind::Enum(path), Shape::Plain) => quote! {

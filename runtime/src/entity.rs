@@ -158,8 +158,9 @@ pub trait Entity: Attributes + Default + Clone + Send + Sync + 'static {
 }
 
 /// Renders one field value into a key. Strings are percent-encoded
-/// (`svcgen_contract::key_encoding`); unsigned integers zero-padded so that keys sort in
-/// numeric order.
+/// (`svcgen_contract::key_encoding`); integers and timestamps are written so that keys sort in
+/// the values' order (`svcgen_contract::key_type`). A value at its proto default (empty, 0,
+/// unset) is missing.
 pub trait KeyPart {
     /// Appends the key text; returns false when the value is unset.
     fn write_key(&self, out: &mut String) -> bool;
@@ -183,6 +184,28 @@ impl KeyPart for u64 {
     fn write_key(&self, out: &mut String) -> bool {
         let _ = write!(out, "{self:020}");
         *self != 0
+    }
+}
+
+impl KeyPart for i32 {
+    fn write_key(&self, out: &mut String) -> bool {
+        svcgen_contract::key_type::write_i32(*self, out);
+        *self != 0
+    }
+}
+
+impl KeyPart for i64 {
+    fn write_key(&self, out: &mut String) -> bool {
+        svcgen_contract::key_type::write_i64(*self, out);
+        *self != 0
+    }
+}
+
+/// An unset timestamp, or one outside `google.protobuf.Timestamp`'s range, is missing.
+impl KeyPart for Option<prost_types::Timestamp> {
+    fn write_key(&self, out: &mut String) -> bool {
+        self.as_ref()
+            .is_some_and(|t| svcgen_contract::key_type::write_timestamp(t.seconds, t.nanos, out))
     }
 }
 

@@ -330,6 +330,97 @@ mod shop {
     }
 }
 
+/// Time- and priority-ordered keys: deliveries newest first by the time they were placed, and
+/// by a signed priority in the shared index.
+#[derive(Clone, PartialEq, prost::Message, svcgen_runtime::Entity)]
+#[entity(
+    table = "shop",
+    pk = "CUSTOMER#{customer_id}",
+    sk = "DELIVERY#{placed_time}#{id}",
+    index(
+        name = "gsi1",
+        pk = "PRIORITIES#{customer_id}",
+        sk = "DELIVERY#{priority}#{id}"
+    )
+)]
+struct Delivery {
+    #[prost(string, tag = "1")]
+    customer_id: String,
+    #[prost(string, tag = "2")]
+    id: String,
+    #[prost(message, optional, tag = "3")]
+    placed_time: Option<prost_types::Timestamp>,
+    #[prost(sint64, tag = "4")]
+    priority: i64,
+}
+
+/// Deliveries list newest first on the table and by priority (negative first) on the index,
+/// whatever the values' text lengths, on both stores.
+async fn timestamps_and_signed_integers_sort_in_keys(store: Arc<dyn Store>) {
+    let deliveries = EntityTable::<Delivery>::new(store);
+    // (id, seconds, nanos, priority), in no particular order.
+    let placed = [
+        ("a", 1_796_048_700, 0, 5),
+        ("b", -86_400, 0, -1),
+        ("c", 1_796_048_700, 500_000_000, 100),
+        ("d", 9, 0, -1_000),
+        ("e", 1_000_000_000, 7, 20),
+    ];
+    for (id, seconds, nanos, priority) in placed {
+        deliveries
+            .create(Delivery {
+                customer_id: "c".into(),
+                id: id.into(),
+                placed_time: Some(prost_types::Timestamp { seconds, nanos }),
+                priority,
+            })
+            .await
+            .expect("create");
+    }
+    let probe = Delivery {
+        customer_id: "c".into(),
+        ..Delivery::default()
+    };
+    // Every page (at most 3 items each), following tokens.
+    let ids = async |index: Option<&str>, descending: bool| -> Vec<String> {
+        let (mut ids, mut token) = (Vec::new(), String::new());
+        for _ in 0..10 {
+            let page = deliveries
+                .list(&probe, index, descending, LIMITS, 3, &token)
+                .await
+                .expect("list");
+            ids.extend(page.items.into_iter().map(|d| d.id));
+            if page.next_page_token.is_empty() {
+                return ids;
+            }
+            token = page.next_page_token;
+        }
+        panic!("pagination did not end");
+    };
+    assert_eq!(
+        ids(None, true).await,
+        ["c", "a", "e", "d", "b"],
+        "newest first"
+    );
+    assert_eq!(
+        ids(Some("gsi1"), false).await,
+        ["d", "b", "a", "e", "c"],
+        "by priority"
+    );
+    let unset = deliveries
+        .create(Delivery {
+            customer_id: "c".into(),
+            id: "f".into(),
+            placed_time: None,
+            priority: 1,
+        })
+        .await;
+    assert!(
+        matches!(unset, Err(svcgen_runtime::Error::InvalidArgument(_))),
+        "an unset timestamp key is a missing key field: {unset:?}"
+    );
+}
+
 use shop::{Note as OrderNote, Order};
 
 const SHOP: TableSchema = TableSchema {
@@ -557,6 +648,7 @@ on_both_stores!(
     order_ids_never_reach_notes,
     special_characters_in_keys_round_trip,
     another_entitys_items_are_invisible,
+    timestamps_and_signed_integers_sort_in_keys,
 );
 
 /// A fresh `shop` table on the DynamoDB-API server, reset first; tests take turns on it.

@@ -5,7 +5,7 @@
 
 use prost_reflect::{FieldDescriptor, Kind, MessageDescriptor};
 use svcgen_contract::key_template::SEPARATOR_HELP;
-use svcgen_contract::key_type::KEY_TYPES;
+use svcgen_contract::key_type::{KEY_TYPES, TIMESTAMP};
 use svcgen_contract::{KeyTemplate, KeyType, attributes};
 
 use super::build::Validator;
@@ -57,21 +57,24 @@ pub(super) fn type_name(field: &FieldDescriptor) -> String {
     }
 }
 
-/// The key type of a field, or `None` when it cannot be part of a key.
+/// The key type of a field, or `None` when it cannot be part of a key: singular scalars
+/// without `optional`, enums, and `google.protobuf.Timestamp` (a message, so it has presence:
+/// unset is a missing key field).
 fn key_type(field: &FieldDescriptor) -> Option<KeyType> {
-    if field.is_list() || field.is_map() || field.supports_presence() {
+    if field.is_list() || field.is_map() {
         return None;
     }
     match field.kind() {
+        Kind::Message(m) => (m.full_name() == TIMESTAMP).then_some(KeyType::Timestamp),
+        _ if field.supports_presence() => None,
         Kind::Enum(_) => Some(KeyType::Enum),
-        Kind::Message(_) => None,
         scalar => KeyType::of_scalar(&proto_type(&scalar)),
     }
 }
 
 fn key_type_help() -> String {
     format!(
-        "key fields must be {KEY_TYPES}, without `optional` or `repeated`; unsigned integers are zero-padded so keys sort numerically"
+        "key fields must be {KEY_TYPES}, without `optional` or `repeated`; integers and timestamps are written so that keys sort in their order"
     )
 }
 

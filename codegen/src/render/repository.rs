@@ -78,7 +78,11 @@ fn key_params(entity: &Entity, fields: &[&str]) -> (Vec<TokenStream>, Vec<syn::I
             let ty = match entity.key_field_types.get(*name) {
                 Some(KeyType::U32) => quote!(u32),
                 Some(KeyType::U64) => quote!(u64),
-                Some(KeyType::Enum) => quote!(i32),
+                Some(KeyType::I32 | KeyType::Enum) => quote!(i32),
+                Some(KeyType::I64) => quote!(i64),
+                Some(KeyType::Timestamp) => {
+                    quote!(::core::option::Option<::prost_types::Timestamp>)
+                }
                 Some(KeyType::String) | None => quote!(String),
             };
             quote!(#ident: #ty)
