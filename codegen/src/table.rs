@@ -64,6 +64,7 @@ impl std::fmt::Display for TableReport<'_> {
         let what = match self.outcome {
             TableOutcome::Created => "created",
             TableOutcome::Exists => "exists with the same layout:",
+            TableOutcome::TtlEnabled => "enabled TTL on `ttl` of existing",
         };
         let indexes = if self.spec.indexes.is_empty() {
             "none".to_owned()

@@ -19,7 +19,7 @@ pub enum KeyType {
     /// `int64`/`sint64`/`sfixed64`: offset by 2^63 and zero-padded to 20 digits.
     I64,
     /// `google.protobuf.Timestamp`: UTC in ISO 8601 basic format with nanoseconds,
-    /// `20261129T142500.000000000Z`, fixed width so keys sort by time.
+    /// `20261130T142500.000000000Z`, fixed width so keys sort by time.
     Timestamp,
     /// An enum, stored by its value's name.
     Enum,
@@ -47,6 +47,16 @@ impl KeyType {
             _ => None,
         }
     }
+}
+
+/// Appends the key form of an unsigned 32-bit value (see [`KeyType::U32`]).
+pub fn write_u32(value: u32, out: &mut String) {
+    let _ = write!(out, "{value:010}");
+}
+
+/// Appends the key form of an unsigned 64-bit value (see [`KeyType::U64`]).
+pub fn write_u64(value: u64, out: &mut String) {
+    let _ = write!(out, "{value:020}");
 }
 
 /// Appends the key form of a signed 32-bit value (see [`KeyType::I32`]).

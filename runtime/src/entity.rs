@@ -6,8 +6,6 @@
 //! name is in `svcgen_entity`. Every key attribute is a string; string and enum values are
 //! percent-encoded into keys (`svcgen_contract::key_encoding`) so that no two values alias.
 
-use std::fmt::Write as _;
-
 use svcgen_contract::key_encoding::encode_key_value;
 
 use crate::item::{AttributeValue, Attributes, DecodeError, Item};
@@ -175,14 +173,14 @@ impl KeyPart for String {
 
 impl KeyPart for u32 {
     fn write_key(&self, out: &mut String) -> bool {
-        let _ = write!(out, "{self:010}");
+        svcgen_contract::key_type::write_u32(*self, out);
         *self != 0
     }
 }
 
 impl KeyPart for u64 {
     fn write_key(&self, out: &mut String) -> bool {
-        let _ = write!(out, "{self:020}");
+        svcgen_contract::key_type::write_u64(*self, out);
         *self != 0
     }
 }

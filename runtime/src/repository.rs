@@ -180,7 +180,9 @@ impl<E: Entity> EntityTable<E> {
                     "update_mask names `{path}`, which the server maintains; send the current value in the message instead"
                 )));
             }
-            fields.push(path);
+            if !fields.contains(&path) {
+                fields.push(path);
+            }
         }
         Ok(fields)
     }

@@ -91,13 +91,24 @@ async fn unexpected_errors_are_internal_and_hidden_from_clients() {
 /// is the same INVALID_ARGUMENT the embedded store gives.
 #[tokio::test]
 async fn an_update_over_the_item_size_limit_is_invalid_argument() {
-    let (endpoint, _) = failing_endpoint_saying(
-        "ValidationException",
-        "Item size to update has exceeded the maximum allowed size",
-    )
+    let operations = Arc::new(std::sync::Mutex::new(Vec::<String>::new()));
+    let log = operations.clone();
+    let endpoint = support::scripted_endpoint(Arc::new(move |operation, _| {
+        log.lock().expect("log").push(operation.to_owned());
+        let message = "Item size to update has exceeded the maximum allowed size";
+        (400, support::error_body("ValidationException", message))
+    }))
     .await;
-    let update = svcgen_runtime::store::ItemUpdate::default();
+    let update = svcgen_runtime::store::ItemUpdate {
+        set: [(
+            "notes".to_owned(),
+            svcgen_runtime::AttributeValue::S("x".into()),
+        )]
+        .into(),
+        ..Default::default()
+    };
     let result = store(&endpoint).update(&key(), update).await;
+    assert_eq!(*operations.lock().expect("log"), ["UpdateItem"]);
     let Err(StoreError::Invalid(message)) = result else {
         panic!("expected invalid, got {result:?}")
     };

@@ -317,9 +317,36 @@ async fn start_keys_outside_the_query_are_rejected(store: &dyn Store) {
     ));
     q.start_after = Some(item("P#1", "U#1", &[]));
     assert!(matches!(
-        store.query(q).await,
+        store.query(q.clone()).await,
         Err(StoreError::InvalidStartKey(_))
     ));
+    // What DynamoDB would refuse as an ExclusiveStartKey (a forged token) is refused by both
+    // stores before any request: extra attributes, an empty key value, an index key without the
+    // table's key.
+    let refused = |start: Item, query: Query| async move {
+        let result = store
+            .query(Query {
+                start_after: Some(start),
+                ..query
+            })
+            .await;
+        assert!(
+            matches!(result, Err(StoreError::InvalidStartKey(_))),
+            "{result:?}"
+        );
+    };
+    refused(item("P#1", "T#1", &[("extra", s("x"))]), q.clone()).await;
+    refused(item("P#1", "", &[]), query("P#1", "", 10)).await;
+    let by_index = Query {
+        index: Some("gsi1".to_owned()),
+        ..query("G#1", "", 10)
+    };
+    let index_key: Item = [
+        ("gsi1pk".to_owned(), s("G#1")),
+        ("gsi1sk".to_owned(), s("X#1")),
+    ]
+    .into();
+    refused(index_key, by_index).await;
 }
 
 async fn concurrent_versioned_updates_lose_nothing(store: Arc<dyn Store>) {
@@ -400,6 +427,16 @@ async fn dynamodb_limits_are_refused_alike(store: &dyn Store) {
     );
     let huge = AttributeValue::N("1e126".to_owned());
     assert!(invalid(store.create(item("P#1", "T#3", &[("n", huge)])).await).contains("range"));
+    // Reads of such keys are refused alike too (DynamoDB refuses them in any request).
+    let read = store.get(&key(&long_pk, "T#1")).await;
+    assert!(matches!(read, Err(StoreError::Invalid(_))), "{read:?}");
+    let deleted = store.delete(&key("P#1", ""), None).await;
+    assert!(
+        matches!(deleted, Err(StoreError::Invalid(_))),
+        "{deleted:?}"
+    );
+    let listed = store.query(query("", "T#", 1)).await;
+    assert!(matches!(listed, Err(StoreError::Invalid(_))), "{listed:?}");
     for sk in ["T#big", "T#1", "T#2", "T#3"] {
         assert_eq!(store.get(&key("P#1", sk)).await.expect("get"), None, "{sk}");
     }

@@ -33,15 +33,18 @@ async fn time_to_live_is_enabled_once_the_table_is_active() {
         log.lock().expect("log").push(operation.to_owned());
         match operation {
             "CreateTable" => (200, CREATING.to_owned()),
-            "DescribeTable" => {
-                // CREATING twice, then ACTIVE.
-                let status = if seen.fetch_add(1, Ordering::SeqCst) < 2 {
-                    "CREATING"
-                } else {
-                    "ACTIVE"
-                };
-                (200, described(status, "ALL", "S"))
-            }
+            "DescribeTable" => match seen.fetch_add(1, Ordering::SeqCst) {
+                // Eventually consistent: not found right after CreateTable, then CREATING.
+                0 => (
+                    400,
+                    support::error_body(
+                        "ResourceNotFoundException",
+                        "Requested resource not found: Table: things not found",
+                    ),
+                ),
+                1 => (200, described("CREATING", "ALL", "S")),
+                _ => (200, described("ACTIVE", "ALL", "S")),
+            },
             "UpdateTimeToLive" if seen.load(Ordering::SeqCst) >= 3 => (
                 200,
                 r#"{"TimeToLiveSpecification":{"AttributeName":"ttl","Enabled":true}}"#.to_owned(),
@@ -72,11 +75,40 @@ async fn time_to_live_is_enabled_once_the_table_is_active() {
     );
 }
 
-async fn state_of(table: String) -> TableState {
-    let endpoint = support::scripted_endpoint(Arc::new(move |_, _| (200, table.clone()))).await;
+const TTL_ENABLED: &str =
+    r#"{"TimeToLiveDescription":{"AttributeName":"ttl","TimeToLiveStatus":"ENABLED"}}"#;
+
+/// What `check_table` says of a table described as `table`, with TTL described as `ttl`.
+async fn state_with_ttl(table: String, ttl: &'static str) -> TableState {
+    let endpoint = support::scripted_endpoint(Arc::new(move |operation, _| match operation {
+        "DescribeTimeToLive" => (200, ttl.to_owned()),
+        _ => (200, table.clone()),
+    }))
+    .await;
     check_table(&support::client(&endpoint), "things", &["gsi1"])
         .await
         .expect("described")
+}
+
+async fn state_of(table: String) -> TableState {
+    state_with_ttl(table, TTL_ENABLED).await
+}
+
+/// A table whose creation stopped before TTL was enabled is not "the same layout": it is
+/// reported so that `table create` and `deploy` complete it.
+#[tokio::test]
+async fn a_table_without_ttl_is_reported() {
+    let disabled = r#"{"TimeToLiveDescription":{"TimeToLiveStatus":"DISABLED"}}"#;
+    assert_eq!(
+        state_with_ttl(described("ACTIVE", "ALL", "S"), disabled).await,
+        TableState::WithoutTtl
+    );
+    let elsewhere =
+        r#"{"TimeToLiveDescription":{"AttributeName":"expires","TimeToLiveStatus":"ENABLED"}}"#;
+    assert_eq!(
+        state_with_ttl(described("ACTIVE", "ALL", "S"), elsewhere).await,
+        TableState::WithoutTtl
+    );
 }
 
 #[tokio::test]

@@ -68,10 +68,10 @@ enum Command {
     /// compared with an earlier version of the project. Exits 1 when something breaks.
     ///
     /// Client: removed RPCs, services, messages, enum values; removed fields without
-    /// `reserved`; changed field types or reused numbers; renamed fields. Stored data: changed
-    /// key or index templates, entities moved to another table or no longer entities, changed TTL
-    /// or version fields, renamed or retyped stored fields, renamed physical tables, new
-    /// indexes that need a backfill. Infrastructure: renamed service, changed port (target
+    /// `reserved`; changed field types or reused numbers; renamed fields or enum values. Stored
+    /// data: changed key or index templates, entities moved to another table or no longer
+    /// entities, changed TTL or version fields, renamed or retyped stored fields, renamed values
+    /// of stored enums, renamed physical tables, new indexes that need a backfill. Infrastructure: renamed service, changed port (target
     /// group), Cloud Map namespace, service name or record type.
     ///
     /// Example: svcgen breaking --against origin/main .

@@ -239,6 +239,17 @@ pub(super) async fn table(
     match state {
         TableState::Matches => Ok(()),
         TableState::Differs(difference) => Err(Failure::TableLayout { difference }.into()),
+        TableState::WithoutTtl => {
+            if plan.change(format!("enable TTL on ttl of table {}", table.physical)) {
+                svcgen_runtime::store::enable_ttl(&aws.dynamodb, &table.physical)
+                    .await
+                    .map_err(|error| TableError {
+                        table: table.physical.clone(),
+                        error,
+                    })?;
+            }
+            Ok(())
+        }
         TableState::Missing => {
             let what = format!(
                 "create table {} (keys pk/sk, indexes: {}, TTL on ttl)",

@@ -249,6 +249,7 @@ impl Store for DynamoStore {
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        limits::check_item_key(key)?;
         let output = self
             .client
             .get_item()
@@ -266,6 +267,7 @@ impl Store for DynamoStore {
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
         // DynamoDB checks the merged item's size itself (mapped in `sdk_error`).
+        limits::check_item_key(key)?;
         limits::check_update(&update.set, &self.index_names())?;
         let mut e = Expression::default();
         let mut condition = e.live();
@@ -335,6 +337,7 @@ impl Store for DynamoStore {
         key: &ItemKey,
         version: Option<(String, u64)>,
     ) -> Result<Item, StoreError> {
+        limits::check_item_key(key)?;
         let mut e = Expression::default();
         let mut condition = e.live();
         if let Some((attribute, expected)) = &version {
@@ -364,6 +367,7 @@ impl Store for DynamoStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        limits::check_query(&query)?;
         let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
         if let Some(start) = &query.start_after {
             // A forged page token fails here, as on `LocalStore`, without a request.
@@ -415,6 +419,8 @@ pub enum TableOutcome {
     Created,
     /// A table with the same keys and indexes existed already.
     Exists,
+    /// The table existed without TTL on `ttl`, which was enabled.
+    TtlEnabled,
 }
 
 /// Whether a table has svcgen's layout, from one `DescribeTable` (no mutating call).
@@ -426,6 +432,9 @@ pub enum TableState {
     Matches,
     /// The table exists with another layout (the message says how it differs).
     Differs(String),
+    /// The table has the expected keys and indexes, but TTL is not enabled on `ttl` (a
+    /// creation that stopped before its last step): [`enable_ttl`] completes it.
+    WithoutTtl,
 }
 
 /// Compares `table` with svcgen's layout for `indexes` (see [`create_table`]).
@@ -449,14 +458,54 @@ pub async fn check_table(
         Some(description) => layout_differences(description, indexes),
         None => vec!["DescribeTable returned no table description".to_owned()],
     };
-    Ok(if differences.is_empty() {
-        TableState::Matches
-    } else {
-        TableState::Differs(format!(
+    if !differences.is_empty() {
+        return Ok(TableState::Differs(format!(
             "table {table} exists with another layout: {}",
             differences.join("; ")
-        ))
+        )));
+    }
+    Ok(if ttl_enabled(client, table).await? {
+        TableState::Matches
+    } else {
+        TableState::WithoutTtl
     })
+}
+
+/// Whether TTL is enabled (or being enabled) on `ttl` (DescribeTimeToLive).
+async fn ttl_enabled(client: &Client, table: &str) -> Result<bool, StoreError> {
+    use aws_sdk_dynamodb::types::TimeToLiveStatus;
+    let described = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTimeToLive", e))?;
+    Ok(described.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(TTL)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    }))
+}
+
+/// Enables TTL on `ttl`: what [`create_table`] does last, for a table whose creation stopped
+/// before it (see [`TableState::WithoutTtl`]).
+pub async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::TimeToLiveSpecification;
+    let specification = TimeToLiveSpecification::builder()
+        .attribute_name(TTL)
+        .enabled(true)
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(specification)
+        .send()
+        .await
+        .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+    Ok(())
 }
 
 /// How a described table differs from svcgen's layout for `indexes`: key schema, key attribute
@@ -536,7 +585,7 @@ pub async fn create_table(
 ) -> Result<(), StoreError> {
     use aws_sdk_dynamodb::types::{
         AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
-        Projection, ProjectionType, ScalarAttributeType, TimeToLiveSpecification,
+        Projection, ProjectionType, ScalarAttributeType,
     };
     let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal(e.to_string());
     let key = |pk: &str, sk: &str| -> Result<Vec<KeySchemaElement>, StoreError> {
@@ -593,20 +642,7 @@ pub async fn create_table(
         .map_err(|e| sdk_error("CreateTable", e))?;
     // DynamoDB refuses changes (UpdateTimeToLive included) while a table is CREATING.
     wait_until_active(client, table, TABLE_ACTIVE_TIMEOUT).await?;
-    client
-        .update_time_to_live()
-        .table_name(table)
-        .time_to_live_specification(
-            TimeToLiveSpecification::builder()
-                .attribute_name(TTL)
-                .enabled(true)
-                .build()
-                .map_err(build)?,
-        )
-        .send()
-        .await
-        .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
-    Ok(())
+    enable_ttl(client, table).await
 }
 
 /// How long [`create_table`] waits for a new table to become ACTIVE.
@@ -621,20 +657,26 @@ async fn wait_until_active(
     use aws_sdk_dynamodb::types::TableStatus;
     let deadline = tokio::time::Instant::now() + timeout;
     loop {
-        let described = client
-            .describe_table()
-            .table_name(table)
-            .send()
-            .await
-            .map_err(|e| sdk_error("DescribeTable", e))?;
-        let status = described.table().and_then(|t| t.table_status());
-        if status == Some(&TableStatus::Active) {
+        // DescribeTable is eventually consistent: right after CreateTable it may not find the
+        // table yet, which means "not ACTIVE yet" here.
+        let status = match client.describe_table().table_name(table).send().await {
+            Ok(described) => described.table().and_then(|t| t.table_status()).cloned(),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(error) => return Err(sdk_error("DescribeTable", error)),
+        };
+        if status == Some(TableStatus::Active) {
             return Ok(());
         }
         if tokio::time::Instant::now() >= deadline {
             return Err(StoreError::Unavailable(format!(
                 "table {table} is still {} after {} s",
-                status.map_or("without a status", |s| s.as_str()),
+                status.as_ref().map_or("not found", |s| s.as_str()),
                 timeout.as_secs()
             )));
         }
@@ -651,6 +693,10 @@ pub async fn ensure_table(
 ) -> Result<TableOutcome, StoreError> {
     match check_table(client, table, indexes).await? {
         TableState::Matches => Ok(TableOutcome::Exists),
+        TableState::WithoutTtl => {
+            enable_ttl(client, table).await?;
+            Ok(TableOutcome::TtlEnabled)
+        }
         TableState::Differs(message) => Err(StoreError::Internal(message)),
         TableState::Missing => {
             create_table(client, table, indexes).await?;

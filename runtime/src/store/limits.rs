@@ -3,8 +3,8 @@
 //! over 400 KB (DynamoDB's size rules), partition keys over 2,048 bytes, sort keys over 1,024,
 //! empty key attribute values, numbers outside DynamoDB's range or precision.
 
-use super::StoreError;
-use crate::entity::{PARTITION_KEY, SORT_KEY, index_key_attributes};
+use super::{Query, StoreError};
+use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
 /// The largest item DynamoDB stores, in its own size units (attribute names included).
@@ -76,7 +76,13 @@ pub fn valid_number(number: &str) -> bool {
     };
     let significant = all.trim_matches('0').len();
     // The decimal exponent of the leading significant digit: 1.5 → 0, 0.01 → -2, 120 → 2.
-    let leading = whole.len() as i64 - 1 - first as i64 + exponent;
+    let Some(leading) = i64::try_from(whole.len())
+        .ok()
+        .zip(i64::try_from(first).ok())
+        .and_then(|(whole, first)| (whole - 1 - first).checked_add(exponent))
+    else {
+        return false;
+    };
     significant <= MAX_SIGNIFICANT_DIGITS && (MIN_EXPONENT..=MAX_EXPONENT).contains(&leading)
 }
 
@@ -99,7 +105,6 @@ pub(super) fn check_item(item: &Item, indexes: &[&str]) -> Result<(), StoreError
 
 /// Checks the values an update sets: index keys and numbers (the merged item's size is the
 /// store's to check, since only it sees the whole item).
-#[cfg(feature = "dynamodb")]
 pub(super) fn check_update(set: &Item, indexes: &[&str]) -> Result<(), StoreError> {
     for index in indexes {
         let (pk, sk) = index_key_attributes(index);
@@ -109,22 +114,46 @@ pub(super) fn check_update(set: &Item, indexes: &[&str]) -> Result<(), StoreErro
     check_values(set.values())
 }
 
+/// Checks the key of a read, update or delete (DynamoDB refuses an oversized or empty key in
+/// any request, not only in writes).
+pub(super) fn check_item_key(key: &ItemKey) -> Result<(), StoreError> {
+    check_key_value(PARTITION_KEY, &key.pk, MAX_PARTITION_KEY_BYTES)?;
+    check_key_value(SORT_KEY, &key.sk, MAX_SORT_KEY_BYTES)
+}
+
+/// Checks a query's partition value and sort-key prefix (which may be empty).
+pub(super) fn check_query(query: &Query) -> Result<(), StoreError> {
+    let (pk, sk) = super::rules::query_key_attributes(query.index.as_deref());
+    check_key_value(&pk, &query.partition, MAX_PARTITION_KEY_BYTES)?;
+    if query.sort_key_prefix.len() > MAX_SORT_KEY_BYTES {
+        return check_key_value(&sk, &query.sort_key_prefix, MAX_SORT_KEY_BYTES);
+    }
+    Ok(())
+}
+
 fn check_key(item: &Item, attribute: &str, max: usize, required: bool) -> Result<(), StoreError> {
-    let invalid = |message: String| Err(StoreError::Invalid(message));
     match item.get(attribute) {
         None if !required => Ok(()),
-        Some(AttributeValue::S(value)) if value.is_empty() => {
-            invalid(format!("key attribute `{attribute}` is empty"))
-        }
-        Some(AttributeValue::S(value)) if value.len() > max => invalid(format!(
+        Some(AttributeValue::S(value)) => check_key_value(attribute, value, max),
+        _ => Err(StoreError::Invalid(format!(
+            "key attribute `{attribute}` is missing or not a string"
+        ))),
+    }
+}
+
+fn check_key_value(attribute: &str, value: &str, max: usize) -> Result<(), StoreError> {
+    if value.is_empty() {
+        return Err(StoreError::Invalid(format!(
+            "key attribute `{attribute}` is empty"
+        )));
+    }
+    if value.len() > max {
+        return Err(StoreError::Invalid(format!(
             "key attribute `{attribute}` is {} bytes, over DynamoDB's {max}-byte limit",
             value.len()
-        )),
-        Some(AttributeValue::S(_)) => Ok(()),
-        _ => invalid(format!(
-            "key attribute `{attribute}` is missing or not a string"
-        )),
+        )));
     }
+    Ok(())
 }
 
 fn check_values<'a>(values: impl Iterator<Item = &'a AttributeValue>) -> Result<(), StoreError> {
@@ -187,6 +216,8 @@ mod tests {
             assert!(valid_number(ok), "{ok}");
         }
         for bad in [
+            "10e9223372036854775807",
+            "1e-9223372036854775808",
             "",
             "-",
             "1e126",

@@ -386,6 +386,7 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        limits::check_item_key(key)?;
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_read().map_err(internal)?;
@@ -403,6 +404,8 @@ impl Store for LocalStore {
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
+        limits::check_item_key(key)?;
+        limits::check_update(&update.set, &self.index_names())?;
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
@@ -441,6 +444,7 @@ impl Store for LocalStore {
         key: &ItemKey,
         version: Option<(String, u64)>,
     ) -> Result<Item, StoreError> {
+        limits::check_item_key(key)?;
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
@@ -465,6 +469,7 @@ impl Store for LocalStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        limits::check_query(&query)?;
         self.blocking(move |this| this.query_sync(&query)).await
     }
 }

@@ -11,8 +11,8 @@ mod rules;
 
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
-    DynamoStore, TableOutcome, TableState, check_table, create_table, ensure_table, from_sdk,
-    item_from_sdk, item_to_sdk, to_sdk,
+    DynamoStore, TableOutcome, TableState, check_table, create_table, enable_ttl, ensure_table,
+    from_sdk, item_from_sdk, item_to_sdk, to_sdk,
 };
 pub use local::{LocalDatabase, LocalStore};
 

@@ -15,23 +15,37 @@ pub(super) fn query_key_attributes(index: Option<&str>) -> (String, String) {
     }
 }
 
-/// The sort key (`sk_attr`) a page starts after, provided `start` lies in the query's partition
-/// and sort-key prefix.
+/// The sort key (`sk_attr`) a page starts after, provided `start` is a key of the queried table
+/// or index — exactly its key attributes (the table's `pk`/`sk`, plus the index's for an index
+/// query), each a non-empty string, as DynamoDB requires of an `ExclusiveStartKey` — and lies in
+/// the query's partition and sort-key prefix. Anything else is refused before a request.
 pub(super) fn start_sort_key<'a>(
     query: &Query,
     start: &'a Item,
     pk_attr: &str,
     sk_attr: &str,
 ) -> Result<&'a str, StoreError> {
+    let outside = || StoreError::InvalidStartKey("key outside the queried range".into());
+    let mut expected = vec![PARTITION_KEY, SORT_KEY];
+    if query.index.is_some() {
+        expected.extend([pk_attr, sk_attr]);
+    }
+    let is_key = start.len() == expected.len()
+        && expected
+            .iter()
+            .all(|a| matches!(start.get(*a), Some(AttributeValue::S(v)) if !v.is_empty()));
+    if !is_key {
+        return Err(StoreError::InvalidStartKey(
+            "not a key of the queried table or index".into(),
+        ));
+    }
     match (start.get(pk_attr), start.get(sk_attr)) {
         (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk)))
             if *pk == query.partition && sk.starts_with(&query.sort_key_prefix) =>
         {
             Ok(sk)
         }
-        _ => Err(StoreError::InvalidStartKey(
-            "key outside the queried range".into(),
-        )),
+        _ => Err(outside()),
     }
 }
 
