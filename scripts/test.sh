@@ -6,8 +6,8 @@
 # the deployment artifacts against cfn-lint, checkov, hadolint, parliament, botocore and moto's
 # AWS APIs, the container image (buildah + podman, installed from Debian if missing), `svcgen new`
 # and the regeneration lifecycle, fault and limit tests, and a smoke run of the benchmark.
-# Python tools come from project-local venvs (pinned versions). Takes ~30 min on a clean 2-core
-# machine (mostly compiling), ~8 min when warm.
+# Python tools come from project-local venvs (pinned versions). Takes ~23 min on a clean 2-core
+# machine (mostly compiling; the summary at the end lists each phase), ~11 min when warm.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 
