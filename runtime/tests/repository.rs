@@ -3,6 +3,9 @@
 //! entities that cannot mix — on the embedded store and, with the `dynamodb-tests` feature, on
 //! a DynamoDB-API server (`SVCGEN_DYNAMODB_ENDPOINT`, moto in the test command).
 
+#[cfg(feature = "dynamodb-tests")]
+mod support;
+
 use std::sync::Arc;
 
 use svcgen_runtime::store::LocalDatabase;
@@ -656,44 +659,22 @@ on_both_stores!(
 mod dynamo {
     use std::sync::Arc;
 
-    use aws_sdk_dynamodb::config::{BehaviorVersion, Credentials, Region};
     use svcgen_runtime::Store;
     use svcgen_runtime::store::{DynamoStore, ensure_table};
 
+    use crate::support;
+
     static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
-
-    fn endpoint() -> String {
-        std::env::var("SVCGEN_DYNAMODB_ENDPOINT").expect(
-            "SVCGEN_DYNAMODB_ENDPOINT names the DynamoDB-API server (scripts/test.sh starts moto)",
-        )
-    }
-
-    async fn reset() {
-        let url = format!("{}/moto-api/reset", endpoint());
-        let status = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("curl")
-                .args(["-sf", "-X", "POST", &url])
-                .status()
-        })
-        .await
-        .expect("join")
-        .expect("curl runs");
-        assert!(status.success(), "moto reset failed");
-    }
 
     pub(super) async fn shop() -> (tokio::sync::MutexGuard<'static, ()>, Arc<dyn Store>) {
         let guard = SERVER.lock().await;
-        reset().await;
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(BehaviorVersion::latest())
-            .endpoint_url(endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
-            .build();
+        support::reset_moto().await;
+        let config = support::config(&support::moto_endpoint()).build();
         let client = aws_sdk_dynamodb::Client::from_conf(config);
         ensure_table(&client, super::SHOP.name, super::SHOP.indexes)
             .await
             .expect("create table");
-        (guard, Arc::new(DynamoStore::new(client, super::SHOP.name)))
+        let store = DynamoStore::new(client, super::SHOP.name).with_indexes(super::SHOP.indexes);
+        (guard, Arc::new(store))
     }
 }

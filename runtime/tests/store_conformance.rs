@@ -1,6 +1,9 @@
 //! The store conformance suite: DynamoDB's semantics for every `Store` operation. It runs
 //! against `LocalStore` here; any other `Store` must pass the same functions.
 
+#[cfg(feature = "dynamodb-tests")]
+mod support;
+
 use std::sync::Arc;
 
 use svcgen_runtime::store::{ItemUpdate, LocalDatabase, Query, StoreError, limits};
@@ -620,11 +623,12 @@ mod dynamodb {
     use std::sync::{Arc, Mutex};
 
     use aws_sdk_dynamodb::config::interceptors::BeforeTransmitInterceptorContextRef;
-    use aws_sdk_dynamodb::config::{ConfigBag, Credentials, Intercept, Region, RuntimeComponents};
+    use aws_sdk_dynamodb::config::{ConfigBag, Intercept, RuntimeComponents};
     use svcgen_runtime::Store;
     use svcgen_runtime::store::{DynamoStore, TableOutcome, ensure_table};
 
     use super::*;
+    use crate::support;
 
     static SERVER: tokio::sync::Mutex<()> = tokio::sync::Mutex::const_new(());
 
@@ -659,34 +663,11 @@ mod dynamodb {
         }
     }
 
-    fn endpoint() -> String {
-        std::env::var("SVCGEN_DYNAMODB_ENDPOINT").expect(
-            "SVCGEN_DYNAMODB_ENDPOINT names the DynamoDB-API server (scripts/test.sh starts moto)",
-        )
-    }
-
     fn client(counter: &RequestCounter) -> aws_sdk_dynamodb::Client {
-        let config = aws_sdk_dynamodb::Config::builder()
-            .behavior_version(aws_sdk_dynamodb::config::BehaviorVersion::latest())
-            .endpoint_url(endpoint())
-            .region(Region::new("us-east-1"))
-            .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+        let config = support::config(&support::moto_endpoint())
             .interceptor(counter.clone())
             .build();
         aws_sdk_dynamodb::Client::from_conf(config)
-    }
-
-    async fn reset() {
-        let url = format!("{}/moto-api/reset", endpoint());
-        let status = tokio::task::spawn_blocking(move || {
-            std::process::Command::new("curl")
-                .args(["-sf", "-X", "POST", &url])
-                .status()
-        })
-        .await
-        .expect("join")
-        .expect("curl runs");
-        assert!(status.success(), "moto reset failed");
     }
 
     /// A fresh table on a reset server; the guard keeps other tests off the server.
@@ -696,7 +677,7 @@ mod dynamodb {
         Arc<dyn Store>,
     ) {
         let guard = SERVER.lock().await;
-        reset().await;
+        support::reset_moto().await;
         let counter = RequestCounter::default();
         let client = client(&counter);
         assert_eq!(

@@ -1,6 +1,7 @@
-//! A loopback HTTP server that plays a DynamoDB endpoint from a script: each request's
-//! `X-Amz-Target` operation and body go to a handler that returns the HTTP status and the JSON
-//! body to answer with, shaped like AWS's (error bodies carry `__type` and `message`).
+//! DynamoDB endpoints for the tests: a loopback HTTP server that plays one from a script (each
+//! request's `X-Amz-Target` operation and body go to a handler that returns the HTTP status and
+//! the JSON body to answer with, shaped like AWS's: error bodies carry `__type` and `message`),
+//! and the DynamoDB-API server of the test run (moto, started by scripts/test.sh).
 #![allow(dead_code, unreachable_pub)] // each test file uses a part
 
 use std::sync::Arc;
@@ -88,13 +89,39 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
     }
 }
 
-/// A DynamoDB client for `endpoint` with test credentials and at most two attempts.
-pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
-    let config = aws_sdk_dynamodb::Config::builder()
+/// A client configuration for `endpoint` with test credentials.
+pub fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
+    aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))
+}
+
+/// The DynamoDB-API server of the test run.
+pub fn moto_endpoint() -> String {
+    std::env::var("SVCGEN_DYNAMODB_ENDPOINT").expect(
+        "SVCGEN_DYNAMODB_ENDPOINT names the DynamoDB-API server (scripts/test.sh starts moto)",
+    )
+}
+
+/// Clears every table of the test run's server.
+pub async fn reset_moto() {
+    let url = format!("{}/moto-api/reset", moto_endpoint());
+    let status = tokio::task::spawn_blocking(move || {
+        std::process::Command::new("curl")
+            .args(["-sf", "-X", "POST", &url])
+            .status()
+    })
+    .await
+    .expect("join")
+    .expect("curl runs");
+    assert!(status.success(), "moto reset failed");
+}
+
+/// A DynamoDB client for `endpoint` with test credentials and at most two attempts.
+pub fn client(endpoint: &str) -> aws_sdk_dynamodb::Client {
+    let config = config(endpoint)
         .retry_config(
             RetryConfig::standard()
                 .with_max_attempts(2)
