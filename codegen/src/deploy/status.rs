@@ -169,28 +169,9 @@ pub(super) async fn status(
 
 /// The ARN of the service's target group; a failure when there is none.
 async fn deployed_target_group(aws: &Clients, settings: &Settings) -> Result<String, DeployError> {
-    let groups = aws
-        .elb
-        .describe_target_groups()
-        .names(settings.target_group())
-        .send()
-        .await;
-    let target_group = match groups {
-        Ok(out) => out
-            .target_groups()
-            .first()
-            .and_then(|t| t.target_group_arn())
-            .map(str::to_owned),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => {
-            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
-        }
-    };
+    let target_group = super::steps::find_target_group(aws, settings.target_group())
+        .await?
+        .and_then(|t| t.target_group_arn().map(str::to_owned));
     target_group.ok_or_else(|| {
         Failure::NoTargetGroup {
             target_group: settings.target_group().to_owned(),

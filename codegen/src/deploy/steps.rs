@@ -778,6 +778,26 @@ async fn update_records(
 /// The health check the ALB runs: gRPC health, status OK only.
 const HEALTH_PATH: &str = "/grpc.health.v1.Health/Check";
 
+/// The target group named `name`, if it exists.
+pub(super) async fn find_target_group(
+    aws: &Clients,
+    name: &str,
+) -> Result<Option<elb::TargetGroup>, AwsError> {
+    match aws.elb.describe_target_groups().names(name).send().await {
+        Ok(out) => Ok(out.target_groups().first().cloned()),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
+        {
+            Ok(None)
+        }
+        Err(e) => Err(AwsError::call(
+            "elasticloadbalancing:DescribeTargetGroups",
+            e,
+        )),
+    }
+}
+
 /// Step 7: the gRPC target group. Returns its ARN (none after a dry run that would create it).
 pub(super) async fn target_group(
     aws: &Clients,
@@ -785,19 +805,7 @@ pub(super) async fn target_group(
     settings: &Settings,
 ) -> Result<Option<String>, DeployError> {
     let name = settings.target_group();
-    let described = aws.elb.describe_target_groups().names(name).send().await;
-    let existing = match described {
-        Ok(out) => out.target_groups().first().cloned(),
-        Err(e)
-            if e.as_service_error()
-                .is_some_and(|e| e.is_target_group_not_found_exception()) =>
-        {
-            None
-        }
-        Err(e) => {
-            return Err(AwsError::call("elasticloadbalancing:DescribeTargetGroups", e).into());
-        }
-    };
+    let existing = find_target_group(aws, name).await?;
     let Some(existing) = existing else {
         return create_target_group(aws, plan, settings).await;
     };
