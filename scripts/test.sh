@@ -4,7 +4,8 @@
 # (moto's server, started here on 127.0.0.1 and stopped at exit), and the end-to-end tests
 # against real gRPC clients (Python grpcio, grpcio-health-checking, buf curl) on both backends,
 # the deployment artifacts against cfn-lint, checkov, hadolint, parliament, botocore and moto's
-# AWS APIs, the container image (buildah + podman, installed from Debian if missing), `svcgen new`
+# AWS APIs, the container image (the Dockerfile's builder stage run from the file itself in an
+# empty directory, then buildah + podman, installed from Debian if missing), `svcgen new`
 # and the regeneration lifecycle, fault and limit tests, and a smoke run of the benchmark.
 # Python tools come from project-local venvs (pinned versions). Takes ~23 min on a clean 2-core
 # machine (mostly compiling; the summary at the end lists each phase), ~11 min when warm.
@@ -30,6 +31,7 @@ phase() {
 }
 summary() {
   phase ""
+  [ -f target/image-size.txt ] && cat target/image-size.txt
   echo "== phase durations"
   printf '%s\n' "${timings[@]}"
   printf '%5d s  total\n' "$((SECONDS - started))"
@@ -47,9 +49,6 @@ cargo build --workspace --all-targets --features svcgen-runtime/dynamodb-tests
 phase "python environment and system packages"
 scripts/python-env.sh
 scripts/system-deps.sh
-
-phase "static (musl) release binary for the container test"
-cargo build --release -p task-svc --target x86_64-unknown-linux-musl
 
 phase "DynamoDB-API server (moto)"
 port=$(.venv/bin/python -c 'import socket; s = socket.socket(); s.bind(("127.0.0.1", 0)); print(s.getsockname()[1])')

@@ -25,6 +25,30 @@ pub struct Config {
     /// `[aws]`: the account's existing network and load balancer, for `svcgen deploy`.
     #[serde(default)]
     pub aws: AwsConfig,
+    /// `[runtime]`: where the project's `svcgen-runtime` comes from.
+    #[serde(default)]
+    pub runtime: RuntimeConfig,
+}
+
+/// `[runtime]`
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct RuntimeConfig {
+    /// `"vendor"` (default): svcgen writes the runtime it generated against under `vendor/`;
+    /// `"crates-io"`: the published crate.
+    #[serde(default)]
+    pub source: RuntimeSource,
+}
+
+/// Where `svcgen-runtime` comes from.
+#[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
+#[serde(rename_all = "kebab-case")]
+pub enum RuntimeSource {
+    /// Written into the project by `svcgen generate`, exactly the generator's version.
+    #[default]
+    Vendor,
+    /// The published crate, as the project's `Cargo.toml` names it.
+    CratesIo,
 }
 
 /// `[aws]`: where `svcgen deploy` puts the service. Only `svcgen deploy` and `svcgen status`
@@ -81,6 +105,46 @@ pub struct DeployConfig {
     pub listener_rule_priority: u32,
     /// Cloud Map service discovery.
     pub cloud_map: CloudMapConfig,
+    /// CPU architecture of the tasks: the image's target and the task definition's platform.
+    pub architecture: Architecture,
+}
+
+/// The CPU architecture the service is built for and runs on.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+pub enum Architecture {
+    /// Intel/AMD.
+    #[default]
+    #[serde(rename = "x86_64")]
+    X86_64,
+    /// Graviton (the cheaper Fargate option).
+    #[serde(rename = "arm64")]
+    Arm64,
+}
+
+impl Architecture {
+    /// The Rust target the image's binary is built for (static, musl).
+    pub fn rust_target(self) -> &'static str {
+        match self {
+            Self::X86_64 => "x86_64-unknown-linux-musl",
+            Self::Arm64 => "aarch64-unknown-linux-musl",
+        }
+    }
+
+    /// The image platform, as docker, podman and buildah take it in `--platform`.
+    pub fn platform(self) -> &'static str {
+        match self {
+            Self::X86_64 => "linux/amd64",
+            Self::Arm64 => "linux/arm64",
+        }
+    }
+
+    /// ECS's `runtimePlatform.cpuArchitecture`.
+    pub fn ecs(self) -> &'static str {
+        match self {
+            Self::X86_64 => "X86_64",
+            Self::Arm64 => "ARM64",
+        }
+    }
 }
 
 impl Default for DeployConfig {
@@ -96,6 +160,7 @@ impl Default for DeployConfig {
             target_group: TargetGroupConfig::default(),
             listener_rule_priority: 100,
             cloud_map: CloudMapConfig::default(),
+            architecture: Architecture::default(),
         }
     }
 }

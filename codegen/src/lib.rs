@@ -109,7 +109,6 @@ pub fn render_project(
     let templates = templates::Templates::load(templates_dir.or(configured.as_deref()))?;
     let options = render::Options {
         templates: &templates,
-        runtime: render::RUNTIME_VERSION,
     };
     render::render(&project.config, &project.compiled, &project.model, &options)
 }

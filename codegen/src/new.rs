@@ -2,7 +2,7 @@
 //! then every generated and scaffold file, assembled in a temporary directory next to the
 //! target and moved into place only when all of it succeeded.
 
-use std::path::{Component, Path, PathBuf};
+use std::path::{Path, PathBuf};
 
 use serde::Serialize;
 
@@ -59,9 +59,6 @@ pub struct NewProject<'a> {
     pub dir: &'a Path,
     /// Template overrides.
     pub templates: Option<&'a Path>,
-    /// A checkout's `runtime/` directory to depend on by path; `None` depends on the published
-    /// version.
-    pub runtime_path: Option<&'a Path>,
 }
 
 #[derive(Serialize)]
@@ -116,11 +113,7 @@ pub fn create(request: &NewProject<'_>) -> Result<Vec<PathBuf>, NewError> {
         .prefix(".svcgen-new-")
         .tempdir_in(&parent)
         .map_err(io(&parent))?;
-    let runtime = match request.runtime_path {
-        Some(path) => runtime_dependency(path, target)?,
-        None => crate::render::RUNTIME_VERSION.to_owned(),
-    };
-    let written = assemble(staging.path(), request.name, &templates, &runtime)?;
+    let written = assemble(staging.path(), request.name, &templates)?;
     if target.exists() {
         std::fs::remove_dir(target).map_err(io(target))?;
     }
@@ -131,12 +124,7 @@ pub fn create(request: &NewProject<'_>) -> Result<Vec<PathBuf>, NewError> {
 }
 
 /// Writes the inputs, then generates the project from them, all under `dir`.
-fn assemble(
-    dir: &Path,
-    name: &str,
-    templates: &Templates,
-    runtime: &str,
-) -> Result<Vec<PathBuf>, NewError> {
+fn assemble(dir: &Path, name: &str, templates: &Templates) -> Result<Vec<PathBuf>, NewError> {
     let vars = input_vars(name);
     let inputs = [
         ("svcgen.toml".to_owned(), "new/svcgen.toml.hbs"),
@@ -160,49 +148,13 @@ fn assemble(
         written.push(PathBuf::from(path));
     }
     let project = crate::load(dir)?;
-    let options = crate::render::Options { templates, runtime };
+    let options = crate::render::Options { templates };
     let output =
         crate::render::render(&project.config, &project.compiled, &project.model, &options)?;
     let report = crate::output::write(dir, &output)?;
     written.extend(report.written);
     written.sort();
     Ok(written)
-}
-
-/// `{ version = "0.1", path = "…" }` for a checkout's `runtime/` directory: relative to the
-/// project when the project is inside the checkout, absolute otherwise.
-fn runtime_dependency(runtime: &Path, project: &Path) -> Result<String, NewError> {
-    let manifest = runtime.join("Cargo.toml");
-    let text = std::fs::read_to_string(&manifest).map_err(io(&manifest))?;
-    if !text.contains("name = \"svcgen-runtime\"") {
-        return Err(NewError::Io {
-            path: manifest,
-            source: std::io::Error::other("not the manifest of svcgen-runtime"),
-        });
-    }
-    let runtime = std::path::absolute(runtime).map_err(io(runtime))?;
-    let project = std::path::absolute(project).map_err(io(project))?;
-    let checkout = runtime.parent().unwrap_or(&runtime);
-    let path = match project.strip_prefix(checkout) {
-        Ok(inside) => {
-            let up = inside
-                .components()
-                .filter(|c| matches!(c, Component::Normal(_)))
-                .map(|_| "..")
-                .collect::<Vec<_>>();
-            Path::new(&up.join("/")).join("runtime")
-        }
-        Err(_) => runtime,
-    };
-    let path = path.to_string_lossy().replace('\\', "/");
-    Ok(format!(
-        "{{ version = \"0.1\", path = {} }}",
-        toml_string(&path)
-    ))
-}
-
-fn toml_string(text: &str) -> String {
-    format!("\"{}\"", text.replace('\\', "\\\\").replace('"', "\\\""))
 }
 
 /// The nearest ancestor of `dir` whose Cargo.toml declares a workspace: a project created

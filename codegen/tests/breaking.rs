@@ -487,7 +487,7 @@ fn changed_ttl_and_version_fields() {
 fn renamed_physical_table() {
     assert_breaks(
         append_to("svcgen.toml", "\n[tables]\nmain = \"main-v2\"\n"),
-        &[("svcgen.toml:12", "stored data", "table-renamed", "main")],
+        &[("svcgen.toml:16", "stored data", "table-renamed", "main")],
     );
 }
 
@@ -500,25 +500,25 @@ fn infrastructure_replacements() {
         ),
         &[
             (
-                "svcgen.toml:12",
+                "svcgen.toml:16",
                 "infrastructure",
                 "target-group-replaced",
                 "deploy.port",
             ),
             (
-                "svcgen.toml:15",
+                "svcgen.toml:19",
                 "infrastructure",
                 "cloud-map-namespace-replaced",
                 "deploy.cloud_map.namespace",
             ),
             (
-                "svcgen.toml:16",
+                "svcgen.toml:20",
                 "infrastructure",
                 "cloud-map-service-replaced",
                 "deploy.cloud_map.service",
             ),
             (
-                "svcgen.toml:17",
+                "svcgen.toml:21",
                 "infrastructure",
                 "cloud-map-record-type-changed",
                 "deploy.cloud_map.record_type",

@@ -624,3 +624,54 @@ fn completions_and_examples_in_every_help() {
         );
     }
 }
+
+#[test]
+fn each_architecture_sets_the_task_platform_and_the_image_target_alike() {
+    use svcgen::config::Architecture;
+    for (setting, architecture) in [
+        ("x86_64", Architecture::X86_64),
+        ("arm64", Architecture::Arm64),
+    ] {
+        let (_temp, project) = example_copy();
+        let config = project.join("svcgen.toml");
+        let text = std::fs::read_to_string(&config).expect("read");
+        assert!(text.contains("architecture = \"x86_64\""));
+        let text = text.replace(
+            "architecture = \"x86_64\"",
+            &format!("architecture = \"{setting}\""),
+        );
+        std::fs::write(&config, text).expect("write");
+        let output = svcgen::generate(&project, None).expect("generates");
+        let file =
+            |path: &str| String::from_utf8(output[Path::new(path)].bytes.clone()).expect("UTF-8");
+
+        let task: serde_json::Value =
+            serde_json::from_str(&file("deploy/task-definition.json")).expect("JSON");
+        assert_eq!(
+            task["runtimePlatform"]["cpuArchitecture"],
+            architecture.ecs()
+        );
+        assert!(
+            file("deploy/cloudformation.yaml")
+                .contains(&format!("CpuArchitecture: {}", architecture.ecs()))
+        );
+        let dockerfile = file("Dockerfile");
+        let triple = architecture.rust_target();
+        assert_eq!(dockerfile.matches(&format!("--target {triple}")).count(), 2);
+        assert!(dockerfile.contains(&format!("rustup target add {triple}\n")));
+        assert!(dockerfile.contains(&format!("/src/target/{triple}/release/task-svc /task-svc")));
+        let other = [Architecture::X86_64, Architecture::Arm64]
+            .into_iter()
+            .find(|a| *a != architecture)
+            .expect("two architectures");
+        assert!(!dockerfile.contains(other.rust_target()), "{dockerfile}");
+        // The image is built for the platform whose CPU the binary targets.
+        let cpu = triple.split('-').next().expect("triple");
+        let platform_cpu = match architecture.platform() {
+            "linux/amd64" => "x86_64",
+            "linux/arm64" => "aarch64",
+            other => panic!("unexpected platform {other}"),
+        };
+        assert_eq!(cpu, platform_cpu);
+    }
+}

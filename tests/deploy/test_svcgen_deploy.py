@@ -422,7 +422,7 @@ def test_without_image_the_engine_builds_and_pushes_the_revision(aws, project, t
     repository = f"{ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com/task-svc"
     assert f"build and push {repository}:{revision} with podman" in result.stdout
     commands = log.read_text().splitlines()
-    assert commands[0] == f"build -f Dockerfile -t {repository}:{revision} -t {repository}:latest ."
+    assert commands[0] == f"build --platform linux/amd64 -f Dockerfile -t {repository}:{revision} -t {repository}:latest ."
     assert commands[1] == f"login --username AWS --password-stdin {ACCOUNT}.dkr.ecr.{REGION}.amazonaws.com"
     assert commands[2]  # the password, on stdin only
     assert commands[3:] == [f"push {repository}:{revision}", f"push {repository}:latest"]

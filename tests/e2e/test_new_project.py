@@ -2,8 +2,9 @@
 project builds and serves as it is; evolving its proto regenerates everything svcgen owns and
 nothing the user owns; hand-written RPCs get stubs and the compiler names missing ones.
 
-Projects build into this repository's target directory with its Cargo.lock, so only the project
-itself and the path dependencies compile."""
+Projects build with the Cargo.lock and the vendored runtime `svcgen new` wrote, into this
+repository's target directory, so the crates.io dependencies already built there are reused and
+only the project and its vendored runtime compile."""
 
 import json
 import os
@@ -54,7 +55,6 @@ def demo(workspace):
     created = svcgen("new", "demo", cwd=workspace)
     assert created.returncode == 0, created.stderr
     project = workspace / "demo"
-    shutil.copy(ROOT / "Cargo.lock", project / "Cargo.lock")
     built = cargo_build(project)
     assert built.returncode == 0, built.stderr
     return project

@@ -44,10 +44,6 @@ enum Command {
         /// Replace embedded templates with the files of the same name in DIR.
         #[arg(long, value_name = "DIR")]
         templates: Option<PathBuf>,
-        /// Depend on svcgen-runtime from this checkout directory (default: the checkout svcgen was
-        /// built from, when it still exists; otherwise the crates.io version).
-        #[arg(long, value_name = "DIR")]
-        runtime_path: Option<PathBuf>,
     },
     /// Regenerates every generated file of a project; hand-written files are never touched.
     ///
@@ -188,8 +184,7 @@ pub(crate) fn run() -> ExitCode {
             name,
             dir,
             templates,
-            runtime_path,
-        } => new::run(&name, dir, templates, runtime_path),
+        } => new::run(&name, dir, templates),
         Command::Generate {
             check,
             templates,

@@ -150,11 +150,13 @@ impl Engine {
         }
     }
 
-    /// Builds the image from the project's Dockerfile, tagged `repository:tag` and
-    /// `repository:latest`; logs in to the registry and pushes both tags.
+    /// Builds the image from the project's Dockerfile for `platform` (e.g. `linux/arm64`),
+    /// tagged `repository:tag` and `repository:latest`; logs in to the registry and pushes both
+    /// tags. The engine's own output (each build step as it starts) goes to the terminal.
     pub(super) fn build_and_push(
         &self,
         dir: &Path,
+        platform: &str,
         repository: &str,
         tag: &str,
         login: &Login,
@@ -167,7 +169,18 @@ impl Engine {
             "build"
         };
         self.run(
-            &[build, "-f", "Dockerfile", "-t", &image, "-t", &latest, "."],
+            &[
+                build,
+                "--platform",
+                platform,
+                "-f",
+                "Dockerfile",
+                "-t",
+                &image,
+                "-t",
+                &latest,
+                ".",
+            ],
             None,
             dir,
         )?;

@@ -216,7 +216,13 @@ pub(super) async fn image(
         let registry = repository.split('/').next().unwrap_or(repository);
         let login = Login::from_token(registry, data.authorization_token().unwrap_or_default())?;
         engine
-            .build_and_push(&settings.dir, repository, tag, &login)
+            .build_and_push(
+                &settings.dir,
+                settings.config.deploy.architecture.platform(),
+                repository,
+                tag,
+                &login,
+            )
             .map_err(Failure::from)?;
     }
     Ok(image)

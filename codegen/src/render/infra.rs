@@ -316,7 +316,7 @@ pub(super) fn task_definition(config: &Config, model: &Model) -> TaskDefinition 
         cpu: deploy.cpu.to_string(),
         memory: deploy.memory.to_string(),
         runtime_platform: RuntimePlatform {
-            cpu_architecture: "X86_64",
+            cpu_architecture: deploy.architecture.ecs(),
             operating_system_family: "LINUX",
         },
         task_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}-task"),
@@ -411,6 +411,12 @@ struct DeployVars<'a> {
     dns_ttl: u32,
     dns_record_type: crate::config::DnsRecordType,
     srv: bool,
+    /// ECS's name of the CPU architecture.
+    cpu_architecture: &'static str,
+    /// The Rust target the Dockerfile builds.
+    rust_target: &'static str,
+    /// Whether the runtime is vendored (the Dockerfile copies `vendor/` and `.cargo/`).
+    vendored: bool,
 }
 
 #[derive(Serialize)]
@@ -517,6 +523,9 @@ pub(super) fn render(
         dns_ttl: deploy.cloud_map.dns_ttl.unwrap_or(30),
         dns_record_type: deploy.cloud_map.record_type,
         srv: deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv,
+        cpu_architecture: deploy.architecture.ecs(),
+        rust_target: deploy.architecture.rust_target(),
+        vendored: config.runtime.source == crate::config::RuntimeSource::Vendor,
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
     Ok(vec![

@@ -7,6 +7,7 @@ mod repository;
 mod rust;
 mod scaffold;
 mod service;
+mod vendor;
 
 use std::collections::BTreeMap;
 use std::path::PathBuf;
@@ -40,6 +41,14 @@ pub enum RenderError {
     /// prost's output lacks a type the model names.
     #[error("prost output lacks `{0}`")]
     MissingType(String),
+    /// An embedded runtime file could not be made into the project's copy.
+    #[error("vendored runtime, {file}: {reason}")]
+    Vendored {
+        /// The embedded file.
+        file: String,
+        /// What is wrong with it.
+        reason: String,
+    },
 }
 
 /// Who owns a file.
@@ -73,13 +82,7 @@ pub const MANIFEST: &str = ".svcgen-manifest";
 pub struct Options<'a> {
     /// The templates (embedded, or some replaced from a directory).
     pub templates: &'a Templates,
-    /// The `svcgen-runtime` dependency as written into a new `Cargo.toml`: a TOML value such
-    /// as `"0.1"` or `{ version = "0.1", path = "../runtime" }`.
-    pub runtime: &'a str,
 }
-
-/// The `svcgen-runtime` dependency of a project outside this repository's workspace.
-pub const RUNTIME_VERSION: &str = "\"0.1\"";
 
 /// Renders the project. It stays one function on purpose: it is the list of every file a
 /// project gets, in one place.
@@ -142,6 +145,19 @@ pub fn render(
     for (path, bytes) in infra::render(config, model, &sources, options.templates)? {
         generated(path, bytes);
     }
+    let vendored = config.runtime.source == crate::config::RuntimeSource::Vendor;
+    if vendored {
+        let toml_header = format!("# {MARKER}. DO NOT EDIT.\n");
+        for (path, bytes) in vendor::files(&toml_header)? {
+            out.insert(
+                path,
+                OutputFile {
+                    bytes,
+                    ownership: Ownership::Generated,
+                },
+            );
+        }
+    }
 
     let manifest: String = out.keys().map(|p| format!("{}\n", p.display())).collect();
     out.insert(
@@ -151,9 +167,12 @@ pub fn render(
             ownership: Ownership::Generated,
         },
     );
-    for (path, bytes) in
-        scaffold::render(config, &sources, model, options.templates, options.runtime)?
-    {
+    let mut scaffold = scaffold::render(config, &sources, model, options.templates)?;
+    if vendored {
+        let lock = vendor::lockfile(&config.service.name);
+        scaffold.push((PathBuf::from("Cargo.lock"), lock.into_bytes()));
+    }
+    for (path, bytes) in scaffold {
         out.insert(
             path,
             OutputFile {

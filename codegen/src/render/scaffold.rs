@@ -15,8 +15,8 @@ use crate::templates::{TemplateError, Templates};
 struct ProjectVars<'a> {
     name: &'a str,
     protos: &'a str,
-    /// The `svcgen-runtime` dependency's value in Cargo.toml.
-    runtime: &'a str,
+    /// Whether svcgen writes the runtime under `vendor/`.
+    vendored: bool,
     /// `<Service>Handler` per service.
     services: Vec<String>,
 }
@@ -44,12 +44,11 @@ pub(super) fn render(
     protos: &str,
     model: &Model,
     templates: &Templates,
-    runtime: &str,
 ) -> Result<Vec<(PathBuf, Vec<u8>)>, TemplateError> {
     let vars = ProjectVars {
         name: &config.service.name,
         protos,
-        runtime,
+        vendored: config.runtime.source == crate::config::RuntimeSource::Vendor,
         services: model
             .services
             .iter()

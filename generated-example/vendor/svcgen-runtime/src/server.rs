@@ -1,0 +1,462 @@
+//! Server bootstrap shared by every generated service: configuration from the environment,
+//! logging, the store, grpc.health.v1, server reflection (v1 and v1alpha) and a graceful drain
+//! on SIGTERM/SIGINT.
+
+use std::io::IsTerminal as _;
+use std::net::SocketAddr;
+use std::path::PathBuf;
+use std::process::ExitCode;
+use std::sync::Arc;
+use std::time::Duration;
+
+use tokio::net::TcpListener;
+use tonic::service::Routes;
+use tonic::transport::server::TcpIncoming;
+use tonic_health::pb::health_check_response::ServingStatus;
+
+use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
+use svcgen_contract::tables::SHARED_TABLE_VARIABLE;
+
+/// What the generated code tells the bootstrap about the service.
+#[derive(Debug)]
+pub struct ServiceDefinition {
+    /// The binary's name, e.g. `task-svc`.
+    pub name: &'static str,
+    /// Full names of the gRPC services, e.g. `tasks.TaskService`.
+    pub services: &'static [&'static str],
+    /// Encoded `FileDescriptorSet` of the service's protos, for reflection.
+    pub file_descriptor_set: &'static [u8],
+    /// Tables the service's entities live in.
+    pub tables: &'static [TableSchema],
+}
+
+/// Settings read from the environment.
+#[derive(Clone, Debug)]
+pub struct Config {
+    /// `LISTEN_ADDR`, default `0.0.0.0:50051`.
+    pub listen_addr: SocketAddr,
+    /// `DATA_DIR`, default `./data`: where the embedded store keeps its file.
+    pub data_dir: PathBuf,
+    /// `SHUTDOWN_TIMEOUT_SECS`, default 25: how long in-flight calls may take to finish after
+    /// SIGTERM (below ECS's default 30 s stop timeout).
+    pub shutdown_timeout: Duration,
+    /// `SHUTDOWN_DELAY_SECS`, default 0: how long the service keeps answering, NOT_SERVING,
+    /// after SIGTERM before it stops accepting calls (for clients that watch health; ECS already
+    /// deregisters the task from its target group and Cloud Map before stopping it).
+    pub shutdown_delay: Duration,
+    /// `TABLE_NAME` (one logical table) or `TABLE_NAME_<LOGICAL>` (per table): when set, the
+    /// service stores its data in DynamoDB instead of the embedded store.
+    pub dynamodb_tables: Vec<(String, String)>,
+    /// `MAX_CONCURRENT_CALLS_PER_CONNECTION`, default unlimited (0): calls one connection may
+    /// have in progress; further calls wait.
+    pub max_concurrent_calls_per_connection: Option<usize>,
+    /// `MAX_CONCURRENT_STREAMS`, default unlimited (0): the HTTP/2 streams a client may open on
+    /// one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
+    pub max_concurrent_streams: Option<u32>,
+}
+
+/// Why the environment does not configure the service (exit code 2).
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum ConfigError {
+    /// A variable holds a value that does not parse.
+    #[error("{variable}={value:?} is not valid")]
+    Invalid {
+        /// The variable, e.g. `LISTEN_ADDR`.
+        variable: &'static str,
+        /// Its value.
+        value: String,
+    },
+    /// Some tables have a DynamoDB table name and others do not.
+    #[error("DynamoDB table names are missing: set {}", .missing.join(", "))]
+    MissingTables {
+        /// The variables to set.
+        missing: Vec<&'static str>,
+    },
+    /// `TABLE_NAME` is set, but the service has several tables.
+    #[error(
+        "TABLE_NAME is ambiguous with {} tables: set {}",
+        .variables.len(),
+        .variables.join(", ")
+    )]
+    AmbiguousTable {
+        /// The per-table variables to set instead.
+        variables: Vec<&'static str>,
+    },
+    /// DynamoDB tables are configured, but the runtime was built without DynamoDB.
+    #[error("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature")]
+    NoDynamoDb,
+}
+
+impl Config {
+    /// Reads the configuration; the error names the variable and the value it could not use.
+    pub fn from_env() -> Result<Self, ConfigError> {
+        fn var<T: std::str::FromStr>(
+            variable: &'static str,
+            default: &str,
+        ) -> Result<T, ConfigError> {
+            let value = std::env::var(variable).unwrap_or_else(|_| default.to_owned());
+            value
+                .parse()
+                .map_err(|_| ConfigError::Invalid { variable, value })
+        }
+        Ok(Self {
+            listen_addr: var("LISTEN_ADDR", "0.0.0.0:50051")?,
+            data_dir: var("DATA_DIR", "./data")?,
+            shutdown_timeout: Duration::from_secs(var("SHUTDOWN_TIMEOUT_SECS", "25")?),
+            shutdown_delay: Duration::from_secs(var("SHUTDOWN_DELAY_SECS", "0")?),
+            dynamodb_tables: Vec::new(),
+            max_concurrent_calls_per_connection: Some(var(
+                "MAX_CONCURRENT_CALLS_PER_CONNECTION",
+                "0",
+            )?)
+            .filter(|n| *n > 0),
+            max_concurrent_streams: Some(var("MAX_CONCURRENT_STREAMS", "0")?).filter(|n| *n > 0),
+        })
+    }
+
+    /// Reads the DynamoDB table names of `tables` from the environment: all or none.
+    pub fn with_dynamodb_tables(mut self, tables: &[TableSchema]) -> Result<Self, ConfigError> {
+        let shared = std::env::var(SHARED_TABLE_VARIABLE)
+            .ok()
+            .filter(|v| !v.is_empty());
+        let mut names = Vec::new();
+        for table in tables {
+            let variable = table.variable;
+            match (
+                std::env::var(variable).ok().filter(|v| !v.is_empty()),
+                &shared,
+            ) {
+                (Some(name), _) => names.push((table.name.to_owned(), name)),
+                (None, Some(name)) if tables.len() == 1 => {
+                    names.push((table.name.to_owned(), name.clone()))
+                }
+                (None, _) => {}
+            }
+        }
+        if !names.is_empty() && names.len() != tables.len() {
+            let missing = tables
+                .iter()
+                .filter(|t| !names.iter().any(|(n, _)| n == t.name))
+                .map(|t| t.variable)
+                .collect();
+            return Err(ConfigError::MissingTables { missing });
+        }
+        if names.is_empty() && shared.is_some() && tables.len() > 1 {
+            return Err(ConfigError::AmbiguousTable {
+                variables: tables.iter().map(|t| t.variable).collect(),
+            });
+        }
+        self.dynamodb_tables = names;
+        Ok(self)
+    }
+}
+
+/// The stores of a service's tables, handed to the generated code that builds its routes.
+pub struct Stores {
+    tables: Vec<(String, Arc<dyn Store>)>,
+}
+
+impl Stores {
+    /// Embedded stores for `tables`, in one database file under `data_dir`.
+    pub fn local(
+        data_dir: &std::path::Path,
+        name: &str,
+        tables: &[TableSchema],
+    ) -> Result<Self, StoreError> {
+        std::fs::create_dir_all(data_dir)
+            .map_err(|e| StoreError::Internal(format!("creating {}: {e}", data_dir.display())))?;
+        let db = LocalDatabase::open(&data_dir.join(format!("{name}.redb")))?;
+        let tables = tables
+            .iter()
+            .map(|schema| {
+                Ok((
+                    schema.name.to_owned(),
+                    Arc::new(db.table(schema)?) as Arc<dyn Store>,
+                ))
+            })
+            .collect::<Result<_, StoreError>>()?;
+        Ok(Self { tables })
+    }
+
+    /// DynamoDB tables `(logical, physical)` laid out as `schemas` say, through the standard
+    /// AWS configuration chain (`AWS_REGION`, credentials, `AWS_ENDPOINT_URL` for local servers).
+    #[cfg(feature = "dynamodb")]
+    pub async fn dynamodb(tables: &[(String, String)], schemas: &[TableSchema]) -> Self {
+        let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .load()
+            .await;
+        let client = aws_sdk_dynamodb::Client::new(&config);
+        let tables = tables
+            .iter()
+            .map(|(logical, physical)| {
+                let indexes = schemas
+                    .iter()
+                    .find(|s| s.name == logical)
+                    .map_or(&[][..], |s| s.indexes);
+                let store =
+                    crate::store::DynamoStore::new(client.clone(), physical).with_indexes(indexes);
+                (logical.clone(), Arc::new(store) as Arc<dyn Store>)
+            })
+            .collect();
+        Self { tables }
+    }
+
+    /// The store of the table named `name`.
+    pub fn table(&self, name: &str) -> Arc<dyn Store> {
+        self.tables
+            .iter()
+            .find(|(n, _)| *n == name)
+            .map(|(_, store)| store.clone())
+            .unwrap_or_else(|| Arc::new(MissingTable(name.to_owned())))
+    }
+}
+
+/// A table the service was not configured with: every call fails with an internal error.
+struct MissingTable(String);
+
+#[async_trait::async_trait]
+impl Store for MissingTable {
+    async fn create(&self, _: crate::Item) -> Result<(), StoreError> {
+        Err(self.error())
+    }
+    async fn get(&self, _: &crate::ItemKey) -> Result<Option<crate::Item>, StoreError> {
+        Err(self.error())
+    }
+    async fn update(
+        &self,
+        _: &crate::ItemKey,
+        _: crate::store::ItemUpdate,
+    ) -> Result<crate::Item, StoreError> {
+        Err(self.error())
+    }
+    async fn delete(
+        &self,
+        _: &crate::ItemKey,
+        _: Option<(String, u64)>,
+    ) -> Result<crate::Item, StoreError> {
+        Err(self.error())
+    }
+    async fn query(&self, _: crate::store::Query) -> Result<crate::store::QueryPage, StoreError> {
+        Err(self.error())
+    }
+}
+
+impl MissingTable {
+    fn error(&self) -> StoreError {
+        StoreError::Internal(format!("no store for table `{}`", self.0))
+    }
+}
+
+/// Logs as JSON unless stderr is a terminal; `RUST_LOG` filters (default `info`).
+pub fn init_tracing() {
+    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
+        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
+    let builder = tracing_subscriber::fmt()
+        .with_env_filter(filter)
+        .with_writer(std::io::stderr);
+    let _ = if std::io::stderr().is_terminal() {
+        builder.try_init()
+    } else {
+        builder.json().flatten_event(true).try_init()
+    };
+}
+
+/// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
+/// connections are accepted, in-flight calls finish (bounded by the shutdown timeout). Exit
+/// code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
+///
+/// With the first argument `health-probe`, probes a running service instead (see
+/// [`crate::probe`]), so the binary is its own container health check.
+pub async fn run(
+    definition: &ServiceDefinition,
+    routes: impl FnOnce(&Stores) -> Routes,
+) -> ExitCode {
+    let mut args = std::env::args().skip(1);
+    if args.next().as_deref() == Some(crate::probe::SUBCOMMAND) {
+        return crate::probe::run(args).await;
+    }
+    init_tracing();
+    let config = match Config::from_env().and_then(|c| c.with_dynamodb_tables(definition.tables)) {
+        Ok(config) => config,
+        Err(message) => {
+            tracing::error!(%message, "invalid configuration");
+            return ExitCode::from(2);
+        }
+    };
+    match serve(definition, &config, routes).await {
+        Ok(()) => ExitCode::SUCCESS,
+        Err(message) => {
+            tracing::error!(%message, "service failed");
+            ExitCode::FAILURE
+        }
+    }
+}
+
+/// Why a service stopped serving (exit code 1).
+#[derive(Debug, thiserror::Error)]
+enum ServeError {
+    #[error(transparent)]
+    Config(#[from] ConfigError),
+    #[error(transparent)]
+    Store(#[from] StoreError),
+    #[error("reflection: {0}")]
+    Reflection(tonic_reflection::server::Error),
+    #[error("binding {address}: {error}")]
+    Bind {
+        address: SocketAddr,
+        error: std::io::Error,
+    },
+    #[error("{0}")]
+    Io(std::io::Error),
+    #[error("{0}")]
+    Transport(tonic::transport::Error),
+    #[error("in-flight calls did not finish within {0:?}; exiting anyway")]
+    Drain(Duration),
+}
+
+/// Serves until a signal, then drains. One function from bind to drain: the server future,
+/// the health reporter and the stop channel are shared by every phase.
+async fn serve(
+    definition: &ServiceDefinition,
+    config: &Config,
+    routes: impl FnOnce(&Stores) -> Routes,
+) -> Result<(), ServeError> {
+    let stores = if config.dynamodb_tables.is_empty() {
+        Stores::local(&config.data_dir, definition.name, definition.tables)?
+    } else {
+        dynamodb_stores(&config.dynamodb_tables, definition.tables).await?
+    };
+    let routes = routes(&stores);
+
+    let (health, health_service) = crate::health::health();
+    let reflection = || {
+        tonic_reflection::server::Builder::configure()
+            .register_encoded_file_descriptor_set(definition.file_descriptor_set)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+    };
+    let reflection_v1 = reflection().build_v1().map_err(ServeError::Reflection)?;
+    let reflection_v1alpha = reflection()
+        .build_v1alpha()
+        .map_err(ServeError::Reflection)?;
+
+    // Handlers first: a SIGTERM right after start-up must drain, not kill.
+    let shutdown = shutdown_signal();
+    let listener = TcpListener::bind(config.listen_addr)
+        .await
+        .map_err(|error| ServeError::Bind {
+            address: config.listen_addr,
+            error,
+        })?;
+    let local_addr = listener.local_addr().map_err(ServeError::Io)?;
+
+    let set_all = |status: ServingStatus| {
+        health.set("", status);
+        for service in definition.services {
+            health.set(service, status);
+        }
+    };
+    set_all(ServingStatus::Serving);
+    tracing::info!(address = %local_addr, service = definition.name, "serving");
+
+    let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let mut builder = tonic::transport::Server::builder()
+        .max_concurrent_streams(config.max_concurrent_streams)
+        .layer(tower::util::MapResponseLayer::new(
+            oversized_is_resource_exhausted as fn(_) -> _,
+        ));
+    if let Some(limit) = config.max_concurrent_calls_per_connection {
+        builder = builder.concurrency_limit_per_connection(limit);
+    }
+    let server = builder
+        .add_routes(routes)
+        .add_service(health_service)
+        .add_service(reflection_v1)
+        .add_service(reflection_v1alpha)
+        // tonic sets TCP_NODELAY only on listeners it binds itself; without it, responses
+        // larger than one segment wait ~40 ms for delayed ACKs (Nagle).
+        .serve_with_incoming_shutdown(
+            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            async {
+                let _ = stop_rx.await;
+            },
+        );
+    tokio::pin!(server);
+
+    tokio::select! {
+        result = &mut server => return result.map_err(ServeError::Transport),
+        signal = shutdown => tracing::info!(signal, "shutting down: draining in-flight calls"),
+    }
+    set_all(ServingStatus::NotServing);
+    if !config.shutdown_delay.is_zero() {
+        tracing::info!(delay = ?config.shutdown_delay, "answering NOT_SERVING before draining");
+        tokio::select! {
+            result = &mut server => return result.map_err(ServeError::Transport),
+            () = tokio::time::sleep(config.shutdown_delay) => {}
+        }
+    }
+    let _ = stop_tx.send(());
+    match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+        Ok(result) => {
+            result.map_err(ServeError::Transport)?;
+            tracing::info!("drained; exiting");
+            Ok(())
+        }
+        Err(_) => Err(ServeError::Drain(config.shutdown_timeout)),
+    }
+}
+
+/// tonic answers a request larger than a service's decoding limit (4 MiB by default) with
+/// OUT_OF_RANGE; gRPC's status code for it is RESOURCE_EXHAUSTED, which is what clients and
+/// retry policies expect.
+fn oversized_is_resource_exhausted(
+    mut response: http::Response<tonic::body::Body>,
+) -> http::Response<tonic::body::Body> {
+    let oversized = tonic::Status::from_header_map(response.headers()).is_some_and(|status| {
+        status.code() == tonic::Code::OutOfRange
+            && status
+                .message()
+                .starts_with("Error, decoded message length too large")
+    });
+    if oversized {
+        response.headers_mut().insert(
+            "grpc-status",
+            http::HeaderValue::from(tonic::Code::ResourceExhausted as i32),
+        );
+    }
+    response
+}
+
+#[cfg(feature = "dynamodb")]
+async fn dynamodb_stores(
+    tables: &[(String, String)],
+    schemas: &[TableSchema],
+) -> Result<Stores, ConfigError> {
+    tracing::info!(?tables, "using DynamoDB");
+    Ok(Stores::dynamodb(tables, schemas).await)
+}
+
+#[cfg(not(feature = "dynamodb"))]
+async fn dynamodb_stores(_: &[(String, String)], _: &[TableSchema]) -> Result<Stores, ConfigError> {
+    Err(ConfigError::NoDynamoDb)
+}
+
+/// Installs SIGTERM (what ECS sends) and SIGINT handlers now, and resolves with the name of
+/// the first signal received.
+fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
+    use tokio::signal::unix::{SignalKind, signal};
+    let handlers = (
+        signal(SignalKind::terminate()),
+        signal(SignalKind::interrupt()),
+    );
+    async move {
+        let (Ok(mut term), Ok(mut int)) = handlers else {
+            // Without signal handlers the process can only be killed; serve until then.
+            return std::future::pending().await;
+        };
+        tokio::select! {
+            _ = term.recv() => "SIGTERM",
+            _ = int.recv() => "SIGINT",
+        }
+    }
+}

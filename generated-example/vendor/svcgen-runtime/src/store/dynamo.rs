@@ -1,0 +1,706 @@
+//! `DynamoStore`: the same operations on Amazon DynamoDB, exactly one request each.
+//!
+//! Every expression names attributes through `#n` placeholders and values through `:v`
+//! placeholders, so reserved words never break a request. Expired items (a `ttl` in the past,
+//! not yet deleted by DynamoDB's TTL sweeper) are treated as absent by conditions and filters.
+
+use std::collections::HashMap;
+
+use async_trait::async_trait;
+use aws_sdk_dynamodb::Client;
+use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::primitives::Blob;
+use aws_sdk_dynamodb::types::{
+    AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure,
+};
+
+use super::rules::{
+    is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
+};
+use super::{ItemUpdate, Query, QueryPage, Store, StoreError, limits};
+use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
+use crate::item::{AttributeValue, Item};
+
+/// One DynamoDB table.
+#[derive(Clone, Debug)]
+pub struct DynamoStore {
+    client: Client,
+    table: String,
+    /// The table's index names, whose key attributes follow DynamoDB's key limits.
+    indexes: Vec<String>,
+}
+
+impl DynamoStore {
+    /// The table named `table` (the physical name) through `client`.
+    pub fn new(client: Client, table: impl Into<String>) -> Self {
+        Self {
+            client,
+            table: table.into(),
+            indexes: Vec::new(),
+        }
+    }
+
+    /// The same store, knowing the table's indexes (so their keys are checked before a write).
+    pub fn with_indexes(mut self, indexes: &[&str]) -> Self {
+        self.indexes = indexes.iter().map(|i| (*i).to_owned()).collect();
+        self
+    }
+
+    fn index_names(&self) -> Vec<&str> {
+        self.indexes.iter().map(String::as_str).collect()
+    }
+}
+
+/// Our attribute value as the SDK's (moved, not copied).
+pub fn to_sdk(value: AttributeValue) -> Av {
+    match value {
+        AttributeValue::S(s) => Av::S(s),
+        AttributeValue::N(n) => Av::N(n),
+        AttributeValue::B(b) => Av::B(Blob::new(b)),
+        AttributeValue::Bool(b) => Av::Bool(b),
+        AttributeValue::Null => Av::Null(true),
+        AttributeValue::L(values) => Av::L(values.into_iter().map(to_sdk).collect()),
+        AttributeValue::M(map) => Av::M(item_to_sdk(map)),
+    }
+}
+
+/// The SDK's attribute value as ours (moved, not copied); sets become lists (svcgen never
+/// writes sets).
+pub fn from_sdk(value: Av) -> AttributeValue {
+    match value {
+        Av::S(s) => AttributeValue::S(s),
+        Av::N(n) => AttributeValue::N(n),
+        Av::B(b) => AttributeValue::B(b.into_inner()),
+        Av::Bool(b) => AttributeValue::Bool(b),
+        Av::L(values) => AttributeValue::L(values.into_iter().map(from_sdk).collect()),
+        Av::M(map) => AttributeValue::M(item_from_sdk(map)),
+        Av::Ss(values) => AttributeValue::L(values.into_iter().map(AttributeValue::S).collect()),
+        Av::Ns(values) => AttributeValue::L(values.into_iter().map(AttributeValue::N).collect()),
+        Av::Bs(values) => AttributeValue::L(
+            values
+                .into_iter()
+                .map(|b| AttributeValue::B(b.into_inner()))
+                .collect(),
+        ),
+        _ => AttributeValue::Null,
+    }
+}
+
+/// An item as the SDK's attribute map.
+pub fn item_to_sdk(item: Item) -> HashMap<String, Av> {
+    item.into_iter().map(|(k, v)| (k, to_sdk(v))).collect()
+}
+
+/// The SDK's attribute map as an item.
+pub fn item_from_sdk(item: HashMap<String, Av>) -> Item {
+    item.into_iter().map(|(k, v)| (k, from_sdk(v))).collect()
+}
+
+fn key_to_sdk(key: &ItemKey) -> HashMap<String, Av> {
+    HashMap::from([
+        (PARTITION_KEY.to_owned(), Av::S(key.pk.clone())),
+        (SORT_KEY.to_owned(), Av::S(key.sk.clone())),
+    ])
+}
+
+/// Collects expression placeholders: `#n0`… for names, `:v0`… for values.
+#[derive(Default)]
+struct Expression {
+    names: HashMap<String, String>,
+    values: HashMap<String, Av>,
+}
+
+impl Expression {
+    fn name(&mut self, attribute: &str) -> String {
+        if let Some((placeholder, _)) = self.names.iter().find(|(_, a)| *a == attribute) {
+            return placeholder.clone();
+        }
+        let placeholder = format!("#n{}", self.names.len());
+        self.names.insert(placeholder.clone(), attribute.to_owned());
+        placeholder
+    }
+
+    fn value(&mut self, value: Av) -> String {
+        let placeholder = format!(":v{}", self.values.len());
+        self.values.insert(placeholder.clone(), value);
+        placeholder
+    }
+
+    /// `the item exists and has not expired`.
+    fn live(&mut self) -> String {
+        let (pk, ttl) = (self.name(PARTITION_KEY), self.name(TTL));
+        let now = self.value(Av::N(now_epoch_seconds().to_string()));
+        format!("attribute_exists({pk}) AND (attribute_not_exists({ttl}) OR {ttl} > {now})")
+    }
+
+    /// `attribute = expected`, for a version check.
+    fn version_is(&mut self, attribute: &str, expected: u64) -> String {
+        let (name, value) = (
+            self.name(attribute),
+            self.value(Av::N(expected.to_string())),
+        );
+        format!("{name} = {value}")
+    }
+
+    fn names(&self) -> Option<HashMap<String, String>> {
+        (!self.names.is_empty()).then(|| self.names.clone())
+    }
+
+    fn values(&self) -> Option<HashMap<String, Av>> {
+        (!self.values.is_empty()).then(|| self.values.clone())
+    }
+}
+
+/// Maps an SDK failure: throttling, 5xx and transport failures are UNAVAILABLE (after the
+/// SDK's own retries); an item over the size limit is the error the embedded store gives for
+/// it; everything else is internal.
+fn sdk_error<E, R>(operation: &str, error: SdkError<E, R>) -> StoreError
+where
+    E: ProvideErrorMetadata + std::error::Error + 'static,
+    R: std::fmt::Debug,
+{
+    const RETRYABLE: &[&str] = &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+        "InternalServerError",
+        "ServiceUnavailable",
+        "LimitExceededException",
+    ];
+    // One line: the operation, AWS's error code and message (or the transport failure).
+    let detail = match error.as_service_error() {
+        Some(service) => format!(
+            "{operation}: {}: {}",
+            service.code().unwrap_or("error"),
+            service.message().unwrap_or("no message")
+        ),
+        None => format!(
+            "{operation}: {}",
+            aws_sdk_dynamodb::error::DisplayErrorContext(&error)
+        ),
+    };
+    match &error {
+        SdkError::TimeoutError(_) | SdkError::DispatchFailure(_) | SdkError::ResponseError(_) => {
+            StoreError::Unavailable(detail)
+        }
+        SdkError::ServiceError(service)
+            if service.err().code().is_some_and(|c| RETRYABLE.contains(&c)) =>
+        {
+            StoreError::Unavailable(detail)
+        }
+        // PutItem says "Item size has exceeded the maximum allowed size", UpdateItem "Item size
+        // to update has exceeded the maximum allowed size".
+        SdkError::ServiceError(service)
+            if service.err().code() == Some("ValidationException")
+                && service.err().message().is_some_and(|m| {
+                    m.contains("Item size") && m.contains("exceeded the maximum allowed size")
+                }) =>
+        {
+            StoreError::Invalid(limits::ITEM_TOO_LARGE.to_owned())
+        }
+        _ => StoreError::Internal(detail),
+    }
+}
+
+/// Classifies a failed condition from the item DynamoDB returned with it.
+fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u64)>) -> StoreError {
+    let Some(old) = old
+        .cloned()
+        .map(item_from_sdk)
+        .filter(|old| !is_expired(old, now_epoch_seconds()))
+    else {
+        return StoreError::NotFound;
+    };
+    match version {
+        Some((attribute, expected)) => StoreError::VersionConflict {
+            expected,
+            actual: stored_version(&old, attribute),
+        },
+        None => StoreError::AlreadyExists,
+    }
+}
+
+#[async_trait]
+impl Store for DynamoStore {
+    async fn create(&self, item: Item) -> Result<(), StoreError> {
+        limits::check_item(&item, &self.index_names())?;
+        let mut e = Expression::default();
+        let (pk, ttl) = (e.name(PARTITION_KEY), e.name(TTL));
+        let now = e.value(Av::N(now_epoch_seconds().to_string()));
+        let result = self
+            .client
+            .put_item()
+            .table_name(&self.table)
+            .set_item(Some(item_to_sdk(item)))
+            .condition_expression(format!("attribute_not_exists({pk}) OR {ttl} <= {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(service) if service.is_conditional_check_failed_exception() => {
+                    Err(StoreError::AlreadyExists)
+                }
+                _ => Err(sdk_error("PutItem", error)),
+            },
+        }
+    }
+
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+        limits::check_item_key(key)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .consistent_read(true)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        Ok(output
+            .item
+            .map(item_from_sdk)
+            .filter(|item| !is_expired(item, now_epoch_seconds())))
+    }
+
+    async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
+        // DynamoDB checks the merged item's size itself (mapped in `sdk_error`).
+        limits::check_item_key(key)?;
+        limits::check_update(&update.set, &self.index_names())?;
+        let mut e = Expression::default();
+        let mut condition = e.live();
+        let ItemUpdate {
+            set,
+            remove,
+            version,
+        } = update;
+        let mut sets: Vec<String> = set
+            .into_iter()
+            .map(|(attribute, value)| {
+                let (name, value) = (e.name(&attribute), e.value(to_sdk(value)));
+                format!("{name} = {value}")
+            })
+            .collect();
+        let removes: Vec<String> = remove.iter().map(|attribute| e.name(attribute)).collect();
+        if let Some((attribute, expected)) = &version {
+            let name = e.name(attribute);
+            let (zero, one) = (e.value(Av::N("0".into())), e.value(Av::N("1".into())));
+            sets.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
+            if let Some(expected) = expected {
+                condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
+            }
+        }
+        let mut expression = String::new();
+        if !sets.is_empty() {
+            expression = format!("SET {}", sets.join(", "));
+        }
+        if !removes.is_empty() {
+            expression = format!("{expression} REMOVE {}", removes.join(", "));
+        }
+        if expression.is_empty() {
+            // Nothing to change: the result is the stored item, if it exists.
+            return self.get(key).await?.ok_or(StoreError::NotFound);
+        }
+        let result = self
+            .client
+            .update_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .update_expression(expression.trim_start())
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllNew)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
+            Err(error) => {
+                let version = version
+                    .as_ref()
+                    .and_then(|(a, e)| e.map(|e| (a.as_str(), e)));
+                match error.as_service_error() {
+                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                        failed,
+                    )) => Err(condition_failed(failed.item(), version)),
+                    _ => Err(sdk_error("UpdateItem", error)),
+                }
+            }
+        }
+    }
+
+    async fn delete(
+        &self,
+        key: &ItemKey,
+        version: Option<(String, u64)>,
+    ) -> Result<Item, StoreError> {
+        limits::check_item_key(key)?;
+        let mut e = Expression::default();
+        let mut condition = e.live();
+        if let Some((attribute, expected)) = &version {
+            condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
+        }
+        let result = self
+            .client
+            .delete_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .condition_expression(condition)
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .return_values(ReturnValue::AllOld)
+            .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .send()
+            .await;
+        match result {
+            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
+            Err(error) => match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
+                    failed,
+                )) => Err(condition_failed(failed.item(), version.as_ref().map(|(a, v)| (a.as_str(), *v)))),
+                _ => Err(sdk_error("DeleteItem", error)),
+            },
+        }
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        limits::check_query(&query)?;
+        let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
+        if let Some(start) = &query.start_after {
+            // A forged page token fails here, as on `LocalStore`, without a request.
+            start_sort_key(&query, start, &pk_attr, &sk_attr)?;
+        }
+        let mut e = Expression::default();
+        let (pk, partition) = (e.name(&pk_attr), e.value(Av::S(query.partition.clone())));
+        let mut key_condition = format!("{pk} = {partition}");
+        if !query.sort_key_prefix.is_empty() {
+            let (sk, prefix) = (
+                e.name(&sk_attr),
+                e.value(Av::S(query.sort_key_prefix.clone())),
+            );
+            key_condition = format!("{key_condition} AND begins_with({sk}, {prefix})");
+        }
+        let (ttl, now) = (e.name(TTL), e.value(Av::N(now_epoch_seconds().to_string())));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(query.index.clone())
+            .key_condition_expression(key_condition)
+            .filter_expression(format!("attribute_not_exists({ttl}) OR {ttl} > {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .scan_index_forward(!query.descending)
+            .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(query.start_after.clone().map(item_to_sdk))
+            .set_consistent_read(query.index.is_none().then_some(true))
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        Ok(QueryPage {
+            items: output
+                .items
+                .unwrap_or_default()
+                .into_iter()
+                .map(item_from_sdk)
+                .collect(),
+            last_key: output.last_evaluated_key.map(item_from_sdk),
+        })
+    }
+}
+
+/// What [`ensure_table`] did.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum TableOutcome {
+    /// The table was created.
+    Created,
+    /// A table with the same keys and indexes existed already.
+    Exists,
+    /// The table existed without TTL on `ttl`, which was enabled.
+    TtlEnabled,
+}
+
+/// Whether a table has svcgen's layout, from one `DescribeTable` (no mutating call).
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub enum TableState {
+    /// There is no such table.
+    Missing,
+    /// The table has the expected keys and indexes.
+    Matches,
+    /// The table exists with another layout (the message says how it differs).
+    Differs(String),
+    /// The table has the expected keys and indexes, but TTL is not enabled on `ttl` (a
+    /// creation that stopped before its last step): [`enable_ttl`] completes it.
+    WithoutTtl,
+}
+
+/// Compares `table` with svcgen's layout for `indexes` (see [`create_table`]).
+pub async fn check_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<TableState, StoreError> {
+    let described = match client.describe_table().table_name(table).send().await {
+        Ok(described) => described,
+        Err(error)
+            if error
+                .as_service_error()
+                .is_some_and(|e| e.is_resource_not_found_exception()) =>
+        {
+            return Ok(TableState::Missing);
+        }
+        Err(error) => return Err(sdk_error("DescribeTable", error)),
+    };
+    let differences = match described.table() {
+        Some(description) => layout_differences(description, indexes),
+        None => vec!["DescribeTable returned no table description".to_owned()],
+    };
+    if !differences.is_empty() {
+        return Ok(TableState::Differs(format!(
+            "table {table} exists with another layout: {}",
+            differences.join("; ")
+        )));
+    }
+    Ok(if ttl_enabled(client, table).await? {
+        TableState::Matches
+    } else {
+        TableState::WithoutTtl
+    })
+}
+
+/// Whether TTL is enabled (or being enabled) on `ttl` (DescribeTimeToLive).
+async fn ttl_enabled(client: &Client, table: &str) -> Result<bool, StoreError> {
+    use aws_sdk_dynamodb::types::TimeToLiveStatus;
+    let described = client
+        .describe_time_to_live()
+        .table_name(table)
+        .send()
+        .await
+        .map_err(|e| sdk_error("DescribeTimeToLive", e))?;
+    Ok(described.time_to_live_description().is_some_and(|d| {
+        d.attribute_name() == Some(TTL)
+            && matches!(
+                d.time_to_live_status(),
+                Some(TimeToLiveStatus::Enabled | TimeToLiveStatus::Enabling)
+            )
+    }))
+}
+
+/// Enables TTL on `ttl`: what [`create_table`] does last, for a table whose creation stopped
+/// before it (see [`TableState::WithoutTtl`]).
+pub async fn enable_ttl(client: &Client, table: &str) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::TimeToLiveSpecification;
+    let specification = TimeToLiveSpecification::builder()
+        .attribute_name(TTL)
+        .enabled(true)
+        .build()
+        .map_err(|e| StoreError::Internal(e.to_string()))?;
+    client
+        .update_time_to_live()
+        .table_name(table)
+        .time_to_live_specification(specification)
+        .send()
+        .await
+        .map_err(|e| sdk_error("UpdateTimeToLive", e))?;
+    Ok(())
+}
+
+/// How a described table differs from svcgen's layout for `indexes`: key schema, key attribute
+/// types, each index's key schema and projection (an empty list when it matches).
+fn layout_differences(
+    table: &aws_sdk_dynamodb::types::TableDescription,
+    indexes: &[&str],
+) -> Vec<String> {
+    use aws_sdk_dynamodb::types::ProjectionType;
+    let mut out = Vec::new();
+    let wanted_keys = |pk: &str, sk: &str| vec![format!("{pk} HASH"), format!("{sk} RANGE")];
+    let keys = |schema: &[aws_sdk_dynamodb::types::KeySchemaElement]| -> Vec<String> {
+        schema
+            .iter()
+            .map(|k| format!("{} {}", k.attribute_name(), k.key_type().as_str()))
+            .collect()
+    };
+    let table_keys = keys(table.key_schema());
+    if table_keys != wanted_keys(PARTITION_KEY, SORT_KEY) {
+        out.push(format!(
+            "keys {table_keys:?}, expected [\"pk HASH\", \"sk RANGE\"]"
+        ));
+    }
+    let mut key_attributes = vec![PARTITION_KEY.to_owned(), SORT_KEY.to_owned()];
+    let described = table.global_secondary_indexes();
+    let mut names: Vec<&str> = described.iter().filter_map(|i| i.index_name()).collect();
+    names.sort_unstable();
+    let mut wanted: Vec<&str> = indexes.to_vec();
+    wanted.sort_unstable();
+    if names != wanted {
+        out.push(format!("indexes {names:?}, expected {wanted:?}"));
+    }
+    for index in described {
+        let name = index.index_name().unwrap_or_default();
+        if !indexes.contains(&name) {
+            continue;
+        }
+        let (pk, sk) = index_key_attributes(name);
+        let index_keys = keys(index.key_schema());
+        if index_keys != wanted_keys(&pk, &sk) {
+            out.push(format!(
+                "index {name} keys {index_keys:?}, expected [\"{pk} HASH\", \"{sk} RANGE\"]"
+            ));
+        }
+        let projection = index.projection().and_then(|p| p.projection_type());
+        if projection != Some(&ProjectionType::All) {
+            out.push(format!(
+                "index {name} projects {}, expected ALL",
+                projection.map_or("nothing", |p| p.as_str())
+            ));
+        }
+        key_attributes.extend([pk, sk]);
+    }
+    for attribute in key_attributes {
+        let kind = table
+            .attribute_definitions()
+            .iter()
+            .find(|d| d.attribute_name() == attribute)
+            .map(|d| d.attribute_type().as_str());
+        if kind != Some("S") {
+            out.push(format!(
+                "key attribute {attribute} is {}, expected S (string)",
+                kind.unwrap_or("undefined")
+            ));
+        }
+    }
+    out
+}
+
+/// Creates `table` with svcgen's layout: on-demand billing; string keys `pk`/`sk`; one global
+/// secondary index per name in `indexes`, keyed `NAMEpk`/`NAMEsk`, projecting every attribute;
+/// TTL on `ttl`.
+pub async fn create_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::{
+        AttributeDefinition, BillingMode, GlobalSecondaryIndex, KeySchemaElement, KeyType,
+        Projection, ProjectionType, ScalarAttributeType,
+    };
+    let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal(e.to_string());
+    let key = |pk: &str, sk: &str| -> Result<Vec<KeySchemaElement>, StoreError> {
+        Ok(vec![
+            KeySchemaElement::builder()
+                .attribute_name(pk)
+                .key_type(KeyType::Hash)
+                .build()
+                .map_err(build)?,
+            KeySchemaElement::builder()
+                .attribute_name(sk)
+                .key_type(KeyType::Range)
+                .build()
+                .map_err(build)?,
+        ])
+    };
+    let mut attributes = vec![PARTITION_KEY.to_owned(), SORT_KEY.to_owned()];
+    let mut secondary = Vec::new();
+    for index in indexes {
+        let (pk, sk) = index_key_attributes(index);
+        secondary.push(
+            GlobalSecondaryIndex::builder()
+                .index_name(index.to_string())
+                .set_key_schema(Some(key(&pk, &sk)?))
+                .projection(
+                    Projection::builder()
+                        .projection_type(ProjectionType::All)
+                        .build(),
+                )
+                .build()
+                .map_err(build)?,
+        );
+        attributes.extend([pk, sk]);
+    }
+    let definitions = attributes
+        .iter()
+        .map(|a| {
+            AttributeDefinition::builder()
+                .attribute_name(a)
+                .attribute_type(ScalarAttributeType::S)
+                .build()
+                .map_err(build)
+        })
+        .collect::<Result<Vec<_>, _>>()?;
+    client
+        .create_table()
+        .table_name(table)
+        .billing_mode(BillingMode::PayPerRequest)
+        .set_key_schema(Some(key(PARTITION_KEY, SORT_KEY)?))
+        .set_attribute_definitions(Some(definitions))
+        .set_global_secondary_indexes((!secondary.is_empty()).then_some(secondary))
+        .send()
+        .await
+        .map_err(|e| sdk_error("CreateTable", e))?;
+    // DynamoDB refuses changes (UpdateTimeToLive included) while a table is CREATING.
+    wait_until_active(client, table, TABLE_ACTIVE_TIMEOUT).await?;
+    enable_ttl(client, table).await
+}
+
+/// How long [`create_table`] waits for a new table to become ACTIVE.
+const TABLE_ACTIVE_TIMEOUT: std::time::Duration = std::time::Duration::from_secs(300);
+
+/// Polls `DescribeTable` until `table` is ACTIVE, at most `timeout`.
+async fn wait_until_active(
+    client: &Client,
+    table: &str,
+    timeout: std::time::Duration,
+) -> Result<(), StoreError> {
+    use aws_sdk_dynamodb::types::TableStatus;
+    let deadline = tokio::time::Instant::now() + timeout;
+    loop {
+        // DescribeTable is eventually consistent: right after CreateTable it may not find the
+        // table yet, which means "not ACTIVE yet" here.
+        let status = match client.describe_table().table_name(table).send().await {
+            Ok(described) => described.table().and_then(|t| t.table_status()).cloned(),
+            Err(error)
+                if error
+                    .as_service_error()
+                    .is_some_and(|e| e.is_resource_not_found_exception()) =>
+            {
+                None
+            }
+            Err(error) => return Err(sdk_error("DescribeTable", error)),
+        };
+        if status == Some(TableStatus::Active) {
+            return Ok(());
+        }
+        if tokio::time::Instant::now() >= deadline {
+            return Err(StoreError::Unavailable(format!(
+                "table {table} is still {} after {} s",
+                status.as_ref().map_or("not found", |s| s.as_str()),
+                timeout.as_secs()
+            )));
+        }
+        tokio::time::sleep(std::time::Duration::from_millis(500)).await;
+    }
+}
+
+/// Creates `table` with svcgen's layout (see [`create_table`]) unless it exists; an existing
+/// table must have that layout. Makes no mutating call when the table is there.
+pub async fn ensure_table(
+    client: &Client,
+    table: &str,
+    indexes: &[&str],
+) -> Result<TableOutcome, StoreError> {
+    match check_table(client, table, indexes).await? {
+        TableState::Matches => Ok(TableOutcome::Exists),
+        TableState::WithoutTtl => {
+            enable_ttl(client, table).await?;
+            Ok(TableOutcome::TtlEnabled)
+        }
+        TableState::Differs(message) => Err(StoreError::Internal(message)),
+        TableState::Missing => {
+            create_table(client, table, indexes).await?;
+            Ok(TableOutcome::Created)
+        }
+    }
+}

@@ -1,0 +1,130 @@
+//! The storage seam: DynamoDB-shaped operations on the items of one table.
+//!
+//! Each method is one request to the backend (one `PutItem`, `GetItem`, `UpdateItem`,
+//! `DeleteItem` or `Query` page), so a unary RPC costs exactly one round trip.
+
+#[cfg(feature = "dynamodb")]
+mod dynamo;
+pub mod limits;
+pub(crate) mod local;
+mod rules;
+
+#[cfg(feature = "dynamodb")]
+pub use dynamo::{
+    DynamoStore, TableOutcome, TableState, check_table, create_table, enable_ttl, ensure_table,
+    from_sdk, item_from_sdk, item_to_sdk, to_sdk,
+};
+pub use local::{LocalDatabase, LocalStore};
+
+use async_trait::async_trait;
+
+use crate::entity::ItemKey;
+use crate::item::Item;
+
+/// The physical layout of one table, shared by every entity stored in it.
+#[derive(Clone, Debug, PartialEq, Eq)]
+pub struct TableSchema {
+    /// Logical table name.
+    pub name: &'static str,
+    /// The environment variable naming the DynamoDB table (`TABLE_NAME_<LOGICAL>`; a service
+    /// with one table also accepts `TABLE_NAME`).
+    pub variable: &'static str,
+    /// Global secondary indexes (all keyed by `NAMEpk`/`NAMEsk` strings, all attributes projected).
+    pub indexes: &'static [&'static str],
+}
+
+/// Changes applied by [`Store::update`]: DynamoDB's `SET` and `REMOVE` clauses, plus the
+/// optimistic-locking condition.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ItemUpdate {
+    /// Attributes to set.
+    pub set: Item,
+    /// Attributes to remove.
+    pub remove: Vec<String>,
+    /// Version attribute to increment, and the value it must have now (`None`: any).
+    pub version: Option<(String, Option<u64>)>,
+}
+
+/// One page of a `Query` on the table or an index.
+#[derive(Clone, Debug, PartialEq)]
+pub struct Query {
+    /// Index to query; `None` for the table.
+    pub index: Option<String>,
+    /// Partition key value.
+    pub partition: String,
+    /// Only sort keys starting with this (`begins_with`).
+    pub sort_key_prefix: String,
+    /// Highest sort key first.
+    pub descending: bool,
+    /// Page size.
+    pub limit: usize,
+    /// Continue after this key (a previous page's [`QueryPage::last_key`]).
+    pub start_after: Option<Item>,
+}
+
+/// Items of one query page.
+#[derive(Clone, Debug, PartialEq)]
+pub struct QueryPage {
+    /// Items in sort-key order.
+    pub items: Vec<Item>,
+    /// Key attributes of the last item read when more may follow (`LastEvaluatedKey`).
+    pub last_key: Option<Item>,
+}
+
+/// Why a store operation failed.
+#[derive(Debug, thiserror::Error)]
+#[non_exhaustive]
+pub enum StoreError {
+    /// `create` found an item with the same key.
+    #[error("an item with this key already exists")]
+    AlreadyExists,
+    /// `update` or `delete` found no item with the key.
+    #[error("no item with this key")]
+    NotFound,
+    /// The stored version differs from the expected one.
+    #[error("version conflict: expected {expected}, stored {actual}")]
+    VersionConflict {
+        /// What the caller expected.
+        expected: u64,
+        /// What is stored.
+        actual: u64,
+    },
+    /// The item breaks one of DynamoDB's limits (size, key length, empty key, number range);
+    /// the message says which, the same on every store.
+    #[error("{0}")]
+    Invalid(String),
+    /// A `start_after` key that does not belong to the query.
+    #[error("invalid start key: {0}")]
+    InvalidStartKey(String),
+    /// The backend is overloaded or unreachable; retrying later may succeed.
+    #[error("store unavailable: {0}")]
+    Unavailable(String),
+    /// Anything else: corrupt data, I/O errors, bugs.
+    #[error("store failure: {0}")]
+    Internal(String),
+}
+
+/// A DynamoDB-shaped table. Implementations: [`LocalStore`] (embedded) and the DynamoDB client.
+#[async_trait]
+pub trait Store: Send + Sync + 'static {
+    /// Stores a new item; fails with [`StoreError::AlreadyExists`] when its key is taken by an
+    /// item that has not expired (`attribute_not_exists(pk)`).
+    async fn create(&self, item: Item) -> Result<(), StoreError>;
+
+    /// Reads one item; expired items read as absent.
+    async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError>;
+
+    /// Applies `update` to an existing item and returns the item as stored afterwards.
+    async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError>;
+
+    /// Deletes an existing item, checking its version when `expected_version` is given;
+    /// returns the deleted item.
+    async fn delete(
+        &self,
+        key: &ItemKey,
+        version: Option<(String, u64)>,
+    ) -> Result<Item, StoreError>;
+
+    /// Reads one page of a partition in sort-key order; expired items are skipped.
+    async fn query(&self, query: Query) -> Result<QueryPage, StoreError>;
+}
