@@ -147,11 +147,7 @@ pub trait Entity: Attributes + Default + Clone + Send + Sync + 'static {
     /// Whether `item` stores this entity: its entity-type attribute names it, or it has none
     /// (items written before the attribute existed).
     fn holds_this_entity(item: &Item) -> bool {
-        match item.get(ENTITY_TYPE) {
-            None => true,
-            Some(AttributeValue::S(name)) => name == Self::SCHEMA.name,
-            Some(_) => false,
-        }
+        crate::store::holds_entity(item, Some(Self::SCHEMA.name))
     }
 }
 

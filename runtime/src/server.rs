@@ -233,7 +233,7 @@ impl Store for MissingTable {
     async fn delete(
         &self,
         _: &crate::ItemKey,
-        _: Option<(String, u64)>,
+        _: crate::store::Expected,
     ) -> Result<crate::Item, StoreError> {
         Err(self.error())
     }

@@ -6,7 +6,7 @@ mod support;
 
 use std::sync::Arc;
 
-use svcgen_runtime::store::{ItemUpdate, LocalDatabase, Query, StoreError, limits};
+use svcgen_runtime::store::{Expected, ItemUpdate, LocalDatabase, Query, StoreError, limits};
 use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
 const SCHEMA: TableSchema = TableSchema {
@@ -130,6 +130,7 @@ async fn update_applies_set_remove_and_version(store: &dyn Store) {
         set: [("title".to_owned(), s("b"))].into(),
         remove: vec!["note".to_owned()],
         version: Some(("version".to_owned(), Some(1))),
+        entity: None,
     };
     let updated = store
         .update(&key("P#1", "T#1"), update.clone())
@@ -165,8 +166,71 @@ async fn update_applies_set_remove_and_version(store: &dyn Store) {
     assert_eq!(bumped["version"], n(3));
 }
 
+fn version(expected: u64) -> Expected {
+    Expected {
+        version: Some(("version".to_owned(), expected)),
+        ..Expected::default()
+    }
+}
+
+/// Update and delete name the entity they act for: another entity's item at the key is not
+/// found and stays as it is; an item without the entity-type attribute (written before it
+/// existed) is anyone's.
+async fn updates_and_deletes_leave_other_entities_items_alone(store: &dyn Store) {
+    let note = item(
+        "P#1",
+        "N#1",
+        &[("svcgen_entity", s("Note")), ("title", s("n"))],
+    );
+    store.create(note.clone()).await.expect("create");
+    let as_order = ItemUpdate {
+        set: [("title".to_owned(), s("hijacked"))].into(),
+        entity: Some("Order".to_owned()),
+        ..ItemUpdate::default()
+    };
+    let updated = store.update(&key("P#1", "N#1"), as_order.clone()).await;
+    assert!(matches!(updated, Err(StoreError::NotFound)), "{updated:?}");
+    let order = Expected {
+        entity: Some("Order".to_owned()),
+        ..Expected::default()
+    };
+    let deleted = store.delete(&key("P#1", "N#1"), order.clone()).await;
+    assert!(matches!(deleted, Err(StoreError::NotFound)), "{deleted:?}");
+    assert_eq!(
+        store.get(&key("P#1", "N#1")).await.expect("get"),
+        Some(note)
+    );
+
+    let as_note = ItemUpdate {
+        entity: Some("Note".to_owned()),
+        ..as_order
+    };
+    let updated = store
+        .update(&key("P#1", "N#1"), as_note)
+        .await
+        .expect("update");
+    assert_eq!(updated["title"], s("hijacked"));
+    let note = Expected {
+        entity: Some("Note".to_owned()),
+        ..Expected::default()
+    };
+    store
+        .delete(&key("P#1", "N#1"), note)
+        .await
+        .expect("delete");
+
+    store
+        .create(item("P#1", "X#1", &[("title", s("untyped"))]))
+        .await
+        .expect("create");
+    store
+        .delete(&key("P#1", "X#1"), order)
+        .await
+        .expect("an untyped item is anyone's");
+}
+
 async fn delete_is_conditional(store: &dyn Store) {
-    let missing = store.delete(&key("P#1", "T#1"), None).await;
+    let missing = store.delete(&key("P#1", "T#1"), Expected::default()).await;
     assert!(matches!(missing, Err(StoreError::NotFound)), "{missing:?}");
     store
         .create(item(
@@ -180,9 +244,7 @@ async fn delete_is_conditional(store: &dyn Store) {
         ))
         .await
         .expect("create");
-    let stale = store
-        .delete(&key("P#1", "T#1"), Some(("version".to_owned(), 3)))
-        .await;
+    let stale = store.delete(&key("P#1", "T#1"), version(3)).await;
     assert!(
         matches!(
             stale,
@@ -194,7 +256,7 @@ async fn delete_is_conditional(store: &dyn Store) {
         "{stale:?}"
     );
     let deleted = store
-        .delete(&key("P#1", "T#1"), Some(("version".to_owned(), 4)))
+        .delete(&key("P#1", "T#1"), version(4))
         .await
         .expect("delete");
     assert_eq!(deleted["version"], n(4));
@@ -409,8 +471,8 @@ async fn concurrent_versioned_updates_lose_nothing(store: Arc<dyn Store>) {
             };
             let update = ItemUpdate {
                 set: [(format!("w{worker}"), n(worker))].into(),
-                remove: Vec::new(),
                 version: Some(("version".to_owned(), Some(version))),
+                ..ItemUpdate::default()
             };
             store.update(&key("P#1", "T#1"), update).await
         }));
@@ -470,7 +532,7 @@ async fn dynamodb_limits_are_refused_alike(store: &dyn Store) {
     // Reads of such keys are refused alike too (DynamoDB refuses them in any request).
     let read = store.get(&key(&long_pk, "T#1")).await;
     assert!(matches!(read, Err(StoreError::Invalid(_))), "{read:?}");
-    let deleted = store.delete(&key("P#1", ""), None).await;
+    let deleted = store.delete(&key("P#1", ""), Expected::default()).await;
     assert!(
         matches!(deleted, Err(StoreError::Invalid(_))),
         "{deleted:?}"
@@ -573,6 +635,7 @@ mod local {
         create_is_conditional,
         expired_items_are_absent,
         update_applies_set_remove_and_version,
+        updates_and_deletes_leave_other_entities_items_alone,
         delete_is_conditional,
         query_pages_through_one_partition_and_prefix,
         a_page_ending_exactly_on_the_last_item,
@@ -711,6 +774,7 @@ mod dynamodb {
         create_is_conditional,
         expired_items_are_absent,
         update_applies_set_remove_and_version,
+        updates_and_deletes_leave_other_entities_items_alone,
         delete_is_conditional,
         query_pages_through_one_partition_and_prefix,
         a_page_ending_exactly_on_the_last_item,
@@ -783,7 +847,7 @@ mod dynamodb {
             "one request per page"
         );
         store
-            .delete(&key("P#1", "T#1"), Some(("version".into(), 2)))
+            .delete(&key("P#1", "T#1"), version(2))
             .await
             .expect("delete");
         assert_eq!(counter.take(), one("DeleteItem"));

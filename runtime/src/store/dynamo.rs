@@ -15,10 +15,11 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::rules::{
-    is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
+    holds_entity, is_expired, now_epoch_seconds, query_key_attributes, start_sort_key,
+    stored_version,
 };
-use super::{ItemUpdate, Query, QueryPage, Store, StoreError, limits};
-use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
+use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, limits};
+use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
 /// One DynamoDB table.
@@ -133,6 +134,17 @@ impl Expression {
         format!("attribute_exists({pk}) AND (attribute_not_exists({ttl}) OR {ttl} > {now})")
     }
 
+    /// The item holds `entity` (see [`super::Expected::entity`]); `None` adds nothing.
+    fn holds(&mut self, condition: String, entity: Option<&str>) -> String {
+        match entity {
+            None => condition,
+            Some(entity) => {
+                let (name, value) = (self.name(ENTITY_TYPE), self.value(Av::S(entity.to_owned())));
+                format!("{condition} AND (attribute_not_exists({name}) OR {name} = {value})")
+            }
+        }
+    }
+
     /// `attribute = expected`, for a version check.
     fn version_is(&mut self, attribute: &str, expected: u64) -> String {
         let (name, value) = (
@@ -203,11 +215,15 @@ where
 }
 
 /// Classifies a failed condition from the item DynamoDB returned with it.
-fn condition_failed(old: Option<&HashMap<String, Av>>, version: Option<(&str, u64)>) -> StoreError {
+fn condition_failed(
+    old: Option<&HashMap<String, Av>>,
+    entity: Option<&str>,
+    version: Option<(&str, u64)>,
+) -> StoreError {
     let Some(old) = old
         .cloned()
         .map(item_from_sdk)
-        .filter(|old| !is_expired(old, now_epoch_seconds()))
+        .filter(|old| !is_expired(old, now_epoch_seconds()) && holds_entity(old, entity))
     else {
         return StoreError::NotFound;
     };
@@ -270,12 +286,14 @@ impl Store for DynamoStore {
         limits::check_item_key(key)?;
         limits::check_update(&update.set, &self.index_names())?;
         let mut e = Expression::default();
-        let mut condition = e.live();
         let ItemUpdate {
             set,
             remove,
             version,
+            entity,
         } = update;
+        let live = e.live();
+        let mut condition = e.holds(live, entity.as_deref());
         let mut sets: Vec<String> = set
             .into_iter()
             .map(|(attribute, value)| {
@@ -325,21 +343,19 @@ impl Store for DynamoStore {
                 match error.as_service_error() {
                     Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
                         failed,
-                    )) => Err(condition_failed(failed.item(), version)),
+                    )) => Err(condition_failed(failed.item(), entity.as_deref(), version)),
                     _ => Err(sdk_error("UpdateItem", error)),
                 }
             }
         }
     }
 
-    async fn delete(
-        &self,
-        key: &ItemKey,
-        version: Option<(String, u64)>,
-    ) -> Result<Item, StoreError> {
+    async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         let mut e = Expression::default();
-        let mut condition = e.live();
+        let live = e.live();
+        let mut condition = e.holds(live, expected.entity.as_deref());
+        let version = expected.version;
         if let Some((attribute, expected)) = &version {
             condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
         }
@@ -360,7 +376,11 @@ impl Store for DynamoStore {
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
                     failed,
-                )) => Err(condition_failed(failed.item(), version.as_ref().map(|(a, v)| (a.as_str(), *v)))),
+                )) => Err(condition_failed(
+                    failed.item(),
+                    expected.entity.as_deref(),
+                    version.as_ref().map(|(a, v)| (a.as_str(), *v)),
+                )),
                 _ => Err(sdk_error("DeleteItem", error)),
             },
         }

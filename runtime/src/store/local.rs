@@ -15,9 +15,10 @@ use redb::{
 };
 
 use super::rules::{
-    is_expired, now_epoch_seconds, query_key_attributes, start_sort_key, stored_version,
+    holds_entity, is_expired, now_epoch_seconds, query_key_attributes, start_sort_key,
+    stored_version,
 };
-use super::{ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, limits};
+use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, limits};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -410,7 +411,12 @@ impl Store for LocalStore {
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
             let old = match this.current(&txn, &key)? {
-                Some(old) if !is_expired(&old, now_epoch_seconds()) => old,
+                Some(old)
+                    if !is_expired(&old, now_epoch_seconds())
+                        && holds_entity(&old, update.entity.as_deref()) =>
+                {
+                    old
+                }
                 _ => return Err(StoreError::NotFound),
             };
             let mut new = old.clone();
@@ -439,20 +445,21 @@ impl Store for LocalStore {
         .await
     }
 
-    async fn delete(
-        &self,
-        key: &ItemKey,
-        version: Option<(String, u64)>,
-    ) -> Result<Item, StoreError> {
+    async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
             let old = match this.current(&txn, &key)? {
-                Some(old) if !is_expired(&old, now_epoch_seconds()) => old,
+                Some(old)
+                    if !is_expired(&old, now_epoch_seconds())
+                        && holds_entity(&old, expected.entity.as_deref()) =>
+                {
+                    old
+                }
                 _ => return Err(StoreError::NotFound),
             };
-            if let Some((attribute, expected)) = &version {
+            if let Some((attribute, expected)) = &expected.version {
                 let actual = stored_version(&old, attribute);
                 if *expected != actual {
                     return Err(StoreError::VersionConflict {

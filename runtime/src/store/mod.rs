@@ -9,6 +9,8 @@ pub mod limits;
 pub(crate) mod local;
 mod rules;
 
+pub(crate) use rules::holds_entity;
+
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
     DynamoStore, TableOutcome, TableState, check_table, create_table, enable_ttl, ensure_table,
@@ -43,6 +45,19 @@ pub struct ItemUpdate {
     pub remove: Vec<String>,
     /// Version attribute to increment, and the value it must have now (`None`: any).
     pub version: Option<(String, Option<u64>)>,
+    /// The entity type the stored item must hold (see [`Expected::entity`]).
+    pub entity: Option<String>,
+}
+
+/// What [`Store::delete`] expects of the stored item besides existing and not having expired.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct Expected {
+    /// The entity type the item must hold: its entity-type attribute names it, or it has none
+    /// (written before the attribute existed). Another entity's item counts as absent
+    /// ([`StoreError::NotFound`]), so one entity's API can never change another's items.
+    pub entity: Option<String>,
+    /// Version attribute and the value it must have.
+    pub version: Option<(String, u64)>,
 }
 
 /// One page of a `Query` on the table or an index.
@@ -117,13 +132,8 @@ pub trait Store: Send + Sync + 'static {
     /// Applies `update` to an existing item and returns the item as stored afterwards.
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError>;
 
-    /// Deletes an existing item, checking its version when `expected_version` is given;
-    /// returns the deleted item.
-    async fn delete(
-        &self,
-        key: &ItemKey,
-        version: Option<(String, u64)>,
-    ) -> Result<Item, StoreError>;
+    /// Deletes an existing item that meets `expected`; returns the deleted item.
+    async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError>;
 
     /// Reads one page of a partition in sort-key order; expired items are skipped.
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError>;

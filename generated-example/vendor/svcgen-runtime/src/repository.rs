@@ -9,7 +9,7 @@ use std::sync::Arc;
 use crate::entity::{Entity, TTL, index_key_attributes};
 use crate::error::Error;
 use crate::page_token;
-use crate::store::{ItemUpdate, Query, Store};
+use crate::store::{Expected, ItemUpdate, Query, Store};
 
 /// Page size settings of a list operation.
 #[derive(Clone, Copy, Debug)]
@@ -88,7 +88,10 @@ impl<E: Entity> EntityTable<E> {
         let field_names = E::field_names();
         let fields = Self::masked_fields(&field_names, mask)?;
         let new_item = entity.to_item()?;
-        let mut update = ItemUpdate::default();
+        let mut update = ItemUpdate {
+            entity: Some(schema.name.to_owned()),
+            ..ItemUpdate::default()
+        };
         for field in &fields {
             match new_item.get(*field) {
                 Some(value) => {
@@ -190,13 +193,16 @@ impl<E: Entity> EntityTable<E> {
     /// Deletes the entity with the key fields of `probe`; a non-zero `version` must match.
     pub async fn delete(&self, probe: &E) -> Result<E, Error> {
         let key = probe.key()?;
-        let version = E::SCHEMA
-            .version_field
-            .filter(|_| probe.version() != 0)
-            .map(|field| (field.to_owned(), probe.version()));
+        let expected = Expected {
+            entity: Some(E::SCHEMA.name.to_owned()),
+            version: E::SCHEMA
+                .version_field
+                .filter(|_| probe.version() != 0)
+                .map(|field| (field.to_owned(), probe.version())),
+        };
         let item = self
             .store
-            .delete(&key, version)
+            .delete(&key, expected)
             .await
             .map_err(Self::store_error)?;
         Ok(E::from_item(item)?)

@@ -4,7 +4,7 @@
 //! how a stored version attribute reads as a number, and when an item has expired.
 
 use super::{Query, StoreError};
-use crate::entity::{PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
+use crate::entity::{ENTITY_TYPE, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
 /// The partition and sort key attribute names a query matches: the index's, or the table's.
@@ -55,6 +55,16 @@ pub(super) fn stored_version(item: &Item, attribute: &str) -> u64 {
     match item.get(attribute) {
         Some(AttributeValue::N(n)) => n.parse().unwrap_or(0),
         _ => 0,
+    }
+}
+
+/// Whether `item` holds entity `entity` (any entity for `None`): its entity-type attribute names
+/// it, or it has none (items written before the attribute existed).
+pub(crate) fn holds_entity(item: &Item, entity: Option<&str>) -> bool {
+    match (entity, item.get(ENTITY_TYPE)) {
+        (None, _) | (_, None) => true,
+        (Some(entity), Some(AttributeValue::S(name))) => name == entity,
+        (Some(_), Some(_)) => false,
     }
 }
 
