@@ -87,7 +87,7 @@ fn removed_field_without_reserved() {
     assert_breaks(
         replace_in(PROTO, "  double budget = 7;\n", ""),
         &[(
-            &at("54:1"),
+            &at("60:1"),
             "client",
             "field-removed",
             "acme.projects.v1.Project.budget",
@@ -111,13 +111,13 @@ fn field_type_changed() {
         replace_in(PROTO, "  int64 quota = 8;", "  string quota = 8;"),
         &[
             (
-                &at("70:3"),
+                &at("76:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Project.quota",
             ),
             (
-                &at("70:3"),
+                &at("76:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.quota",
@@ -132,13 +132,13 @@ fn field_number_reused() {
         replace_in(PROTO, "  double budget = 7;", "  string cost_center = 7;"),
         &[
             (
-                &at("69:3"),
+                &at("75:3"),
                 "client",
                 "field-number-reused",
                 "acme.projects.v1.Project.budget",
             ),
             (
-                &at("69:3"),
+                &at("75:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.budget",
@@ -165,7 +165,7 @@ fn reserved_number_reused() {
     assert!(
         report.contains(&format!(
             "{}: client [reserved-number-reused] acme.projects.v1.Project.seats",
-            at("69:3")
+            at("75:3")
         )),
         "{report}"
     );
@@ -180,7 +180,7 @@ fn removed_rpc() {
             "",
         ),
         &[(
-            &at("10:1"),
+            &at("11:1"),
             "client",
             "rpc-removed",
             "acme.projects.v1.ProjectService.GetProject",
@@ -197,7 +197,7 @@ fn changed_rpc_signature() {
             "rpc ArchiveProject(ArchiveProjectRequest) returns (google.protobuf.Empty)",
         ),
         &[(
-            &at("37:3"),
+            &at("43:3"),
             "client",
             "rpc-signature-changed",
             "acme.projects.v1.ProjectService.ArchiveProject",
@@ -210,7 +210,7 @@ fn removed_enum_value() {
     assert_breaks(
         replace_in(PROTO, "  TIER_TEAM = 2;\n", ""),
         &[(
-            &at("42:1"),
+            &at("48:1"),
             "client",
             "enum-value-removed",
             "acme.projects.v1.TIER_TEAM",
@@ -225,13 +225,13 @@ fn renamed_stored_enum_value() {
         replace_in(PROTO, "  TIER_TEAM = 2;", "  TIER_TEAMS = 2;"),
         &[
             (
-                &at("45:3"),
+                &at("51:3"),
                 "client",
                 "enum-value-renamed",
                 "acme.projects.v1.TIER_TEAM",
             ),
             (
-                &at("45:3"),
+                &at("51:3"),
                 "stored data",
                 "stored-enum-value-renamed",
                 "acme.projects.v1.TIER_TEAM",
@@ -255,13 +255,13 @@ fn removed_message() {
         },
         &[
             (
-                &at("151:1"),
+                &at("162:1"),
                 "client",
                 "message-removed",
                 "acme.projects.v1.ArchiveProjectRequest",
             ),
             (
-                &at("37:3"),
+                &at("43:3"),
                 "client",
                 "rpc-signature-changed",
                 "acme.projects.v1.ProjectService.ArchiveProject",
@@ -286,31 +286,31 @@ fn removed_enum() {
         },
         &[
             (
-                &at("42:1"),
+                &at("48:1"),
                 "client",
                 "enum-removed",
                 "acme.projects.v1.Tier",
             ),
             (
-                &at("49:3"),
+                &at("55:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Settings.allowed_tiers",
             ),
             (
-                &at("65:3"),
+                &at("71:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Project.tier",
             ),
             (
-                &at("49:3"),
+                &at("55:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Settings.allowed_tiers",
             ),
             (
-                &at("65:3"),
+                &at("71:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.tier",
@@ -328,7 +328,7 @@ fn removed_service() {
             "service ProjectsService {",
         ),
         &[(
-            &at("10:1"),
+            &at("11:1"),
             "client",
             "service-removed",
             "acme.projects.v1.ProjectService",
@@ -350,7 +350,7 @@ fn removed_entity() {
                 replace_in(PROTO, operation, "{ custom: {} }")(dir);
             }
         },
-        &[(&at("83:1"), "stored data", "entity-removed", "Member")],
+        &[(&at("89:1"), "stored data", "entity-removed", "Member")],
     );
 }
 
@@ -362,7 +362,7 @@ fn added_index_needs_a_backfill() {
             "    ttl_field: \"expire_time\"",
             "    ttl_field: \"expire_time\"\n    indexes: { name: \"gsi2\" pk: \"ROLE#{role}\" sk: \"MEMBER#{user_id}\" }",
         ),
-        &[(&at("83:1"), "stored data", "index-added", "Member.gsi2")],
+        &[(&at("89:1"), "stored data", "index-added", "Member.gsi2")],
     );
 }
 
@@ -400,25 +400,25 @@ fn renamed_stored_fields_top_level_and_nested() {
         },
         &[
             (
-                &at("49:3"),
+                &at("55:3"),
                 "client",
                 "field-renamed",
                 "acme.projects.v1.Settings.archived",
             ),
             (
-                &at("49:3"),
+                &at("55:3"),
                 "stored data",
                 "stored-field-renamed",
                 "acme.projects.v1.Settings.archived",
             ),
             (
-                &at("93:3"),
+                &at("99:3"),
                 "client",
                 "field-renamed",
                 "acme.projects.v1.Member.role",
             ),
             (
-                &at("93:3"),
+                &at("99:3"),
                 "stored data",
                 "stored-field-renamed",
                 "acme.projects.v1.Member.role",
@@ -431,7 +431,7 @@ fn renamed_stored_fields_top_level_and_nested() {
 fn changed_key_template() {
     assert_breaks(
         replace_in(PROTO, "sk: \"PROJECT#{id}\"", "sk: \"P#{id}\""),
-        &[(&at("54:1"), "stored data", "key-changed", "Project")],
+        &[(&at("60:1"), "stored data", "key-changed", "Project")],
     );
 }
 
@@ -444,7 +444,7 @@ fn changed_index_keys() {
             "pk: \"USER#{user_id}\" sk: \"MEMBER#{project_id}\"",
         ),
         &[(
-            &at("83:1"),
+            &at("89:1"),
             "stored data",
             "index-key-changed",
             "Member.gsi1",
@@ -460,7 +460,7 @@ fn entity_moved_to_another_table() {
             "    table: \"main\"\n    pk: \"PROJECT#{project_id}\"",
             "    table: \"members\"\n    pk: \"PROJECT#{project_id}\"",
         ),
-        &[(&at("83:1"), "stored data", "entity-moved", "Member")],
+        &[(&at("89:1"), "stored data", "entity-moved", "Member")],
     );
 }
 
@@ -473,12 +473,12 @@ fn changed_ttl_and_version_fields() {
         },
         &[
             (
-                &at("54:1"),
+                &at("60:1"),
                 "stored data",
                 "version-field-changed",
                 "Project",
             ),
-            (&at("82:1"), "stored data", "ttl-field-changed", "Member"),
+            (&at("88:1"), "stored data", "ttl-field-changed", "Member"),
         ],
     );
 }
@@ -607,7 +607,7 @@ fn against_a_git_revision() {
     assert!(
         report.contains(&format!(
             "{}: client [field-removed] acme.projects.v1.Project.budget",
-            at("54:1")
+            at("60:1")
         )),
         "{report}"
     );

@@ -1,8 +1,10 @@
 //! The generator on arbitrary well-formed protos with arbitrary annotation values: seeded
 //! random messages (every field kind), entity options whose templates, tables, indexes and
 //! field names are sometimes valid and sometimes not, and RPCs with random operations. Every
-//! case must either generate or fail with a clean error — never panic. `SVCGEN_FUZZ_CASES`
-//! sets the number of cases (default 300).
+//! case must either generate or fail with a clean error — never panic. A sample of the accepted
+//! cases is then written out as one cargo workspace and type-checked (`cargo check`), so a valid
+//! model whose generated Rust does not compile fails here. `SVCGEN_FUZZ_CASES` sets the number of
+//! cases (default 300), `SVCGEN_FUZZ_COMPILED` the sample (default 10).
 
 use std::fmt::Write as _;
 
@@ -237,6 +239,11 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(300);
     let mut rng = Rng(0x5EED_F022);
+    let sample_size: usize = std::env::var("SVCGEN_FUZZ_COMPILED")
+        .ok()
+        .and_then(|n| n.parse().ok())
+        .unwrap_or(10);
+    let mut sample = Vec::new();
     let (mut generated, mut rejected) = (0, 0);
     let temp = tempfile::tempdir().expect("tempdir");
     for case in 0..cases {
@@ -246,7 +253,7 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
         std::fs::write(dir.join("proto/fuzz.proto"), &text).expect("write proto");
         std::fs::write(
             dir.join("svcgen.toml"),
-            "[service]\nname = \"fuzz-svc\"\n[proto]\nfiles = [\"fuzz.proto\"]\n",
+            format!("[service]\nname = \"fuzz{case}-svc\"\n[proto]\nfiles = [\"fuzz.proto\"]\n[runtime]\nsource = \"crates-io\"\n"),
         )
         .expect("write config");
         // A panic here fails the test with the case's proto in the output.
@@ -258,6 +265,9 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
                     output.contains_key(std::path::Path::new("src/generated/service.rs")),
                     "{text}"
                 );
+                if sample.len() < sample_size {
+                    sample.push((case, text.clone(), output));
+                }
             }
             Ok(Err(svcgen::GenerateError::Render(message))) => {
                 panic!("internal generator error on a valid model: {message}\n{text}")
@@ -272,4 +282,56 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
     }
     eprintln!("{cases} cases: {generated} generated, {rejected} rejected with diagnostics");
     assert!(generated > 0 && rejected > 0, "both outcomes are exercised");
+    compiles(&sample);
+}
+
+/// Writes the sampled projects as members of one workspace whose `svcgen-runtime` is this
+/// repository's, with this repository's lockfile, and type-checks them all in one `cargo check`.
+fn compiles(sample: &[(u64, String, svcgen::render::Output)]) {
+    if sample.is_empty() {
+        return;
+    }
+    let repository = std::path::Path::new(env!("CARGO_MANIFEST_DIR"))
+        .parent()
+        .expect("codegen/ is in the repository");
+    let workspace = tempfile::tempdir().expect("tempdir");
+    for (case, _, output) in sample {
+        for (path, file) in output {
+            let target = workspace.path().join(format!("case{case}")).join(path);
+            std::fs::create_dir_all(target.parent().expect("parent")).expect("mkdir");
+            std::fs::write(&target, &file.bytes).expect("write");
+        }
+    }
+    let runtime = repository.join("runtime");
+    std::fs::write(
+        workspace.path().join("Cargo.toml"),
+        format!(
+            "[workspace]\nresolver = \"3\"\nmembers = [\"case*\"]\n\n[patch.crates-io]\nsvcgen-runtime = {{ path = {:?} }}\n",
+            runtime.to_str().expect("UTF-8 path")
+        ),
+    )
+    .expect("write workspace manifest");
+    std::fs::copy(
+        repository.join("Cargo.lock"),
+        workspace.path().join("Cargo.lock"),
+    )
+    .expect("copy Cargo.lock");
+    // A target directory of its own (the test's own cargo holds the workspace's), kept between
+    // runs so that only the first one compiles the dependencies.
+    let checked = std::process::Command::new(env!("CARGO"))
+        .args(["check", "--quiet", "--workspace"])
+        .current_dir(workspace.path())
+        .env("CARGO_TARGET_DIR", repository.join("target/fuzz-check"))
+        .output()
+        .expect("run cargo check");
+    let cases: Vec<String> = sample
+        .iter()
+        .map(|(case, text, _)| format!("--- case{case}\n{text}"))
+        .collect();
+    assert!(
+        checked.status.success(),
+        "generated code does not compile:\n{}\n{}",
+        String::from_utf8_lossy(&checked.stderr),
+        cases.join("\n")
+    );
 }

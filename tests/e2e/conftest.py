@@ -95,14 +95,14 @@ def data_dir(tmp_path):
     return tmp_path / "data"
 
 
-def dynamodb_env():
-    """Service environment for DynamoDB on the reset moto server, with the table created by
-    `svcgen table create`."""
+def dynamodb_env(project=ROOT / "generated-example", table="tasks"):
+    """Service environment for DynamoDB on the reset moto server, with `project`'s table created
+    by `svcgen table create`."""
     endpoint = os.environ.get("SVCGEN_DYNAMODB_ENDPOINT")
     if not endpoint:
         pytest.fail("SVCGEN_DYNAMODB_ENDPOINT is not set: run the tests through scripts/test.sh, which starts moto")
     env = {
-        "TABLE_NAME": "tasks",
+        "TABLE_NAME": table,
         "AWS_ENDPOINT_URL": endpoint,
         "AWS_REGION": "us-east-1",
         "AWS_ACCESS_KEY_ID": "test",
@@ -112,11 +112,11 @@ def dynamodb_env():
     }
     urllib.request.urlopen(urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST"), timeout=10)
     created = subprocess.run(
-        [str(SVCGEN), "table", "create", str(ROOT / "generated-example")],
+        [str(SVCGEN), "table", "create", str(project)],
         env=dict(os.environ, **env), capture_output=True, text=True, timeout=60,
     )
     assert created.returncode == 0, created.stderr
-    assert "created table tasks" in created.stdout
+    assert f"created table {table}" in created.stdout
     return env
 
 

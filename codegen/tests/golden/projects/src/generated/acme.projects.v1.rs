@@ -97,6 +97,13 @@ pub struct GetProjectRequest {
     #[prost(string, tag = "2")]
     pub id: ::prost::alloc::string::String,
 }
+#[derive(Clone, PartialEq, ::prost::Message)]
+pub struct UpdateProjectRequest {
+    #[prost(message, optional, tag = "1")]
+    pub project: ::core::option::Option<Project>,
+    #[prost(message, optional, tag = "2")]
+    pub update_mask: ::core::option::Option<::prost_types::FieldMask>,
+}
 #[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct DeleteProjectRequest {
     #[prost(string, tag = "1")]
@@ -218,6 +225,12 @@ pub mod project_service_server {
         async fn get_project(
             &self,
             request: tonic::Request<super::GetProjectRequest>,
+        ) -> std::result::Result<tonic::Response<super::Project>, tonic::Status>;
+        /// Updates the fields in `update_mask` (every mutable field when empty); a non-zero
+        /// `project.version` must be current.
+        async fn update_project(
+            &self,
+            request: tonic::Request<super::UpdateProjectRequest>,
         ) -> std::result::Result<tonic::Response<super::Project>, tonic::Status>;
         /// Deletes a project; `version`, when set, must be current.
         async fn delete_project(
@@ -408,6 +421,51 @@ pub mod project_service_server {
                     let inner = self.inner.clone();
                     let fut = async move {
                         let method = GetProjectSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/acme.projects.v1.ProjectService/UpdateProject" => {
+                    #[allow(non_camel_case_types)]
+                    struct UpdateProjectSvc<T: ProjectService>(pub Arc<T>);
+                    impl<
+                        T: ProjectService,
+                    > tonic::server::UnaryService<super::UpdateProjectRequest>
+                    for UpdateProjectSvc<T> {
+                        type Response = super::Project;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::UpdateProjectRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProjectService>::update_project(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = UpdateProjectSvc(inner);
                         let codec = tonic_prost::ProstCodec::default();
                         let mut grpc = tonic::server::Grpc::new(codec)
                             .apply_compression_config(

@@ -27,6 +27,15 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
+    /// Checks a `UpdateProject` request before it reaches the store; an error status is returned to the client as it is.
+    fn check_update_project(
+        &self,
+        request: &super::acme::projects::v1::UpdateProjectRequest,
+    ) -> Result<(), Status> {
+        let _ = request;
+        Ok(())
+    }
+
     /// Checks a `DeleteProject` request before it reaches the store; an error status is returned to the client as it is.
     fn check_delete_project(
         &self,
@@ -126,6 +135,20 @@ for ProjectServiceImpl<H> {
         self.handler.check_get_project(&request)?;
         let found = self.repositories.project.get(request.org_id, request.id).await?;
         Ok(Response::new(found))
+    }
+
+    async fn update_project(
+        &self,
+        request: Request<super::acme::projects::v1::UpdateProjectRequest>,
+    ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
+        let request = request.into_inner();
+        self.handler.check_update_project(&request)?;
+        let project = request
+            .project
+            .ok_or_else(|| Status::invalid_argument("`project` is required"))?;
+        let mask = request.update_mask.map(|mask| mask.paths).unwrap_or_default();
+        let updated = self.repositories.project.update(&project, &mask).await?;
+        Ok(Response::new(updated))
     }
 
     async fn delete_project(
