@@ -193,6 +193,16 @@ pub fn rpc_trait(rpc: &str) -> syn::Ident {
     format_ident!("{rpc}Rpc")
 }
 
+/// The store handle a hand-written RPC receives (`ArchiveTaskStore`).
+pub fn store_struct(rpc: &str) -> syn::Ident {
+    format_ident!("{rpc}Store")
+}
+
+/// One entity's part of a hand-written RPC's store handle (`ArchiveTaskTaskAccess`).
+pub fn access_struct(rpc: &str, entity: &str) -> syn::Ident {
+    format_ident!("{rpc}{entity}Access")
+}
+
 /// The file a hand-written RPC is implemented in, relative to the project
 /// (`src/rpc/archive_task.rs`).
 pub fn rpc_file(rpc: &str) -> String {

@@ -349,6 +349,7 @@ fn removed_entity() {
             ] {
                 replace_in(PROTO, operation, "{ custom: {} }")(dir);
             }
+            replace_in(PROTO, ", \"Member.ListMembers\"", "")(dir);
         },
         &[(&at("89:1"), "stored data", "entity-removed", "Member")],
     );

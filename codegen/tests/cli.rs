@@ -419,6 +419,29 @@ fn hand_written_rpcs_with_the_same_name() {
     );
 }
 
+#[test]
+fn declared_store_access_is_checked_against_the_model() {
+    let case = "undeclarable_use.proto";
+    let location = "[proto/undeclarable_use.proto:11:5]";
+    diagnose_with_help(
+        case,
+        location,
+        "`Item.ListItem` in `uses` of `Archive`: `Item` has no operation `ListItem`",
+        "use one of: create, get, update, delete, ListItems",
+    );
+    diagnose_with_help(
+        case,
+        location,
+        "`Itme.get` in `uses` of `Archive`: no entity `Itme`",
+        "entities: Item",
+    );
+    diagnose(
+        case,
+        location,
+        "`Item` in `uses` of `Archive` names no operation",
+    );
+}
+
 /// `(action, resource)` pairs the generated task-role policy grants.
 fn task_role_grants(project: &Path) -> std::collections::BTreeSet<(String, String)> {
     let text =
@@ -486,6 +509,46 @@ fn iam_follows_the_operations() {
         "the index ARN goes"
     );
     assert!(after.is_subset(&before));
+}
+
+#[test]
+fn iam_follows_the_declared_store_access_of_hand_written_rpcs() {
+    let (temp, project) = example_copy();
+    let proto = temp.path().join("proto/tasks.proto");
+    let original = std::fs::read_to_string(&proto).expect("proto");
+    let before = task_role_grants(&project);
+    let table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
+    let with_rpc = |uses: &str| {
+        original.replace(
+            "  // Lists the tasks of a project, oldest first.",
+            &format!("  rpc PurgeTask(GetTaskRequest) returns (Task) {{\n    option (svcgen.operation) = {{ custom: {{ uses: [{uses}] }} }};\n  }}\n  // Lists the tasks of a project, oldest first."),
+        )
+    };
+    std::fs::write(&proto, with_rpc("\"Task.get\", \"Task.delete\"")).expect("write");
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    let after = task_role_grants(&project);
+    let added: Vec<_> = after.difference(&before).cloned().collect();
+    assert_eq!(
+        added,
+        [("dynamodb:DeleteItem".to_owned(), table)],
+        "the declared delete is allowed; the declared get was already"
+    );
+    let repository =
+        std::fs::read_to_string(project.join("src/generated/repository.rs")).expect("repository");
+    assert!(
+        repository.contains("pub struct PurgeTaskStore"),
+        "{repository}"
+    );
+
+    std::fs::write(&proto, with_rpc("")).expect("write");
+    let generate = svcgen(&["generate"], &project);
+    assert!(generate.status.success(), "{}", stderr(&generate));
+    assert_eq!(
+        task_role_grants(&project),
+        before,
+        "nothing declared, nothing added"
+    );
 }
 
 fn svcgen_args(args: &[&str]) -> Output {

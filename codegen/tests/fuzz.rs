@@ -137,6 +137,19 @@ fn coherent(rng: &mut Rng, case: u64) -> String {
             let _ = writeln!(out, "  {rpc}");
         }
     }
+    if rng.chance(50) {
+        // A hand-written RPC declaring some of the entity's store operations.
+        let uses: Vec<String> = ["create", "get", "update", "delete"]
+            .iter()
+            .filter(|_| rng.chance(50))
+            .map(|op| format!("\"E.{op}\""))
+            .collect();
+        let _ = writeln!(
+            out,
+            "  rpc Declared(KeyReq) returns (E) {{ option (svcgen.operation) = {{ custom: {{ uses: [{}] }} }}; }}",
+            uses.join(", ")
+        );
+    }
     if index && rng.chance(60) {
         out.push_str("  rpc ByOwner(ListReq) returns (ListResp) { option (svcgen.operation) = { list: { entity: \"E\" index: \"gsi1\" } }; }\n");
     }

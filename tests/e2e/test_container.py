@@ -149,8 +149,9 @@ def final_stage_image(project, binary, tag, scratch):
         shutil.copy2(origin, context / f"file{index}")
         builder.append(f"COPY file{index} {source}")
     (context / "Containerfile").write_text("\n".join(builder) + "\n\n" + text[final:])
+    # The platform argument as `svcgen deploy` passes it for the default architecture.
     run("buildah", *STORAGE, "bud", "--isolation", "chroot", "--format", "docker", "--pull-never",
-        "-t", tag, "-f", context / "Containerfile", context)
+        "--platform", "linux/amd64", "-t", tag, "-f", context / "Containerfile", context)
     return tag
 
 
@@ -244,6 +245,8 @@ def test_image_is_small_and_non_root(example):
     assert ratio <= 1.3
     user = run("podman", *STORAGE, "image", "inspect", "--format", "{{.Config.User}}", image).stdout.strip()
     assert user == "65532:65532"
+    platform = run("podman", *STORAGE, "image", "inspect", "--format", "{{.Os}}/{{.Architecture}}", image)
+    assert platform.stdout.strip() == "linux/amd64"
 
 
 def test_example_container_serves_and_stops_cleanly(example, stubs):

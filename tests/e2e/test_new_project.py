@@ -116,7 +116,14 @@ NEW_RPCS = """
     option (svcgen.operation) = { list: { entity: "Comment" index: "gsi1" } };
   }
   // Archives an item: hand-written.
-  rpc ArchiveItem(ArchiveItemRequest) returns (Item);
+  rpc ArchiveItem(ArchiveItemRequest) returns (Item) {
+    option (svcgen.operation) = { custom: { uses: ["Item.get", "Item.update"] } };
+  }
+}
+"""
+COMMENTED_RPC = """  // rpc ArchiveItem(ArchiveItemRequest) returns (Item) {
+  //   option (svcgen.operation) = { custom: { uses: ["Item.get", "Item.update"] } };
+  // }
 }
 """
 
@@ -193,7 +200,8 @@ def test_lifecycle_regenerates_only_what_svcgen_owns(demo, workspace):
     proto = project / "proto/demo/v1/demo.proto"
     original_proto = proto.read_text()
     evolved = original_proto.replace("  uint64 version = 6;\n}\n", EVOLVED_ITEM_FIELD, 1)
-    evolved = evolved.replace("  // rpc ArchiveItem(ArchiveItemRequest) returns (Item);\n}\n", NEW_RPCS, 1)
+    assert COMMENTED_RPC in evolved
+    evolved = evolved.replace(COMMENTED_RPC, NEW_RPCS, 1)
     evolved += NEW_MESSAGES
     assert "// rpc ArchiveItem" not in evolved and "priority" in evolved
     proto.write_text(evolved)
@@ -231,8 +239,8 @@ def test_lifecycle_regenerates_only_what_svcgen_owns(demo, workspace):
 
     # Removing the list operation shrinks the policy again; the user's stub is kept and pointed out
     # once its RPC is gone.
-    proto.write_text(evolved.replace(LIST_RPC, "").replace("  // Archives an item: hand-written.\n"
-                                                           "  rpc ArchiveItem(ArchiveItemRequest) returns (Item);\n", ""))
+    archive_rpc = NEW_RPCS[NEW_RPCS.index("  // Archives an item"):NEW_RPCS.rindex("}")]
+    proto.write_text(evolved.replace(LIST_RPC, "").replace(archive_rpc, ""))
     regenerated = svcgen("generate", project)
     assert regenerated.returncode == 0, regenerated.stderr
     assert not {r for r in policy_resources(task_policy(project)) if "/index/" in r}

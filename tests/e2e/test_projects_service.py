@@ -46,23 +46,24 @@ impl generated::ProjectServiceHandler for Handler {
 }
 '''
 
-ARCHIVE = '''//! Hand-written: archiving sets `settings.archived`, through the generated repository.
+ARCHIVE = '''//! Hand-written: archiving sets `settings.archived`, through the store calls the proto declares.
 
 use tonic::{Request, Response, Status};
 
-use crate::generated::{self, Repositories};
+use crate::generated;
 use crate::handler::Handler;
 
 impl generated::ArchiveProjectRpc for Handler {
     async fn archive_project(
         &self,
-        repositories: &Repositories,
+        store: &generated::ArchiveProjectStore,
         request: Request<generated::acme::projects::v1::ArchiveProjectRequest>,
     ) -> Result<Response<generated::acme::projects::v1::Project>, Status> {
         let request = request.into_inner();
-        let mut project = repositories.project.get(request.org_id, request.id).await?;
+        let mut project = store.project.get(request.org_id, request.id).await?;
         project.settings.get_or_insert_with(Default::default).archived = true;
-        let archived = repositories.project.update(&project, &["settings".to_owned()]).await?;
+        let archived = store.project.update(&project, &["settings".to_owned()]).await?;
+        UNDECLARED
         Ok(Response::new(archived))
     }
 }
@@ -84,14 +85,18 @@ def project(tmp_path_factory):
     manifest = project / "Cargo.toml"
     manifest.write_text(manifest.read_text().replace('name = "projects-svc"', f'name = "{PACKAGE}"', 1))
     (project / "src" / "handler.rs").write_text(HANDLER)
-    (project / "src" / "rpc" / "archive_project.rs").write_text(ARCHIVE)
-    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
-    built = subprocess.run(
-        ["cargo", "build", "--quiet", "--config", 'profile.dev.package."*".debug=false'],
-        cwd=project, env=env, capture_output=True, text=True, timeout=900,
-    )
+    (project / "src" / "rpc" / "archive_project.rs").write_text(ARCHIVE.replace("UNDECLARED", ""))
+    built = cargo(project, "build")
     assert built.returncode == 0, built.stderr
     return project
+
+
+def cargo(project, command):
+    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+    return subprocess.run(
+        ["cargo", command, "--quiet", "--config", 'profile.dev.package."*".debug=false'],
+        cwd=project, env=env, capture_output=True, text=True, timeout=900,
+    )
 
 
 @pytest.fixture(scope="module")
@@ -229,3 +234,21 @@ def test_the_hand_written_rpc_uses_the_generated_repository(client, pb):
     assert client.GetProject(messages.GetProjectRequest(org_id="o4", id=project.id)) == archived
     missing = lambda: client.ArchiveProject(messages.ArchiveProjectRequest(org_id="o4", id="nope"))  # noqa: E731
     assert code_of(missing)[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_store_call_the_rpc_did_not_declare_does_not_compile(project):
+    """`ArchiveProject` declares Project.get, Project.update and Member.ListMembers: a delete in its
+    code does not compile, although the task role allows DeleteItem (for DeleteProject): the
+    declaration bounds each hand-written RPC, the role the whole service."""
+    rpc = project / "src" / "rpc" / "archive_project.rs"
+    written = rpc.read_text()
+    try:
+        undeclared = "store.project.delete(project.org_id.clone(), project.id.clone(), 0).await?;"
+        rpc.write_text(ARCHIVE.replace("UNDECLARED", undeclared))
+        checked = cargo(project, "check")
+        assert checked.returncode != 0
+        assert "no method named `delete` found for struct `ArchiveProjectProjectAccess`" in checked.stderr, checked.stderr
+    finally:
+        rpc.write_text(written)
+    policy = (project / "deploy" / "iam" / "task-role-policy.json").read_text()
+    assert "dynamodb:DeleteItem" in policy, "DeleteProject, a generated RPC, still deletes"

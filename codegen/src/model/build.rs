@@ -41,7 +41,7 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
         let mut methods = Vec::new();
         for descriptor in service.methods() {
             let method = validator.method(&descriptor, &annotated, &entities);
-            if matches!(method.operation, Operation::Custom) {
+            if matches!(method.operation, Operation::Custom { .. }) {
                 validator.check_custom_name(&descriptor, &mut custom_names);
             }
             methods.push(method);
@@ -53,6 +53,26 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
             methods,
             doc: comment(&service.parent_file(), service.path()),
         });
+    }
+    // Declared store access may name any list RPC of the model, so it is resolved last.
+    let lists: Vec<_> = services
+        .iter()
+        .flat_map(|s| &s.methods)
+        .filter_map(|m| match &m.operation {
+            Operation::List { entity, index, .. } => Some((*entity, m.name.clone(), index.clone())),
+            _ => None,
+        })
+        .collect();
+    let descriptors: Vec<MethodDescriptor> = files
+        .iter()
+        .flat_map(|f| f.services())
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .collect();
+    let methods = services.iter_mut().flat_map(|s| &mut s.methods);
+    for (descriptor, method) in descriptors.into_iter().zip(methods) {
+        if let Operation::Custom { uses } = &mut method.operation {
+            *uses = validator.declared_uses(&descriptor, &entities, &lists);
+        }
     }
     let stored_types = stored_types(&annotated);
     if !validator.problems.is_empty() {

@@ -212,8 +212,53 @@ pub enum Operation {
         /// Whether the response has fields besides the items and the token.
         more_response_fields: bool,
     },
-    /// Hand-written.
-    Custom,
+    /// Hand-written; its code reaches the store only through `uses`.
+    Custom {
+        /// The store operations it declares, sorted, without repeats.
+        uses: Vec<Access>,
+    },
+}
+
+/// One store operation a hand-written RPC declares (`custom: { uses: ["Task.get"] }`).
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub struct Access {
+    /// The entity.
+    pub entity: EntityId,
+    /// What it does with it.
+    pub operation: AccessOperation,
+}
+
+impl AccessOperation {
+    /// The repository method it allows: `get`, or a list RPC's query such as `list_tasks`.
+    pub fn method_name(&self) -> String {
+        match self {
+            Self::Create => "create".to_owned(),
+            Self::Get => "get".to_owned(),
+            Self::Update => "update".to_owned(),
+            Self::Delete => "delete".to_owned(),
+            Self::List { method, .. } => crate::naming::snake(method),
+        }
+    }
+}
+
+/// The repository methods a hand-written RPC can declare.
+#[derive(Clone, Debug, PartialEq, Eq, PartialOrd, Ord)]
+pub enum AccessOperation {
+    /// `create` (PutItem).
+    Create,
+    /// `get` (GetItem).
+    Get,
+    /// `update` (UpdateItem).
+    Update,
+    /// `delete` (DeleteItem).
+    Delete,
+    /// The query of a list RPC on the entity (Query on the table or the index).
+    List {
+        /// The list RPC's name, e.g. `ListTasks`.
+        method: String,
+        /// Its index; `None` for the table.
+        index: Option<String>,
+    },
 }
 
 impl Operation {
@@ -225,7 +270,7 @@ impl Operation {
             | Self::Update { entity, .. }
             | Self::Delete { entity, .. }
             | Self::List { entity, .. } => Some(*entity),
-            Self::Custom => None,
+            Self::Custom { .. } => None,
         }
     }
 }

@@ -10,7 +10,7 @@ use super::options::{
     EntityOperation, EntityOptions, ListOperation, METHOD_OPTIONS, OPERATION_EXTENSION,
     OperationKind, OperationOptions,
 };
-use super::{Entity, EntityId, Method, Operation, RustType};
+use super::{Access, AccessOperation, Entity, EntityId, Method, Operation, RustType};
 use crate::diagnostic::Location;
 use crate::naming;
 
@@ -79,7 +79,7 @@ impl Validator<'_> {
             name: method.name().to_owned(),
             input: RustType::of(&method.input()),
             output: RustType::of(&method.output()),
-            operation: operation.unwrap_or(Operation::Custom),
+            operation: operation.unwrap_or(Operation::Custom { uses: Vec::new() }),
             doc: comment(&file, method.path()),
         }
     }
@@ -128,6 +128,95 @@ impl Validator<'_> {
             OperationKind::List(list) => self.list(&rpc, list),
             OperationKind::Custom(_) => None,
         }
+    }
+
+    /// The store access a hand-written RPC declares (`custom: { uses: [...] }`), resolved
+    /// against the entities and every list RPC of the model (`lists`: entity, RPC, index).
+    pub(super) fn declared_uses(
+        &mut self,
+        method: &MethodDescriptor,
+        entities: &[Entity],
+        lists: &[(EntityId, String, Option<String>)],
+    ) -> Vec<Access> {
+        let uses = match self.options.operation(&method.options()) {
+            Some(Ok(options)) => match options.kind {
+                Some(OperationKind::Custom(custom)) => custom.uses,
+                _ => return Vec::new(),
+            },
+            _ => return Vec::new(),
+        };
+        let at = Location::new(&method.parent_file(), method.path())
+            .child(&[METHOD_OPTIONS, OPERATION_EXTENSION]);
+        let mut resolved = Vec::new();
+        for declared in &uses {
+            let Some((entity_name, operation)) = declared.split_once('.') else {
+                self.problem(
+                    &at,
+                    format!(
+                        "`{declared}` in `uses` of `{}` names no operation",
+                        method.name()
+                    ),
+                    "declared store access",
+                    Some("write `<Entity>.<operation>`, e.g. \"Task.get\"".into()),
+                );
+                continue;
+            };
+            let Some(index) = entities.iter().position(|e| e.name == entity_name) else {
+                let known: Vec<&str> = entities.iter().map(|e| e.name.as_str()).collect();
+                self.problem(
+                    &at,
+                    format!(
+                        "`{declared}` in `uses` of `{}`: no entity `{entity_name}`",
+                        method.name()
+                    ),
+                    "declared store access",
+                    Some(format!("entities: {}", known.join(", "))),
+                );
+                continue;
+            };
+            let entity = EntityId(index);
+            let operation = match operation {
+                "create" => AccessOperation::Create,
+                "get" => AccessOperation::Get,
+                "update" => AccessOperation::Update,
+                "delete" => AccessOperation::Delete,
+                other => match lists
+                    .iter()
+                    .find(|(e, name, _)| *e == entity && name == other)
+                {
+                    Some((_, name, index)) => AccessOperation::List {
+                        method: name.clone(),
+                        index: index.clone(),
+                    },
+                    None => {
+                        let mut choices = vec!["create", "get", "update", "delete"];
+                        choices.extend(
+                            lists
+                                .iter()
+                                .filter(|(e, ..)| *e == entity)
+                                .map(|(_, n, _)| n.as_str()),
+                        );
+                        self.problem(
+                            &at,
+                            format!(
+                                "`{declared}` in `uses` of `{}`: `{entity_name}` has no operation `{other}`",
+                                method.name()
+                            ),
+                            "declared store access",
+                            Some(format!(
+                                "use one of: {} (a list RPC's name stands for its query)",
+                                choices.join(", ")
+                            )),
+                        );
+                        continue;
+                    }
+                },
+            };
+            resolved.push(Access { entity, operation });
+        }
+        resolved.sort();
+        resolved.dedup();
+        resolved
     }
 
     fn unknown_entity(

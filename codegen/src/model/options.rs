@@ -79,7 +79,7 @@ pub enum OperationKind {
     /// `list: { entity: "…" index: "…" … }`.
     #[prost(message, tag = "5")]
     List(ListOperation),
-    /// `custom: {}`.
+    /// `custom: { uses: […] }`.
     #[prost(message, tag = "6")]
     Custom(CustomOperation),
 }
@@ -113,9 +113,13 @@ pub struct ListOperation {
     pub max_page_size: i32,
 }
 
-/// `svcgen.CustomOperation`: no settings.
+/// `svcgen.CustomOperation`.
 #[derive(Clone, PartialEq, prost::Message)]
-pub struct CustomOperation {}
+pub struct CustomOperation {
+    /// Declared store access, `<Entity>.<operation>`.
+    #[prost(string, repeated, tag = "1")]
+    pub uses: Vec<String>,
+}
 
 /// Reads the `svcgen.*` extensions of a descriptor pool.
 pub(crate) struct OptionReader {
@@ -191,7 +195,9 @@ mod tests {
                 } };
               }
               rpc Get(Thing) returns (Thing) { option (svcgen.operation) = { get: { entity: "Thing" } }; }
-              rpc Custom(Thing) returns (Thing) { option (svcgen.operation) = { custom: {} }; }
+              rpc Custom(Thing) returns (Thing) {
+                option (svcgen.operation) = { custom: { uses: ["Thing.get", "Thing.List"] } };
+              }
             }"#,
         )
         .expect("write");
@@ -243,7 +249,9 @@ mod tests {
                 Some(OperationKind::Get(EntityOperation {
                     entity: "Thing".into()
                 })),
-                Some(OperationKind::Custom(CustomOperation {})),
+                Some(OperationKind::Custom(CustomOperation {
+                    uses: vec!["Thing.get".into(), "Thing.List".into()]
+                })),
             ]
         );
     }

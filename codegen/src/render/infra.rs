@@ -11,7 +11,7 @@ use svcgen_contract::{attributes, tables};
 
 use crate::GenerateError;
 use crate::config::Config;
-use crate::model::{Model, Operation};
+use crate::model::{AccessOperation, Model, Operation};
 use crate::templates::Templates;
 
 /// The DynamoDB permissions of one table.
@@ -28,15 +28,25 @@ pub(super) struct TableAccess {
 /// Permissions per logical table, from the operations of every RPC.
 pub(super) fn table_access(config: &Config, model: &Model) -> BTreeMap<String, TableAccess> {
     let mut access: BTreeMap<String, TableAccess> = BTreeMap::new();
-    for method in model.services.iter().flat_map(|s| &s.methods) {
-        let (entity, action, index) = match &method.operation {
-            Operation::Create { entity, .. } => (*entity, "PutItem", None),
-            Operation::Get { entity } => (*entity, "GetItem", None),
-            Operation::Update { entity, .. } => (*entity, "UpdateItem", None),
-            Operation::Delete { entity, .. } => (*entity, "DeleteItem", None),
-            Operation::List { entity, index, .. } => (*entity, "Query", index.clone()),
-            Operation::Custom => continue,
-        };
+    // (entity, action, index queried) of every operation, declared hand-written ones included.
+    let operations = model.methods().flat_map(|method| match &method.operation {
+        Operation::Create { entity, .. } => vec![(*entity, "PutItem", None)],
+        Operation::Get { entity } => vec![(*entity, "GetItem", None)],
+        Operation::Update { entity, .. } => vec![(*entity, "UpdateItem", None)],
+        Operation::Delete { entity, .. } => vec![(*entity, "DeleteItem", None)],
+        Operation::List { entity, index, .. } => vec![(*entity, "Query", index.clone())],
+        Operation::Custom { uses } => uses
+            .iter()
+            .map(|access| match &access.operation {
+                AccessOperation::Create => (access.entity, "PutItem", None),
+                AccessOperation::Get => (access.entity, "GetItem", None),
+                AccessOperation::Update => (access.entity, "UpdateItem", None),
+                AccessOperation::Delete => (access.entity, "DeleteItem", None),
+                AccessOperation::List { index, .. } => (access.entity, "Query", index.clone()),
+            })
+            .collect(),
+    });
+    for (entity, action, index) in operations {
         let logical = &model.entity(entity).table;
         let entry = access
             .entry(logical.clone())

@@ -6,7 +6,7 @@ use quote::quote;
 
 use svcgen_contract::KeyType;
 
-use crate::model::{Entity, EntityId, Method, Model, Operation};
+use crate::model::{Access, AccessOperation, Entity, EntityId, Method, Model, Operation};
 use crate::naming::{self, field_ident};
 
 pub(super) fn render(model: &Model) -> TokenStream {
@@ -27,6 +27,12 @@ pub(super) fn render(model: &Model) -> TokenStream {
     let repositories = model
         .entity_ids()
         .map(|(id, entity)| repository(model, id, entity));
+    let handles = model
+        .methods()
+        .filter_map(|method| match &method.operation {
+            Operation::Custom { uses } => Some(store_handle(model, method, uses)),
+            _ => None,
+        });
     let fields = model.entities.iter().map(|entity| {
         let field = naming::entity_field(&entity.name);
         let ty = naming::repository_ident(&entity.name);
@@ -52,7 +58,8 @@ pub(super) fn render(model: &Model) -> TokenStream {
         /// Every table the service uses.
         pub const TABLES: &[rt::TableSchema] = &[#(#table_idents),*];
 
-        /// The repositories of every entity, handed to hand-written RPCs.
+        /// The repositories of every entity, which the generated RPCs use (a hand-written RPC
+        /// gets its declared part of them, `<Rpc>Store`).
         #[derive(Clone)]
         pub struct Repositories {
             #(#fields,)*
@@ -66,6 +73,8 @@ pub(super) fn render(model: &Model) -> TokenStream {
         }
 
         #(#repositories)*
+
+        #(#handles)*
     }
 }
 
@@ -97,10 +106,39 @@ fn entity_type(entity: &Entity) -> TokenStream {
 }
 
 /// The repository of one entity. Most of the body is the emitted type, which reads best as one
-/// `quote!`; list methods are [`list_method`]'s.
+/// `quote!`; the methods are [`methods`]'.
 fn repository(model: &Model, id: EntityId, entity: &Entity) -> TokenStream {
     let ty = entity_type(entity);
     let ident = naming::repository_ident(&entity.name);
+    let doc = format!(
+        " `{}` items in table `{}`: pk `{}`, sk `{}`.",
+        entity.name, entity.table, entity.pk.text, entity.sk.text
+    );
+    let methods = methods(model, id, entity)
+        .into_iter()
+        .map(|(_, method)| method);
+    quote! {
+        #[doc = #doc]
+        #[derive(Clone)]
+        pub struct #ident {
+            table: rt::EntityTable<#ty>,
+        }
+
+        impl #ident {
+            /// The repository over `store`.
+            pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
+                Self { table: rt::EntityTable::new(store) }
+            }
+
+            #(#methods)*
+        }
+    }
+}
+
+/// Every repository method of `entity` with the store access it needs: create, get, update,
+/// delete, and one query per list RPC. The store handles of hand-written RPCs offer a subset.
+fn methods(model: &Model, id: EntityId, entity: &Entity) -> Vec<(AccessOperation, TokenStream)> {
+    let ty = entity_type(entity);
     let name = &entity.name;
     let var = naming::entity_field(name);
     let key_fields = entity.key_fields();
@@ -108,10 +146,6 @@ fn repository(model: &Model, id: EntityId, entity: &Entity) -> TokenStream {
     let key_doc = format!(
         " The `{name}` with key `{}` / `{}` (one GetItem).",
         entity.pk.text, entity.sk.text
-    );
-    let doc = format!(
-        " `{name}` items in table `{}`: pk `{}`, sk `{}`.",
-        entity.table, entity.pk.text, entity.sk.text
     );
     let create_doc = format!(
         " Stores a new `{name}`; ALREADY_EXISTS when its key is taken (one conditional PutItem)."
@@ -138,50 +172,133 @@ fn repository(model: &Model, id: EntityId, entity: &Entity) -> TokenStream {
     let delete_doc = format!(
         " Deletes the `{name}` with this key; a non-zero version must match (one conditional DeleteItem)."
     );
-    let lists = model
-        .methods()
-        .filter(|method| method.operation.entity() == Some(id))
-        .filter_map(|method| list_method(entity, method));
+    let mut methods = vec![
+        (
+            AccessOperation::Create,
+            quote! {
+                #[doc = #create_doc]
+                pub async fn create(&self, #var: #ty) -> Result<#ty, rt::Error> {
+                    self.table.create(#var).await
+                }
+            },
+        ),
+        (
+            AccessOperation::Get,
+            quote! {
+                #[doc = #key_doc]
+                pub async fn get(&self, #(#params),*) -> Result<#ty, rt::Error> {
+                    self.table.get(&#ty { #(#fields,)* ..Default::default() }).await
+                }
+            },
+        ),
+        (
+            AccessOperation::Update,
+            quote! {
+                #[doc = #update_doc]
+                pub async fn update(&self, #var: &#ty, mask: &[String]) -> Result<#ty, rt::Error> {
+                    self.table.update(#var, mask).await
+                }
+            },
+        ),
+        (
+            AccessOperation::Delete,
+            quote! {
+                #[doc = #delete_doc]
+                pub async fn delete(&self, #(#delete_params),*) -> Result<#ty, rt::Error> {
+                    self.table.delete(&#ty { #(#delete_fields,)* ..Default::default() }).await
+                }
+            },
+        ),
+    ];
+    methods.extend(
+        model
+            .methods()
+            .filter(|method| method.operation.entity() == Some(id))
+            .filter_map(|method| list_method(entity, method)),
+    );
+    methods
+}
+
+/// The store handle of a hand-written RPC: for each entity it declares, a type offering exactly
+/// the declared methods, so an undeclared call does not compile (and IAM allows exactly these).
+fn store_handle(model: &Model, method: &Method, uses: &[Access]) -> TokenStream {
+    let store = naming::store_struct(&method.name);
+    let mut entities: Vec<EntityId> = uses.iter().map(|a| a.entity).collect();
+    entities.dedup();
+    let summary = |id: EntityId| {
+        uses.iter()
+            .filter(|a| a.entity == id)
+            .map(|a| a.operation.method_name())
+            .collect::<Vec<_>>()
+            .join(", ")
+    };
+    let mut fields = Vec::new();
+    let mut inits = Vec::new();
+    let mut types = Vec::new();
+    for id in entities {
+        let entity = model.entity(id);
+        let access = naming::access_struct(&method.name, &entity.name);
+        let field = naming::entity_field(&entity.name);
+        let ty = entity_type(entity);
+        let field_doc = format!(" `{}`: {}.", entity.name, summary(id));
+        fields.push(quote!(#[doc = #field_doc] pub #field: #access));
+        inits.push(quote!(#field: #access { table: repositories.#field.table.clone() }));
+        let declared = methods(model, id, entity)
+            .into_iter()
+            .filter(|(operation, _)| {
+                uses.contains(&Access {
+                    entity: id,
+                    operation: operation.clone(),
+                })
+            })
+            .map(|(_, tokens)| tokens);
+        let doc = format!(
+            " `{}` as `{}` declares it (`uses`): {}.",
+            entity.name,
+            method.name,
+            summary(id)
+        );
+        types.push(quote! {
+            #[doc = #doc]
+            #[derive(Clone)]
+            pub struct #access {
+                table: rt::EntityTable<#ty>,
+            }
+
+            impl #access {
+                #(#declared)*
+            }
+        });
+    }
+    let doc = format!(
+        " What `{}` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.",
+        method.name
+    );
+    let repositories = if fields.is_empty() {
+        quote!(_)
+    } else {
+        quote!(repositories)
+    };
     quote! {
         #[doc = #doc]
         #[derive(Clone)]
-        pub struct #ident {
-            table: rt::EntityTable<#ty>,
+        pub struct #store {
+            #(#fields,)*
         }
 
-        impl #ident {
-            /// The repository over `store`.
-            pub fn new(store: ::std::sync::Arc<dyn rt::Store>) -> Self {
-                Self { table: rt::EntityTable::new(store) }
+        impl #store {
+            /// The declared access over the service's repositories.
+            pub fn new(#repositories: &Repositories) -> Self {
+                Self { #(#inits,)* }
             }
-
-            #[doc = #create_doc]
-            pub async fn create(&self, #var: #ty) -> Result<#ty, rt::Error> {
-                self.table.create(#var).await
-            }
-
-            #[doc = #key_doc]
-            pub async fn get(&self, #(#params),*) -> Result<#ty, rt::Error> {
-                self.table.get(&#ty { #(#fields,)* ..Default::default() }).await
-            }
-
-            #[doc = #update_doc]
-            pub async fn update(&self, #var: &#ty, mask: &[String]) -> Result<#ty, rt::Error> {
-                self.table.update(#var, mask).await
-            }
-
-            #[doc = #delete_doc]
-            pub async fn delete(&self, #(#delete_params),*) -> Result<#ty, rt::Error> {
-                self.table.delete(&#ty { #(#delete_fields,)* ..Default::default() }).await
-            }
-
-            #(#lists)*
         }
+
+        #(#types)*
     }
 }
 
 /// The repository method of a list RPC on `entity` (`None` for other operations).
-fn list_method(entity: &Entity, method: &Method) -> Option<TokenStream> {
+fn list_method(entity: &Entity, method: &Method) -> Option<(AccessOperation, TokenStream)> {
     let Operation::List {
         index,
         descending,
@@ -220,12 +337,19 @@ fn list_method(entity: &Entity, method: &Method) -> Option<TokenStream> {
         Some(i) => quote!(::core::option::Option::Some(#i)),
         None => quote!(::core::option::Option::None),
     };
-    Some(quote! {
-        #[doc = #doc]
-        pub async fn #method_ident(&self, #(#params,)* page_size: i32, page_token: &str) -> Result<rt::Page<#ty>, rt::Error> {
-            let probe = #ty { #(#fields,)* ..Default::default() };
-            let limits = rt::PageLimits { default_size: #default_page_size, max_size: #max_page_size };
-            self.table.list(&probe, #index_arg, #descending, limits, page_size, page_token).await
-        }
-    })
+    let access = AccessOperation::List {
+        method: method.name.clone(),
+        index: index.clone(),
+    };
+    Some((
+        access,
+        quote! {
+            #[doc = #doc]
+            pub async fn #method_ident(&self, #(#params,)* page_size: i32, page_token: &str) -> Result<rt::Page<#ty>, rt::Error> {
+                let probe = #ty { #(#fields,)* ..Default::default() };
+                let limits = rt::PageLimits { default_size: #default_page_size, max_size: #max_page_size };
+                self.table.list(&probe, #index_arg, #descending, limits, page_size, page_token).await
+            }
+        },
+    ))
 }

@@ -24,6 +24,8 @@ struct ProjectVars<'a> {
 #[derive(Serialize)]
 struct RpcVars {
     method: String,
+    /// The store handle's type, e.g. `ArchiveTaskStore`.
+    store: String,
     rpc_trait: String,
     rust_name: String,
     input: String,
@@ -36,7 +38,7 @@ pub(super) fn custom_methods(model: &Model) -> impl Iterator<Item = &Method> {
         .services
         .iter()
         .flat_map(|s| &s.methods)
-        .filter(|m| matches!(m.operation, Operation::Custom))
+        .filter(|m| matches!(m.operation, Operation::Custom { .. }))
 }
 
 pub(super) fn render(
@@ -73,6 +75,7 @@ pub(super) fn render(
         // The stubs import src/generated/ as `generated`.
         let vars = RpcVars {
             method: method.name.clone(),
+            store: naming::store_struct(&method.name).to_string(),
             rpc_trait: naming::rpc_trait(&method.name).to_string(),
             rust_name: naming::snake(&method.name),
             input: method.input.to_text("generated"),

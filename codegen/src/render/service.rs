@@ -35,14 +35,14 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
     let custom: Vec<&Method> = service
         .methods
         .iter()
-        .filter(|m| matches!(m.operation, Operation::Custom))
+        .filter(|m| matches!(m.operation, Operation::Custom { .. }))
         .collect();
     let custom_traits = custom.iter().map(|m| custom_trait(m));
     let supertraits = custom.iter().map(|m| naming::rpc_trait(&m.name));
     let hooks = service
         .methods
         .iter()
-        .filter(|m| !matches!(m.operation, Operation::Custom))
+        .filter(|m| !matches!(m.operation, Operation::Custom { .. }))
         .map(check_method);
     let rpcs = service.methods.iter().map(|method| rpc(model, method));
     let handler_doc = format!(
@@ -100,9 +100,11 @@ fn custom_trait(method: &Method) -> TokenStream {
         naming::rpc_file(&method.name)
     );
     let method_doc = format!(
-        " Serves one `{}` call with the service's generated repositories at hand.",
+        " Serves one `{}` call; `store` offers exactly the store operations the proto declares for it (`uses`).",
         method.name
     );
+    let store = naming::store_struct(&method.name);
+    let store = quote!(super::repository::#store);
     let proto_docs = docs(&method.doc);
     quote! {
         #[doc = #doc]
@@ -112,7 +114,7 @@ fn custom_trait(method: &Method) -> TokenStream {
             #[doc = #method_doc]
             fn #name(
                 &self,
-                repositories: &Repositories,
+                store: &#store,
                 request: Request<#input>,
             ) -> impl ::core::future::Future<Output = Result<Response<#output>, Status>> + Send;
         }
@@ -152,10 +154,12 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     let output = method.output.tokens(&generated());
     let check = naming::check_ident(&method.name);
     let body = match &method.operation {
-        Operation::Custom => {
+        Operation::Custom { .. } => {
+            let store = naming::store_struct(&method.name);
+            let store = quote!(super::repository::#store);
             return quote! {
                 async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
-                    self.handler.#name(&self.repositories, request).await
+                    self.handler.#name(&#store::new(&self.repositories), request).await
                 }
             };
         }

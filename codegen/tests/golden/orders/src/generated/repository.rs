@@ -13,7 +13,8 @@ pub const ORDERS_TABLE: rt::TableSchema = rt::TableSchema {
 /// Every table the service uses.
 pub const TABLES: &[rt::TableSchema] = &[ORDERS_TABLE];
 
-/// The repositories of every entity, handed to hand-written RPCs.
+/// The repositories of every entity, which the generated RPCs use (a hand-written RPC
+/// gets its declared part of them, `<Rpc>Store`).
 #[derive(Clone)]
 pub struct Repositories {
     /// `Order` items.

@@ -13,7 +13,8 @@ pub const MAIN_TABLE: rt::TableSchema = rt::TableSchema {
 /// Every table the service uses.
 pub const TABLES: &[rt::TableSchema] = &[MAIN_TABLE];
 
-/// The repositories of every entity, handed to hand-written RPCs.
+/// The repositories of every entity, which the generated RPCs use (a hand-written RPC
+/// gets its declared part of them, `<Rpc>Store`).
 #[derive(Clone)]
 pub struct Repositories {
     /// `Project` items.
@@ -238,6 +239,98 @@ impl MemberRepository {
             .list(
                 &probe,
                 ::core::option::Option::Some("gsi1"),
+                false,
+                limits,
+                page_size,
+                page_token,
+            )
+            .await
+    }
+}
+
+/// What `ArchiveProject` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
+#[derive(Clone)]
+pub struct ArchiveProjectStore {
+    /// `Project`: get, update.
+    pub project: ArchiveProjectProjectAccess,
+    /// `Member`: list_members.
+    pub member: ArchiveProjectMemberAccess,
+}
+
+impl ArchiveProjectStore {
+    /// The declared access over the service's repositories.
+    pub fn new(repositories: &Repositories) -> Self {
+        Self {
+            project: ArchiveProjectProjectAccess {
+                table: repositories.project.table.clone(),
+            },
+            member: ArchiveProjectMemberAccess {
+                table: repositories.member.table.clone(),
+            },
+        }
+    }
+}
+
+/// `Project` as `ArchiveProject` declares it (`uses`): get, update.
+#[derive(Clone)]
+pub struct ArchiveProjectProjectAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Project>,
+}
+
+impl ArchiveProjectProjectAccess {
+    /// The `Project` with key `ORG#{org_id}` / `PROJECT#{id}` (one GetItem).
+    pub async fn get(
+        &self,
+        org_id: String,
+        id: String,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table
+            .get(
+                &super::acme::projects::v1::Project {
+                    org_id,
+                    id,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+
+    /// Updates the `Project` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem).
+    pub async fn update(
+        &self,
+        project: &super::acme::projects::v1::Project,
+        mask: &[String],
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table.update(project, mask).await
+    }
+}
+
+/// `Member` as `ArchiveProject` declares it (`uses`): list_members.
+#[derive(Clone)]
+pub struct ArchiveProjectMemberAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Member>,
+}
+
+impl ArchiveProjectMemberAccess {
+    /// ListMembers: one page of partition `PROJECT#{project_id}` of the table, sort keys beginning `MEMBER#`, lowest first (one Query).
+    pub async fn list_members(
+        &self,
+        project_id: String,
+        page_size: i32,
+        page_token: &str,
+    ) -> Result<rt::Page<super::acme::projects::v1::Member>, rt::Error> {
+        let probe = super::acme::projects::v1::Member {
+            project_id,
+            ..Default::default()
+        };
+        let limits = rt::PageLimits {
+            default_size: 10,
+            max_size: 100,
+        };
+        self.table
+            .list(
+                &probe,
+                ::core::option::Option::None,
                 false,
                 limits,
                 page_size,

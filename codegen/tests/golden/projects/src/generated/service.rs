@@ -86,10 +86,10 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
 ///
 /// Archives a project and notifies its members: written by hand.
 pub trait ArchiveProjectRpc: Send + Sync + 'static {
-    /// Serves one `ArchiveProject` call with the service's generated repositories at hand.
+    /// Serves one `ArchiveProject` call; `store` offers exactly the store operations the proto declares for it (`uses`).
     fn archive_project(
         &self,
-        repositories: &Repositories,
+        store: &super::repository::ArchiveProjectStore,
         request: Request<super::acme::projects::v1::ArchiveProjectRequest>,
     ) -> impl ::core::future::Future<
         Output = Result<Response<super::acme::projects::v1::Project>, Status>,
@@ -239,6 +239,11 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::ArchiveProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
-        self.handler.archive_project(&self.repositories, request).await
+        self.handler
+            .archive_project(
+                &super::repository::ArchiveProjectStore::new(&self.repositories),
+                request,
+            )
+            .await
     }
 }
