@@ -107,6 +107,10 @@ pub struct DeployConfig {
     pub cloud_map: CloudMapConfig,
     /// CPU architecture of the tasks: the image's target and the task definition's platform.
     pub architecture: Architecture,
+    /// Images the ECR repository keeps (older ones expire: storage is billed).
+    pub keep_images: u32,
+    /// CloudWatch Container Insights on the cluster (billed per metric; off by default).
+    pub container_insights: bool,
 }
 
 /// The CPU architecture the service is built for and runs on.
@@ -161,6 +165,8 @@ impl Default for DeployConfig {
             listener_rule_priority: 100,
             cloud_map: CloudMapConfig::default(),
             architecture: Architecture::default(),
+            keep_images: 20,
+            container_insights: false,
         }
     }
 }

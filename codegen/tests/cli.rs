@@ -472,7 +472,8 @@ fn iam_follows_the_operations() {
     let proto = temp.path().join("proto/tasks.proto");
     let original = std::fs::read_to_string(&proto).expect("proto");
     let before = task_role_grants(&project);
-    let table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
+    let table =
+        "arn:${AWS_PARTITION}:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
 
     let with_delete = original
         .replace(
@@ -517,7 +518,8 @@ fn iam_follows_the_declared_store_access_of_hand_written_rpcs() {
     let proto = temp.path().join("proto/tasks.proto");
     let original = std::fs::read_to_string(&proto).expect("proto");
     let before = task_role_grants(&project);
-    let table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
+    let table =
+        "arn:${AWS_PARTITION}:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks".to_owned();
     let with_rpc = |uses: &str| {
         original.replace(
             "  // Lists the tasks of a project, oldest first.",

@@ -17,7 +17,7 @@ DEPLOY = PROJECT / "deploy"
 VENV = ROOT / ".venv" / "bin"
 CHECKOV = ROOT / ".venv-checkov" / "bin" / "checkov"
 # What deployment substitutes for the placeholders of the JSON artifacts.
-SUBSTITUTIONS = {"${AWS_REGION}": "eu-central-1", "${AWS_ACCOUNT_ID}": "123456789012",
+SUBSTITUTIONS = {"${AWS_PARTITION}": "aws", "${AWS_REGION}": "eu-central-1", "${AWS_ACCOUNT_ID}": "123456789012",
                  "${IMAGE}": "123456789012.dkr.ecr.eu-central-1.amazonaws.com/task-svc:abc123"}
 
 
@@ -32,13 +32,23 @@ class CfnLoader(yaml.SafeLoader):
     """Reads CloudFormation's short-form tags as plain tagged values."""
 
 
-for tag in ["!Ref", "!GetAtt", "!Sub"]:
-    CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: {tag: loader.construct_scalar(node)})
+def construct(loader, node, tag):
+    if isinstance(node, yaml.SequenceNode):
+        return {tag: loader.construct_sequence(node, deep=True)}
+    return {tag: loader.construct_scalar(node)}
+
+
+for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals"]:
+    CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: construct(loader, node, tag))
+
+
+def load_template(project=PROJECT):
+    return yaml.load((project / "deploy" / "cloudformation.yaml").read_text(), Loader=CfnLoader)
 
 
 @pytest.fixture(scope="module")
 def template():
-    return yaml.load((DEPLOY / "cloudformation.yaml").read_text(), Loader=CfnLoader)["Resources"]
+    return load_template()["Resources"]
 
 
 def run(*command, **kwargs):
@@ -51,8 +61,41 @@ PROJECTS = [PROJECT, ROOT / "codegen" / "tests" / "golden" / "projects"]
 
 @pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
 def test_cfn_lint_finds_nothing(project):
-    result = run(VENV / "cfn-lint", project / "deploy" / "cloudformation.yaml")
+    # One region per partition: aws, aws-cn, aws-us-gov.
+    result = run(VENV / "cfn-lint", "--regions", "us-east-1", "cn-north-1", "us-gov-west-1", "--",
+                 project / "deploy" / "cloudformation.yaml")
     assert result.returncode == 0, result.stdout + result.stderr
+
+
+@pytest.mark.parametrize("project", PROJECTS, ids=lambda p: p.name)
+def test_no_artifact_names_a_partition(project):
+    """ARNs say `${AWS_PARTITION}` (JSON, filled by svcgen deploy from the caller's ARN) or
+    `${AWS::Partition}` (CloudFormation): `arn:aws:` would be refused in China and GovCloud."""
+    files = [project / "deploy" / "cloudformation.yaml", *sorted((project / "deploy").rglob("*.json"))]
+    for path in files:
+        assert "arn:aws:" not in path.read_text(), path
+    assert "arn:${AWS_PARTITION}:iam::" in (project / "deploy" / "task-definition.json").read_text()
+
+
+def test_a_first_create_stack_needs_no_image(template):
+    """The stack creates the ECR repository its service pulls from: without an image tag (the
+    default) the service runs no task, so the first create-stack completes; a rollback of that
+    creation removes the tables, so a retry does not collide with them."""
+    parameters = load_template()["Parameters"]
+    assert parameters["ImageTag"]["Default"] == ""
+    assert template["Service"]["Properties"]["DesiredCount"] == {"!If": ["HasImage", 2, 0]}
+    image = template["TaskDefinition"]["Properties"]["ContainerDefinitions"][0]["Image"]
+    assert image["!If"][0] == "HasImage"
+    assert template["TableTasks"]["DeletionPolicy"] == "RetainExceptOnCreate"
+    assert template["TableTasks"]["UpdateReplacePolicy"] == "Retain"
+
+
+def test_cost_defaults_expire_old_images_and_leave_container_insights_off(template):
+    policy = json.loads(template["Repository"]["Properties"]["LifecyclePolicy"]["LifecyclePolicyText"])
+    [rule] = policy["rules"]
+    assert rule["selection"] == {"tagStatus": "any", "countType": "imageCountMoreThan", "countNumber": 20}
+    assert rule["action"] == {"type": "expire"}
+    assert template["Cluster"]["Properties"]["ClusterSettings"] == [{"Name": "containerInsights", "Value": "disabled"}]
 
 
 def test_checkov_passes_template_and_dockerfile():
@@ -107,7 +150,7 @@ def test_task_definition_is_valid_register_task_definition_input():
 def test_task_role_allows_exactly_what_the_rpcs_do():
     policy = json.loads((DEPLOY / "iam" / "task-role-policy.json").read_text())
     grants = {(action, resource) for s in policy["Statement"] for action in s["Action"] for resource in s["Resource"]}
-    table = "arn:aws:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks"
+    table = "arn:${AWS_PARTITION}:dynamodb:${AWS_REGION}:${AWS_ACCOUNT_ID}:table/tasks"
     assert grants == {
         ("dynamodb:GetItem", table), ("dynamodb:PutItem", table), ("dynamodb:UpdateItem", table),
         ("dynamodb:Query", table), ("dynamodb:Query", f"{table}/index/gsi1"),
@@ -119,12 +162,21 @@ def test_execution_role_is_scoped_to_this_image_and_log_group():
     wildcard = [s for s in policy["Statement"] if "*" in s["Resource"]]
     assert [s["Action"] for s in wildcard] == [["ecr:GetAuthorizationToken"]]
     resources = {r for s in policy["Statement"] for r in s["Resource"]}
-    assert "arn:aws:ecr:${AWS_REGION}:${AWS_ACCOUNT_ID}:repository/task-svc" in resources
-    assert "arn:aws:logs:${AWS_REGION}:${AWS_ACCOUNT_ID}:log-group:/ecs/task-svc:*" in resources
+    assert "arn:${AWS_PARTITION}:ecr:${AWS_REGION}:${AWS_ACCOUNT_ID}:repository/task-svc" in resources
+    assert "arn:${AWS_PARTITION}:logs:${AWS_REGION}:${AWS_ACCOUNT_ID}:log-group:/ecs/task-svc:*" in resources
     trust = json.loads((DEPLOY / "iam" / "trust-policy.json").read_text())
+    # Only ECS tasks of this account and region (AWS's confused-deputy guard for task roles).
     assert trust["Statement"] == [{"Sid": "EcsTasks", "Effect": "Allow",
                                    "Principal": {"Service": "ecs-tasks.amazonaws.com"},
-                                   "Action": ["sts:AssumeRole"]}]
+                                   "Action": ["sts:AssumeRole"],
+                                   "Condition": {
+                                       "ArnLike": {"aws:SourceArn": "arn:${AWS_PARTITION}:ecs:${AWS_REGION}:${AWS_ACCOUNT_ID}:*"},
+                                       "StringEquals": {"aws:SourceAccount": "${AWS_ACCOUNT_ID}"}}}]
+    for role in ["TaskRole", "ExecutionRole"]:
+        [statement] = load_template()["Resources"][role]["Properties"]["AssumeRolePolicyDocument"]["Statement"]
+        assert statement["Condition"]["StringEquals"] == {"aws:SourceAccount": {"!Ref": "AWS::AccountId"}}
+        assert statement["Condition"]["ArnLike"] == {
+            "aws:SourceArn": {"!Sub": "arn:${AWS::Partition}:ecs:${AWS::Region}:${AWS::AccountId}:*"}}
 
 
 def test_target_group_speaks_grpc_and_checks_health_by_status_code(template):
@@ -152,7 +204,6 @@ def test_cloud_map_registers_a_records(template):
 
 def test_service_is_private_registered_and_rolls_back(template):
     service = template["Service"]["Properties"]
-    assert service["DesiredCount"] == 2
     assert service["NetworkConfiguration"]["AwsvpcConfiguration"]["AssignPublicIp"] == "DISABLED"
     assert service["ServiceRegistries"] == [{"RegistryArn": {"!GetAtt": "DiscoveryService.Arn"}}]
     assert service["DeploymentConfiguration"]["DeploymentCircuitBreaker"] == {"Enable": True, "Rollback": True}

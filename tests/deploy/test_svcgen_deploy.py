@@ -153,6 +153,7 @@ def deploy(project, *args, image=IMAGE):
 
 def filled(path, image=IMAGE):
     text = path.read_text().replace("${AWS_ACCOUNT_ID}", ACCOUNT).replace("${AWS_REGION}", REGION)
+    text = text.replace("${AWS_PARTITION}", "aws")
     return json.loads(text.replace("${IMAGE}", image))
 
 
@@ -222,14 +223,18 @@ def test_deploy_creates_everything_as_generated(aws, project):
         "deploymentCircuitBreaker": {"enable": True, "rollback": True},
         "minimumHealthyPercent": 100, "maximumPercent": 200}
     assert request["body"]["healthCheckGracePeriodSeconds"] == 30
-    (cluster,) = ecs.describe_clusters(clusters=["task-svc"])["clusters"]
+    (cluster,) = ecs.describe_clusters(clusters=["task-svc"], include=["SETTINGS"])["clusters"]
     assert "FARGATE" in cluster["capacityProviders"]
+    assert cluster["settings"] == [{"name": "containerInsights", "value": "disabled"}]
+    lifecycle = json.loads(aws.client("ecr").get_lifecycle_policy(repositoryName="task-svc")["lifecyclePolicyText"])
+    assert lifecycle["rules"][0]["selection"]["countNumber"] == 20
 
     # The roles carry exactly the generated policies.
     for role, policy_name, policy_file in [("task-svc-task", "dynamodb", "task-role-policy.json"),
                                            ("task-svc-execution", "pull-and-log", "execution-role-policy.json")]:
         trust = iam.get_role(RoleName=role)["Role"]["AssumeRolePolicyDocument"]
-        assert trust == json.loads((project / "deploy" / "iam" / "trust-policy.json").read_text())
+        assert trust == filled(project / "deploy" / "iam" / "trust-policy.json")
+        assert trust["Statement"][0]["Condition"]["StringEquals"] == {"aws:SourceAccount": ACCOUNT}
         document = iam.get_role_policy(RoleName=role, PolicyName=policy_name)["PolicyDocument"]
         assert document == filled(project / "deploy" / "iam" / policy_file), role
         assert iam.list_role_policies(RoleName=role)["PolicyNames"] == [policy_name]
@@ -246,7 +251,7 @@ def test_deploy_creates_everything_as_generated(aws, project):
     # Every create happened once, and nothing was created that is not in the checklist.
     created = mutating(operations)
     assert sorted(created) == sorted([
-        "CreateRepository", "CreateTable", "UpdateTimeToLive", "CreateRole", "PutRolePolicy", "CreateRole",
+        "CreateRepository", "PutLifecyclePolicy", "CreateTable", "UpdateTimeToLive", "CreateRole", "PutRolePolicy", "CreateRole",
         "PutRolePolicy", "CreateCluster", "CreateLogGroup", "PutRetentionPolicy", "RegisterTaskDefinition",
         "CreatePrivateDnsNamespace", "CreateService", "CreateTargetGroup", "ModifyTargetGroupAttributes",
         "CreateRule", "CreateService"]), created

@@ -369,12 +369,12 @@ pub async fn deploy(
     let settings = settings(&options.dir, options.region.as_deref(), true)?;
     let source = image_source(options.image.as_deref(), &settings.dir)?;
     let aws = clients(&settings.region).await;
-    let account = steps::account(&aws).await?;
+    let caller = steps::caller(&aws).await?;
     let listener = steps::listener(&aws, &settings).await?;
     progress.event(&Event::Start {
         service: settings.name.clone(),
         region: settings.region.clone(),
-        account: account.clone(),
+        account: caller.account.clone(),
         cluster: settings.cluster.clone(),
         dry_run: options.dry_run,
     });
@@ -387,7 +387,8 @@ pub async fn deploy(
     let deployment = Deployment {
         aws: &aws,
         settings: &settings,
-        account: &account,
+        account: &caller.account,
+        partition: &caller.partition,
         listener: &listener,
     };
     let rollout = deployment.apply(&mut plan, &source).await?;
@@ -406,6 +407,7 @@ struct Deployment<'a> {
     aws: &'a Clients,
     settings: &'a Settings,
     account: &'a str,
+    partition: &'a str,
     listener: &'a steps::Listener,
 }
 
@@ -421,6 +423,7 @@ impl Deployment<'_> {
     /// A generated artifact with its `${…}` placeholders filled in.
     fn fill(&self, text: &str, image: &str) -> String {
         text.replace("${AWS_ACCOUNT_ID}", self.account)
+            .replace("${AWS_PARTITION}", self.partition)
             .replace("${AWS_REGION}", &self.settings.region)
             .replace("${IMAGE}", image)
     }
@@ -515,8 +518,8 @@ impl Deployment<'_> {
             (execution_role, "pull-and-log", &settings.execution_policy),
         ] {
             let document = self.fill(policy, image);
-            let trust = &settings.trust_policy;
-            steps::role(self.aws, plan, role, trust, (policy_name, &document)).await?;
+            let trust = self.fill(&settings.trust_policy, image);
+            steps::role(self.aws, plan, role, &trust, (policy_name, &document)).await?;
         }
         plan.done(3, format!("IAM roles {task_role} and {execution_role}"));
         Ok(())

@@ -14,8 +14,16 @@ use super::task_definition::Spec;
 use super::{AwsError, Clients, DeployError, Failure, InputError, Plan, Settings};
 use crate::table::{TableError, TableSpec};
 
-/// The account the credentials belong to (also proves they work).
-pub(super) async fn account(aws: &Clients) -> Result<String, InputError> {
+/// Who the credentials belong to (also proves they work).
+pub(super) struct Caller {
+    /// The account ID.
+    pub(super) account: String,
+    /// The partition of every ARN in it: `aws`, `aws-cn` or `aws-us-gov`.
+    pub(super) partition: String,
+}
+
+/// The caller's account and partition (from its ARN, `arn:PARTITION:…`).
+pub(super) async fn caller(aws: &Clients) -> Result<Caller, InputError> {
     let identity = aws
         .sts
         .get_caller_identity()
@@ -26,7 +34,26 @@ pub(super) async fn account(aws: &Clients) -> Result<String, InputError> {
         operation: "sts:GetCallerIdentity",
         returned: "no account",
     })?;
-    Ok(account.to_owned())
+    let partition = identity
+        .arn()
+        .and_then(partition)
+        .ok_or(AwsError::Unexpected {
+            operation: "sts:GetCallerIdentity",
+            returned: "no ARN of the form arn:PARTITION:…",
+        })?;
+    Ok(Caller {
+        account: account.to_owned(),
+        partition: partition.to_owned(),
+    })
+}
+
+/// The partition of an ARN: `arn:PARTITION:service:…`.
+fn partition(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.next())
+        .flatten()
+        .filter(|p| !p.is_empty() && parts.next().is_some())
 }
 
 /// The HTTPS listener the rule goes on, and its load balancer.
@@ -134,7 +161,7 @@ pub(super) async fn repository(
         Err(e) => return Err(AwsError::call("ecr:DescribeRepositories", e).into()),
     };
     let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", settings.region);
-    match existing {
+    let uri = match existing {
         Some(repository) => {
             let scans = repository
                 .image_scanning_configuration()
@@ -148,7 +175,7 @@ pub(super) async fn repository(
                     .await
                     .map_err(|e| AwsError::call("ecr:PutImageScanningConfiguration", e))?;
             }
-            Ok(repository.repository_uri().unwrap_or(&uri).to_owned())
+            repository.repository_uri().unwrap_or(&uri).to_owned()
         }
         None => {
             if plan.change(format!("create repository {name} (scan on push)")) {
@@ -161,13 +188,62 @@ pub(super) async fn repository(
                     .send()
                     .await
                     .map_err(|e| AwsError::call("ecr:CreateRepository", e))?;
-                if let Some(created) = created.repository().and_then(|r| r.repository_uri()) {
-                    return Ok(created.to_owned());
+                match created.repository().and_then(|r| r.repository_uri()) {
+                    Some(created) => created.to_owned(),
+                    None => uri,
                 }
+            } else {
+                // A dry run: the repository does not exist, so neither does its policy.
+                plan.change(format!(
+                    "expire all but the newest {} images of repository {name}",
+                    settings.config.deploy.keep_images
+                ));
+                return Ok(uri);
             }
-            Ok(uri)
         }
+    };
+    lifecycle_policy(aws, plan, settings).await?;
+    Ok(uri)
+}
+
+/// The repository's lifecycle policy: keep the newest `[deploy] keep_images` images.
+async fn lifecycle_policy(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    settings: &Settings,
+) -> Result<(), DeployError> {
+    let (name, keep) = (&settings.name, settings.config.deploy.keep_images);
+    let wanted = crate::render::infra::lifecycle_policy(keep);
+    let current = match aws
+        .ecr
+        .get_lifecycle_policy()
+        .repository_name(name)
+        .send()
+        .await
+    {
+        Ok(out) => out.lifecycle_policy_text().and_then(policy),
+        Err(e)
+            if e.as_service_error()
+                .is_some_and(|e| e.is_lifecycle_policy_not_found_exception()) =>
+        {
+            None
+        }
+        Err(e) => return Err(AwsError::call("ecr:GetLifecyclePolicy", e).into()),
+    };
+    if current != policy(&wanted)
+        && plan.change(format!(
+            "expire all but the newest {keep} images of repository {name}"
+        ))
+    {
+        aws.ecr
+            .put_lifecycle_policy()
+            .repository_name(name)
+            .lifecycle_policy_text(wanted)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("ecr:PutLifecyclePolicy", e))?;
     }
+    Ok(())
 }
 
 /// Step 1: the image `repository:tag`, built and pushed unless the tag is in ECR already.
@@ -403,10 +479,21 @@ pub(super) async fn cluster(
         .capacity_provider(FARGATE)
         .weight(1)
         .build()?;
+    let insights = if settings.config.deploy.container_insights {
+        "enabled"
+    } else {
+        "disabled"
+    };
+    let insights_setting = ecs::ClusterSetting::builder()
+        .name(ecs::ClusterSettingName::ContainerInsights)
+        .value(insights)
+        .build();
+    // ECS returns a cluster's settings only when asked for them.
     let described = aws
         .ecs
         .describe_clusters()
         .clusters(&settings.cluster)
+        .include(ecs::ClusterField::Settings)
         .send()
         .await
         .map_err(|e| AwsError::call("ecs:DescribeClusters", e))?;
@@ -416,6 +503,17 @@ pub(super) async fn cluster(
         .find(|c| c.status() == Some("ACTIVE"));
     match active {
         Some(cluster) => {
+            if !container_insights_is(cluster, insights)
+                && plan.change(format!("turn Container Insights {insights}"))
+            {
+                aws.ecs
+                    .update_cluster_settings()
+                    .cluster(&settings.cluster)
+                    .settings(insights_setting)
+                    .send()
+                    .await
+                    .map_err(|e| AwsError::call("ecs:UpdateClusterSettings", e))?;
+            }
             let providers = cluster.capacity_providers();
             if !providers.iter().any(|p| p == FARGATE)
                 && plan.change("add the FARGATE capacity provider")
@@ -435,7 +533,7 @@ pub(super) async fn cluster(
         }
         None => {
             if plan.change(format!(
-                "create cluster {} (FARGATE capacity provider, Container Insights)",
+                "create cluster {} (FARGATE capacity provider, Container Insights {insights})",
                 settings.cluster
             )) {
                 aws.ecs
@@ -443,12 +541,7 @@ pub(super) async fn cluster(
                     .cluster_name(&settings.cluster)
                     .capacity_providers(FARGATE)
                     .default_capacity_provider_strategy(strategy)
-                    .settings(
-                        ecs::ClusterSetting::builder()
-                            .name(ecs::ClusterSettingName::ContainerInsights)
-                            .value("enabled")
-                            .build(),
-                    )
+                    .settings(insights_setting)
                     .send()
                     .await
                     .map_err(|e| AwsError::call("ecs:CreateCluster", e))?;
@@ -457,6 +550,14 @@ pub(super) async fn cluster(
             Ok(false)
         }
     }
+}
+
+/// Whether `cluster` (described with its settings) has Container Insights `value`. A cluster
+/// without the setting follows the account's default, which svcgen cannot see: not a match.
+fn container_insights_is(cluster: &ecs::Cluster, value: &str) -> bool {
+    cluster.settings().iter().any(|s| {
+        s.name() == Some(&ecs::ClusterSettingName::ContainerInsights) && s.value() == Some(value)
+    })
 }
 
 /// Step 5: the log group the task definition names, with the configured retention.
@@ -1340,4 +1441,40 @@ pub(super) async fn service(
             .map_err(|e| AwsError::call("ecs:UpdateService", e))?;
     }
     Ok(())
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    #[test]
+    fn the_partition_comes_from_the_callers_arn() {
+        assert_eq!(partition("arn:aws:iam::123456789012:user/ci"), Some("aws"));
+        assert_eq!(
+            partition("arn:aws-cn:sts::123456789012:assumed-role/deploy/x"),
+            Some("aws-cn")
+        );
+        assert_eq!(
+            partition("arn:aws-us-gov:iam::123456789012:root"),
+            Some("aws-us-gov")
+        );
+        assert_eq!(partition("arn::iam::1:root"), None);
+        assert_eq!(partition("not-an-arn"), None);
+    }
+
+    #[test]
+    fn container_insights_is_read_from_the_cluster_settings() {
+        let setting = |value: &str| {
+            ecs::ClusterSetting::builder()
+                .name(ecs::ClusterSettingName::ContainerInsights)
+                .value(value)
+                .build()
+        };
+        let enabled = ecs::Cluster::builder().settings(setting("enabled")).build();
+        assert!(container_insights_is(&enabled, "enabled"));
+        assert!(!container_insights_is(&enabled, "disabled"));
+        // Described without its settings, or never set: the account default, unknown here.
+        let unknown = ecs::Cluster::builder().build();
+        assert!(!container_insights_is(&unknown, "disabled"));
+    }
 }

@@ -83,6 +83,9 @@ pub(super) struct Statement {
     pub(super) action: Vec<String>,
     #[serde(skip_serializing_if = "Vec::is_empty")]
     pub(super) resource: Vec<String>,
+    /// Operator → condition key → value.
+    #[serde(skip_serializing_if = "BTreeMap::is_empty")]
+    pub(super) condition: BTreeMap<&'static str, BTreeMap<&'static str, String>>,
 }
 
 fn allow(sid: impl Into<String>, actions: &[&str], resources: Vec<String>) -> Statement {
@@ -92,6 +95,7 @@ fn allow(sid: impl Into<String>, actions: &[&str], resources: Vec<String>) -> St
         principal: None,
         action: actions.iter().map(|a| (*a).to_owned()).collect(),
         resource: resources,
+        condition: BTreeMap::new(),
     }
 }
 
@@ -110,7 +114,9 @@ fn table_names(config: &Config, model: &Model) -> Vec<(String, String)> {
         .collect()
 }
 
-/// Placeholders in the JSON artifacts, substituted at deploy time (e.g. with `envsubst`).
+/// Placeholders in the JSON artifacts, substituted at deploy time (e.g. with `envsubst`). The
+/// partition is `aws`, `aws-cn` or `aws-us-gov`: IAM refuses another partition's ARNs.
+const PARTITION: &str = "${AWS_PARTITION}";
 const REGION: &str = "${AWS_REGION}";
 const ACCOUNT: &str = "${AWS_ACCOUNT_ID}";
 
@@ -131,7 +137,10 @@ fn sid(name: &str) -> String {
 pub(super) fn task_role_policy(access: &BTreeMap<String, TableAccess>) -> PolicyDocument {
     let mut statement = Vec::new();
     for access in access.values() {
-        let table_arn = format!("arn:aws:dynamodb:{REGION}:{ACCOUNT}:table/{}", access.table);
+        let table_arn = format!(
+            "arn:{PARTITION}:dynamodb:{REGION}:{ACCOUNT}:table/{}",
+            access.table
+        );
         if !access.actions.is_empty() {
             let actions: Vec<&str> = access.actions.iter().map(String::as_str).collect();
             statement.push(allow(
@@ -177,13 +186,15 @@ pub(super) fn execution_role_policy(name: &str) -> PolicyDocument {
                     "ecr:BatchGetImage",
                     "ecr:GetDownloadUrlForLayer",
                 ],
-                vec![format!("arn:aws:ecr:{REGION}:{ACCOUNT}:repository/{name}")],
+                vec![format!(
+                    "arn:{PARTITION}:ecr:{REGION}:{ACCOUNT}:repository/{name}"
+                )],
             ),
             allow(
                 "WriteLogs",
                 &["logs:CreateLogStream", "logs:PutLogEvents"],
                 vec![format!(
-                    "arn:aws:logs:{REGION}:{ACCOUNT}:log-group:{}:*",
+                    "arn:{PARTITION}:logs:{REGION}:{ACCOUNT}:log-group:{}:*",
                     log_group(name)
                 )],
             ),
@@ -191,7 +202,8 @@ pub(super) fn execution_role_policy(name: &str) -> PolicyDocument {
     }
 }
 
-/// Who may assume the task and execution roles.
+/// Who may assume the task and execution roles: ECS tasks of this account and region only
+/// (`aws:SourceAccount`, `aws:SourceArn`: AWS's guard against the confused deputy).
 pub(super) fn trust_policy() -> PolicyDocument {
     PolicyDocument {
         version: "2012-10-17",
@@ -201,8 +213,38 @@ pub(super) fn trust_policy() -> PolicyDocument {
             principal: Some(BTreeMap::from([("Service", "ecs-tasks.amazonaws.com")])),
             action: vec!["sts:AssumeRole".to_owned()],
             resource: Vec::new(),
+            condition: BTreeMap::from([
+                (
+                    "ArnLike",
+                    BTreeMap::from([(
+                        "aws:SourceArn",
+                        format!("arn:{PARTITION}:ecs:{REGION}:{ACCOUNT}:*"),
+                    )]),
+                ),
+                (
+                    "StringEquals",
+                    BTreeMap::from([("aws:SourceAccount", ACCOUNT.to_owned())]),
+                ),
+            ]),
         }],
     }
+}
+
+/// The ECR lifecycle policy keeping the newest `keep` images, as JSON text.
+pub(crate) fn lifecycle_policy(keep: u32) -> String {
+    serde_json::json!({
+        "rules": [{
+            "rulePriority": 1,
+            "description": format!("keep the newest {keep} images"),
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            },
+            "action": { "type": "expire" },
+        }]
+    })
+    .to_string()
 }
 
 pub(super) fn log_group(name: &str) -> String {
@@ -329,8 +371,8 @@ pub(super) fn task_definition(config: &Config, model: &Model) -> TaskDefinition 
             cpu_architecture: deploy.architecture.ecs(),
             operating_system_family: "LINUX",
         },
-        task_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}-task"),
-        execution_role_arn: format!("arn:aws:iam::{ACCOUNT}:role/{name}-execution"),
+        task_role_arn: format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{name}-task"),
+        execution_role_arn: format!("arn:{PARTITION}:iam::{ACCOUNT}:role/{name}-execution"),
         container_definitions: vec![ContainerDefinition {
             name: name.clone(),
             image: "${IMAGE}",
@@ -427,6 +469,10 @@ struct DeployVars<'a> {
     rust_target: &'static str,
     /// Whether the runtime is vendored (the Dockerfile copies `vendor/` and `.cargo/`).
     vendored: bool,
+    /// The ECR lifecycle policy, as JSON text.
+    lifecycle_policy: String,
+    /// `enabled` or `disabled`.
+    container_insights: &'static str,
 }
 
 #[derive(Serialize)]
@@ -536,6 +582,12 @@ pub(super) fn render(
         cpu_architecture: deploy.architecture.ecs(),
         rust_target: deploy.architecture.rust_target(),
         vendored: config.runtime.source == crate::config::RuntimeSource::Vendor,
+        lifecycle_policy: lifecycle_policy(deploy.keep_images),
+        container_insights: if deploy.container_insights {
+            "enabled"
+        } else {
+            "disabled"
+        },
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
     Ok(vec![
