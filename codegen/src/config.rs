@@ -281,10 +281,15 @@ fn default_root() -> PathBuf {
     PathBuf::from("proto")
 }
 
-/// Lower-case letters, digits and '-', starting with a letter: valid as a crate, binary, ECS
-/// family and DNS name.
+/// 2 to 32 lower-case letters, digits and single '-' between them, starting with a letter:
+/// valid as a crate, binary, ECS family, DNS label and every AWS name svcgen derives from it (a
+/// target group's name has at most 32 characters, an ECR repository's at least 2 and no `--`,
+/// `<name>-execution` fits IAM's 64).
 pub fn valid_service_name(name: &str) -> bool {
-    name.starts_with(|c: char| c.is_ascii_lowercase())
+    (2..=32).contains(&name.len())
+        && name.starts_with(|c: char| c.is_ascii_lowercase())
+        && !name.ends_with('-')
+        && !name.contains("--")
         && name
             .chars()
             .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || c == '-')
@@ -304,7 +309,7 @@ pub enum ConfigError {
     Syntax(#[from] toml::de::Error),
     /// `[service] name` cannot name a crate, binary and ECS family.
     #[error(
-        "service.name = {name:?} must be lower-case letters, digits and '-', starting with a letter (it names the crate, binary and ECS family)"
+        "service.name = {name:?} must be 2 to 32 lower-case letters, digits and single '-' between them, starting with a letter (it names the crate, binary, ECS family, target group and ECR repository)"
     )]
     ServiceName {
         /// The name given.
@@ -313,6 +318,193 @@ pub enum ConfigError {
     /// `[proto] files` lists nothing.
     #[error("proto.files is empty: list the .proto files to generate from")]
     NoProtoFiles,
+    /// A setting AWS would refuse; found before anything is generated or created.
+    #[error("{setting} = {value}: {reason}")]
+    Refused {
+        /// The setting, e.g. `deploy.memory`.
+        setting: &'static str,
+        /// Its value.
+        value: String,
+        /// What AWS accepts.
+        reason: String,
+    },
+}
+
+/// Fargate's task sizes (Linux): CPU units → (lowest memory, highest, step), in MiB. 256 CPU
+/// units take 512, 1024 or 2048 MiB only (the step leaves out 1536).
+const FARGATE_SIZES: [(u32, u32, u32, u32); 7] = [
+    (256, 512, 2048, 512),
+    (512, 1024, 4096, 1024),
+    (1024, 2048, 8192, 1024),
+    (2048, 4096, 16384, 1024),
+    (4096, 8192, 30720, 1024),
+    (8192, 16384, 61440, 4096),
+    (16384, 32768, 122880, 8192),
+];
+
+/// The retention periods CloudWatch Logs accepts, in days.
+const LOG_RETENTION_DAYS: [u32; 22] = [
+    1, 3, 5, 7, 14, 30, 60, 90, 120, 150, 180, 365, 400, 545, 731, 1096, 1827, 2192, 2557, 2922,
+    3288, 3653,
+];
+
+/// `value` within `range`, else the error naming `setting`.
+fn within(
+    setting: &'static str,
+    value: u32,
+    range: std::ops::RangeInclusive<u32>,
+    what: &str,
+) -> Result<(), ConfigError> {
+    if range.contains(&value) {
+        return Ok(());
+    }
+    Err(ConfigError::Refused {
+        setting,
+        value: value.to_string(),
+        reason: format!("{what} must be {} to {}", range.start(), range.end()),
+    })
+}
+
+impl DeployConfig {
+    /// Every value AWS would refuse, named before anything is created: Fargate's task sizes,
+    /// CloudWatch's retention periods, the ranges of ECS and Elastic Load Balancing.
+    fn check(&self) -> Result<(), ConfigError> {
+        match FARGATE_SIZES.iter().find(|(cpu, ..)| *cpu == self.cpu) {
+            None => {
+                let cpus: Vec<String> = FARGATE_SIZES.iter().map(|s| s.0.to_string()).collect();
+                return Err(ConfigError::Refused {
+                    setting: "deploy.cpu",
+                    value: self.cpu.to_string(),
+                    reason: format!("Fargate tasks have {} CPU units", cpus.join(", ")),
+                });
+            }
+            Some((cpu, low, high, step)) => {
+                let fits = (*low..=*high).contains(&self.memory)
+                    && (self.memory - low).is_multiple_of(*step)
+                    && !(*cpu == 256 && self.memory == 1536);
+                if !fits {
+                    let sizes = if *cpu == 256 {
+                        "512, 1024 or 2048 MiB".to_owned()
+                    } else {
+                        format!("{low} to {high} MiB in steps of {step}")
+                    };
+                    return Err(ConfigError::Refused {
+                        setting: "deploy.memory",
+                        value: self.memory.to_string(),
+                        reason: format!("with cpu = {cpu}, Fargate takes {sizes}"),
+                    });
+                }
+            }
+        }
+        if !LOG_RETENTION_DAYS.contains(&self.log_retention_days) {
+            let days: Vec<String> = LOG_RETENTION_DAYS.iter().map(u32::to_string).collect();
+            return Err(ConfigError::Refused {
+                setting: "deploy.log_retention_days",
+                value: self.log_retention_days.to_string(),
+                reason: format!("CloudWatch Logs keeps logs for {} days", days.join(", ")),
+            });
+        }
+        within(
+            "deploy.listener_rule_priority",
+            self.listener_rule_priority,
+            1..=50_000,
+            "a listener rule's priority",
+        )?;
+        // Fargate waits at most 120 s; the service drains within 5 s less.
+        within(
+            "deploy.stop_timeout",
+            self.stop_timeout,
+            6..=120,
+            "Fargate's stop timeout (seconds)",
+        )?;
+        within(
+            "deploy.port",
+            u32::from(self.port),
+            1..=65_535,
+            "the container port",
+        )?;
+        within(
+            "deploy.keep_images",
+            self.keep_images,
+            1..=1000,
+            "the number of images kept",
+        )?;
+        let health = &self.health_check;
+        within(
+            "deploy.health_check.interval",
+            health.interval,
+            5..=300,
+            "ECS's health check interval",
+        )?;
+        within(
+            "deploy.health_check.timeout",
+            health.timeout,
+            2..=60,
+            "ECS's health check timeout",
+        )?;
+        within(
+            "deploy.health_check.retries",
+            health.retries,
+            1..=10,
+            "ECS's health check retries",
+        )?;
+        within(
+            "deploy.health_check.start_period",
+            health.start_period,
+            0..=300,
+            "ECS's health check start period",
+        )?;
+        let group = &self.target_group;
+        within(
+            "deploy.target_group.health_check_interval",
+            group.health_check_interval,
+            5..=300,
+            "a target group's health check interval",
+        )?;
+        within(
+            "deploy.target_group.health_check_timeout",
+            group.health_check_timeout,
+            2..=120,
+            "a target group's health check timeout",
+        )?;
+        if group.health_check_timeout >= group.health_check_interval {
+            return Err(ConfigError::Refused {
+                setting: "deploy.target_group.health_check_timeout",
+                value: group.health_check_timeout.to_string(),
+                reason: format!(
+                    "must be less than deploy.target_group.health_check_interval ({})",
+                    group.health_check_interval
+                ),
+            });
+        }
+        within(
+            "deploy.target_group.healthy_threshold",
+            group.healthy_threshold,
+            2..=10,
+            "a target group's healthy threshold",
+        )?;
+        within(
+            "deploy.target_group.unhealthy_threshold",
+            group.unhealthy_threshold,
+            2..=10,
+            "a target group's unhealthy threshold",
+        )?;
+        within(
+            "deploy.target_group.deregistration_delay",
+            group.deregistration_delay,
+            0..=3600,
+            "a target group's deregistration delay",
+        )?;
+        if let Some(ttl) = self.cloud_map.dns_ttl {
+            within(
+                "deploy.cloud_map.dns_ttl",
+                ttl,
+                0..=2_147_483_647,
+                "a DNS record's TTL",
+            )?;
+        }
+        Ok(())
+    }
 }
 
 impl Config {
@@ -327,6 +519,7 @@ impl Config {
         if config.proto.files.is_empty() {
             return Err(ConfigError::NoProtoFiles);
         }
+        config.deploy.check()?;
         Ok(config)
     }
 
@@ -339,5 +532,119 @@ impl Config {
     /// The import root as a path from the project directory.
     pub fn proto_root(&self, project: &Path) -> PathBuf {
         project.join(&self.proto.root)
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    fn config(deploy: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "[service]\nname = \"demo\"\n[proto]\nfiles = [\"a.proto\"]\n[deploy]\n{deploy}\n"
+        ))
+    }
+
+    fn refused(deploy: &str) -> (&'static str, String) {
+        match config(deploy) {
+            Err(ConfigError::Refused {
+                setting, reason, ..
+            }) => (setting, reason),
+            other => panic!("{deploy}: {other:?}"),
+        }
+    }
+
+    #[test]
+    fn settings_aws_would_refuse_are_named_before_anything_happens() {
+        assert!(config("").is_ok(), "the defaults are valid");
+        assert!(config("cpu = 256\nmemory = 2048").is_ok());
+        assert_eq!(refused("cpu = 256\nmemory = 1536").0, "deploy.memory");
+        assert!(config("cpu = 8192\nmemory = 20480").is_ok());
+        assert_eq!(refused("cpu = 300").0, "deploy.cpu");
+        let (setting, reason) = refused("cpu = 512\nmemory = 3000");
+        assert_eq!(setting, "deploy.memory");
+        assert!(
+            reason.contains("1024 to 4096 MiB in steps of 1024"),
+            "{reason}"
+        );
+        assert_eq!(refused("cpu = 8192\nmemory = 18432").0, "deploy.memory");
+        assert_eq!(
+            refused("log_retention_days = 10").0,
+            "deploy.log_retention_days"
+        );
+        assert_eq!(
+            refused("listener_rule_priority = 0").0,
+            "deploy.listener_rule_priority"
+        );
+        assert_eq!(
+            refused("listener_rule_priority = 50001").0,
+            "deploy.listener_rule_priority"
+        );
+        assert_eq!(refused("stop_timeout = 121").0, "deploy.stop_timeout");
+        assert_eq!(refused("keep_images = 0").0, "deploy.keep_images");
+        assert_eq!(
+            refused("[deploy.target_group]\nhealth_check_interval = 5\nhealth_check_timeout = 5").0,
+            "deploy.target_group.health_check_timeout"
+        );
+        assert_eq!(
+            refused("[deploy.health_check]\nretries = 11").0,
+            "deploy.health_check.retries"
+        );
+    }
+
+    /// AWS's documented rules for the names svcgen derives from the service name.
+    fn fits_aws_names(name: &str) -> Result<(), String> {
+        let alnum = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        };
+        // Target group: 1-32 alphanumerics and hyphens, not beginning or ending with a hyphen.
+        if name.len() > 32 || name.starts_with('-') || name.ends_with('-') {
+            return Err(format!("target group {name}"));
+        }
+        // ECR repository: 2-256, components of lower-case alphanumerics joined by one of . _ -.
+        if name.len() < 2 || !name.split(['.', '_', '-']).all(alnum) {
+            return Err(format!("ECR repository {name}"));
+        }
+        // IAM roles: at most 64 characters.
+        if format!("{name}-execution").len() > 64 {
+            return Err(format!("IAM role {name}-execution"));
+        }
+        // ECS cluster, service and family: at most 255 letters, digits, hyphens, underscores.
+        // Cloud Map: `<name>.local`, each DNS label at most 63 characters.
+        if name.len() > 63 {
+            return Err(format!("DNS label {name}"));
+        }
+        Ok(())
+    }
+
+    #[test]
+    fn every_name_derived_from_a_valid_service_name_fits_aws_limits() {
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move || {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            state
+        };
+        let alphabet = b"ab9z-";
+        let mut valid = 0;
+        for _ in 0..20_000 {
+            let length = 1 + usize::try_from(next() % 40).unwrap_or(0);
+            let name: String = (0..length)
+                .map(|_| char::from(alphabet[usize::try_from(next() % 5).unwrap_or(0)]))
+                .collect();
+            if valid_service_name(&name) {
+                valid += 1;
+                if let Err(broken) = fits_aws_names(&name) {
+                    panic!("{name} is a valid service name but not a valid {broken}");
+                }
+            }
+        }
+        assert!(valid > 1000, "the sweep reaches valid names ({valid})");
+        for refused in ["a", "a--b", "ab-", &"a".repeat(33)] {
+            assert!(!valid_service_name(refused), "{refused}");
+        }
     }
 }

@@ -14,7 +14,7 @@ use crate::templates::Templates;
 pub enum NewError {
     /// The name is not a valid service name.
     #[error(
-        "`{0}` is not a valid service name: use lower-case letters, digits and '-', starting with a letter"
+        "`{0}` is not a valid service name: use 2 to 32 lower-case letters, digits and single '-' between them, starting with a letter"
     )]
     #[diagnostic(code(svcgen::new::name))]
     Name(String),
@@ -191,7 +191,9 @@ mod tests {
         use crate::config::valid_service_name;
         assert!(valid_service_name("demo"));
         assert!(valid_service_name("task-svc2"));
-        for bad in ["", "Demo", "1demo", "de_mo", "-demo", "de mo"] {
+        for bad in [
+            "", "d", "Demo", "1demo", "de_mo", "-demo", "demo-", "de--mo", "de mo",
+        ] {
             assert!(!valid_service_name(bad), "{bad}");
         }
     }

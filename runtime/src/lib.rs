@@ -7,6 +7,7 @@
 //! - [`Error`]: the one mapping from storage outcomes to gRPC status codes.
 //! - [`server`]: bootstrap with health, reflection and graceful shutdown.
 
+mod deadline;
 pub mod entity;
 pub mod error;
 pub mod health;

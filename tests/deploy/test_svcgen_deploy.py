@@ -363,7 +363,12 @@ def test_status_of_a_service_that_is_not_deployed(aws, project):
     (lambda text: text.replace("subnets = ", "# subnets = "), "[aws] subnets is not set"),
     (lambda text: text.replace(f'region = "{REGION}"', 'region = "mars-north-1"'), 'region "mars-north-1"'),
     (lambda text: text.replace('security_groups = ["', 'security_groups = ["x'), "[aws] security_groups"),
-], ids=["vpc", "listener", "subnets", "region", "security-group"])
+    (lambda text: text.replace("memory = 1024", "memory = 3000"),
+     "deploy.memory = 3000: with cpu = 512, Fargate takes 1024 to 4096 MiB in steps of 1024"),
+    (lambda text: text.replace("log_retention_days = 30", "log_retention_days = 31"), "deploy.log_retention_days = 31"),
+    (lambda text: text.replace("listener_rule_priority = 100", "listener_rule_priority = 60000"),
+     "deploy.listener_rule_priority = 60000"),
+], ids=["vpc", "listener", "subnets", "region", "security-group", "fargate-size", "retention", "priority"])
 def test_bad_settings_are_named_before_any_call(aws, project, change, setting):
     config = project / "svcgen.toml"
     config.write_text(change(config.read_text()))

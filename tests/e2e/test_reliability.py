@@ -6,6 +6,7 @@ observable: each call in progress holds one connection open there."""
 
 import signal
 import socket
+import subprocess
 import threading
 import time
 
@@ -149,6 +150,30 @@ def test_client_deadline_is_deadline_exceeded_and_the_server_stops_work(black_ho
             # The store call is abandoned with the call: its connection closes long before any
             # SDK timeout would end it.
             poll(lambda: black_hole.open == 0, 2, "the server dropped the store call")
+    finally:
+        assert service.stop() == 0
+
+
+def test_the_server_answers_an_expired_deadline_with_deadline_exceeded(black_hole, data_dir):
+    """The server's own answer, not a client's timer: curl sends a gRPC call with `grpc-timeout`
+    and waits without a deadline of its own (tonic alone answers CANCELLED "Timeout expired")."""
+    service = start_on(black_hole, data_dir)
+    try:
+        # GetTaskRequest{project_id: "p", id: "1"} in a gRPC frame (uncompressed, 6 bytes).
+        frame = b"\x00\x00\x00\x00\x06\x0a\x01p\x12\x011"
+        started = time.monotonic()
+        result = subprocess.run(
+            ["curl", "-sS", "--http2-prior-knowledge", "-X", "POST", "-H", "content-type: application/grpc",
+             "-H", "te: trailers", "-H", "grpc-timeout: 300m", "--data-binary", "@-", "-D", "-", "-o", "/dev/null",
+             f"http://{service.address}/tasks.TaskService/GetTask"],
+            input=frame, capture_output=True, timeout=30,
+        )
+        elapsed = time.monotonic() - started
+        headers = result.stdout.decode()
+        assert result.returncode == 0, result.stderr
+        assert "grpc-status: 4\r\n" in headers and "grpc-message: deadline%20exceeded" in headers, headers
+        assert 0.25 < elapsed < 10, elapsed
+        assert black_hole.accept_times, "the call reached the store before its deadline passed"
     finally:
         assert service.stop() == 0
 

@@ -137,14 +137,6 @@ pub enum InputError {
         /// The listener's ARN.
         arn: String,
     },
-    /// The service name is too long to name its target group.
-    #[error(
-        "svcgen.toml [service] name {name:?} is longer than 32 characters, the limit of the ALB target group named after it"
-    )]
-    NameTooLong {
-        /// The service name.
-        name: String,
-    },
     /// `--image` is not an image URI.
     #[error("--image {image:?} is not an image URI")]
     ImageUri {

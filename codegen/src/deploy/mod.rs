@@ -111,7 +111,7 @@ struct Settings {
 }
 
 impl Settings {
-    /// The target group is named after the service (checked: at most 32 characters).
+    /// The target group is named after the service (svcgen.toml allows at most 32 characters).
     fn target_group(&self) -> &str {
         &self.name
     }
@@ -140,10 +140,8 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
     let config = project.config.clone();
     let network = network(&config.aws)?;
     let region = deployment_region(region, &config.aws, &network.listener_arn)?;
+    // svcgen.toml's rules keep it a valid target group name (at most 32 characters).
     let name = config.service.name.clone();
-    if name.len() > 32 {
-        return Err(InputError::NameTooLong { name }.into());
-    }
     let verify = project.model.services.first().and_then(|service| {
         let list = service
             .methods

@@ -362,9 +362,11 @@ async fn serve(
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
-        .layer(tower::util::MapResponseLayer::new(
-            oversized_is_resource_exhausted as fn(_) -> _,
-        ));
+        .layer(
+            tower::ServiceBuilder::new()
+                .map_response(oversized_is_resource_exhausted as fn(_) -> _)
+                .layer(crate::deadline::DeadlineLayer),
+        );
     if let Some(limit) = config.max_concurrent_calls_per_connection {
         builder = builder.concurrency_limit_per_connection(limit);
     }
