@@ -1,8 +1,15 @@
 //! Waiting for an ECS deployment to reach a steady state, without ever hanging: each
-//! observation (`ecs:DescribeServices`, the deployment's stopped tasks from `ecs:DescribeTasks`,
+//! observation (`ecs:DescribeServices`, the service's tasks from `ecs:DescribeTasks`,
 //! `elasticloadbalancing:DescribeTargetHealth`) is judged, progress is reported when it changes,
 //! and the first sign of failure — a circuit-breaker rollback, a task of the new deployment that
-//! stopped, an unhealthy target — ends the wait with the reason AWS gives. So does the timeout.
+//! stopped, an unhealthy target of the new deployment — ends the wait with the reason AWS gives.
+//! So does the timeout.
+//!
+//! Only the new deployment is judged: its tasks are those ECS started for it (`startedBy` is the
+//! deployment's ID), its targets those at its tasks' addresses. ECS keeps stopped tasks for about
+//! an hour, and a redeploy after a rollback reuses the task definition, so a stopped task of the
+//! same task definition may belong to an earlier deployment; and the old deployment's targets
+//! may fail their checks while they drain.
 
 use std::time::Duration;
 
@@ -46,7 +53,7 @@ pub struct Deployment {
     pub rollout_state_reason: Option<String>,
 }
 
-/// `ecs:DescribeTasks` → `tasks[]` (the stopped tasks of the service).
+/// `ecs:DescribeTasks` → `tasks[]` (the tasks of the service, running and stopped).
 #[derive(Clone, Debug, Default, Deserialize)]
 #[serde(rename_all = "camelCase", default)]
 pub struct Task {
@@ -54,14 +61,51 @@ pub struct Task {
     pub task_arn: String,
     /// Task definition ARN.
     pub task_definition_arn: String,
+    /// The ID of the deployment that started it, for a task a service started.
+    pub started_by: Option<String>,
     /// RUNNING, STOPPED, ….
     pub last_status: String,
+    /// Its elastic network interface (awsvpc), with the task's address.
+    pub attachments: Vec<Attachment>,
     /// e.g. `Essential container in task exited`.
     pub stopped_reason: Option<String>,
     /// e.g. `EssentialContainerExited`, `TaskFailedToStart`.
     pub stop_code: Option<String>,
     /// The containers, with their own reasons and exit codes.
     pub containers: Vec<Container>,
+}
+
+/// An attachment of a task.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(rename_all = "camelCase", default)]
+pub struct Attachment {
+    /// `ElasticNetworkInterface` for awsvpc tasks.
+    #[serde(rename = "type")]
+    pub kind: String,
+    /// `name`/`value` pairs such as `privateIPv4Address`.
+    pub details: Vec<KeyValuePair>,
+}
+
+/// A `name`/`value` pair.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(default)]
+pub struct KeyValuePair {
+    /// The name.
+    pub name: String,
+    /// The value.
+    pub value: String,
+}
+
+impl Task {
+    /// The task's private IPv4 address, the ID of its target in an `ip` target group.
+    pub fn private_ip(&self) -> Option<&str> {
+        self.attachments
+            .iter()
+            .filter(|a| a.kind == "ElasticNetworkInterface")
+            .flat_map(|a| &a.details)
+            .find(|d| d.name == "privateIPv4Address")
+            .map(|d| d.value.as_str())
+    }
 }
 
 /// A container of a task.
@@ -113,8 +157,8 @@ pub struct TargetHealth {
 pub struct Observation {
     /// The service.
     pub service: Service,
-    /// Its stopped tasks.
-    pub stopped_tasks: Vec<Task>,
+    /// Its tasks, running and stopped.
+    pub tasks: Vec<Task>,
     /// Its target group's targets.
     pub targets: Vec<TargetHealthDescription>,
 }
@@ -176,7 +220,7 @@ impl Observation {
                 .into_iter()
                 .next()
                 .ok_or(ResponseError::NoService)?,
-            stopped_tasks: tasks.tasks,
+            tasks: tasks.tasks,
             targets: targets.target_health_descriptions,
         })
     }
@@ -200,17 +244,34 @@ fn short(arn: &str) -> &str {
 /// Judges one observation of the deployment of `task_definition` (the ARN just registered).
 pub fn judge(observation: &Observation, task_definition: &str) -> Verdict {
     let service = &observation.service;
+    // The primary one when ECS lists two of the same task definition.
     let Some(ours) = service
         .deployments
         .iter()
-        .find(|d| d.task_definition == task_definition)
+        .filter(|d| d.task_definition == task_definition)
+        .max_by_key(|d| d.status == "PRIMARY")
     else {
         return Verdict::Failed(deployment_gone(service, task_definition));
     };
-    if let Some(reason) = failure(observation, ours, task_definition) {
+    let tasks: Vec<&Task> = observation
+        .tasks
+        .iter()
+        .filter(|t| t.started_by.as_deref() == Some(ours.id.as_str()))
+        .collect();
+    let addresses: Vec<&str> = tasks
+        .iter()
+        .filter(|t| t.last_status != "STOPPED")
+        .filter_map(|t| t.private_ip())
+        .collect();
+    let targets: Vec<&TargetHealthDescription> = observation
+        .targets
+        .iter()
+        .filter(|t| addresses.contains(&t.target.id.as_str()))
+        .collect();
+    if let Some(reason) = failure(ours, &tasks, &targets) {
         return Verdict::Failed(reason);
     }
-    progress(service, ours, &observation.targets)
+    progress(service, ours, &targets)
 }
 
 /// Why the deployment of `task_definition` is no longer among the service's deployments.
@@ -228,9 +289,13 @@ fn deployment_gone(service: &Service, task_definition: &str) -> String {
     }
 }
 
-/// The first sign that the rollout failed: ECS says so, a task of ours stopped, or a target is
-/// unhealthy.
-fn failure(observation: &Observation, ours: &Deployment, task_definition: &str) -> Option<String> {
+/// The first sign that the rollout failed: ECS says so, a task of ours stopped, or one of our
+/// targets is unhealthy.
+fn failure(
+    ours: &Deployment,
+    tasks: &[&Task],
+    targets: &[&TargetHealthDescription],
+) -> Option<String> {
     if ours.rollout_state.as_deref() == Some("FAILED") {
         return Some(format!(
             "deployment {} failed: {}",
@@ -240,15 +305,10 @@ fn failure(observation: &Observation, ours: &Deployment, task_definition: &str) 
                 .unwrap_or("no reason given")
         ));
     }
-    if let Some(task) = observation
-        .stopped_tasks
-        .iter()
-        .find(|t| t.task_definition_arn == task_definition && t.last_status == "STOPPED")
-    {
+    if let Some(task) = tasks.iter().find(|t| t.last_status == "STOPPED") {
         return Some(stopped_task(task));
     }
-    let target = observation
-        .targets
+    let target = targets
         .iter()
         .find(|t| t.target_health.state == "unhealthy")?;
     let health = &target.target_health;
@@ -286,8 +346,8 @@ fn stopped_task(task: &Task) -> String {
 }
 
 /// Steady when our deployment is primary, rolled out, running every task and every task is a
-/// healthy target; else how far it got.
-fn progress(service: &Service, ours: &Deployment, targets: &[TargetHealthDescription]) -> Verdict {
+/// healthy target; else how far it got (counting our targets only).
+fn progress(service: &Service, ours: &Deployment, targets: &[&TargetHealthDescription]) -> Verdict {
     let mut states: std::collections::BTreeMap<&str, usize> = std::collections::BTreeMap::new();
     for target in targets {
         *states
@@ -318,7 +378,7 @@ fn progress(service: &Service, ours: &Deployment, targets: &[TargetHealthDescrip
         ours.desired_count,
         service.pending_count,
         if target_summary.is_empty() {
-            "none registered yet".to_owned()
+            "none of this deployment's yet".to_owned()
         } else {
             target_summary
         }

@@ -44,11 +44,11 @@ fn a_rollout_reports_progress_when_it_changes_and_ends_steady() {
         steps,
         [
             Step::Continue(Some(
-                "tasks 0/2 running (2 pending), targets: 2 healthy, 1 initial".to_owned()
+                "tasks 0/2 running (2 pending), targets: 1 initial".to_owned()
             )),
             Step::Continue(None),
             Step::Continue(Some(
-                "tasks 2/2 running (0 pending), targets: 2 draining, 2 healthy".to_owned()
+                "tasks 2/2 running (0 pending), targets: 2 healthy".to_owned()
             )),
             Step::Done(Ok(())),
         ]
@@ -90,6 +90,21 @@ fn old_tasks_stopped_by_the_rollout_are_not_failures() {
             "{name}: {verdict:?}"
         );
     }
+}
+
+#[test]
+fn only_the_new_deployment_is_judged() {
+    // A redeploy of task-svc:7 after a rolled-back one: ECS still lists the stopped task of the
+    // failed deployment, same task definition, started by ecs-svc/2222.
+    assert_eq!(
+        judge(&observation("redeploy_after_rollback"), OURS),
+        Verdict::InProgress("tasks 0/2 running (2 pending), targets: 1 initial".to_owned())
+    );
+    // The old deployment's target fails its checks while it drains; ours are healthy.
+    assert_eq!(
+        judge(&observation("old_target_unhealthy"), OURS),
+        Verdict::InProgress("tasks 2/2 running (0 pending), targets: 2 healthy".to_owned())
+    );
 }
 
 #[test]
@@ -145,7 +160,7 @@ fn the_timeout_ends_the_wait_with_the_last_progress() {
     };
     assert_eq!(
         error.to_string(),
-        "no steady state after 60 s (--timeout): tasks 0/2 running (2 pending), targets: 2 healthy, 1 initial"
+        "no steady state after 60 s (--timeout): tasks 0/2 running (2 pending), targets: 1 initial"
     );
 }
 

@@ -1,6 +1,6 @@
-//! Step 9 and `svcgen status`'s view of the service: one look at the service, its stopped
-//! tasks and its targets through the SDK, in the shapes `svcgen-rollout` judges; and the wait
-//! for a steady state built on it.
+//! Step 9 and `svcgen status`'s view of the service: one look at the service, its tasks and its
+//! targets through the SDK, in the shapes `svcgen-rollout` judges; and the wait for a steady
+//! state built on it.
 
 use std::time::{Duration, Instant};
 
@@ -11,8 +11,9 @@ use svcgen_rollout::wait;
 use super::progress::{Event, Progress};
 use super::{AwsError, Clients, DeployError, Failure, Settings};
 
-/// One look at the service, its stopped tasks and its targets; also returns the service as
-/// ECS describes it (none when it does not exist).
+/// One look at the service, its tasks (running and stopped: the judge picks the new
+/// deployment's by `startedBy`) and its targets; also returns the service as ECS describes it
+/// (none when it does not exist).
 pub(super) async fn observe(
     aws: &Clients,
     settings: &Settings,
@@ -27,28 +28,33 @@ pub(super) async fn observe(
         .await
         .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
     let service = described.services().first().cloned();
-    let stopped = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .desired_status(ecs::DesiredStatus::Stopped)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
-    let tasks = if stopped.task_arns().is_empty() {
-        Vec::new()
-    } else {
-        aws.ecs
-            .describe_tasks()
+    let mut arns = Vec::new();
+    for status in [ecs::DesiredStatus::Running, ecs::DesiredStatus::Stopped] {
+        let listed = aws
+            .ecs
+            .list_tasks()
             .cluster(&settings.cluster)
-            .set_tasks(Some(stopped.task_arns().to_vec()))
+            .service_name(&settings.name)
+            .desired_status(status)
             .send()
             .await
-            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?
-            .tasks()
-            .to_vec()
-    };
+            .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
+        arns.extend(listed.task_arns().iter().cloned());
+    }
+    arns.dedup();
+    let mut tasks = Vec::new();
+    // DescribeTasks takes at most 100 tasks a call.
+    for chunk in arns.chunks(100) {
+        let described = aws
+            .ecs
+            .describe_tasks()
+            .cluster(&settings.cluster)
+            .set_tasks(Some(chunk.to_vec()))
+            .send()
+            .await
+            .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?;
+        tasks.extend(described.tasks().iter().cloned());
+    }
     let health = aws
         .elb
         .describe_target_health()
@@ -58,7 +64,7 @@ pub(super) async fn observe(
         .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetHealth", e))?;
     let observation = wait::Observation {
         service: service.as_ref().map(judged_service).unwrap_or_default(),
-        stopped_tasks: tasks.iter().map(judged_task).collect(),
+        tasks: tasks.iter().map(judged_task).collect(),
         targets: health
             .target_health_descriptions()
             .iter()
@@ -103,7 +109,23 @@ fn judged_task(t: &ecs::Task) -> wait::Task {
     wait::Task {
         task_arn: text(t.task_arn()),
         task_definition_arn: text(t.task_definition_arn()),
+        started_by: t.started_by().map(str::to_owned),
         last_status: text(t.last_status()),
+        attachments: t
+            .attachments()
+            .iter()
+            .map(|a| wait::Attachment {
+                kind: text(a.r#type()),
+                details: a
+                    .details()
+                    .iter()
+                    .map(|d| wait::KeyValuePair {
+                        name: text(d.name()),
+                        value: text(d.value()),
+                    })
+                    .collect(),
+            })
+            .collect(),
         stopped_reason: t.stopped_reason().map(str::to_owned),
         stop_code: t.stop_code().map(|c| c.as_str().to_owned()),
         containers: t
@@ -179,5 +201,102 @@ pub(super) async fn wait(
         }
         let left = timeout.saturating_sub(started.elapsed());
         tokio::time::sleep(POLL.min(left)).await;
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use super::*;
+
+    const TASK_DEFINITION: &str = "arn:aws:ecs:eu-west-1:123456789012:task-definition/task-svc:7";
+
+    fn deployment(id: &str, status: &str) -> ecs::Deployment {
+        ecs::Deployment::builder()
+            .id(id)
+            .status(status)
+            .task_definition(TASK_DEFINITION)
+            .desired_count(1)
+            .running_count(1)
+            .rollout_state(ecs::DeploymentRolloutState::InProgress)
+            .build()
+    }
+
+    fn task(id: &str, started_by: &str, status: &str, address: &str) -> ecs::Task {
+        let detail =
+            |name: &str, value: &str| ecs::KeyValuePair::builder().name(name).value(value).build();
+        ecs::Task::builder()
+            .task_arn(format!(
+                "arn:aws:ecs:eu-west-1:123456789012:task/task-svc/{id}"
+            ))
+            .task_definition_arn(TASK_DEFINITION)
+            .started_by(started_by)
+            .last_status(status)
+            .stopped_reason("Essential container in task exited")
+            .attachments(
+                ecs::Attachment::builder()
+                    .r#type("ElasticNetworkInterface")
+                    .details(detail("networkInterfaceId", "eni-1"))
+                    .details(detail("privateIPv4Address", address))
+                    .build(),
+            )
+            .build()
+    }
+
+    fn target(address: &str, state: elb::TargetHealthStateEnum) -> elb::TargetHealthDescription {
+        elb::TargetHealthDescription::builder()
+            .target(
+                elb::TargetDescription::builder()
+                    .id(address)
+                    .port(50051)
+                    .build(),
+            )
+            .target_health(elb::TargetHealth::builder().state(state).build())
+            .build()
+    }
+
+    fn observation(
+        tasks: &[ecs::Task],
+        targets: &[elb::TargetHealthDescription],
+    ) -> wait::Observation {
+        let service = ecs::Service::builder()
+            .service_name("task-svc")
+            .desired_count(1)
+            .running_count(1)
+            .deployments(deployment("ecs-svc/2", "PRIMARY"))
+            .build();
+        wait::Observation {
+            service: judged_service(&service),
+            tasks: tasks.iter().map(judged_task).collect(),
+            targets: targets.iter().map(judged_target).collect(),
+        }
+    }
+
+    #[test]
+    fn the_sdks_tasks_and_targets_are_judged_by_deployment() {
+        use elb::TargetHealthStateEnum::{Healthy, Unhealthy};
+        // The stopped task and the unhealthy target belong to the rolled-back deployment
+        // ecs-svc/1 of the same task definition; ecs-svc/2 is healthy.
+        let earlier = [
+            task("a", "ecs-svc/1", "STOPPED", "10.0.1.5"),
+            task("b", "ecs-svc/2", "RUNNING", "10.0.1.6"),
+        ];
+        let targets = [target("10.0.1.5", Unhealthy), target("10.0.1.6", Healthy)];
+        assert_eq!(
+            wait::judge(&observation(&earlier, &targets), TASK_DEFINITION),
+            wait::Verdict::InProgress("tasks 1/1 running (0 pending), targets: 1 healthy".into())
+        );
+        // Its own task stopping fails it.
+        let stopped = [task("c", "ecs-svc/2", "STOPPED", "10.0.1.7")];
+        assert_eq!(
+            wait::judge(&observation(&stopped, &targets), TASK_DEFINITION),
+            wait::Verdict::Failed("task c stopped: Essential container in task exited".into())
+        );
+        // And its own target being unhealthy.
+        let unhealthy = [target("10.0.1.6", Unhealthy)];
+        let verdict = wait::judge(&observation(&earlier, &unhealthy), TASK_DEFINITION);
+        assert!(
+            matches!(&verdict, wait::Verdict::Failed(reason) if reason.starts_with("target 10.0.1.6:50051 is unhealthy")),
+            "{verdict:?}"
+        );
     }
 }

@@ -162,7 +162,11 @@ pub(super) async fn status(
         task_definition: service.task_definition().map(str::to_owned),
         deployments: observation.service.deployments,
         tasks: tasks(aws, settings).await?,
-        stopped_tasks: observation.stopped_tasks,
+        stopped_tasks: observation
+            .tasks
+            .into_iter()
+            .filter(|t| t.last_status == "STOPPED")
+            .collect(),
         targets: observation.targets,
     })
 }
