@@ -257,6 +257,13 @@ def test_deploy_creates_everything_as_generated(aws, project):
         "CreateRule", "CreateService"]), created
 
 
+# After CreateService, moto's DescribeServices returns neither the deployment configuration nor
+# the health check grace period (after an UpdateService it does), while ECS always returns both
+# for a service behind a load balancer; svcgen does not take a missing field as a match, so on
+# moto the deploy after the first sets them again (one UpdateService).
+MOTO_OMITS = "deploymentConfiguration, healthCheckGracePeriodSeconds"
+
+
 def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, project):
     first = deploy(project)
     assert first.returncode == 0, first.stdout + first.stderr
@@ -265,11 +272,11 @@ def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, proje
     second = deploy(project)
     operations = aws.recorder.operations()
     assert second.returncode == 0, second.stdout + second.stderr
-    assert mutating(operations) == [], operations
+    assert mutating(operations) == ["UpdateService"], operations
+    assert f"update service task-svc ({MOTO_OMITS})" in second.stdout
     assert len(operations) >= 15  # every resource was looked at
-    assert "nothing changed" in second.stdout
     assert all(line.endswith(": unchanged") for line in second.stdout.splitlines()
-               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 9)))), second.stdout
+               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 8)))), second.stdout
 
     image = IMAGE.replace(":v1", ":v2")
     aws.recorder.start()
@@ -287,6 +294,7 @@ def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, proje
 
 def test_a_changed_setting_updates_only_that_resource(aws, project):
     assert deploy(project).returncode == 0
+    assert deploy(project).returncode == 0  # sets what moto omits after CreateService
     config = project / "svcgen.toml"
     config.write_text(config.read_text().replace("dns_ttl = 30", "dns_ttl = 10")
                       .replace("deregistration_delay = 20", "deregistration_delay = 15"))
@@ -322,7 +330,7 @@ def test_dry_run_changes_nothing_and_lists_every_change(aws, project):
     result = deploy(project, "--dry-run", image=IMAGE.replace(":v1", ":v2"))
     assert mutating(aws.recorder.operations()) == []
     assert "would register revision 2 (image changed)" in result.stdout
-    assert "would update service task-svc (taskDefinition)" in result.stdout
+    assert f"would update service task-svc (taskDefinition, {MOTO_OMITS})" in result.stdout
     assert "2 change(s) would be made" in result.stdout
 
 

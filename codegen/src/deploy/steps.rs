@@ -1341,18 +1341,15 @@ fn service_differences(
             "serviceRegistries",
             current.service_registries() == wanted.registries,
         ),
-        // A setting the description leaves out cannot be compared (ECS always returns both
-        // for a service behind a load balancer; API emulators such as moto omit them).
+        // ECS returns both for a service behind a load balancer; a description without them
+        // (API emulators such as moto omit them) is not taken to match.
         (
             "deploymentConfiguration",
-            current.deployment_configuration().is_none()
-                || breaker(current.deployment_configuration()) == breaker(Some(&wanted.deployment)),
+            breaker(current.deployment_configuration()) == breaker(Some(&wanted.deployment)),
         ),
         (
             "healthCheckGracePeriodSeconds",
-            current
-                .health_check_grace_period_seconds()
-                .is_none_or(|grace| grace == wanted.grace),
+            current.health_check_grace_period_seconds() == Some(wanted.grace),
         ),
     ];
     for (field, same) in checks {
@@ -1446,6 +1443,86 @@ pub(super) async fn service(
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn wanted_service() -> ServiceSettings {
+        ServiceSettings {
+            network: ecs::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    ecs::AwsVpcConfiguration::builder()
+                        .subnets("subnet-a")
+                        .security_groups("sg-a")
+                        .assign_public_ip(ecs::AssignPublicIp::Disabled)
+                        .build()
+                        .expect("subnets set"),
+                )
+                .build(),
+            load_balancers: vec![
+                ecs::LoadBalancer::builder()
+                    .target_group_arn("tg")
+                    .container_name("task-svc")
+                    .container_port(50051)
+                    .build(),
+            ],
+            registries: vec![ecs::ServiceRegistry::builder().registry_arn("sd").build()],
+            deployment: ecs::DeploymentConfiguration::builder()
+                .deployment_circuit_breaker(
+                    ecs::DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .minimum_healthy_percent(100)
+                .maximum_percent(200)
+                .build(),
+            grace: 30,
+            desired: 2,
+        }
+    }
+
+    /// The service as ECS describes it when it matches `wanted` (every field ECS returns for
+    /// a Fargate service behind a load balancer).
+    fn described(wanted: &ServiceSettings) -> ecs::builders::ServiceBuilder {
+        ecs::Service::builder()
+            .task_definition("td:1")
+            .desired_count(wanted.desired)
+            .network_configuration(wanted.network.clone())
+            .set_load_balancers(Some(wanted.load_balancers.clone()))
+            .set_service_registries(Some(wanted.registries.clone()))
+            .deployment_configuration(wanted.deployment.clone())
+            .health_check_grace_period_seconds(wanted.grace)
+    }
+
+    #[test]
+    fn service_differences_see_the_circuit_breaker_and_the_grace_period() {
+        let wanted = wanted_service();
+        assert!(service_differences(&described(&wanted).build(), &wanted, Some("td:1")).is_empty());
+        let without_rollback = ecs::DeploymentConfiguration::builder()
+            .deployment_circuit_breaker(
+                ecs::DeploymentCircuitBreaker::builder()
+                    .enable(true)
+                    .rollback(false)
+                    .build(),
+            )
+            .minimum_healthy_percent(100)
+            .maximum_percent(200)
+            .build();
+        let changed = described(&wanted)
+            .deployment_configuration(without_rollback)
+            .health_check_grace_period_seconds(0)
+            .build();
+        assert_eq!(
+            service_differences(&changed, &wanted, Some("td:1")),
+            ["deploymentConfiguration", "healthCheckGracePeriodSeconds"]
+        );
+        // A description lacking them (as API emulators return it) is not a match.
+        let mut partial = described(&wanted).build();
+        partial.deployment_configuration = None;
+        partial.health_check_grace_period_seconds = None;
+        assert_eq!(
+            service_differences(&partial, &wanted, Some("td:1")),
+            ["deploymentConfiguration", "healthCheckGracePeriodSeconds"]
+        );
+    }
 
     #[test]
     fn the_partition_comes_from_the_callers_arn() {
