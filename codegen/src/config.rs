@@ -95,7 +95,9 @@ pub struct DeployConfig {
     pub port: u16,
     /// CloudWatch log retention in days.
     pub log_retention_days: u32,
-    /// Seconds ECS waits after SIGTERM before SIGKILL (the service drains within 5 s less).
+    /// Seconds ECS waits after SIGTERM before SIGKILL: the service keeps serving for the DNS
+    /// TTL (clients may still resolve a stopped task's address), then drains within 5 s less
+    /// than what is left.
     pub stop_timeout: u32,
     /// Container health check (the probe inside the image).
     pub health_check: HealthCheckConfig,
@@ -159,7 +161,7 @@ impl Default for DeployConfig {
             desired_count: 2,
             port: 50051,
             log_retention_days: 30,
-            stop_timeout: 30,
+            stop_timeout: 60,
             health_check: HealthCheckConfig::default(),
             target_group: TargetGroupConfig::default(),
             listener_rule_priority: 100,
@@ -224,6 +226,9 @@ impl Default for TargetGroupConfig {
     }
 }
 
+/// The Cloud Map records' TTL when `[deploy.cloud_map] dns_ttl` does not set one.
+pub const DEFAULT_DNS_TTL: u32 = 30;
+
 /// `[deploy.cloud_map]`: private DNS for service-to-service calls.
 #[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields, default)]
@@ -232,8 +237,14 @@ pub struct CloudMapConfig {
     pub namespace: Option<String>,
     /// Service name in the namespace (default: the last segment of the proto package).
     pub service: Option<String>,
-    /// TTL of the records in seconds (default 30).
+    /// TTL of the records in seconds (default 30). After SIGTERM the task keeps serving this
+    /// long, since resolvers may hand out its address until then.
     pub dns_ttl: Option<u32>,
+    /// Security groups of the callers in the VPC that reach the service through its Cloud Map
+    /// name (the tasks' security group admits them on the container port).
+    pub caller_security_groups: Vec<String>,
+    /// Address ranges of such callers.
+    pub caller_cidrs: Vec<String>,
     /// `A` (default): one record per task's IP; `SRV`: records that also carry the port.
     pub record_type: DnsRecordType,
 }
@@ -365,7 +376,33 @@ fn within(
     })
 }
 
+/// `a.b.c.d/n`, an IPv4 range.
+fn valid_cidr(cidr: &str) -> bool {
+    cidr.split_once('/').is_some_and(|(address, bits)| {
+        address.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+    })
+}
+
 impl DeployConfig {
+    /// The Cloud Map records' TTL in seconds.
+    pub fn dns_ttl(&self) -> u32 {
+        self.cloud_map.dns_ttl.unwrap_or(DEFAULT_DNS_TTL)
+    }
+
+    /// Seconds the service keeps serving after SIGTERM: resolvers may hand out a stopped task's
+    /// address for the records' TTL.
+    pub fn shutdown_delay(&self) -> u32 {
+        self.dns_ttl()
+    }
+
+    /// Seconds in-flight calls get to finish after the delay: what is left of the stop
+    /// timeout, less 5 s so the process exits before ECS kills it.
+    pub fn shutdown_timeout(&self) -> u32 {
+        self.stop_timeout
+            .saturating_sub(self.shutdown_delay())
+            .saturating_sub(5)
+    }
+
     /// Every value AWS would refuse, named before anything is created: Fargate's task sizes,
     /// CloudWatch's retention periods, the ranges of ECS and Elastic Load Balancing.
     fn check(&self) -> Result<(), ConfigError> {
@@ -410,13 +447,43 @@ impl DeployConfig {
             1..=50_000,
             "a listener rule's priority",
         )?;
-        // Fargate waits at most 120 s; the service drains within 5 s less.
+        // Fargate waits at most 120 s; the service serves for the DNS TTL, then drains (at least
+        // 5 s) and exits 5 s before the stop timeout.
         within(
             "deploy.stop_timeout",
             self.stop_timeout,
             6..=120,
             "Fargate's stop timeout (seconds)",
         )?;
+        if self.stop_timeout < self.shutdown_delay() + 10 {
+            return Err(ConfigError::Refused {
+                setting: "deploy.stop_timeout",
+                value: self.stop_timeout.to_string(),
+                reason: format!(
+                    "must leave time to drain after the DNS TTL the task keeps serving (deploy.cloud_map.dns_ttl = {}): at least {}",
+                    self.shutdown_delay(),
+                    self.shutdown_delay() + 10
+                ),
+            });
+        }
+        for group in &self.cloud_map.caller_security_groups {
+            if !group.starts_with("sg-") {
+                return Err(ConfigError::Refused {
+                    setting: "deploy.cloud_map.caller_security_groups",
+                    value: format!("{group:?}"),
+                    reason: "a security group ID looks like sg-0123456789abcdef0".into(),
+                });
+            }
+        }
+        for cidr in &self.cloud_map.caller_cidrs {
+            if !valid_cidr(cidr) {
+                return Err(ConfigError::Refused {
+                    setting: "deploy.cloud_map.caller_cidrs",
+                    value: format!("{cidr:?}"),
+                    reason: "an IPv4 range looks like 10.0.0.0/16".into(),
+                });
+            }
+        }
         within(
             "deploy.port",
             u32::from(self.port),
@@ -581,6 +648,28 @@ mod tests {
             "deploy.listener_rule_priority"
         );
         assert_eq!(refused("stop_timeout = 121").0, "deploy.stop_timeout");
+        // A stopping task serves for the DNS TTL (30 s by default), then needs time to drain.
+        let (setting, reason) = refused("stop_timeout = 30");
+        assert_eq!(setting, "deploy.stop_timeout");
+        assert!(reason.ends_with("at least 40"), "{reason}");
+        let short_ttl =
+            config("stop_timeout = 30\n[deploy.cloud_map]\ndns_ttl = 10").expect("valid");
+        assert_eq!(
+            (
+                short_ttl.deploy.shutdown_delay(),
+                short_ttl.deploy.shutdown_timeout()
+            ),
+            (10, 15)
+        );
+        assert_eq!(
+            refused("[deploy.cloud_map]\ncaller_security_groups = [\"web\"]").0,
+            "deploy.cloud_map.caller_security_groups"
+        );
+        assert_eq!(
+            refused("[deploy.cloud_map]\ncaller_cidrs = [\"10.0.0.0/33\"]").0,
+            "deploy.cloud_map.caller_cidrs"
+        );
+        assert!(config("[deploy.cloud_map]\ncaller_cidrs = [\"10.0.0.0/16\"]").is_ok());
         assert_eq!(refused("keep_images = 0").0, "deploy.keep_images");
         assert_eq!(
             refused("[deploy.target_group]\nhealth_check_interval = 5\nhealth_check_timeout = 5").0,

@@ -5,6 +5,7 @@ least-privilege IAM)."""
 
 import json
 import os
+import shutil
 import subprocess
 from pathlib import Path
 
@@ -217,6 +218,35 @@ def test_table_matches_the_model(template):
     assert [i["IndexName"] for i in table["GlobalSecondaryIndexes"]] == ["gsi1"]
     assert table["TimeToLiveSpecification"] == {"AttributeName": "ttl", "Enabled": True}
     assert table["PointInTimeRecoverySpecification"] == {"PointInTimeRecoveryEnabled": True}
+
+
+def test_a_stopping_task_serves_for_the_dns_ttl_then_drains():
+    task = json.loads((DEPLOY / "task-definition.json").read_text())
+    container = task["containerDefinitions"][0]
+    environment = {e["name"]: e["value"] for e in container["environment"]}
+    # Serve for the Cloud Map TTL (30 s), drain within what is left of the stop timeout less 5 s.
+    assert (environment["SHUTDOWN_DELAY_SECS"], environment["SHUTDOWN_TIMEOUT_SECS"]) == ("30", "25")
+    assert container["stopTimeout"] == 60 <= 120
+
+
+def test_cloud_map_callers_are_admitted_on_the_container_port(tmp_path):
+    project = tmp_path / "example"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "data", "vendor"))
+    shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text().replace(
+        "# caller_security_groups = []  # callers in the VPC the tasks admit, besides the load balancer\n# caller_cidrs = []",
+        'caller_security_groups = ["sg-0123456789abcdef0"]\ncaller_cidrs = ["10.8.0.0/16"]'))
+    generated = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
+    assert generated.returncode == 0, generated.stderr
+    ingress = load_template(project)["Resources"]["TaskSecurityGroup"]["Properties"]["SecurityGroupIngress"]
+    assert [(r.get("SourceSecurityGroupId") or r.get("CidrIp"), r["FromPort"], r["ToPort"]) for r in ingress] == [
+        ({"!Ref": "LoadBalancerSecurityGroupId"}, 50051, 50051),
+        ("sg-0123456789abcdef0", 50051, 50051),
+        ("10.8.0.0/16", 50051, 50051),
+    ]
+    lint = run(VENV / "cfn-lint", project / "deploy" / "cloudformation.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
 
 
 def test_srv_records_carry_the_container_port(tmp_path):

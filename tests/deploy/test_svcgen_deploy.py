@@ -292,7 +292,7 @@ def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, proje
     assert registered["containerDefinitions"][0]["image"] == image
 
 
-def test_a_changed_setting_updates_only_that_resource(aws, project):
+def test_a_changed_setting_updates_only_what_depends_on_it(aws, project):
     assert deploy(project).returncode == 0
     assert deploy(project).returncode == 0  # sets what moto omits after CreateService
     config = project / "svcgen.toml"
@@ -303,8 +303,13 @@ def test_a_changed_setting_updates_only_that_resource(aws, project):
     result = deploy(project)
     operations = aws.recorder.operations()
     assert result.returncode == 0, result.stdout + result.stderr
-    assert mutating(operations) == ["UpdateService", "ModifyTargetGroupAttributes"], operations
+    # The TTL is also how long a stopping task keeps serving: a new task definition revision.
+    assert mutating(operations) == ["RegisterTaskDefinition", "UpdateService", "ModifyTargetGroupAttributes",
+                                    "UpdateService"], operations
     assert "set the DNS records of tasks to A with TTL 10 s" in result.stdout
+    registered = aws.client("ecs").describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
+    environment = {e["name"]: e["value"] for e in registered["containerDefinitions"][0]["environment"]}
+    assert (environment["SHUTDOWN_DELAY_SECS"], environment["SHUTDOWN_TIMEOUT_SECS"]) == ("10", "45")
     sd = aws.client("servicediscovery")
     (discovery,) = sd.list_services()["Services"]
     assert sd.get_service(Id=discovery["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]

@@ -705,7 +705,7 @@ pub(super) async fn discovery(
     let cloud_map = &settings.config.deploy.cloud_map;
     let record = sd::DnsRecord::builder()
         .r#type(cloud_map.record_type.to_string().as_str().into())
-        .ttl(i64::from(cloud_map.dns_ttl.unwrap_or(30)))
+        .ttl(i64::from(settings.config.deploy.dns_ttl()))
         .build()?;
     let namespace = namespace(aws, plan, settings).await?;
     let existing = match &namespace {

@@ -346,7 +346,11 @@ pub(super) fn task_definition(config: &Config, model: &Model) -> TaskDefinition 
         },
         NameValue {
             name: "SHUTDOWN_TIMEOUT_SECS".into(),
-            value: deploy.stop_timeout.saturating_sub(5).to_string(),
+            value: deploy.shutdown_timeout().to_string(),
+        },
+        NameValue {
+            name: "SHUTDOWN_DELAY_SECS".into(),
+            value: deploy.shutdown_delay().to_string(),
         },
         NameValue {
             name: "RUST_LOG".into(),
@@ -455,6 +459,7 @@ struct DeployVars<'a> {
     deploy: &'a crate::config::DeployConfig,
     log_group: String,
     shutdown_timeout: u32,
+    shutdown_delay: u32,
     tables: Vec<TableVars>,
     task_statements: Vec<StatementVars>,
     path_patterns: Vec<String>,
@@ -566,7 +571,8 @@ pub(super) fn render(
         probe: probe_command(name, deploy.port),
         deploy,
         log_group: log_group(name),
-        shutdown_timeout: deploy.stop_timeout.saturating_sub(5),
+        shutdown_timeout: deploy.shutdown_timeout(),
+        shutdown_delay: deploy.shutdown_delay(),
         tables: table_vars(config, model),
         task_statements: task_statements(&access),
         path_patterns: model
@@ -576,7 +582,7 @@ pub(super) fn render(
             .collect(),
         namespace: namespace(config),
         discovery_service: discovery_service(config, model),
-        dns_ttl: deploy.cloud_map.dns_ttl.unwrap_or(30),
+        dns_ttl: deploy.dns_ttl(),
         dns_record_type: deploy.cloud_map.record_type,
         srv: deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv,
         cpu_architecture: deploy.architecture.ecs(),
