@@ -740,3 +740,42 @@ fn each_architecture_sets_the_task_platform_and_the_image_target_alike() {
         assert_eq!(cpu, platform_cpu);
     }
 }
+
+/// Every AWS operation `svcgen deploy` makes (`AwsError::call("service:Operation", …)` in
+/// `codegen/src/deploy/`), found in the README's policy for the deploying identity.
+#[test]
+fn the_readme_policy_allows_every_operation_svcgen_deploy_makes() {
+    let readme = std::fs::read_to_string(workspace().join("README.md")).expect("README");
+    let start = readme
+        .find("<!-- deploy-policy -->\n```json\n")
+        .expect("policy marker")
+        + "<!-- deploy-policy -->\n```json\n".len();
+    let end = start + readme[start..].find("```").expect("end of the policy");
+    let policy: serde_json::Value = serde_json::from_str(&readme[start..end]).expect("JSON");
+    let allowed: Vec<&str> = policy["Statement"]
+        .as_array()
+        .expect("statements")
+        .iter()
+        .flat_map(|s| s["Action"].as_array().expect("actions"))
+        .filter_map(|a| a.as_str())
+        .collect();
+    let mut operations = std::collections::BTreeSet::new();
+    for entry in std::fs::read_dir(workspace().join("codegen/src/deploy")).expect("deploy/") {
+        let text = std::fs::read_to_string(entry.expect("entry").path()).expect("source");
+        for (at, _) in text.match_indices("AwsError::call(") {
+            let rest = text[at + "AwsError::call(".len()..].trim_start();
+            if let Some(quoted) = rest.strip_prefix('"') {
+                operations.insert(quoted.split('"').next().expect("quoted").to_owned());
+            }
+        }
+    }
+    assert!(operations.len() > 40, "{operations:?}");
+    let missing: Vec<&String> = operations
+        .iter()
+        .filter(|op| !allowed.contains(&op.as_str()))
+        .collect();
+    assert!(
+        missing.is_empty(),
+        "the README's deploy policy lacks {missing:?}"
+    );
+}

@@ -121,6 +121,19 @@ def test_parliament_is_clean(project, policy):
     assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
 
 
+def test_the_readme_policy_for_deploying_names_real_actions():
+    """parliament knows every IAM action: a misspelt one in the README's policy for the identity
+    running `svcgen deploy` is reported (its `Resource: *` is left to the reader to narrow)."""
+    readme = (ROOT / "README.md").read_text()
+    start = readme.index("<!-- deploy-policy -->\n```json\n") + len("<!-- deploy-policy -->\n```json\n")
+    policy = readme[start:readme.index("```", start)]
+    result = run(VENV / "parliament", input=policy)
+    findings = [line for line in result.stdout.splitlines() if line.strip()]
+    assert findings, "parliament reads the policy (it notes each Resource: *)"
+    other = [f for f in findings if "Unnecessary use of Resource *" not in f]
+    assert other == [], other
+
+
 def test_task_definition_is_valid_register_task_definition_input():
     import botocore.session
     from botocore.validate import validate_parameters

@@ -315,6 +315,27 @@ def test_a_changed_setting_updates_only_what_depends_on_it(aws, project):
     assert sd.get_service(Id=discovery["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
 
 
+def test_policies_svcgen_did_not_put_on_its_roles_are_removed(aws, project):
+    assert deploy(project).returncode == 0
+    iam = aws.client("iam")
+    iam.put_role_policy(RoleName="task-svc-task", PolicyName="debugging", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "dynamodb:*", "Resource": "*"}]}))
+    managed = iam.create_policy(PolicyName="broad", PolicyDocument=json.dumps({
+        "Version": "2012-10-17",
+        "Statement": [{"Effect": "Allow", "Action": "s3:*", "Resource": "*"}]}))["Policy"]["Arn"]
+    iam.attach_role_policy(RoleName="task-svc-task", PolicyArn=managed)
+    dry = deploy(project, "--dry-run")
+    assert f"would remove what svcgen did not put on role task-svc-task (least privilege): debugging, {managed}" \
+        in dry.stdout, dry.stdout
+    aws.recorder.start()
+    result = deploy(project)
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert {"DeleteRolePolicy", "DetachRolePolicy"} <= set(mutating(aws.recorder.operations()))
+    assert iam.list_role_policies(RoleName="task-svc-task")["PolicyNames"] == ["dynamodb"]
+    assert iam.list_attached_role_policies(RoleName="task-svc-task")["AttachedPolicies"] == []
+
+
 def test_dry_run_changes_nothing_and_lists_every_change(aws, project):
     aws.recorder.start()
     result = deploy(project, "--dry-run")

@@ -463,6 +463,72 @@ pub(super) async fn role(
                 .map_err(|e| AwsError::call("iam:PutRolePolicy", e))?;
         }
     }
+    if exists {
+        foreign_policies(aws, plan, name, policy_name).await?;
+    }
+    Ok(())
+}
+
+/// Policies on role `name` that svcgen did not put there (inline ones other than `ours`, any
+/// attached managed policy): they would widen the role beyond the generated policy, so they are
+/// removed, and the step says which.
+async fn foreign_policies(
+    aws: &Clients,
+    plan: &mut Plan<'_>,
+    name: &str,
+    ours: &str,
+) -> Result<(), DeployError> {
+    let inline: Vec<String> = aws
+        .iam
+        .list_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("iam:ListRolePolicies", e))?
+        .policy_names()
+        .iter()
+        .filter(|p| *p != ours)
+        .cloned()
+        .collect();
+    let attached: Vec<String> = aws
+        .iam
+        .list_attached_role_policies()
+        .role_name(name)
+        .send()
+        .await
+        .map_err(|e| AwsError::call("iam:ListAttachedRolePolicies", e))?
+        .attached_policies()
+        .iter()
+        .filter_map(|p| p.policy_arn().map(str::to_owned))
+        .collect();
+    if inline.is_empty() && attached.is_empty() {
+        return Ok(());
+    }
+    let listed: Vec<&str> = inline.iter().chain(&attached).map(String::as_str).collect();
+    if !plan.change(format!(
+        "remove what svcgen did not put on role {name} (least privilege): {}",
+        listed.join(", ")
+    )) {
+        return Ok(());
+    }
+    for policy_name in &inline {
+        aws.iam
+            .delete_role_policy()
+            .role_name(name)
+            .policy_name(policy_name)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("iam:DeleteRolePolicy", e))?;
+    }
+    for arn in &attached {
+        aws.iam
+            .detach_role_policy()
+            .role_name(name)
+            .policy_arn(arn)
+            .send()
+            .await
+            .map_err(|e| AwsError::call("iam:DetachRolePolicy", e))?;
+    }
     Ok(())
 }
 
