@@ -379,7 +379,10 @@ fn within(
 /// `a.b.c.d/n`, an IPv4 range.
 fn valid_cidr(cidr: &str) -> bool {
     cidr.split_once('/').is_some_and(|(address, bits)| {
-        address.parse::<std::net::Ipv4Addr>().is_ok() && bits.parse::<u8>().is_ok_and(|b| b <= 32)
+        address.parse::<std::net::Ipv4Addr>().is_ok()
+            && !bits.is_empty()
+            && bits.bytes().all(|b| b.is_ascii_digit())
+            && bits.parse::<u8>().is_ok_and(|b| b <= 32)
     })
 }
 
@@ -455,6 +458,12 @@ impl DeployConfig {
             6..=120,
             "Fargate's stop timeout (seconds)",
         )?;
+        within(
+            "deploy.cloud_map.dns_ttl",
+            self.dns_ttl(),
+            0..=110,
+            "the records' TTL (a stopping task serves that long, within Fargate's 120 s)",
+        )?;
         if self.stop_timeout < self.shutdown_delay() + 10 {
             return Err(ConfigError::Refused {
                 setting: "deploy.stop_timeout",
@@ -467,7 +476,8 @@ impl DeployConfig {
             });
         }
         for group in &self.cloud_map.caller_security_groups {
-            if !group.starts_with("sg-") {
+            let id = group.strip_prefix("sg-").unwrap_or_default();
+            if id.is_empty() || !id.bytes().all(|b| b.is_ascii_hexdigit()) {
                 return Err(ConfigError::Refused {
                     setting: "deploy.cloud_map.caller_security_groups",
                     value: format!("{group:?}"),
@@ -562,14 +572,6 @@ impl DeployConfig {
             0..=3600,
             "a target group's deregistration delay",
         )?;
-        if let Some(ttl) = self.cloud_map.dns_ttl {
-            within(
-                "deploy.cloud_map.dns_ttl",
-                ttl,
-                0..=2_147_483_647,
-                "a DNS record's TTL",
-            )?;
-        }
         Ok(())
     }
 }
@@ -670,6 +672,19 @@ mod tests {
             "deploy.cloud_map.caller_cidrs"
         );
         assert!(config("[deploy.cloud_map]\ncaller_cidrs = [\"10.0.0.0/16\"]").is_ok());
+        assert_eq!(
+            refused("[deploy.cloud_map]\ncaller_cidrs = [\"10.0.0.0/+16\"]").0,
+            "deploy.cloud_map.caller_cidrs"
+        );
+        assert_eq!(
+            refused("[deploy.cloud_map]\ncaller_security_groups = [\"sg-\"]").0,
+            "deploy.cloud_map.caller_security_groups"
+        );
+        // A TTL past what Fargate's stop timeout can hold is refused, not overflowed.
+        assert_eq!(
+            refused("[deploy.cloud_map]\ndns_ttl = 4294967295").0,
+            "deploy.cloud_map.dns_ttl"
+        );
         assert_eq!(refused("keep_images = 0").0, "deploy.keep_images");
         assert_eq!(
             refused("[deploy.target_group]\nhealth_check_interval = 5\nhealth_check_timeout = 5").0,
@@ -679,6 +694,21 @@ mod tests {
             refused("[deploy.health_check]\nretries = 11").0,
             "deploy.health_check.retries"
         );
+    }
+
+    #[test]
+    fn each_architecture_names_one_cpu_for_the_image_the_binary_and_ecs() {
+        for architecture in [Architecture::X86_64, Architecture::Arm64] {
+            // Docker calls the CPUs amd64 and arm64, Rust x86_64 and aarch64, ECS X86_64 and ARM64.
+            let (docker, rust) = match architecture.ecs() {
+                "X86_64" => ("linux/amd64", "x86_64-"),
+                "ARM64" => ("linux/arm64", "aarch64-"),
+                other => panic!("ECS has no CPU architecture {other}"),
+            };
+            assert_eq!(architecture.platform(), docker);
+            assert!(architecture.rust_target().starts_with(rust));
+            assert!(architecture.rust_target().ends_with("-unknown-linux-musl"));
+        }
     }
 
     /// AWS's documented rules for the names svcgen derives from the service name.

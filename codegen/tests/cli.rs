@@ -730,14 +730,6 @@ fn each_architecture_sets_the_task_platform_and_the_image_target_alike() {
             .find(|a| *a != architecture)
             .expect("two architectures");
         assert!(!dockerfile.contains(other.rust_target()), "{dockerfile}");
-        // The image is built for the platform whose CPU the binary targets.
-        let cpu = triple.split('-').next().expect("triple");
-        let platform_cpu = match architecture.platform() {
-            "linux/amd64" => "x86_64",
-            "linux/arm64" => "aarch64",
-            other => panic!("unexpected platform {other}"),
-        };
-        assert_eq!(cpu, platform_cpu);
     }
 }
 

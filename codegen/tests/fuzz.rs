@@ -132,14 +132,19 @@ fn coherent(rng: &mut Rng, case: u64) -> String {
         "rpc List(ListReq) returns (ListResp) { option (svcgen.operation) = { list: { entity: \"E\" descending: true } }; }",
         "rpc Custom(KeyReq) returns (google.protobuf.Empty);",
     ];
+    let mut operations = vec!["create", "get", "update", "delete"];
     for rpc in rpcs {
         if rng.chance(60) {
             let _ = writeln!(out, "  {rpc}");
+            if rpc.starts_with("rpc List(") {
+                operations.push("List");
+            }
         }
     }
     if rng.chance(50) {
-        // A hand-written RPC declaring some of the entity's store operations.
-        let uses: Vec<String> = ["create", "get", "update", "delete"]
+        // A hand-written RPC declaring some of the entity's store operations (a list RPC's
+        // query among them when there is one).
+        let uses: Vec<String> = operations
             .iter()
             .filter(|_| rng.chance(50))
             .map(|op| format!("\"E.{op}\""))
@@ -278,7 +283,20 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
                     output.contains_key(std::path::Path::new("src/generated/service.rs")),
                     "{text}"
                 );
-                if sample.len() < sample_size {
+                // Half the sample declares store access of a hand-written RPC (its store handle).
+                let declares = text.contains("rpc Declared");
+                let (with, without) =
+                    sample
+                        .iter()
+                        .fold((0, 0), |(w, o), (_, t, _): &(u64, String, _)| {
+                            if t.contains("rpc Declared") {
+                                (w + 1, o)
+                            } else {
+                                (w, o + 1)
+                            }
+                        });
+                let room = if declares { with } else { without };
+                if room < sample_size.div_ceil(2) {
                     sample.push((case, text.clone(), output));
                 }
             }
@@ -295,6 +313,12 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
     }
     eprintln!("{cases} cases: {generated} generated, {rejected} rejected with diagnostics");
     assert!(generated > 0 && rejected > 0, "both outcomes are exercised");
+    assert!(
+        sample
+            .iter()
+            .any(|(_, text, _)| text.contains("rpc Declared")),
+        "the compiled sample holds declared store access"
+    );
     compiles(&sample);
 }
 

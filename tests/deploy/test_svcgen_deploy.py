@@ -264,7 +264,7 @@ def test_deploy_creates_everything_as_generated(aws, project):
 MOTO_OMITS = "deploymentConfiguration, healthCheckGracePeriodSeconds"
 
 
-def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, project):
+def test_a_deploy_of_what_is_deployed_changes_nothing_and_a_new_image_only_rolls_out(aws, project):
     first = deploy(project)
     assert first.returncode == 0, first.stdout + first.stderr
 
@@ -274,9 +274,16 @@ def test_second_deploy_changes_nothing_and_a_new_image_only_rolls_out(aws, proje
     assert second.returncode == 0, second.stdout + second.stderr
     assert mutating(operations) == ["UpdateService"], operations
     assert f"update service task-svc ({MOTO_OMITS})" in second.stdout
+
+    aws.recorder.start()
+    again = deploy(project)
+    operations = aws.recorder.operations()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mutating(operations) == [], operations
     assert len(operations) >= 15  # every resource was looked at
-    assert all(line.endswith(": unchanged") for line in second.stdout.splitlines()
-               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 8)))), second.stdout
+    assert "nothing changed" in again.stdout
+    assert all(line.endswith(": unchanged") for line in again.stdout.splitlines()
+               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 9)))), again.stdout
 
     image = IMAGE.replace(":v1", ":v2")
     aws.recorder.start()

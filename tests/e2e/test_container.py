@@ -10,8 +10,8 @@ the host succeed, SIGTERM stops it with exit code 0. All of this for `generated-
 project made by `svcgen new` outside the repository.
 
 Two liberties, both about time: the base image's setup line (apt-get, rustup) runs only as root,
-and the two projects' builds share one target directory created for this test (the second build
-reuses the first's compiled crates.io dependencies, as a cache mount would)."""
+and the two projects' WORKDIR/target is one directory created for this test (a symlink: the second
+build reuses the first's compiled crates.io dependencies, as a cache mount would)."""
 
 import fnmatch
 import json
@@ -113,9 +113,9 @@ def builder_stage(project, build_dir, target_dir):
     context, workdir = build_dir / "context", build_dir / "src"
     context.mkdir()
     workdir.mkdir()
+    (workdir / "target").symlink_to(target_dir, target_is_directory=True)
     build_context(project, context)
     env = {k: v for k, v in os.environ.items() if not k.startswith("CARGO_") and k != "RUSTFLAGS"}
-    env["CARGO_TARGET_DIR"] = str(target_dir)
     outputs = []
     for stage, keyword, arguments in instructions(project / "Dockerfile"):
         if stage != "builder" or keyword in ("FROM",):
@@ -135,9 +135,10 @@ def builder_stage(project, build_dir, target_dir):
     return workdir, env, outputs
 
 
-def final_stage_image(project, binary, tag, scratch):
-    """buildah builds the Dockerfile's final stage; the builder stage it copies from is the
-    binary the reproduced builder stage produced, at the path the Dockerfile names."""
+def final_stage_image(project, workdir, tag, scratch):
+    """buildah builds the Dockerfile's final stage; the builder stage it copies from holds the
+    files the reproduced builder stage produced, at the paths the Dockerfile names (WORKDIR /src
+    is `workdir`), and the base image's CA certificates."""
     text = (project / "Dockerfile").read_text()
     final = text.index("FROM scratch\n")
     sources = re.findall(r"^COPY --from=builder (\S+) \S+$", text[final:], re.M)
@@ -145,7 +146,12 @@ def final_stage_image(project, binary, tag, scratch):
     context.mkdir()
     builder = ["FROM scratch AS builder"]
     for index, source in enumerate(sources):
-        origin = CA_CERTIFICATES if source == str(CA_CERTIFICATES) else binary
+        if source == str(CA_CERTIFICATES):
+            origin = CA_CERTIFICATES
+        else:
+            assert source.startswith("/src/"), f"COPY --from=builder {source}: outside WORKDIR"
+            origin = workdir / source.removeprefix("/src/")
+        assert origin.is_file(), f"the builder stage produced no {source}"
         shutil.copy2(origin, context / f"file{index}")
         builder.append(f"COPY file{index} {source}")
     (context / "Containerfile").write_text("\n".join(builder) + "\n\n" + text[final:])
@@ -197,10 +203,8 @@ def target_dir(tmp_path_factory):
 
 def built(project, name, target_dir, scratch):
     workdir, env, outputs = builder_stage(project, scratch, target_dir)
-    triple = "x86_64-unknown-linux-musl"
-    binary = target_dir / triple / "release" / name
-    assert binary.is_file(), f"the builder stage produced no {binary}"
-    image = final_stage_image(project, binary, f"localhost/{name}:test", scratch)
+    binary = workdir / "target" / "x86_64-unknown-linux-musl" / "release" / name
+    image = final_stage_image(project, workdir, f"localhost/{name}:test", scratch)
     return {"workdir": workdir, "env": env, "outputs": outputs, "binary": binary, "image": image}
 
 
@@ -222,8 +226,14 @@ def new_project(tmp_path_factory, target_dir):
 
 
 def test_dependencies_build_in_their_own_layer(example):
-    """The Dockerfile's dependency step compiles the dependency graph; after an edit under src/,
-    the last step compiles the service's crate alone."""
+    """The Dockerfile's dependency step sees only the manifests, the lockfile and the vendored
+    runtime, so an engine reuses its layer while those are unchanged; it compiles the dependency
+    graph, and after an edit under src/ the last step compiles the service's crate alone."""
+    steps = [(k, a) for stage, k, a in instructions(ROOT / "generated-example" / "Dockerfile")
+             if stage == "builder" and k in ("COPY", "RUN")]
+    dependency_step = next(i for i, (k, a) in enumerate(steps) if k == "RUN" and "cargo build" in a)
+    copied = [source for k, a in steps[:dependency_step] if k == "COPY" for source in a.split()[:-1]]
+    assert sorted(copied) == [".cargo", "Cargo.lock", "Cargo.toml", "vendor"], copied
     dependencies, service = example["outputs"][-2:]
     assert "Compiling tonic" in dependencies and "Compiling svcgen-runtime" in dependencies
     handler = example["workdir"] / "src" / "handler.rs"

@@ -29,7 +29,7 @@ pub(super) fn run(name: &str, dir: Option<PathBuf>, templates: Option<PathBuf>) 
     );
     if let Some(workspace) = svcgen::new::enclosing_workspace(&dir) {
         eprintln!(
-            "note: {} is inside the cargo workspace of {}; add it to that workspace's `members` (or `exclude`) before building",
+            "note: {} is inside the cargo workspace of {}; add it to that workspace's `exclude` before building (as a member it would not use its own Cargo.lock)",
             dir.display(),
             workspace.display()
         );

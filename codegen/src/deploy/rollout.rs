@@ -28,20 +28,22 @@ pub(super) async fn observe(
         .await
         .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
     let service = described.services().first().cloned();
-    let mut arns = Vec::new();
+    let mut arns = std::collections::BTreeSet::new();
     for status in [ecs::DesiredStatus::Running, ecs::DesiredStatus::Stopped] {
-        let listed = aws
+        let mut pages = aws
             .ecs
             .list_tasks()
             .cluster(&settings.cluster)
             .service_name(&settings.name)
             .desired_status(status)
-            .send()
-            .await
-            .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
-        arns.extend(listed.task_arns().iter().cloned());
+            .into_paginator()
+            .send();
+        while let Some(page) = pages.next().await {
+            let page = page.map_err(|e| AwsError::call("ecs:ListTasks", e))?;
+            arns.extend(page.task_arns().iter().cloned());
+        }
     }
-    arns.dedup();
+    let arns: Vec<String> = arns.into_iter().collect();
     let mut tasks = Vec::new();
     // DescribeTasks takes at most 100 tasks a call.
     for chunk in arns.chunks(100) {

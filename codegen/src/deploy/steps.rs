@@ -160,7 +160,13 @@ pub(super) async fn repository(
         }
         Err(e) => return Err(AwsError::call("ecr:DescribeRepositories", e).into()),
     };
-    let uri = format!("{account}.dkr.ecr.{}.amazonaws.com/{name}", settings.region);
+    // Registries in China end in amazonaws.com.cn.
+    let suffix = if settings.region.starts_with("cn-") {
+        "amazonaws.com.cn"
+    } else {
+        "amazonaws.com"
+    };
+    let uri = format!("{account}.dkr.ecr.{}.{suffix}/{name}", settings.region);
     let uri = match existing {
         Some(repository) => {
             let scans = repository
@@ -545,11 +551,15 @@ pub(super) async fn cluster(
         .capacity_provider(FARGATE)
         .weight(1)
         .build()?;
-    let insights = if settings.config.deploy.container_insights {
+    let wanted_insights = settings.config.deploy.container_insights;
+    let insights = if wanted_insights {
         "enabled"
     } else {
         "disabled"
     };
+    // The service's own cluster (named after it) follows the setting; a shared one, named in
+    // `[aws] cluster`, keeps the settings its owners chose.
+    let own_cluster = settings.cluster == settings.name;
     let insights_setting = ecs::ClusterSetting::builder()
         .name(ecs::ClusterSettingName::ContainerInsights)
         .value(insights)
@@ -569,7 +579,8 @@ pub(super) async fn cluster(
         .find(|c| c.status() == Some("ACTIVE"));
     match active {
         Some(cluster) => {
-            if !container_insights_is(cluster, insights)
+            if own_cluster
+                && !container_insights_is(cluster, wanted_insights)
                 && plan.change(format!("turn Container Insights {insights}"))
             {
                 aws.ecs
@@ -618,11 +629,17 @@ pub(super) async fn cluster(
     }
 }
 
-/// Whether `cluster` (described with its settings) has Container Insights `value`. A cluster
-/// without the setting follows the account's default, which svcgen cannot see: not a match.
-fn container_insights_is(cluster: &ecs::Cluster, value: &str) -> bool {
+/// Whether `cluster` (described with its settings) has Container Insights on (`enabled`, or
+/// `enhanced` observability) or off, as `enabled` says. A cluster without the setting follows
+/// the account's default, which svcgen cannot see: not a match.
+fn container_insights_is(cluster: &ecs::Cluster, enabled: bool) -> bool {
     cluster.settings().iter().any(|s| {
-        s.name() == Some(&ecs::ClusterSettingName::ContainerInsights) && s.value() == Some(value)
+        s.name() == Some(&ecs::ClusterSettingName::ContainerInsights)
+            && match s.value() {
+                Some("enabled" | "enhanced") => enabled,
+                Some("disabled") => !enabled,
+                _ => false,
+            }
     })
 }
 
@@ -1614,10 +1631,18 @@ mod tests {
                 .build()
         };
         let enabled = ecs::Cluster::builder().settings(setting("enabled")).build();
-        assert!(container_insights_is(&enabled, "enabled"));
-        assert!(!container_insights_is(&enabled, "disabled"));
+        assert!(container_insights_is(&enabled, true));
+        assert!(!container_insights_is(&enabled, false));
+        let enhanced = ecs::Cluster::builder()
+            .settings(setting("enhanced"))
+            .build();
+        assert!(container_insights_is(&enhanced, true));
+        let disabled = ecs::Cluster::builder()
+            .settings(setting("disabled"))
+            .build();
+        assert!(container_insights_is(&disabled, false));
         // Described without its settings, or never set: the account default, unknown here.
         let unknown = ecs::Cluster::builder().build();
-        assert!(!container_insights_is(&unknown, "disabled"));
+        assert!(!container_insights_is(&unknown, false));
     }
 }

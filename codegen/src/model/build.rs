@@ -37,12 +37,15 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
     // Hand-written RPCs share one namespace: src/rpc/<name>.rs and the `<Name>Rpc` trait.
     let mut custom_names: BTreeMap<String, String> = BTreeMap::new();
     let mut services = Vec::new();
+    // (service, method, descriptor) of each hand-written RPC, for its declared store access.
+    let mut custom = Vec::new();
     for service in files.iter().flat_map(|f| f.services()) {
         let mut methods = Vec::new();
         for descriptor in service.methods() {
             let method = validator.method(&descriptor, &annotated, &entities);
             if matches!(method.operation, Operation::Custom { .. }) {
                 validator.check_custom_name(&descriptor, &mut custom_names);
+                custom.push((services.len(), methods.len(), descriptor));
             }
             methods.push(method);
         }
@@ -63,16 +66,9 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
             _ => None,
         })
         .collect();
-    let descriptors: Vec<MethodDescriptor> = files
-        .iter()
-        .flat_map(|f| f.services())
-        .flat_map(|s| s.methods().collect::<Vec<_>>())
-        .collect();
-    let methods = services.iter_mut().flat_map(|s| &mut s.methods);
-    for (descriptor, method) in descriptors.into_iter().zip(methods) {
-        if let Operation::Custom { uses } = &mut method.operation {
-            *uses = validator.declared_uses(&descriptor, &entities, &lists);
-        }
+    for (service, method, descriptor) in custom {
+        let uses = validator.declared_uses(&descriptor, &entities, &lists);
+        services[service].methods[method].operation = Operation::Custom { uses };
     }
     let stored_types = stored_types(&annotated);
     if !validator.problems.is_empty() {
