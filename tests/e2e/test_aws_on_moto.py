@@ -100,8 +100,14 @@ class CfnLoader(yaml.SafeLoader):
     pass
 
 
-for tag in ["!Ref", "!GetAtt", "!Sub"]:
-    CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: {tag: loader.construct_scalar(node)})
+def construct(loader, node, tag):
+    if isinstance(node, yaml.SequenceNode):
+        return {tag: loader.construct_sequence(node, deep=True)}
+    return {tag: loader.construct_scalar(node)}
+
+
+for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals"]:
+    CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: construct(loader, node, tag))
 
 
 def test_ecs_elbv2_and_cloud_map_accept_the_generated_definitions():
