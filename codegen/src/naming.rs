@@ -183,6 +183,11 @@ pub fn method_ident(rpc: &str) -> syn::Ident {
     format_ident!("{}", snake(rpc))
 }
 
+/// The prepare hook of an RPC (`prepare_create_task`).
+pub fn prepare_ident(rpc: &str) -> syn::Ident {
+    format_ident!("prepare_{}", snake(rpc))
+}
+
 /// The check hook of an RPC (`check_create_task`).
 pub fn check_ident(rpc: &str) -> syn::Ident {
     format_ident!("check_{}", snake(rpc))

@@ -25,8 +25,9 @@ GOLDEN = ROOT / "codegen" / "tests" / "golden" / "projects"
 PROTO = "acme/projects/v1/projects.proto"
 PACKAGE = "projects-e2e"  # not the golden's package name: its binary is the workspace's
 
-HANDLER = '''//! Hand-written: project names are required.
+HANDLER = '''//! Hand-written: the caller named in `x-user` owns what it creates; project names are required.
 
+use svcgen_runtime::RequestContext;
 use tonic::Status;
 
 use crate::generated::{self, acme::projects::v1::CreateProjectRequest};
@@ -35,6 +36,26 @@ use crate::generated::{self, acme::projects::v1::CreateProjectRequest};
 pub struct Handler;
 
 impl generated::ProjectServiceHandler for Handler {
+    fn prepare_create_project(
+        &self,
+        context: &RequestContext,
+        request: &mut CreateProjectRequest,
+    ) -> Result<(), Status> {
+        let Some(user) = context.metadata().get("x-user") else {
+            return Ok(());
+        };
+        let user = user
+            .to_str()
+            .map_err(|_| Status::invalid_argument("x-user is not text"))?;
+        if context.remote_addr().is_none() {
+            return Err(Status::internal("no peer address"));
+        }
+        if let Some(project) = request.project.as_mut() {
+            project.owner = user.to_owned();
+        }
+        Ok(())
+    }
+
     fn check_create_project(&self, request: &CreateProjectRequest) -> Result<(), Status> {
         match &request.project {
             Some(project) if project.name.trim().is_empty() => {
@@ -224,6 +245,17 @@ def test_a_rejecting_check_hook_stops_the_call_before_the_store(client, pb):
     assert code_of(lambda: client.GetProject(messages.GetProjectRequest(org_id="o3", id="fixed")))[0] \
         == grpc.StatusCode.NOT_FOUND
     assert create(client, pb, org_id="o3", id="fixed", owner="ada", name="named").id == "fixed"
+
+
+def test_a_prepare_hook_fills_server_owned_fields_from_the_call_context(client, pb):
+    """`prepare_create_project` reads the caller from the call's metadata and makes it the owner,
+    whatever the request says; without the header the request is left as it is."""
+    messages = pb[0]
+    request = messages.CreateProjectRequest(project=messages.Project(org_id="o5", owner="mallory", name="mine"))
+    owned = client.CreateProject(request, metadata=[("x-user", "ada")])
+    assert owned.owner == "ada"
+    assert client.GetProject(messages.GetProjectRequest(org_id="o5", id=owned.id)).owner == "ada"
+    assert client.CreateProject(request).owner == "mallory"
 
 
 def test_the_hand_written_rpc_uses_the_generated_repository(client, pb):

@@ -43,10 +43,10 @@ fn render_service(model: &Model, service: &Service) -> TokenStream {
         .methods
         .iter()
         .filter(|m| !matches!(m.operation, Operation::Custom { .. }))
-        .map(check_method);
+        .map(hook_methods);
     let rpcs = service.methods.iter().map(|method| rpc(model, method));
     let handler_doc = format!(
-        " The hand-written part of `{}`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).",
+        " The hand-written part of `{}`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).",
         service.full_name
     );
     let impl_doc = format!(
@@ -121,15 +121,27 @@ fn custom_trait(method: &Method) -> TokenStream {
     }
 }
 
-fn check_method(method: &Method) -> TokenStream {
+/// The `prepare_<rpc>` and `check_<rpc>` hooks of a generated RPC, both accepting by default.
+fn hook_methods(method: &Method) -> TokenStream {
     let input = method.input.tokens(&generated());
+    let prepare = naming::prepare_ident(&method.name);
     let check = naming::check_ident(&method.name);
-    let doc = format!(
-        " Checks a `{}` request before it reaches the store; an error status is returned to the client as it is.",
+    let prepare_doc = format!(
+        " Runs first for each `{}` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.",
+        method.name
+    );
+    let check_doc = format!(
+        " Checks a `{}` request before it reaches the store (after `{prepare}`); an error status is returned to the client as it is.",
         method.name
     );
     quote! {
-        #[doc = #doc]
+        #[doc = #prepare_doc]
+        fn #prepare(&self, context: &rt::RequestContext, request: &mut #input) -> Result<(), Status> {
+            let _ = (context, request);
+            Ok(())
+        }
+
+        #[doc = #check_doc]
         fn #check(&self, request: &#input) -> Result<(), Status> {
             let _ = request;
             Ok(())
@@ -152,6 +164,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     let name = naming::method_ident(&method.name);
     let input = method.input.tokens(&generated());
     let output = method.output.tokens(&generated());
+    let prepare = naming::prepare_ident(&method.name);
     let check = naming::check_ident(&method.name);
     let body = match &method.operation {
         Operation::Custom { .. } => {
@@ -221,7 +234,8 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     };
     quote! {
         async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
-            let request = request.into_inner();
+            let (context, mut request) = rt::RequestContext::split(request);
+            self.handler.#prepare(&context, &mut request)?;
             self.handler.#check(&request)?;
             #body
         }

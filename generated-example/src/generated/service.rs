@@ -8,9 +8,19 @@ use super::repository::Repositories;
 
 /// Manages tasks. Every RPC but the hand-written ones is served by the generated repository.
 ///
-/// The hand-written part of `tasks.TaskService`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
+/// The hand-written part of `tasks.TaskService`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
 pub trait TaskServiceHandler: Send + Sync + 'static {
-    /// Checks a `CreateTask` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `CreateTask` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_create_task(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::tasks::CreateTaskRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `CreateTask` request before it reaches the store (after `prepare_create_task`); an error status is returned to the client as it is.
     fn check_create_task(
         &self,
         request: &super::tasks::CreateTaskRequest,
@@ -19,7 +29,17 @@ pub trait TaskServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `GetTask` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `GetTask` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_get_task(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::tasks::GetTaskRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `GetTask` request before it reaches the store (after `prepare_get_task`); an error status is returned to the client as it is.
     fn check_get_task(
         &self,
         request: &super::tasks::GetTaskRequest,
@@ -28,7 +48,17 @@ pub trait TaskServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `UpdateTask` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `UpdateTask` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_update_task(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::tasks::UpdateTaskRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `UpdateTask` request before it reaches the store (after `prepare_update_task`); an error status is returned to the client as it is.
     fn check_update_task(
         &self,
         request: &super::tasks::UpdateTaskRequest,
@@ -37,7 +67,17 @@ pub trait TaskServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListTasks` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListTasks` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_tasks(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::tasks::ListTasksRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListTasks` request before it reaches the store (after `prepare_list_tasks`); an error status is returned to the client as it is.
     fn check_list_tasks(
         &self,
         request: &super::tasks::ListTasksRequest,
@@ -46,7 +86,17 @@ pub trait TaskServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListTasksByAssignee` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListTasksByAssignee` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_tasks_by_assignee(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::tasks::ListTasksByAssigneeRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListTasksByAssignee` request before it reaches the store (after `prepare_list_tasks_by_assignee`); an error status is returned to the client as it is.
     fn check_list_tasks_by_assignee(
         &self,
         request: &super::tasks::ListTasksByAssigneeRequest,
@@ -76,7 +126,8 @@ for TaskServiceImpl<H> {
         &self,
         request: Request<super::tasks::CreateTaskRequest>,
     ) -> Result<Response<super::tasks::Task>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_create_task(&context, &mut request)?;
         self.handler.check_create_task(&request)?;
         let task = request
             .task
@@ -89,7 +140,8 @@ for TaskServiceImpl<H> {
         &self,
         request: Request<super::tasks::GetTaskRequest>,
     ) -> Result<Response<super::tasks::Task>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_get_task(&context, &mut request)?;
         self.handler.check_get_task(&request)?;
         let found = self.repositories.task.get(request.project_id, request.id).await?;
         Ok(Response::new(found))
@@ -99,7 +151,8 @@ for TaskServiceImpl<H> {
         &self,
         request: Request<super::tasks::UpdateTaskRequest>,
     ) -> Result<Response<super::tasks::Task>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_update_task(&context, &mut request)?;
         self.handler.check_update_task(&request)?;
         let task = request
             .task
@@ -113,7 +166,8 @@ for TaskServiceImpl<H> {
         &self,
         request: Request<super::tasks::ListTasksRequest>,
     ) -> Result<Response<super::tasks::ListTasksResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_tasks(&context, &mut request)?;
         self.handler.check_list_tasks(&request)?;
         let page = self
             .repositories
@@ -132,7 +186,8 @@ for TaskServiceImpl<H> {
         &self,
         request: Request<super::tasks::ListTasksByAssigneeRequest>,
     ) -> Result<Response<super::tasks::ListTasksByAssigneeResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_tasks_by_assignee(&context, &mut request)?;
         self.handler.check_list_tasks_by_assignee(&request)?;
         let page = self
             .repositories

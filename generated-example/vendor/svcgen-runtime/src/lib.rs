@@ -7,6 +7,7 @@
 //! - [`Error`]: the one mapping from storage outcomes to gRPC status codes.
 //! - [`server`]: bootstrap with health, reflection and graceful shutdown.
 
+mod context;
 mod deadline;
 pub mod entity;
 pub mod error;
@@ -18,6 +19,7 @@ pub mod repository;
 pub mod server;
 pub mod store;
 
+pub use context::RequestContext;
 pub use entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
 pub use error::Error;
 pub use item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
@@ -29,7 +31,6 @@ pub use svcgen_macros::{Attributes, Entity};
 /// this crate's version always agree (as tonic's generated code uses `tonic::codegen`).
 #[doc(hidden)]
 pub mod codegen {
-    pub use crate::Error;
     pub use crate::entity::derive_support::*;
     pub use crate::entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
     pub use crate::item::derive_support::*;
@@ -37,6 +38,7 @@ pub mod codegen {
     pub use crate::repository::{EntityTable, Page, PageLimits};
     pub use crate::server::{ServiceDefinition, Stores, run};
     pub use crate::store::{Store, TableSchema};
+    pub use crate::{Error, RequestContext};
     pub use async_trait::async_trait;
     pub use tonic::service::Routes;
     pub use tonic::{Request, Response, Status};

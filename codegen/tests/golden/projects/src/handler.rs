@@ -1,5 +1,6 @@
-//! Hand-written behaviour of projects-svc: the service's state and its request
-//! checks (override the `check_*` methods of the handler traits). Each RPC the proto
+//! Hand-written behaviour of projects-svc: the service's state and its request hooks
+//! (override the `prepare_*` methods, which see the call's context and may fill
+//! server-owned fields, and the `check_*` methods of the handler traits). Each RPC the proto
 //! marks custom lives in its own file under `src/rpc/`. svcgen wrote this file once and
 //! never touches it again.
 

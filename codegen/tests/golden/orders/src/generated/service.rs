@@ -7,9 +7,19 @@ use rt::{Request, Response, Status};
 use super::repository::Repositories;
 
 ///
-/// The hand-written part of `shop.v1.OrderService`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
+/// The hand-written part of `shop.v1.OrderService`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
 pub trait OrderServiceHandler: Send + Sync + 'static {
-    /// Checks a `CreateOrder` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `CreateOrder` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_create_order(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::shop::v1::CreateOrderRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `CreateOrder` request before it reaches the store (after `prepare_create_order`); an error status is returned to the client as it is.
     fn check_create_order(
         &self,
         request: &super::shop::v1::CreateOrderRequest,
@@ -18,7 +28,17 @@ pub trait OrderServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `GetOrder` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `GetOrder` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_get_order(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::shop::v1::GetOrderRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `GetOrder` request before it reaches the store (after `prepare_get_order`); an error status is returned to the client as it is.
     fn check_get_order(
         &self,
         request: &super::shop::v1::GetOrderRequest,
@@ -27,7 +47,17 @@ pub trait OrderServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListOrdersByStatus` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListOrdersByStatus` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_orders_by_status(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::shop::v1::ListOrdersByStatusRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListOrdersByStatus` request before it reaches the store (after `prepare_list_orders_by_status`); an error status is returned to the client as it is.
     fn check_list_orders_by_status(
         &self,
         request: &super::shop::v1::ListOrdersByStatusRequest,
@@ -36,7 +66,17 @@ pub trait OrderServiceHandler: Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListOrdersByPriority` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListOrdersByPriority` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_orders_by_priority(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::shop::v1::ListOrdersByPriorityRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListOrdersByPriority` request before it reaches the store (after `prepare_list_orders_by_priority`); an error status is returned to the client as it is.
     fn check_list_orders_by_priority(
         &self,
         request: &super::shop::v1::ListOrdersByPriorityRequest,
@@ -66,7 +106,8 @@ for OrderServiceImpl<H> {
         &self,
         request: Request<super::shop::v1::CreateOrderRequest>,
     ) -> Result<Response<super::shop::v1::Order>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_create_order(&context, &mut request)?;
         self.handler.check_create_order(&request)?;
         let order = request
             .order
@@ -79,7 +120,8 @@ for OrderServiceImpl<H> {
         &self,
         request: Request<super::shop::v1::GetOrderRequest>,
     ) -> Result<Response<super::shop::v1::Order>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_get_order(&context, &mut request)?;
         self.handler.check_get_order(&request)?;
         let found = self
             .repositories
@@ -93,7 +135,8 @@ for OrderServiceImpl<H> {
         &self,
         request: Request<super::shop::v1::ListOrdersByStatusRequest>,
     ) -> Result<Response<super::shop::v1::ListOrdersResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_orders_by_status(&context, &mut request)?;
         self.handler.check_list_orders_by_status(&request)?;
         let page = self
             .repositories
@@ -116,7 +159,8 @@ for OrderServiceImpl<H> {
         &self,
         request: Request<super::shop::v1::ListOrdersByPriorityRequest>,
     ) -> Result<Response<super::shop::v1::ListOrdersResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_orders_by_priority(&context, &mut request)?;
         self.handler.check_list_orders_by_priority(&request)?;
         let page = self
             .repositories

@@ -7,9 +7,19 @@ use rt::{Request, Response, Status};
 use super::repository::Repositories;
 
 ///
-/// The hand-written part of `acme.projects.v1.ProjectService`: request checks (default: accept; override them in `src/handler.rs`) and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
+/// The hand-written part of `acme.projects.v1.ProjectService`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
 pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
-    /// Checks a `CreateProject` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `CreateProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_create_project(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::CreateProjectRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `CreateProject` request before it reaches the store (after `prepare_create_project`); an error status is returned to the client as it is.
     fn check_create_project(
         &self,
         request: &super::acme::projects::v1::CreateProjectRequest,
@@ -18,7 +28,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `GetProject` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `GetProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_get_project(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::GetProjectRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `GetProject` request before it reaches the store (after `prepare_get_project`); an error status is returned to the client as it is.
     fn check_get_project(
         &self,
         request: &super::acme::projects::v1::GetProjectRequest,
@@ -27,7 +47,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `UpdateProject` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `UpdateProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_update_project(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::UpdateProjectRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `UpdateProject` request before it reaches the store (after `prepare_update_project`); an error status is returned to the client as it is.
     fn check_update_project(
         &self,
         request: &super::acme::projects::v1::UpdateProjectRequest,
@@ -36,7 +66,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `DeleteProject` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `DeleteProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_delete_project(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::DeleteProjectRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `DeleteProject` request before it reaches the store (after `prepare_delete_project`); an error status is returned to the client as it is.
     fn check_delete_project(
         &self,
         request: &super::acme::projects::v1::DeleteProjectRequest,
@@ -45,7 +85,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListOwnedProjects` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListOwnedProjects` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_owned_projects(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::ListOwnedProjectsRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListOwnedProjects` request before it reaches the store (after `prepare_list_owned_projects`); an error status is returned to the client as it is.
     fn check_list_owned_projects(
         &self,
         request: &super::acme::projects::v1::ListOwnedProjectsRequest,
@@ -54,7 +104,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `AddMember` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `AddMember` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_add_member(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::AddMemberRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `AddMember` request before it reaches the store (after `prepare_add_member`); an error status is returned to the client as it is.
     fn check_add_member(
         &self,
         request: &super::acme::projects::v1::AddMemberRequest,
@@ -63,7 +123,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListMembers` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListMembers` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_members(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::ListMembersRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListMembers` request before it reaches the store (after `prepare_list_members`); an error status is returned to the client as it is.
     fn check_list_members(
         &self,
         request: &super::acme::projects::v1::ListMembersRequest,
@@ -72,7 +142,17 @@ pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
         Ok(())
     }
 
-    /// Checks a `ListMemberships` request before it reaches the store; an error status is returned to the client as it is.
+    /// Runs first for each `ListMemberships` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
+    fn prepare_list_memberships(
+        &self,
+        context: &rt::RequestContext,
+        request: &mut super::acme::projects::v1::ListMembershipsRequest,
+    ) -> Result<(), Status> {
+        let _ = (context, request);
+        Ok(())
+    }
+
+    /// Checks a `ListMemberships` request before it reaches the store (after `prepare_list_memberships`); an error status is returned to the client as it is.
     fn check_list_memberships(
         &self,
         request: &super::acme::projects::v1::ListMembershipsRequest,
@@ -118,7 +198,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::CreateProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_create_project(&context, &mut request)?;
         self.handler.check_create_project(&request)?;
         let project = request
             .project
@@ -131,7 +212,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::GetProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_get_project(&context, &mut request)?;
         self.handler.check_get_project(&request)?;
         let found = self.repositories.project.get(request.org_id, request.id).await?;
         Ok(Response::new(found))
@@ -141,7 +223,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::UpdateProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_update_project(&context, &mut request)?;
         self.handler.check_update_project(&request)?;
         let project = request
             .project
@@ -155,7 +238,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::DeleteProjectRequest>,
     ) -> Result<Response<()>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_delete_project(&context, &mut request)?;
         self.handler.check_delete_project(&request)?;
         self.repositories
             .project
@@ -168,7 +252,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::ListOwnedProjectsRequest>,
     ) -> Result<Response<super::acme::projects::v1::ListOwnedProjectsResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_owned_projects(&context, &mut request)?;
         self.handler.check_list_owned_projects(&request)?;
         let page = self
             .repositories
@@ -188,7 +273,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::AddMemberRequest>,
     ) -> Result<Response<super::acme::projects::v1::Member>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_add_member(&context, &mut request)?;
         self.handler.check_add_member(&request)?;
         let member = request
             .member
@@ -201,7 +287,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::ListMembersRequest>,
     ) -> Result<Response<super::acme::projects::v1::ListMembersResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_members(&context, &mut request)?;
         self.handler.check_list_members(&request)?;
         let page = self
             .repositories
@@ -220,7 +307,8 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<super::acme::projects::v1::ListMembershipsRequest>,
     ) -> Result<Response<super::acme::projects::v1::ListMembershipsResponse>, Status> {
-        let request = request.into_inner();
+        let (context, mut request) = rt::RequestContext::split(request);
+        self.handler.prepare_list_memberships(&context, &mut request)?;
         self.handler.check_list_memberships(&request)?;
         let page = self
             .repositories
