@@ -40,6 +40,13 @@ pub struct RuntimeConfig {
     pub source: RuntimeSource,
 }
 
+impl RuntimeConfig {
+    /// Whether svcgen writes the runtime into the project (`vendor/`, `.cargo/config.toml`).
+    pub fn vendored(&self) -> bool {
+        self.source == RuntimeSource::Vendor
+    }
+}
+
 /// Where `svcgen-runtime` comes from.
 #[derive(Clone, Copy, Debug, Default, Deserialize, PartialEq, Eq)]
 #[serde(rename_all = "kebab-case")]
@@ -387,6 +394,15 @@ fn valid_cidr(cidr: &str) -> bool {
 }
 
 impl DeployConfig {
+    /// ECS's value of the `containerInsights` cluster setting for `container_insights`.
+    pub fn container_insights_setting(&self) -> &'static str {
+        if self.container_insights {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    }
+
     /// The Cloud Map records' TTL in seconds.
     pub fn dns_ttl(&self) -> u32 {
         self.cloud_map.dns_ttl.unwrap_or(DEFAULT_DNS_TTL)

@@ -262,6 +262,8 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
         .and_then(|n| n.parse().ok())
         .unwrap_or(10);
     let mut sample = Vec::new();
+    // Sampled cases without and with declared store access.
+    let mut sampled = [0; 2];
     let (mut generated, mut rejected) = (0, 0);
     let temp = tempfile::tempdir().expect("tempdir");
     for case in 0..cases {
@@ -284,19 +286,9 @@ fn arbitrary_annotated_protos_generate_or_fail_cleanly() {
                     "{text}"
                 );
                 // Half the sample declares store access of a hand-written RPC (its store handle).
-                let declares = text.contains("rpc Declared");
-                let (with, without) =
-                    sample
-                        .iter()
-                        .fold((0, 0), |(w, o), (_, t, _): &(u64, String, _)| {
-                            if t.contains("rpc Declared") {
-                                (w + 1, o)
-                            } else {
-                                (w, o + 1)
-                            }
-                        });
-                let room = if declares { with } else { without };
-                if room < sample_size.div_ceil(2) {
+                let declares = usize::from(text.contains("rpc Declared"));
+                if sampled[declares] < sample_size.div_ceil(2) {
+                    sampled[declares] += 1;
                     sample.push((case, text.clone(), output));
                 }
             }

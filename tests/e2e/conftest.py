@@ -141,6 +141,17 @@ def client(service, stubs):
         yield tasks_grpc.TaskServiceStub(channel)
 
 
+def cargo(project, command="build"):
+    """`cargo build` (or `check`) of a project outside the workspace into this repository's target
+    directory with the workspace's dev profile (dependencies without debug info), so the
+    dependencies built for the workspace are reused instead of compiled again."""
+    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
+    return subprocess.run(
+        ["cargo", command, "--quiet", "--config", 'profile.dev.package."*".debug=false'],
+        cwd=project, env=env, capture_output=True, text=True, timeout=900,
+    )
+
+
 def health_status(channel, service_name=""):
     stub = health_pb2_grpc.HealthStub(channel)
     return stub.Check(health_pb2.HealthCheckRequest(service=service_name), timeout=5).status

@@ -7,7 +7,6 @@ repository's target directory, so the crates.io dependencies already built there
 only the project and its vendored runtime compile."""
 
 import json
-import os
 import shutil
 import subprocess
 from pathlib import Path
@@ -15,7 +14,7 @@ from pathlib import Path
 import pytest
 from grpc_health.v1 import health_pb2
 
-from conftest import ROOT, SVCGEN, Service, health_status
+from conftest import ROOT, SVCGEN, Service, cargo, health_status
 
 BUF = ROOT / ".venv" / "bin" / "buf"
 USER_FILES = ["Cargo.toml", "src/main.rs", "src/handler.rs", "README.md", ".gitignore"]
@@ -23,17 +22,6 @@ USER_FILES = ["Cargo.toml", "src/main.rs", "src/handler.rs", "README.md", ".giti
 
 def svcgen(*args, cwd=None):
     return subprocess.run([str(SVCGEN), *map(str, args)], cwd=cwd, capture_output=True, text=True, timeout=60)
-
-
-def cargo_build(project):
-    # The workspace's dev profile (dependencies without debug info), so the dependencies built
-    # for the workspace are reused instead of compiled again with other settings.
-    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
-    profile = 'profile.dev.package."*".debug=false'
-    return subprocess.run(
-        ["cargo", "build", "--quiet", "--config", profile],
-        cwd=project, env=env, capture_output=True, text=True, timeout=900,
-    )
 
 
 def snapshot(directory):
@@ -55,7 +43,7 @@ def demo(workspace):
     created = svcgen("new", "demo", cwd=workspace)
     assert created.returncode == 0, created.stderr
     project = workspace / "demo"
-    built = cargo_build(project)
+    built = cargo(project)
     assert built.returncode == 0, built.stderr
     return project
 
@@ -223,13 +211,13 @@ def test_lifecycle_regenerates_only_what_svcgen_owns(demo, workspace):
     assert index_arns and not {r for r in policy_resources(policy_before) if "/index/" in r}
     cloudformation = (project / "deploy/cloudformation.yaml").read_text()
     assert "GlobalSecondaryIndexes" in cloudformation and "IndexName: gsi1" in cloudformation
-    built = cargo_build(project)
+    built = cargo(project)
     assert built.returncode == 0, built.stderr
 
     # A stub the user has not written: the compiler names the missing trait.
     stub_text = stub.read_text()
     stub.write_text("// TODO\n")
-    broken = cargo_build(project)
+    broken = cargo(project)
     assert broken.returncode != 0
     assert "ArchiveItemRpc" in broken.stderr
     stub.write_text(stub_text)
@@ -248,5 +236,5 @@ def test_lifecycle_regenerates_only_what_svcgen_owns(demo, workspace):
     assert "src/rpc/archive_item.rs no longer serves an RPC" in regenerated.stderr
     assert "mod archive_item;" not in (project / "src/rpc/mod.rs").read_text()
     assert {path: (project / path).read_bytes() for path in USER_FILES} == user_before
-    built = cargo_build(project)
+    built = cargo(project)
     assert built.returncode == 0, built.stderr

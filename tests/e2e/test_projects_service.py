@@ -7,7 +7,6 @@ with a hand-written `check_create_project` hook and `ArchiveProject` RPC added, 
 completes it; it builds with its own vendored runtime and lockfile into this repository's target
 directory (the crates.io dependencies built there are reused)."""
 
-import os
 import shutil
 import subprocess
 import sys
@@ -19,7 +18,7 @@ import grpc
 import pytest
 from google.protobuf import field_mask_pb2, timestamp_pb2
 
-from conftest import ROOT, SVCGEN, Service, dynamodb_env
+from conftest import ROOT, SVCGEN, Service, cargo, dynamodb_env
 
 GOLDEN = ROOT / "codegen" / "tests" / "golden" / "projects"
 PROTO = "acme/projects/v1/projects.proto"
@@ -111,13 +110,6 @@ def project(tmp_path_factory):
     assert built.returncode == 0, built.stderr
     return project
 
-
-def cargo(project, command):
-    env = dict(os.environ, CARGO_TARGET_DIR=str(ROOT / "target"))
-    return subprocess.run(
-        ["cargo", command, "--quiet", "--config", 'profile.dev.package."*".debug=false'],
-        cwd=project, env=env, capture_output=True, text=True, timeout=900,
-    )
 
 
 @pytest.fixture(scope="module")

@@ -11,14 +11,23 @@ use svcgen_rollout::wait;
 use super::progress::{Event, Progress};
 use super::{AwsError, Clients, DeployError, Failure, Settings};
 
+/// One look at the service as `svcgen-rollout` judges it, and as ECS describes it.
+pub(super) struct Observed {
+    /// The service, its tasks and its targets in the judge's shapes.
+    pub(super) judged: wait::Observation,
+    /// The service (none when it does not exist).
+    pub(super) service: Option<ecs::Service>,
+    /// Its tasks, running and stopped.
+    pub(super) tasks: Vec<ecs::Task>,
+}
+
 /// One look at the service, its tasks (running and stopped: the judge picks the new
-/// deployment's by `startedBy`) and its targets; also returns the service as ECS describes it
-/// (none when it does not exist).
+/// deployment's by `startedBy`) and its targets.
 pub(super) async fn observe(
     aws: &Clients,
     settings: &Settings,
     target_group: &str,
-) -> Result<(wait::Observation, Option<ecs::Service>), AwsError> {
+) -> Result<Observed, AwsError> {
     let described = aws
         .ecs
         .describe_services()
@@ -64,7 +73,7 @@ pub(super) async fn observe(
         .send()
         .await
         .map_err(|e| AwsError::call("elasticloadbalancing:DescribeTargetHealth", e))?;
-    let observation = wait::Observation {
+    let judged = wait::Observation {
         service: service.as_ref().map(judged_service).unwrap_or_default(),
         tasks: tasks.iter().map(judged_task).collect(),
         targets: health
@@ -73,7 +82,11 @@ pub(super) async fn observe(
             .map(judged_target)
             .collect(),
     };
-    Ok((observation, service))
+    Ok(Observed {
+        judged,
+        service,
+        tasks,
+    })
 }
 
 fn count(n: i32) -> u32 {
@@ -181,7 +194,7 @@ pub(super) async fn wait(
     let started = Instant::now();
     let mut watcher = wait::Watcher::new(task_definition, timeout);
     loop {
-        let (observation, _) = observe(aws, settings, target_group).await?;
+        let observation = observe(aws, settings, target_group).await?.judged;
         match watcher.step(&observation, started.elapsed()) {
             wait::Step::Done(Ok(())) => {
                 progress.event(&Event::Steady {

@@ -5,7 +5,7 @@ use std::fmt;
 
 use svcgen_rollout::wait;
 
-use super::{AwsError, Clients, DeployError, Failure, Settings, rollout};
+use super::{Clients, DeployError, Failure, Settings, rollout};
 
 /// What `svcgen status` shows; displays as one line per item.
 #[derive(Clone, Debug)]
@@ -144,8 +144,8 @@ pub(super) async fn status(
         }
         .into());
     }
-    let (observation, service) = rollout::observe(aws, settings, &target_group).await?;
-    let Some(service) = service.filter(|s| s.status() == Some("ACTIVE")) else {
+    let observed = rollout::observe(aws, settings, &target_group).await?;
+    let Some(service) = observed.service.filter(|s| s.status() == Some("ACTIVE")) else {
         return Err(Failure::NoService {
             service: settings.name.clone(),
             cluster: settings.cluster.clone(),
@@ -160,14 +160,26 @@ pub(super) async fn status(
         desired: service.desired_count(),
         pending: service.pending_count(),
         task_definition: service.task_definition().map(str::to_owned),
-        deployments: observation.service.deployments,
-        tasks: tasks(aws, settings).await?,
-        stopped_tasks: observation
+        deployments: observed.judged.service.deployments,
+        // The tasks ListTasks names by default: those meant to run.
+        tasks: observed
+            .tasks
+            .iter()
+            .filter(|task| task.desired_status() == Some("RUNNING"))
+            .map(|task| TaskStatus {
+                arn: task.task_arn().unwrap_or_default().to_owned(),
+                last_status: task.last_status().map(str::to_owned),
+                health: task.health_status().map(|h| h.as_str().to_owned()),
+                task_definition: task.task_definition_arn().unwrap_or_default().to_owned(),
+            })
+            .collect(),
+        stopped_tasks: observed
+            .judged
             .tasks
             .into_iter()
             .filter(|t| t.last_status == "STOPPED")
             .collect(),
-        targets: observation.targets,
+        targets: observed.judged.targets,
     })
 }
 
@@ -184,37 +196,4 @@ async fn deployed_target_group(aws: &Clients, settings: &Settings) -> Result<Str
         }
         .into()
     })
-}
-
-/// The tasks ECS lists for the service.
-async fn tasks(aws: &Clients, settings: &Settings) -> Result<Vec<TaskStatus>, AwsError> {
-    let listed = aws
-        .ecs
-        .list_tasks()
-        .cluster(&settings.cluster)
-        .service_name(&settings.name)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:ListTasks", e))?;
-    if listed.task_arns().is_empty() {
-        return Ok(Vec::new());
-    }
-    let described = aws
-        .ecs
-        .describe_tasks()
-        .cluster(&settings.cluster)
-        .set_tasks(Some(listed.task_arns().to_vec()))
-        .send()
-        .await
-        .map_err(|e| AwsError::call("ecs:DescribeTasks", e))?;
-    Ok(described
-        .tasks()
-        .iter()
-        .map(|task| TaskStatus {
-            arn: task.task_arn().unwrap_or_default().to_owned(),
-            last_status: task.last_status().map(str::to_owned),
-            health: task.health_status().map(|h| h.as_str().to_owned()),
-            task_definition: task.task_definition_arn().unwrap_or_default().to_owned(),
-        })
-        .collect())
 }

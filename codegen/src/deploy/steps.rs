@@ -552,11 +552,7 @@ pub(super) async fn cluster(
         .weight(1)
         .build()?;
     let wanted_insights = settings.config.deploy.container_insights;
-    let insights = if wanted_insights {
-        "enabled"
-    } else {
-        "disabled"
-    };
+    let insights = settings.config.deploy.container_insights_setting();
     // The service's own cluster (named after it) follows the setting; a shared one, named in
     // `[aws] cluster`, keeps the settings its owners chose.
     let own_cluster = settings.cluster == settings.name;

@@ -587,13 +587,9 @@ pub(super) fn render(
         srv: deploy.cloud_map.record_type == crate::config::DnsRecordType::Srv,
         cpu_architecture: deploy.architecture.ecs(),
         rust_target: deploy.architecture.rust_target(),
-        vendored: config.runtime.source == crate::config::RuntimeSource::Vendor,
+        vendored: config.runtime.vendored(),
         lifecycle_policy: lifecycle_policy(deploy.keep_images),
-        container_insights: if deploy.container_insights {
-            "enabled"
-        } else {
-            "disabled"
-        },
+        container_insights: deploy.container_insights_setting(),
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
     Ok(vec![

@@ -107,9 +107,9 @@ pub fn render(
         .join(", ");
     let header = format!("// {MARKER} from {sources}. DO NOT EDIT.\n");
     let mut out = Output::new();
-    let mut generated = |path: &str, bytes: Vec<u8>| {
+    let mut generated = |path: PathBuf, bytes: Vec<u8>| {
         out.insert(
-            PathBuf::from(path),
+            path,
             OutputFile {
                 bytes,
                 ownership: Ownership::Generated,
@@ -120,42 +120,38 @@ pub fn render(
     let packages = prost::render(&compiled.pool, &compiled.files, model)?;
     for (file, code) in &packages {
         generated(
-            &format!("src/generated/{file}"),
+            format!("src/generated/{file}").into(),
             format!("{header}{code}").into_bytes(),
         );
     }
     generated(
-        "src/generated/file_descriptor_set.bin",
+        "src/generated/file_descriptor_set.bin".into(),
         prost::descriptor_set(&compiled.pool),
     );
     let format = |tokens| rust::format(&header, tokens);
     generated(
-        "src/generated/repository.rs",
+        "src/generated/repository.rs".into(),
         format(repository::render(model))?.into_bytes(),
     );
     generated(
-        "src/generated/service.rs",
+        "src/generated/service.rs".into(),
         format(service::render(model))?.into_bytes(),
     );
     generated(
-        "src/generated/mod.rs",
+        "src/generated/mod.rs".into(),
         format(module(config, model, packages.keys()))?.into_bytes(),
     );
-    generated("src/rpc/mod.rs", rpc_module(&header, model).into_bytes());
+    generated(
+        "src/rpc/mod.rs".into(),
+        rpc_module(&header, model).into_bytes(),
+    );
     for (path, bytes) in infra::render(config, model, &sources, options.templates)? {
-        generated(path, bytes);
+        generated(path.into(), bytes);
     }
-    let vendored = config.runtime.source == crate::config::RuntimeSource::Vendor;
+    let vendored = config.runtime.vendored();
     if vendored {
-        let toml_header = format!("# {MARKER}. DO NOT EDIT.\n");
-        for (path, bytes) in vendor::files(&toml_header)? {
-            out.insert(
-                path,
-                OutputFile {
-                    bytes,
-                    ownership: Ownership::Generated,
-                },
-            );
+        for (path, bytes) in vendor::files(&format!("# {MARKER}. DO NOT EDIT.\n"))? {
+            generated(path, bytes);
         }
     }
 

@@ -50,7 +50,7 @@ pub(super) fn render(
     let vars = ProjectVars {
         name: &config.service.name,
         protos,
-        vendored: config.runtime.source == crate::config::RuntimeSource::Vendor,
+        vendored: config.runtime.vendored(),
         services: model
             .services
             .iter()
