@@ -402,11 +402,11 @@ fn missing_config_is_a_usage_error() {
 }
 
 #[test]
-fn streaming_rpc() {
+fn streaming_rpc_with_a_generated_operation() {
     diagnose(
         "streaming.proto",
-        "[proto/streaming.proto:5:3]",
-        "`Watch` streams; svcgen generates unary RPCs only",
+        "[proto/streaming.proto:7:5]",
+        "`WatchItem` streams, but its operation is a generated one",
     );
 }
 

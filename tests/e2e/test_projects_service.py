@@ -1,13 +1,18 @@
 """The golden `projects` service (two entities in one table, sharing the overloaded index `gsi1`;
-a delete, an update, a TTL, a descending list and a hand-written RPC) end to end through Python
-grpcio stubs, on the embedded store and on DynamoDB (moto).
+a delete, an update, a TTL, a descending list, a hand-written unary RPC and three hand-written
+streaming ones) end to end through Python grpcio stubs, on the embedded store and on DynamoDB (moto).
 
 The service is the golden project as `svcgen generate` writes it, copied out of the repository
-with a hand-written `check_create_project` hook and `ArchiveProject` RPC added, the way a user
-completes it; it builds with its own vendored runtime and lockfile into this repository's target
+and completed the way a user does: hooks in `src/handler.rs`, the hand-written RPCs under
+`src/rpc/`, and a `main.rs` that composes the server (an authentication layer, a hand-written
+tonic service beside the generated one, a health check of its own); it builds with its own vendored runtime and lockfile into this repository's target
 directory (the crates.io dependencies built there are reused)."""
 
+import collections
+import json
+import queue
 import shutil
+import signal
 import subprocess
 import sys
 import tempfile
@@ -16,19 +21,123 @@ from pathlib import Path
 
 import grpc
 import pytest
-from google.protobuf import field_mask_pb2, timestamp_pb2
+from google.protobuf import empty_pb2, field_mask_pb2, timestamp_pb2
+from grpc_health.v1 import health_pb2
 
-from conftest import ROOT, SVCGEN, Service, cargo, dynamodb_env
+from conftest import ROOT, SVCGEN, Service, cargo, dynamodb_env, health_status
 
 GOLDEN = ROOT / "codegen" / "tests" / "golden" / "projects"
 PROTO = "acme/projects/v1/projects.proto"
 PACKAGE = "projects-e2e"  # not the golden's package name: its binary is the workspace's
 
-HANDLER = '''//! Hand-written: the caller named in `x-user` owns what it creates; project names are required.
+MAIN = '''//! Hand-written: every call needs `authorization: Bearer <caller>` (the layer puts the caller
+//! in the call's extensions), an admin service answers beside the generated one, and the
+//! `maintenance` health check fails while `$DATA_DIR/maintenance` exists.
+
+#[rustfmt::skip] // svcgen formats generated code itself
+mod generated;
+mod handler;
+mod rpc;
+
+use std::time::Duration;
+
+use tonic::{Request, Status};
+
+/// Who a call's bearer token names.
+#[derive(Clone, Debug)]
+pub struct Caller(pub String);
+
+fn authenticate(mut request: Request<()>) -> Result<Request<()>, Status> {
+    let caller = request
+        .metadata()
+        .get("authorization")
+        .and_then(|value| value.to_str().ok())
+        .and_then(|value| value.strip_prefix("Bearer "))
+        .filter(|caller| !caller.is_empty())
+        .map(str::to_owned);
+    match caller {
+        Some(caller) => {
+            request.extensions_mut().insert(Caller(caller));
+            Ok(request)
+        }
+        None => Err(Status::unauthenticated("a bearer token is required")),
+    }
+}
+
+mod admin {
+    //! `acme.admin.v1.Admin/Ping` (Empty to Empty), written against tonic directly.
+    use std::convert::Infallible;
+    use std::task::{Context, Poll};
+
+    use tonic::body::Body;
+    use tonic::codegen::{BoxFuture, Service, http};
+    use tonic::server::{Grpc, NamedService, UnaryService};
+    use tonic::{Request, Response, Status};
+
+    #[derive(Clone, Debug)]
+    pub struct Admin;
+
+    impl NamedService for Admin {
+        const NAME: &'static str = "acme.admin.v1.Admin";
+    }
+
+    struct Ping;
+
+    impl UnaryService<()> for Ping {
+        type Response = ();
+        type Future = BoxFuture<Response<()>, Status>;
+
+        fn call(&mut self, _: Request<()>) -> Self::Future {
+            Box::pin(async { Ok(Response::new(())) })
+        }
+    }
+
+    impl Service<http::Request<Body>> for Admin {
+        type Response = http::Response<Body>;
+        type Error = Infallible;
+        type Future = BoxFuture<Self::Response, Infallible>;
+
+        fn poll_ready(&mut self, _: &mut Context<'_>) -> Poll<Result<(), Infallible>> {
+            Poll::Ready(Ok(()))
+        }
+
+        fn call(&mut self, request: http::Request<Body>) -> Self::Future {
+            Box::pin(async move {
+                if request.uri().path() != "/acme.admin.v1.Admin/Ping" {
+                    return Ok(Status::unimplemented("no such method").into_http());
+                }
+                let mut grpc = Grpc::new(tonic_prost::ProstCodec::<(), ()>::default());
+                Ok(grpc.unary(Ping, request).await)
+            })
+        }
+    }
+}
+
+#[tokio::main]
+async fn main() -> std::process::ExitCode {
+    let data_dir = std::env::var("DATA_DIR").unwrap_or_else(|_| "./data".to_owned());
+    let flag = std::path::Path::new(&data_dir).join("maintenance");
+    let mut server = generated::server(handler::Handler)
+        .layer(tonic::service::InterceptorLayer::new(authenticate))
+        .add_service(admin::Admin)
+        .health_check("maintenance", Duration::from_millis(100), move || {
+            let down = flag.exists();
+            async move { if down { Err("in maintenance".to_owned()) } else { Ok(()) } }
+        });
+    if std::env::var_os("CHECK_TWICE").is_some() {
+        server = server.health_check("maintenance", Duration::from_secs(1), || async { Ok(()) });
+    }
+    server.serve().await
+}
+'''
+
+HANDLER = '''//! Hand-written: a project without an owner is owned by the authenticated caller, the one named
+//! in `x-user` owns what it creates; project names are required.
 
 use svcgen_runtime::RequestContext;
 use tonic::Status;
 
+use crate::Caller;
 use crate::generated::{self, acme::projects::v1::CreateProjectRequest};
 
 #[derive(Clone, Copy, Debug, Default)]
@@ -41,6 +150,13 @@ impl generated::ProjectServiceHandler for Handler {
         request: &mut CreateProjectRequest,
     ) -> Result<(), Status> {
         let Some(user) = context.metadata().get("x-user") else {
+            let caller = context.extensions().get::<Caller>();
+            match (request.project.as_mut(), caller) {
+                (Some(project), Some(Caller(caller))) if project.owner.is_empty() => {
+                    project.owner = caller.clone();
+                }
+                _ => {}
+            }
             return Ok(());
         };
         let user = user
@@ -89,6 +205,117 @@ impl generated::ArchiveProjectRpc for Handler {
 }
 '''
 
+STREAMS = {
+    "watch_project.rs": '''//! Hand-written: the project, then the project again whenever its version changes (polled).
+
+use std::time::Duration;
+
+use tonic::{Request, Response, Status};
+
+use crate::generated::{self, ResponseStream, acme::projects::v1::GetProjectRequest};
+use crate::handler::Handler;
+
+impl generated::WatchProjectRpc for Handler {
+    async fn watch_project(
+        &self,
+        store: generated::WatchProjectStore,
+        request: Request<GetProjectRequest>,
+    ) -> Result<Response<ResponseStream<generated::acme::projects::v1::Project>>, Status> {
+        let GetProjectRequest { org_id, id } = request.into_inner();
+        let first = store.project.get(org_id.clone(), id.clone()).await?;
+        let (sender, stream) = generated::response_channel(4);
+        tokio::spawn(async move {
+            let mut version = first.version;
+            if sender.send(Ok(first)).await.is_err() {
+                return;
+            }
+            loop {
+                tokio::select! {
+                    () = sender.closed() => return,
+                    () = tokio::time::sleep(Duration::from_millis(50)) => {}
+                }
+                let reply = match store.project.get(org_id.clone(), id.clone()).await {
+                    Ok(project) if project.version == version => continue,
+                    Ok(project) => {
+                        version = project.version;
+                        Ok(project)
+                    }
+                    Err(error) => Err(Status::from(error)),
+                };
+                let last = reply.is_err();
+                if sender.send(reply).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+''',
+    "import_projects.rs": '''//! Hand-written: creates each project the client streams.
+
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::generated::{self, acme::projects::v1::{CreateProjectRequest, ImportProjectsResponse}};
+use crate::handler::Handler;
+
+impl generated::ImportProjectsRpc for Handler {
+    async fn import_projects(
+        &self,
+        store: &generated::ImportProjectsStore,
+        request: Request<Streaming<CreateProjectRequest>>,
+    ) -> Result<Response<ImportProjectsResponse>, Status> {
+        let mut requests = request.into_inner();
+        let mut created = 0;
+        while let Some(request) = requests.message().await? {
+            let project = request
+                .project
+                .ok_or_else(|| Status::invalid_argument("`project` is required"))?;
+            store.project.create(project).await?;
+            created += 1;
+        }
+        Ok(Response::new(ImportProjectsResponse { created }))
+    }
+}
+''',
+    "get_projects.rs": '''//! Hand-written: answers each request of the client's stream with its project, in order.
+
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::generated::{self, ResponseStream, acme::projects::v1::{GetProjectRequest, Project}};
+use crate::handler::Handler;
+
+impl generated::GetProjectsRpc for Handler {
+    async fn get_projects(
+        &self,
+        store: generated::GetProjectsStore,
+        request: Request<Streaming<GetProjectRequest>>,
+    ) -> Result<Response<ResponseStream<Project>>, Status> {
+        let mut requests = request.into_inner();
+        let (sender, stream) = generated::response_channel(4);
+        tokio::spawn(async move {
+            loop {
+                let reply = match requests.message().await {
+                    Ok(Some(request)) => store
+                        .project
+                        .get(request.org_id, request.id)
+                        .await
+                        .map_err(Status::from),
+                    Ok(None) => return,
+                    Err(status) => Err(status),
+                };
+                let last = reply.is_err();
+                if sender.send(reply).await.is_err() || last {
+                    return;
+                }
+            }
+        });
+        Ok(Response::new(stream))
+    }
+}
+''',
+}
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -104,7 +331,10 @@ def project(tmp_path_factory):
     assert (project / "Cargo.lock").is_file() and (project / "vendor" / "svcgen-runtime").is_dir()
     manifest = project / "Cargo.toml"
     manifest.write_text(manifest.read_text().replace('name = "projects-svc"', f'name = "{PACKAGE}"', 1))
+    (project / "src" / "main.rs").write_text(MAIN)
     (project / "src" / "handler.rs").write_text(HANDLER)
+    for name, code in STREAMS.items():
+        (project / "src" / "rpc" / name).write_text(code)
     (project / "src" / "rpc" / "archive_project.rs").write_text(ARCHIVE.replace("UNDECLARED", ""))
     built = cargo(project, "build")
     assert built.returncode == 0, built.stderr
@@ -129,16 +359,46 @@ def pb(project):
     return projects_pb2, projects_pb2_grpc
 
 
+TOKEN = ("authorization", "Bearer tester")
+BINARY = ROOT / "target" / "debug" / PACKAGE
+
+
+class _Details(collections.namedtuple("_Details", "method timeout metadata credentials wait_for_ready compression"),
+               grpc.ClientCallDetails):
+    pass
+
+
+class Authenticated(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInterceptor,
+                    grpc.StreamUnaryClientInterceptor, grpc.StreamStreamClientInterceptor):
+    """Sends the bearer token with every call, as the service's clients do."""
+
+    def _call(self, continuation, details, request):
+        metadata = list(details.metadata or []) + [TOKEN]
+        return continuation(_Details(details.method, details.timeout, metadata, details.credentials,
+                                     details.wait_for_ready, details.compression), request)
+
+    intercept_unary_unary = intercept_unary_stream = _call
+    intercept_stream_unary = intercept_stream_stream = _call
+
+
 @pytest.fixture(params=["local", "dynamodb"])
-def client(request, project, pb, tmp_path):
+def service(request, project, tmp_path):
     backend = {} if request.param == "local" else dynamodb_env(project, "main")
-    service = Service(tmp_path / "data", backend, binary=ROOT / "target" / "debug" / PACKAGE).start()
+    service = Service(tmp_path / "data", backend, binary=BINARY).start()
     try:
-        with service.channel() as channel:
-            yield pb[1].ProjectServiceStub(channel)
+        yield service
     finally:
         if service.process.poll() is None:
             service.stop()
+
+
+@pytest.fixture
+def client(service, pb):
+    channel = grpc.intercept_channel(service.channel(), Authenticated())
+    try:
+        yield pb[1].ProjectServiceStub(channel)
+    finally:
+        channel.close()
 
 
 def code_of(call):
@@ -276,3 +536,121 @@ def test_a_store_call_the_rpc_did_not_declare_does_not_compile(project):
         rpc.write_text(written)
     policy = (project / "deploy" / "iam" / "task-role-policy.json").read_text()
     assert "dynamodb:DeleteItem" in policy, "DeleteProject, a generated RPC, still deletes"
+
+
+def test_calls_need_a_token_but_health_checks_do_not(service, pb):
+    """The layer added in main.rs guards the generated service and the hand-written admin service;
+    health (what the load balancer calls) and reflection stay outside it."""
+    messages = pb[0]
+    with service.channel() as channel:
+        anonymous = pb[1].ProjectServiceStub(channel)
+        refused = code_of(lambda: anonymous.GetProject(messages.GetProjectRequest(org_id="o", id="x")))
+        assert refused == (grpc.StatusCode.UNAUTHENTICATED, "a bearer token is required")
+        ping = channel.unary_unary("/acme.admin.v1.Admin/Ping", request_serializer=empty_pb2.Empty.SerializeToString,
+                                   response_deserializer=empty_pb2.Empty.FromString)
+        assert code_of(lambda: ping(empty_pb2.Empty(), timeout=5))[0] == grpc.StatusCode.UNAUTHENTICATED
+        assert ping(empty_pb2.Empty(), metadata=[TOKEN], timeout=5) == empty_pb2.Empty()
+        assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING
+        assert health_status(channel, "acme.admin.v1.Admin") == health_pb2.HealthCheckResponse.SERVING
+
+
+def test_a_project_without_owner_is_owned_by_the_authenticated_caller(client, pb):
+    messages = pb[0]
+    created = client.CreateProject(messages.CreateProjectRequest(project=messages.Project(org_id="o6", name="mine")))
+    assert created.owner == "tester"
+
+
+def test_a_health_check_of_its_own_follows_its_dependency(service):
+    service.data_dir.mkdir(parents=True, exist_ok=True)  # the DynamoDB backend does not create it
+    flag = service.data_dir / "maintenance"
+
+    def maintenance():
+        try:
+            return health_status(channel, "maintenance")
+        except grpc.RpcError as error:
+            return error.code()
+
+    with service.channel() as channel:
+        eventually(maintenance, health_pb2.HealthCheckResponse.SERVING)
+        flag.touch()
+        eventually(maintenance, grpc.StatusCode.UNAVAILABLE)  # NOT_SERVING, as the load balancer reads it
+        assert health_status(channel) == health_pb2.HealthCheckResponse.SERVING, "one dependency is not the server"
+        flag.unlink()
+        eventually(maintenance, health_pb2.HealthCheckResponse.SERVING)
+
+
+def test_a_name_checked_twice_is_refused_at_start(project, tmp_path):
+    env = {"LISTEN_ADDR": "127.0.0.1:0", "DATA_DIR": str(tmp_path), "CHECK_TWICE": "1", "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([str(BINARY)], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2, run.stderr
+    assert "`maintenance` is served or checked twice" in run.stderr
+
+
+def test_client_and_bidirectional_streams(client, pb):
+    messages = pb[0]
+    projects = [messages.Project(org_id="o7", id=f"i{n}", owner="ada", name=f"n{n}") for n in range(3)]
+    imported = client.ImportProjects(iter([messages.CreateProjectRequest(project=p) for p in projects]), timeout=10)
+    assert imported.created == 3
+    gets = [messages.GetProjectRequest(org_id="o7", id=i) for i in ["i2", "i0", "i1"]]
+    assert [p.name for p in client.GetProjects(iter(gets), timeout=10)] == ["n2", "n0", "n1"]
+    missing = client.GetProjects(iter([gets[0], messages.GetProjectRequest(org_id="o7", id="nope")]), timeout=10)
+    assert next(missing).name == "n2"
+    assert code_of(lambda: next(missing))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_server_stream_sends_each_change(client, pb):
+    messages = pb[0]
+    project = create(client, pb, org_id="o8", owner="ada", name="before")
+    watch = client.WatchProject(messages.GetProjectRequest(org_id="o8", id=project.id), timeout=20)
+    try:
+        assert next(watch) == project
+        change = messages.Project(org_id="o8", id=project.id, name="after", version=project.version)
+        updated = client.UpdateProject(messages.UpdateProjectRequest(
+            project=change, update_mask=field_mask_pb2.FieldMask(paths=["name"])))
+        assert next(watch) == updated
+    finally:
+        watch.cancel()
+
+
+def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
+    """After SIGTERM a bidirectional stream keeps being answered until its client ends it (status
+    OK), and a watch that would never end is ended with UNAVAILABLE shortly before the drain
+    timeout, so the process still exits 0 (a drain that timed out exits 1)."""
+    messages = pb[0]
+    service = Service(tmp_path / "data", {"SHUTDOWN_TIMEOUT_SECS": "4"}, binary=BINARY).start()
+    channel = grpc.intercept_channel(service.channel(), Authenticated())
+    try:
+        stub = pb[1].ProjectServiceStub(channel)
+        project = create(stub, pb, org_id="o9", owner="ada", name="watched")
+        get = messages.GetProjectRequest(org_id="o9", id=project.id)
+        watch = stub.WatchProject(get, timeout=30)
+        assert next(watch) == project
+        requests = queue.Queue()
+        gets = stub.GetProjects(iter(requests.get, None), timeout=30)
+        requests.put(get)
+        assert next(gets) == project
+
+        sigterm = time.monotonic()
+        service.process.send_signal(signal.SIGTERM)
+        deadline = sigterm + 10
+        while time.monotonic() < deadline:
+            line = service.process.stderr.readline()
+            if not line or json.loads(line).get("message") == "shutting down: draining in-flight calls":
+                break
+        else:
+            pytest.fail("the service did not report draining")
+        requests.put(get)
+        assert next(gets) == project, "a stream in flight is still answered while the server drains"
+        requests.put(None)
+        assert list(gets) == [] and gets.code() == grpc.StatusCode.OK
+
+        with pytest.raises(grpc.RpcError) as ended:
+            next(watch)
+        assert (ended.value.code(), ended.value.details()) == \
+            (grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry the call")
+        assert time.monotonic() - sigterm >= 3 - 0.1, "streams get the drain timeout less a second"
+        assert service.process.wait(timeout=10) == 0
+    finally:
+        channel.close()
+        if service.process.poll() is None:
+            service.stop(signal.SIGKILL)

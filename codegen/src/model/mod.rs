@@ -158,6 +158,10 @@ pub struct Method {
     pub output: RustType,
     /// What it does.
     pub operation: Operation,
+    /// The request is a stream (`stream` before the input type); hand-written RPCs only.
+    pub client_streaming: bool,
+    /// The response is a stream; hand-written RPCs only.
+    pub server_streaming: bool,
     /// Leading comment.
     pub doc: String,
 }

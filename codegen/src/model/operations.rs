@@ -50,7 +50,7 @@ impl Validator<'_> {
         let at = Location::new(&file, method.path()).child(&[METHOD_OPTIONS, OPERATION_EXTENSION]);
         let operation = match self.options.operation(&method.options()) {
             None => None,
-            Some(Ok(options)) => self.operation(method, at, &options, annotated, entities),
+            Some(Ok(options)) => self.operation(method, at.clone(), &options, annotated, entities),
             Some(Err(e)) => {
                 self.problem(
                     &at,
@@ -64,13 +64,17 @@ impl Validator<'_> {
                 None
             }
         };
-        if method.is_client_streaming() || method.is_server_streaming() {
+        let streaming = method.is_client_streaming() || method.is_server_streaming();
+        if streaming && operation.is_some() {
             self.problem(
-                &Location::new(&file, method.path()),
-                format!("`{}` streams; svcgen generates unary RPCs only", method.name()),
-                "streaming RPC",
+                &at,
+                format!(
+                    "`{}` streams, but its operation is a generated one; svcgen generates unary standard methods",
+                    method.name()
+                ),
+                "operation of a streaming RPC",
                 Some(
-                    "remove `stream`, or serve the streaming RPC from a separate hand-written tonic service"
+                    "mark it hand-written (`custom: { uses: [...] }`) and implement the stream in src/rpc/, or remove `stream`"
                         .into(),
                 ),
             );
@@ -80,6 +84,8 @@ impl Validator<'_> {
             input: RustType::of(&method.input()),
             output: RustType::of(&method.output()),
             operation: operation.unwrap_or(Operation::Custom { uses: Vec::new() }),
+            client_streaming: method.is_client_streaming(),
+            server_streaming: method.is_server_streaming(),
             doc: comment(&file, method.path()),
         }
     }

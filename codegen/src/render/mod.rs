@@ -231,7 +231,8 @@ fn module<'a>(
     let bounds = model
         .services
         .iter()
-        .map(|s| naming::handler_trait(&s.name));
+        .map(|s| naming::handler_trait(&s.name))
+        .collect::<Vec<_>>();
     let routes = quote!(rt::Routes::default()#(.add_service(#servers))*);
     let custom_count = scaffold::custom_methods(model).count();
     let doc = format!(
@@ -271,15 +272,21 @@ fn module<'a>(
             tables: TABLES,
         };
 
-        /// Serves every service with `handler` until SIGTERM or SIGINT, then drains
-        /// (see `svcgen_runtime::server::run` for configuration and exit codes).
-        pub async fn serve<H: #(#bounds)+*>(handler: H) -> ::std::process::ExitCode {
+        /// The server of every service with `handler`, for `main.rs` to compose before it
+        /// serves: tower layers and interceptors, more tonic services, health checks (see
+        /// `svcgen_runtime::Server`).
+        pub fn server<H: #(#bounds)+*>(handler: H) -> rt::Server {
             let handler = ::std::sync::Arc::new(handler);
-            rt::run(&SERVICE, |stores| {
+            rt::Server::new(&SERVICE, move |stores| {
                 let repositories = Repositories::new(stores);
                 #routes
             })
-            .await
+        }
+
+        /// Serves every service with `handler` until SIGTERM or SIGINT, then drains
+        /// (see `svcgen_runtime::Server::serve` for configuration and exit codes).
+        pub async fn serve<H: #(#bounds)+*>(handler: H) -> ::std::process::ExitCode {
+            server(handler).serve().await
         }
     }
 }

@@ -30,6 +30,8 @@ struct RpcVars {
     rust_name: String,
     input: String,
     output: String,
+    client_streaming: bool,
+    server_streaming: bool,
 }
 
 /// The hand-written RPCs of `model`.
@@ -80,6 +82,8 @@ pub(super) fn render(
             rust_name: naming::snake(&method.name),
             input: method.input.to_text("generated"),
             output: method.output.to_text("generated"),
+            client_streaming: method.client_streaming,
+            server_streaming: method.server_streaming,
         };
         files.push((
             naming::rpc_file(&method.name),

@@ -14,6 +14,19 @@ pub(super) fn render(model: &Model) -> TokenStream {
         .services
         .iter()
         .map(|service| render_service(model, service));
+    let streams = model
+        .services
+        .iter()
+        .flat_map(|s| &s.methods)
+        .any(|m| m.server_streaming)
+        .then(|| {
+            quote! {
+                /// What a hand-written RPC with a streamed response returns, and a channel
+                /// that makes one (re-exported for `src/rpc/`, which may use either).
+                #[allow(unused_imports)]
+                pub use rt::{ResponseStream, response_channel};
+            }
+        });
     quote! {
         //! gRPC glue: each RPC is checked by the handler, served by its repository, and its
         //! errors mapped to status codes in one place (`svcgen_runtime::Error`).
@@ -22,6 +35,8 @@ pub(super) fn render(model: &Model) -> TokenStream {
         use rt::{Request, Response, Status};
 
         use super::repository::Repositories;
+
+        #streams
 
         #(#services)*
     }
@@ -89,9 +104,25 @@ fn generated() -> TokenStream {
     quote!(super)
 }
 
-fn custom_trait(method: &Method) -> TokenStream {
+/// The request and response types of a hand-written RPC's method, streams included.
+fn custom_types(method: &Method) -> (TokenStream, TokenStream) {
     let input = method.input.tokens(&generated());
     let output = method.output.tokens(&generated());
+    let input = if method.client_streaming {
+        quote!(rt::Streaming<#input>)
+    } else {
+        input
+    };
+    let output = if method.server_streaming {
+        quote!(rt::ResponseStream<#output>)
+    } else {
+        output
+    };
+    (input, output)
+}
+
+fn custom_trait(method: &Method) -> TokenStream {
+    let (input, output) = custom_types(method);
     let name = naming::method_ident(&method.name);
     let ident = naming::rpc_trait(&method.name);
     let doc = format!(
@@ -99,12 +130,24 @@ fn custom_trait(method: &Method) -> TokenStream {
         method.name,
         naming::rpc_file(&method.name)
     );
-    let method_doc = format!(
-        " Serves one `{}` call; `store` offers exactly the store operations the proto declares for it (`uses`).",
-        method.name
-    );
     let store = naming::store_struct(&method.name);
-    let store = quote!(super::repository::#store);
+    let (store, method_doc) = if method.server_streaming {
+        (
+            quote!(super::repository::#store),
+            format!(
+                " Serves one `{}` call; `store` (owned, so that the stream can keep it) offers exactly the store operations the proto declares for it (`uses`). A stream still running shortly before the drain timeout ends with UNAVAILABLE.",
+                method.name
+            ),
+        )
+    } else {
+        (
+            quote!(&super::repository::#store),
+            format!(
+                " Serves one `{}` call; `store` offers exactly the store operations the proto declares for it (`uses`).",
+                method.name
+            ),
+        )
+    };
     let proto_docs = docs(&method.doc);
     quote! {
         #[doc = #doc]
@@ -114,9 +157,35 @@ fn custom_trait(method: &Method) -> TokenStream {
             #[doc = #method_doc]
             fn #name(
                 &self,
-                store: &#store,
+                store: #store,
                 request: Request<#input>,
             ) -> impl ::core::future::Future<Output = Result<Response<#output>, Status>> + Send;
+        }
+    }
+}
+
+/// The tonic trait method of a hand-written RPC: the handler's, with the store access it
+/// declares; a response stream is bounded by the server's drain.
+fn custom_rpc(method: &Method) -> TokenStream {
+    let name = naming::method_ident(&method.name);
+    let (input, output) = custom_types(method);
+    let store = naming::store_struct(&method.name);
+    let store = quote!(super::repository::#store);
+    if !method.server_streaming {
+        return quote! {
+            async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
+                self.handler.#name(&#store::new(&self.repositories), request).await
+            }
+        };
+    }
+    let stream = quote::format_ident!("{}Stream", method.name);
+    quote! {
+        type #stream = #output;
+
+        async fn #name(&self, request: Request<#input>) -> Result<Response<Self::#stream>, Status> {
+            let drain = rt::Drain::of(request.extensions());
+            let response = self.handler.#name(#store::new(&self.repositories), request).await?;
+            Ok(response.map(|stream| drain.bound(stream)))
         }
     }
 }
@@ -167,15 +236,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     let prepare = naming::prepare_ident(&method.name);
     let check = naming::check_ident(&method.name);
     let body = match &method.operation {
-        Operation::Custom { .. } => {
-            let store = naming::store_struct(&method.name);
-            let store = quote!(super::repository::#store);
-            return quote! {
-                async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
-                    self.handler.#name(&#store::new(&self.repositories), request).await
-                }
-            };
-        }
+        Operation::Custom { .. } => return custom_rpc(method),
         Operation::Create { entity, field } => {
             let repo = repo_field(model, *entity);
             let (value, binding) = required(field);

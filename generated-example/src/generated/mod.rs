@@ -29,21 +29,27 @@ pub const SERVICE: rt::ServiceDefinition = rt::ServiceDefinition {
     tables: TABLES,
 };
 
-/// Serves every service with `handler` until SIGTERM or SIGINT, then drains
-/// (see `svcgen_runtime::server::run` for configuration and exit codes).
-pub async fn serve<H: TaskServiceHandler>(handler: H) -> ::std::process::ExitCode {
+/// The server of every service with `handler`, for `main.rs` to compose before it
+/// serves: tower layers and interceptors, more tonic services, health checks (see
+/// `svcgen_runtime::Server`).
+pub fn server<H: TaskServiceHandler>(handler: H) -> rt::Server {
     let handler = ::std::sync::Arc::new(handler);
-    rt::run(
-            &SERVICE,
-            |stores| {
-                let repositories = Repositories::new(stores);
-                rt::Routes::default()
-                    .add_service(
-                        self::tasks::task_service_server::TaskServiceServer::new(
-                            TaskServiceImpl::new(repositories.clone(), handler.clone()),
-                        ),
-                    )
-            },
-        )
-        .await
+    rt::Server::new(
+        &SERVICE,
+        move |stores| {
+            let repositories = Repositories::new(stores);
+            rt::Routes::default()
+                .add_service(
+                    self::tasks::task_service_server::TaskServiceServer::new(
+                        TaskServiceImpl::new(repositories.clone(), handler.clone()),
+                    ),
+                )
+        },
+    )
+}
+
+/// Serves every service with `handler` until SIGTERM or SIGINT, then drains
+/// (see `svcgen_runtime::Server::serve` for configuration and exit codes).
+pub async fn serve<H: TaskServiceHandler>(handler: H) -> ::std::process::ExitCode {
+    server(handler).serve().await
 }

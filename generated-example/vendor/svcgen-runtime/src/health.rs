@@ -5,6 +5,8 @@
 
 use std::collections::BTreeMap;
 use std::pin::Pin;
+use std::sync::Arc;
+use std::sync::atomic::{AtomicBool, Ordering};
 
 use tokio::sync::watch;
 use tokio_stream::{Stream, StreamExt as _};
@@ -22,13 +24,29 @@ type Statuses = BTreeMap<String, ServingStatus>;
 #[derive(Clone, Debug)]
 pub struct HealthReporter {
     statuses: watch::Sender<Statuses>,
+    draining: Arc<AtomicBool>,
 }
 
 impl HealthReporter {
-    /// Sets `service` to `status`.
+    /// Sets `service` to `status`; once the server drains, every status stays NOT_SERVING.
     pub fn set(&self, service: &str, status: ServingStatus) {
         self.statuses.send_modify(|statuses| {
+            let status = if self.draining.load(Ordering::SeqCst) {
+                ServingStatus::NotServing
+            } else {
+                status
+            };
             statuses.insert(service.to_owned(), status);
+        });
+    }
+
+    /// Turns every service NOT_SERVING for good: the server is draining.
+    pub fn drain(&self) {
+        self.draining.store(true, Ordering::SeqCst);
+        self.statuses.send_modify(|statuses| {
+            statuses
+                .values_mut()
+                .for_each(|status| *status = ServingStatus::NotServing);
         });
     }
 }
@@ -43,7 +61,10 @@ pub struct HealthService {
 pub fn health() -> (HealthReporter, HealthServer<HealthService>) {
     let (sender, receiver) = watch::channel(Statuses::new());
     (
-        HealthReporter { statuses: sender },
+        HealthReporter {
+            statuses: sender,
+            draining: Arc::default(),
+        },
         HealthServer::new(HealthService { statuses: receiver }),
     )
 }

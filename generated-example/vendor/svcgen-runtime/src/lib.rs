@@ -5,10 +5,12 @@
 //! - [`Store`]: DynamoDB-shaped storage; [`LocalStore`] is the embedded, persistent default.
 //! - [`EntityTable`]: repository mechanics (keys, versions, field masks, page tokens).
 //! - [`Error`]: the one mapping from storage outcomes to gRPC status codes.
-//! - [`server`]: bootstrap with health, reflection and graceful shutdown.
+//! - [`server`]: bootstrap with health, reflection and graceful shutdown; [`Server`] composes
+//!   layers, interceptors, more services and health checks in `main.rs`.
 
 mod context;
 mod deadline;
+mod drain;
 pub mod entity;
 pub mod error;
 pub mod health;
@@ -20,10 +22,12 @@ pub mod server;
 pub mod store;
 
 pub use context::RequestContext;
+pub use drain::{Drain, ResponseStream, STREAM_ENDED, response_channel};
 pub use entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
 pub use error::Error;
 pub use item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
 pub use repository::{EntityTable, Page, PageLimits};
+pub use server::Server;
 pub use store::{LocalStore, Store, StoreError, TableSchema};
 pub use svcgen_macros::{Attributes, Entity};
 
@@ -36,10 +40,10 @@ pub mod codegen {
     pub use crate::item::derive_support::*;
     pub use crate::item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
     pub use crate::repository::{EntityTable, Page, PageLimits};
-    pub use crate::server::{ServiceDefinition, Stores, run};
+    pub use crate::server::{Server, ServiceDefinition, Stores};
     pub use crate::store::{Store, TableSchema};
-    pub use crate::{Error, RequestContext};
+    pub use crate::{Drain, Error, RequestContext, ResponseStream, response_channel};
     pub use async_trait::async_trait;
     pub use tonic::service::Routes;
-    pub use tonic::{Request, Response, Status};
+    pub use tonic::{Request, Response, Status, Streaming};
 }

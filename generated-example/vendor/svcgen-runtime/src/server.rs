@@ -83,6 +83,11 @@ pub enum ConfigError {
         /// The per-table variables to set instead.
         variables: Vec<&'static str>,
     },
+    /// Two services or health checks added in `main.rs` share a name.
+    #[error(
+        "`{0}` is served or checked twice: give each added service and health check its own name"
+    )]
+    DuplicateName(String),
     /// DynamoDB tables are configured, but the runtime was built without DynamoDB.
     #[error("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature")]
     NoDynamoDb,
@@ -262,33 +267,162 @@ pub fn init_tracing() {
     };
 }
 
-/// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
-/// connections are accepted, in-flight calls finish (bounded by the shutdown timeout). Exit
-/// code 0 after a clean drain, 1 when the service failed, 2 for bad configuration.
-///
-/// With the first argument `health-probe`, probes a running service instead (see
-/// [`crate::probe`]), so the binary is its own container health check.
-pub async fn run(
-    definition: &ServiceDefinition,
-    routes: impl FnOnce(&Stores) -> Routes,
-) -> ExitCode {
-    let mut args = std::env::args().skip(1);
-    if args.next().as_deref() == Some(crate::probe::SUBCOMMAND) {
-        return crate::probe::run(args).await;
-    }
-    init_tracing();
-    let config = match Config::from_env().and_then(|c| c.with_dynamodb_tables(definition.tables)) {
-        Ok(config) => config,
-        Err(message) => {
-            tracing::error!(%message, "invalid configuration");
-            return ExitCode::from(2);
+/// A service's server as `main.rs` composes it before it runs: the generated routes plus tower
+/// layers and interceptors (auth, rate limits), more tonic services (an admin API, a streaming
+/// service) and health checks of its own. Health (`grpc.health.v1`) and reflection are added
+/// outside the layers, so load balancer health checks and tools need no credentials.
+pub struct Server {
+    definition: &'static ServiceDefinition,
+    routes: Box<dyn FnOnce(&Stores) -> Routes + Send>,
+    /// Services added by hand: their names and how each is added to the routes.
+    services: Vec<(&'static str, AddService)>,
+    /// Layers, outermost first.
+    layers: Vec<Box<dyn FnOnce(axum::Router) -> axum::Router + Send>>,
+    descriptor_sets: Vec<&'static [u8]>,
+    health_checks: Vec<HealthCheck>,
+}
+
+type AddService = Box<dyn FnOnce(Routes) -> Routes + Send>;
+type BoxFuture<T> = std::pin::Pin<Box<dyn std::future::Future<Output = T> + Send>>;
+
+struct HealthCheck {
+    name: String,
+    interval: Duration,
+    check: Box<dyn Fn() -> BoxFuture<Result<(), String>> + Send + Sync>,
+}
+
+impl Server {
+    /// The server of `definition`, whose routes the generated code builds over the stores.
+    pub fn new(
+        definition: &'static ServiceDefinition,
+        routes: impl FnOnce(&Stores) -> Routes + Send + 'static,
+    ) -> Self {
+        Self {
+            definition,
+            routes: Box::new(routes),
+            services: Vec::new(),
+            layers: Vec::new(),
+            descriptor_sets: Vec::new(),
+            health_checks: Vec::new(),
         }
-    };
-    match serve(definition, &config, routes).await {
-        Ok(()) => ExitCode::SUCCESS,
-        Err(message) => {
-            tracing::error!(%message, "service failed");
-            ExitCode::FAILURE
+    }
+
+    /// Wraps every RPC of the service and of the services added with
+    /// [`add_service`](Self::add_service) in a tower layer (e.g. authentication, rate
+    /// limiting); the first layer added sees a call first. Health and reflection stay outside.
+    pub fn layer<L>(mut self, layer: L) -> Self
+    where
+        L: tower::Layer<axum::routing::Route> + Clone + Send + Sync + 'static,
+        L::Service: tower::Service<axum::extract::Request> + Clone + Send + Sync + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Response:
+            axum::response::IntoResponse + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Error:
+            Into<std::convert::Infallible> + 'static,
+        <L::Service as tower::Service<axum::extract::Request>>::Future: Send + 'static,
+    {
+        self.layers
+            .push(Box::new(move |router| router.layer(layer)));
+        self
+    }
+
+    /// Runs `interceptor` (tonic's: it sees the metadata and extensions, may add extensions
+    /// or refuse the call with a status) before every call a [`layer`](Self::layer) would see.
+    pub fn interceptor<F>(self, interceptor: F) -> Self
+    where
+        F: tonic::service::Interceptor + Clone + Send + Sync + 'static,
+    {
+        self.layer(tonic::service::InterceptorLayer::new(interceptor))
+    }
+
+    /// Serves another tonic service beside the generated one (unary or streaming), inside the
+    /// layers, with the same health status and drain. For reflection to list it, add its
+    /// descriptor set with [`file_descriptor_set`](Self::file_descriptor_set).
+    pub fn add_service<S>(mut self, service: S) -> Self
+    where
+        S: tower::Service<http::Request<tonic::body::Body>, Error = std::convert::Infallible>
+            + tonic::server::NamedService
+            + Clone
+            + Send
+            + Sync
+            + 'static,
+        S::Response: axum::response::IntoResponse,
+        S::Future: Send + 'static,
+    {
+        self.services
+            .push((S::NAME, Box::new(move |routes| routes.add_service(service))));
+        self
+    }
+
+    /// Adds an encoded `FileDescriptorSet` to what server reflection describes.
+    pub fn file_descriptor_set(mut self, encoded: &'static [u8]) -> Self {
+        self.descriptor_sets.push(encoded);
+        self
+    }
+
+    /// Reports `check`'s outcome as the health of `name` (`grpc.health.v1.Health/Check` with
+    /// that service name), run every `interval` and given as long to answer; an error's text
+    /// is logged when the status changes. The load balancer checks the server as a whole, so
+    /// a failing dependency does not take every task out of rotation; clients and operators
+    /// ask for `name`. Every status turns NOT_SERVING when the server drains.
+    pub fn health_check<F, Fut>(
+        mut self,
+        name: impl Into<String>,
+        interval: Duration,
+        check: F,
+    ) -> Self
+    where
+        F: Fn() -> Fut + Send + Sync + 'static,
+        Fut: std::future::Future<Output = Result<(), String>> + Send + 'static,
+    {
+        self.health_checks.push(HealthCheck {
+            name: name.into(),
+            interval,
+            check: Box::new(move || Box::pin(check())),
+        });
+        self
+    }
+
+    /// Runs the service until SIGTERM or SIGINT, then drains: health turns NOT_SERVING, no new
+    /// connections are accepted, in-flight calls finish (bounded by the shutdown timeout;
+    /// streams still running shortly before it ends are ended with UNAVAILABLE). Exit code 0
+    /// after a clean drain, 1 when the service failed, 2 for bad configuration.
+    ///
+    /// With the first argument `health-probe`, probes a running service instead (see
+    /// [`crate::probe`]), so the binary is its own container health check.
+    pub async fn serve(self) -> ExitCode {
+        let mut args = std::env::args().skip(1);
+        if args.next().as_deref() == Some(crate::probe::SUBCOMMAND) {
+            return crate::probe::run(args).await;
+        }
+        init_tracing();
+        let config = Config::from_env()
+            .and_then(|c| c.with_dynamodb_tables(self.definition.tables))
+            .and_then(|c| self.check_names().map(|()| c));
+        let config = match config {
+            Ok(config) => config,
+            Err(message) => {
+                tracing::error!(%message, "invalid configuration");
+                return ExitCode::from(2);
+            }
+        };
+        match serve(self, &config).await {
+            Ok(()) => ExitCode::SUCCESS,
+            Err(message) => {
+                tracing::error!(%message, "service failed");
+                ExitCode::FAILURE
+            }
+        }
+    }
+
+    /// Every service and health check name appears once (a duplicate route would panic).
+    fn check_names(&self) -> Result<(), ConfigError> {
+        let mut names: Vec<&str> = self.definition.services.to_vec();
+        names.extend(self.services.iter().map(|(name, _)| *name));
+        names.extend(self.health_checks.iter().map(|c| c.name.as_str()));
+        names.sort_unstable();
+        match names.windows(2).find(|pair| pair[0] == pair[1]) {
+            Some(pair) => Err(ConfigError::DuplicateName(pair[0].to_owned())),
+            None => Ok(()),
         }
     }
 }
@@ -316,24 +450,33 @@ enum ServeError {
 }
 
 /// Serves until a signal, then drains. One function from bind to drain: the server future,
-/// the health reporter and the stop channel are shared by every phase.
-async fn serve(
-    definition: &ServiceDefinition,
-    config: &Config,
-    routes: impl FnOnce(&Stores) -> Routes,
-) -> Result<(), ServeError> {
+/// the health reporter and the stop channels are shared by every phase.
+async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
+    let definition = server.definition;
     let stores = if config.dynamodb_tables.is_empty() {
         Stores::local(&config.data_dir, definition.name, definition.tables)?
     } else {
         dynamodb_stores(&config.dynamodb_tables, definition.tables).await?
     };
-    let routes = routes(&stores);
+    let mut routes = (server.routes)(&stores);
+    let mut names: Vec<&str> = definition.services.to_vec();
+    for (name, add) in server.services {
+        routes = add(routes);
+        names.push(name);
+    }
+    let mut router = routes.into_axum_router();
+    for layer in server.layers.into_iter().rev() {
+        router = layer(router);
+    }
 
     let (health, health_service) = crate::health::health();
     let reflection = || {
-        tonic_reflection::server::Builder::configure()
+        let builder = tonic_reflection::server::Builder::configure()
             .register_encoded_file_descriptor_set(definition.file_descriptor_set)
-            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET)
+            .register_encoded_file_descriptor_set(tonic_health::pb::FILE_DESCRIPTOR_SET);
+        server.descriptor_sets.iter().fold(builder, |builder, set| {
+            builder.register_encoded_file_descriptor_set(set)
+        })
     };
     let reflection_v1 = reflection().build_v1().map_err(ServeError::Reflection)?;
     let reflection_v1alpha = reflection()
@@ -350,28 +493,34 @@ async fn serve(
         })?;
     let local_addr = listener.local_addr().map_err(ServeError::Io)?;
 
-    let set_all = |status: ServingStatus| {
-        health.set("", status);
-        for service in definition.services {
-            health.set(service, status);
-        }
-    };
-    set_all(ServingStatus::Serving);
+    health.set("", ServingStatus::Serving);
+    for name in &names {
+        health.set(name, ServingStatus::Serving);
+    }
+    for check in server.health_checks {
+        health.set(&check.name, ServingStatus::NotServing);
+        tokio::spawn(run_health_check(check, health.clone()));
+    }
     tracing::info!(address = %local_addr, service = definition.name, "serving");
 
     let (stop_tx, stop_rx) = tokio::sync::oneshot::channel::<()>();
+    let (end_streams, drain) = crate::drain::Drain::channel();
     let mut builder = tonic::transport::Server::builder()
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(
             tower::ServiceBuilder::new()
                 .map_response(oversized_is_resource_exhausted as fn(_) -> _)
+                .map_request(move |mut request: http::Request<tonic::body::Body>| {
+                    request.extensions_mut().insert(drain.clone());
+                    request
+                })
                 .layer(crate::deadline::DeadlineLayer),
         );
     if let Some(limit) = config.max_concurrent_calls_per_connection {
         builder = builder.concurrency_limit_per_connection(limit);
     }
     let server = builder
-        .add_routes(routes)
+        .add_routes(Routes::from(router))
         .add_service(health_service)
         .add_service(reflection_v1)
         .add_service(reflection_v1alpha)
@@ -389,7 +538,7 @@ async fn serve(
         result = &mut server => return result.map_err(ServeError::Transport),
         signal = shutdown => tracing::info!(signal, "shutting down: draining in-flight calls"),
     }
-    set_all(ServingStatus::NotServing);
+    health.drain();
     if !config.shutdown_delay.is_zero() {
         tracing::info!(delay = ?config.shutdown_delay, "answering NOT_SERVING before draining");
         tokio::select! {
@@ -398,13 +547,50 @@ async fn serve(
         }
     }
     let _ = stop_tx.send(());
-    match tokio::time::timeout(config.shutdown_timeout, &mut server).await {
+    // Streams get the drain timeout less a second to end on their own; then they are ended,
+    // and their clients told to retry, so the drain can still finish in time.
+    let stream_grace = config
+        .shutdown_timeout
+        .saturating_sub(Duration::from_secs(1))
+        .max(config.shutdown_timeout / 2);
+    tokio::spawn(async move {
+        tokio::time::sleep(stream_grace).await;
+        end_streams.send_replace(true);
+    });
+    let drained = tokio::time::timeout(config.shutdown_timeout, &mut server);
+    match drained.await {
         Ok(result) => {
             result.map_err(ServeError::Transport)?;
             tracing::info!("drained; exiting");
             Ok(())
         }
         Err(_) => Err(ServeError::Drain(config.shutdown_timeout)),
+    }
+}
+
+/// Runs one health check every interval for as long as the server runs.
+async fn run_health_check(check: HealthCheck, health: crate::health::HealthReporter) {
+    let mut last = None;
+    loop {
+        let outcome = match tokio::time::timeout(check.interval, (check.check)()).await {
+            Ok(outcome) => outcome,
+            Err(_) => Err(format!("no answer within {:?}", check.interval)),
+        };
+        let serving = outcome.is_ok();
+        if last != Some(serving) {
+            match &outcome {
+                Ok(()) => tracing::info!(check = %check.name, "health check passes"),
+                Err(error) => tracing::warn!(check = %check.name, %error, "health check fails"),
+            }
+        }
+        last = Some(serving);
+        let status = if serving {
+            ServingStatus::Serving
+        } else {
+            ServingStatus::NotServing
+        };
+        health.set(&check.name, status);
+        tokio::time::sleep(check.interval).await;
     }
 }
 

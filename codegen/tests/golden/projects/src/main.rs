@@ -10,5 +10,8 @@ mod rpc;
 
 #[tokio::main]
 async fn main() -> std::process::ExitCode {
+    // To compose the server, start from `generated::server(handler::Handler)` and add
+    // `.layer(..)`, `.interceptor(..)`, `.add_service(..)` or `.health_check(..)` before
+    // `.serve().await` (see `svcgen_runtime::Server`).
     generated::serve(handler::Handler).await
 }

@@ -175,6 +175,11 @@ pub struct ArchiveProjectRequest {
     #[prost(string, tag = "2")]
     pub id: ::prost::alloc::string::String,
 }
+#[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
+pub struct ImportProjectsResponse {
+    #[prost(int32, tag = "1")]
+    pub created: i32,
+}
 #[derive(Clone, Copy, Debug, PartialEq, Eq, Hash, PartialOrd, Ord, ::prost::Enumeration)]
 #[repr(i32)]
 pub enum Tier {
@@ -269,6 +274,42 @@ pub mod project_service_server {
             &self,
             request: tonic::Request<super::ArchiveProjectRequest>,
         ) -> std::result::Result<tonic::Response<super::Project>, tonic::Status>;
+        /// Server streaming response type for the WatchProject method.
+        type WatchProjectStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::Project, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Streams a project, then the project again whenever it changes: written by hand.
+        async fn watch_project(
+            &self,
+            request: tonic::Request<super::GetProjectRequest>,
+        ) -> std::result::Result<
+            tonic::Response<Self::WatchProjectStream>,
+            tonic::Status,
+        >;
+        /// Creates the projects a client streams, answering how many: written by hand.
+        async fn import_projects(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::CreateProjectRequest>>,
+        ) -> std::result::Result<
+            tonic::Response<super::ImportProjectsResponse>,
+            tonic::Status,
+        >;
+        /// Server streaming response type for the GetProjects method.
+        type GetProjectsStream: tonic::codegen::tokio_stream::Stream<
+                Item = std::result::Result<super::Project, tonic::Status>,
+            >
+            + std::marker::Send
+            + 'static;
+        /// Answers each request of the client's stream with its project: written by hand.
+        async fn get_projects(
+            &self,
+            request: tonic::Request<tonic::Streaming<super::GetProjectRequest>>,
+        ) -> std::result::Result<
+            tonic::Response<Self::GetProjectsStream>,
+            tonic::Status,
+        >;
     }
     #[derive(Debug)]
     pub struct ProjectServiceServer<T> {
@@ -750,6 +791,148 @@ pub mod project_service_server {
                                 max_encoding_message_size,
                             );
                         let res = grpc.unary(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/acme.projects.v1.ProjectService/WatchProject" => {
+                    #[allow(non_camel_case_types)]
+                    struct WatchProjectSvc<T: ProjectService>(pub Arc<T>);
+                    impl<
+                        T: ProjectService,
+                    > tonic::server::ServerStreamingService<super::GetProjectRequest>
+                    for WatchProjectSvc<T> {
+                        type Response = super::Project;
+                        type ResponseStream = T::WatchProjectStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<super::GetProjectRequest>,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProjectService>::watch_project(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = WatchProjectSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.server_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/acme.projects.v1.ProjectService/ImportProjects" => {
+                    #[allow(non_camel_case_types)]
+                    struct ImportProjectsSvc<T: ProjectService>(pub Arc<T>);
+                    impl<
+                        T: ProjectService,
+                    > tonic::server::ClientStreamingService<super::CreateProjectRequest>
+                    for ImportProjectsSvc<T> {
+                        type Response = super::ImportProjectsResponse;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::Response>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::CreateProjectRequest>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProjectService>::import_projects(&inner, request)
+                                    .await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = ImportProjectsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.client_streaming(method, req).await;
+                        Ok(res)
+                    };
+                    Box::pin(fut)
+                }
+                "/acme.projects.v1.ProjectService/GetProjects" => {
+                    #[allow(non_camel_case_types)]
+                    struct GetProjectsSvc<T: ProjectService>(pub Arc<T>);
+                    impl<
+                        T: ProjectService,
+                    > tonic::server::StreamingService<super::GetProjectRequest>
+                    for GetProjectsSvc<T> {
+                        type Response = super::Project;
+                        type ResponseStream = T::GetProjectsStream;
+                        type Future = BoxFuture<
+                            tonic::Response<Self::ResponseStream>,
+                            tonic::Status,
+                        >;
+                        fn call(
+                            &mut self,
+                            request: tonic::Request<
+                                tonic::Streaming<super::GetProjectRequest>,
+                            >,
+                        ) -> Self::Future {
+                            let inner = Arc::clone(&self.0);
+                            let fut = async move {
+                                <T as ProjectService>::get_projects(&inner, request).await
+                            };
+                            Box::pin(fut)
+                        }
+                    }
+                    let accept_compression_encodings = self.accept_compression_encodings;
+                    let send_compression_encodings = self.send_compression_encodings;
+                    let max_decoding_message_size = self.max_decoding_message_size;
+                    let max_encoding_message_size = self.max_encoding_message_size;
+                    let inner = self.inner.clone();
+                    let fut = async move {
+                        let method = GetProjectsSvc(inner);
+                        let codec = tonic_prost::ProstCodec::default();
+                        let mut grpc = tonic::server::Grpc::new(codec)
+                            .apply_compression_config(
+                                accept_compression_encodings,
+                                send_compression_encodings,
+                            )
+                            .apply_max_message_size_config(
+                                max_decoding_message_size,
+                                max_encoding_message_size,
+                            );
+                        let res = grpc.streaming(method, req).await;
                         Ok(res)
                     };
                     Box::pin(fut)

@@ -25,7 +25,7 @@ pub use service::*;
 /// The protos as an encoded `FileDescriptorSet`, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("file_descriptor_set.bin");
 
-/// `projects-svc`: 9 RPCs, 1 of them hand-written.
+/// `projects-svc`: 12 RPCs, 4 of them hand-written.
 pub const SERVICE: rt::ServiceDefinition = rt::ServiceDefinition {
     name: "projects-svc",
     services: &["acme.projects.v1.ProjectService"],
@@ -33,24 +33,27 @@ pub const SERVICE: rt::ServiceDefinition = rt::ServiceDefinition {
     tables: TABLES,
 };
 
-/// Serves every service with `handler` until SIGTERM or SIGINT, then drains
-/// (see `svcgen_runtime::server::run` for configuration and exit codes).
-pub async fn serve<H: ProjectServiceHandler>(handler: H) -> ::std::process::ExitCode {
+/// The server of every service with `handler`, for `main.rs` to compose before it
+/// serves: tower layers and interceptors, more tonic services, health checks (see
+/// `svcgen_runtime::Server`).
+pub fn server<H: ProjectServiceHandler>(handler: H) -> rt::Server {
     let handler = ::std::sync::Arc::new(handler);
-    rt::run(
-            &SERVICE,
-            |stores| {
-                let repositories = Repositories::new(stores);
-                rt::Routes::default()
-                    .add_service(
-                        self::acme::projects::v1::project_service_server::ProjectServiceServer::new(
-                            ProjectServiceImpl::new(
-                                repositories.clone(),
-                                handler.clone(),
-                            ),
-                        ),
-                    )
-            },
-        )
-        .await
+    rt::Server::new(
+        &SERVICE,
+        move |stores| {
+            let repositories = Repositories::new(stores);
+            rt::Routes::default()
+                .add_service(
+                    self::acme::projects::v1::project_service_server::ProjectServiceServer::new(
+                        ProjectServiceImpl::new(repositories.clone(), handler.clone()),
+                    ),
+                )
+        },
+    )
+}
+
+/// Serves every service with `handler` until SIGTERM or SIGINT, then drains
+/// (see `svcgen_runtime::Server::serve` for configuration and exit codes).
+pub async fn serve<H: ProjectServiceHandler>(handler: H) -> ::std::process::ExitCode {
+    server(handler).serve().await
 }

@@ -339,3 +339,123 @@ impl ArchiveProjectMemberAccess {
             .await
     }
 }
+
+/// What `WatchProject` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
+#[derive(Clone)]
+pub struct WatchProjectStore {
+    /// `Project`: get.
+    pub project: WatchProjectProjectAccess,
+}
+
+impl WatchProjectStore {
+    /// The declared access over the service's repositories.
+    pub fn new(repositories: &Repositories) -> Self {
+        Self {
+            project: WatchProjectProjectAccess {
+                table: repositories.project.table.clone(),
+            },
+        }
+    }
+}
+
+/// `Project` as `WatchProject` declares it (`uses`): get.
+#[derive(Clone)]
+pub struct WatchProjectProjectAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Project>,
+}
+
+impl WatchProjectProjectAccess {
+    /// The `Project` with key `ORG#{org_id}` / `PROJECT#{id}` (one GetItem).
+    pub async fn get(
+        &self,
+        org_id: String,
+        id: String,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table
+            .get(
+                &super::acme::projects::v1::Project {
+                    org_id,
+                    id,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+}
+
+/// What `ImportProjects` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
+#[derive(Clone)]
+pub struct ImportProjectsStore {
+    /// `Project`: create.
+    pub project: ImportProjectsProjectAccess,
+}
+
+impl ImportProjectsStore {
+    /// The declared access over the service's repositories.
+    pub fn new(repositories: &Repositories) -> Self {
+        Self {
+            project: ImportProjectsProjectAccess {
+                table: repositories.project.table.clone(),
+            },
+        }
+    }
+}
+
+/// `Project` as `ImportProjects` declares it (`uses`): create.
+#[derive(Clone)]
+pub struct ImportProjectsProjectAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Project>,
+}
+
+impl ImportProjectsProjectAccess {
+    /// Stores a new `Project`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
+    pub async fn create(
+        &self,
+        project: super::acme::projects::v1::Project,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table.create(project).await
+    }
+}
+
+/// What `GetProjects` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
+#[derive(Clone)]
+pub struct GetProjectsStore {
+    /// `Project`: get.
+    pub project: GetProjectsProjectAccess,
+}
+
+impl GetProjectsStore {
+    /// The declared access over the service's repositories.
+    pub fn new(repositories: &Repositories) -> Self {
+        Self {
+            project: GetProjectsProjectAccess {
+                table: repositories.project.table.clone(),
+            },
+        }
+    }
+}
+
+/// `Project` as `GetProjects` declares it (`uses`): get.
+#[derive(Clone)]
+pub struct GetProjectsProjectAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Project>,
+}
+
+impl GetProjectsProjectAccess {
+    /// The `Project` with key `ORG#{org_id}` / `PROJECT#{id}` (one GetItem).
+    pub async fn get(
+        &self,
+        org_id: String,
+        id: String,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table
+            .get(
+                &super::acme::projects::v1::Project {
+                    org_id,
+                    id,
+                    ..Default::default()
+                },
+            )
+            .await
+    }
+}

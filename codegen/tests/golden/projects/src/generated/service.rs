@@ -6,9 +6,14 @@ use ::svcgen_runtime::codegen as rt;
 use rt::{Request, Response, Status};
 use super::repository::Repositories;
 
+/// What a hand-written RPC with a streamed response returns, and a channel
+/// that makes one (re-exported for `src/rpc/`, which may use either).
+#[allow(unused_imports)]
+pub use rt::{ResponseStream, response_channel};
+
 ///
 /// The hand-written part of `acme.projects.v1.ProjectService`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
-pub trait ProjectServiceHandler: ArchiveProjectRpc + Send + Sync + 'static {
+pub trait ProjectServiceHandler: ArchiveProjectRpc + WatchProjectRpc + ImportProjectsRpc + GetProjectsRpc + Send + Sync + 'static {
     /// Runs first for each `CreateProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
     fn prepare_create_project(
         &self,
@@ -176,6 +181,57 @@ pub trait ArchiveProjectRpc: Send + Sync + 'static {
     > + Send;
 }
 
+/// `WatchProject`, hand-written (the proto marks it custom): implement it in `src/rpc/watch_project.rs`.
+///
+/// Streams a project, then the project again whenever it changes: written by hand.
+pub trait WatchProjectRpc: Send + Sync + 'static {
+    /// Serves one `WatchProject` call; `store` (owned, so that the stream can keep it) offers exactly the store operations the proto declares for it (`uses`). A stream still running shortly before the drain timeout ends with UNAVAILABLE.
+    fn watch_project(
+        &self,
+        store: super::repository::WatchProjectStore,
+        request: Request<super::acme::projects::v1::GetProjectRequest>,
+    ) -> impl ::core::future::Future<
+        Output = Result<
+            Response<rt::ResponseStream<super::acme::projects::v1::Project>>,
+            Status,
+        >,
+    > + Send;
+}
+
+/// `ImportProjects`, hand-written (the proto marks it custom): implement it in `src/rpc/import_projects.rs`.
+///
+/// Creates the projects a client streams, answering how many: written by hand.
+pub trait ImportProjectsRpc: Send + Sync + 'static {
+    /// Serves one `ImportProjects` call; `store` offers exactly the store operations the proto declares for it (`uses`).
+    fn import_projects(
+        &self,
+        store: &super::repository::ImportProjectsStore,
+        request: Request<rt::Streaming<super::acme::projects::v1::CreateProjectRequest>>,
+    ) -> impl ::core::future::Future<
+        Output = Result<
+            Response<super::acme::projects::v1::ImportProjectsResponse>,
+            Status,
+        >,
+    > + Send;
+}
+
+/// `GetProjects`, hand-written (the proto marks it custom): implement it in `src/rpc/get_projects.rs`.
+///
+/// Answers each request of the client's stream with its project: written by hand.
+pub trait GetProjectsRpc: Send + Sync + 'static {
+    /// Serves one `GetProjects` call; `store` (owned, so that the stream can keep it) offers exactly the store operations the proto declares for it (`uses`). A stream still running shortly before the drain timeout ends with UNAVAILABLE.
+    fn get_projects(
+        &self,
+        store: super::repository::GetProjectsStore,
+        request: Request<rt::Streaming<super::acme::projects::v1::GetProjectRequest>>,
+    ) -> impl ::core::future::Future<
+        Output = Result<
+            Response<rt::ResponseStream<super::acme::projects::v1::Project>>,
+            Status,
+        >,
+    > + Send;
+}
+
 /// `acme.projects.v1.ProjectService` served by the generated repositories and a [`ProjectServiceHandler`].
 pub struct ProjectServiceImpl<H> {
     repositories: Repositories,
@@ -333,5 +389,49 @@ for ProjectServiceImpl<H> {
                 request,
             )
             .await
+    }
+    type WatchProjectStream = rt::ResponseStream<super::acme::projects::v1::Project>;
+
+    async fn watch_project(
+        &self,
+        request: Request<super::acme::projects::v1::GetProjectRequest>,
+    ) -> Result<Response<Self::WatchProjectStream>, Status> {
+        let drain = rt::Drain::of(request.extensions());
+        let response = self
+            .handler
+            .watch_project(
+                super::repository::WatchProjectStore::new(&self.repositories),
+                request,
+            )
+            .await?;
+        Ok(response.map(|stream| drain.bound(stream)))
+    }
+
+    async fn import_projects(
+        &self,
+        request: Request<rt::Streaming<super::acme::projects::v1::CreateProjectRequest>>,
+    ) -> Result<Response<super::acme::projects::v1::ImportProjectsResponse>, Status> {
+        self.handler
+            .import_projects(
+                &super::repository::ImportProjectsStore::new(&self.repositories),
+                request,
+            )
+            .await
+    }
+    type GetProjectsStream = rt::ResponseStream<super::acme::projects::v1::Project>;
+
+    async fn get_projects(
+        &self,
+        request: Request<rt::Streaming<super::acme::projects::v1::GetProjectRequest>>,
+    ) -> Result<Response<Self::GetProjectsStream>, Status> {
+        let drain = rt::Drain::of(request.extensions());
+        let response = self
+            .handler
+            .get_projects(
+                super::repository::GetProjectsStore::new(&self.repositories),
+                request,
+            )
+            .await?;
+        Ok(response.map(|stream| drain.bound(stream)))
     }
 }

@@ -3,3 +3,6 @@
 //! appears in the proto, and never touches it again; only this list is generated.
 
 mod archive_project;
+mod get_projects;
+mod import_projects;
+mod watch_project;

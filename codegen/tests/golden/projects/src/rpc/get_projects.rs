@@ -1,0 +1,22 @@
+//! `GetProjects`, hand-written: the proto marks it custom. svcgen wrote this stub
+//! once, when the RPC appeared, and never touches it again. `store` offers the store
+//! operations the proto declares for it (`custom: { uses: ["Entity.get", …] }`).
+//! The response is a stream: return any `Stream` of results, boxed, e.g. the receiving end of
+//! `generated::response_channel` with a task that sends. A stream still running
+//! when the server's drain is about to time out is ended with UNAVAILABLE, so clients retry.
+
+use tonic::{Request, Response, Status, Streaming};
+
+use crate::generated::{self, ResponseStream};
+use crate::handler::Handler;
+
+impl generated::GetProjectsRpc for Handler {
+    async fn get_projects(
+        &self,
+        store: generated::GetProjectsStore,
+        request: Request<Streaming<generated::acme::projects::v1::GetProjectRequest>>,
+    ) -> Result<Response<ResponseStream<generated::acme::projects::v1::Project>>, Status> {
+        let _ = (store, request);
+        Err(Status::unimplemented("not implemented yet"))
+    }
+}
