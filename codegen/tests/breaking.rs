@@ -244,9 +244,12 @@ fn renamed_stored_enum_value() {
 fn removed_message() {
     assert_breaks(
         |dir: &Path| {
-            let request =
-                "message ArchiveProjectRequest {\n  string org_id = 1;\n  string id = 2;\n}\n";
-            replace_in(PROTO, request, "")(dir);
+            let proto = std::fs::read_to_string(dir.join(PROTO)).expect("read");
+            let start = proto
+                .find("message ArchiveProjectRequest {")
+                .expect("request");
+            let end = start + proto[start..].find("\n}\n").expect("its end") + 3;
+            replace_in(PROTO, &proto[start..end], "")(dir);
             replace_in(
                 PROTO,
                 "rpc ArchiveProject(ArchiveProjectRequest)",
@@ -259,6 +262,12 @@ fn removed_message() {
                 "client",
                 "message-removed",
                 "acme.projects.v1.ArchiveProjectRequest",
+            ),
+            (
+                &at("183:3"),
+                "client",
+                "enum-removed",
+                "acme.projects.v1.ArchiveProjectRequest.Urgency",
             ),
             (
                 &at("43:3"),

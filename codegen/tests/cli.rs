@@ -411,6 +411,33 @@ fn streaming_rpc_with_a_generated_operation() {
 }
 
 #[test]
+fn field_rule_pattern_that_does_not_compile() {
+    diagnose(
+        "bad_pattern.proto",
+        "[proto/bad_pattern.proto:10:20]",
+        "field `name`: pattern \"^[a-z\" does not compile",
+    );
+}
+
+#[test]
+fn field_rule_on_the_wrong_type() {
+    diagnose(
+        "wrong_rule_type.proto",
+        "[proto/wrong_rule_type.proto:11:20]",
+        "field `count`: min_len, max_len, pattern, email and uuid apply to singular string fields",
+    );
+}
+
+#[test]
+fn field_rule_bounds_that_exclude_every_value_in_a_nested_message() {
+    diagnose(
+        "empty_range.proto",
+        "[proto/empty_range.proto:14:21]",
+        "field `count`: min 5 is greater than max 2: no value can pass",
+    );
+}
+
+#[test]
 fn hand_written_rpcs_with_the_same_name() {
     diagnose(
         "custom_name_twice.proto",

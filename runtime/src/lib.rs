@@ -20,6 +20,7 @@ pub mod probe;
 pub mod repository;
 pub mod server;
 pub mod store;
+pub mod validate;
 
 pub use context::RequestContext;
 pub use drain::{Drain, ResponseStream, STREAM_ENDED, response_channel};
@@ -42,6 +43,7 @@ pub mod codegen {
     pub use crate::repository::{EntityTable, Page, PageLimits};
     pub use crate::server::{Server, ServiceDefinition, Stores};
     pub use crate::store::{Store, TableSchema};
+    pub use crate::validate::{Fields, Pattern, StringRules, Violations, join};
     pub use crate::{Drain, Error, RequestContext, ResponseStream, response_channel};
     pub use async_trait::async_trait;
     pub use tonic::service::Routes;

@@ -22,7 +22,9 @@ from pathlib import Path
 import grpc
 import pytest
 from google.protobuf import empty_pb2, field_mask_pb2, timestamp_pb2
+from google.rpc import error_details_pb2
 from grpc_health.v1 import health_pb2
+from grpc_status import rpc_status
 
 from conftest import ROOT, SVCGEN, Service, cargo, dynamodb_env, health_status
 
@@ -513,10 +515,10 @@ def test_a_prepare_hook_fills_server_owned_fields_from_the_call_context(client, 
 def test_the_hand_written_rpc_uses_the_generated_repository(client, pb):
     messages = pb[0]
     project = create(client, pb, org_id="o4", owner="ada", name="old")
-    archived = client.ArchiveProject(messages.ArchiveProjectRequest(org_id="o4", id=project.id))
+    archived = client.ArchiveProject(messages.ArchiveProjectRequest(org_id="o4", id=project.id, tags=["cleanup"]))
     assert archived.settings.archived and archived.version == project.version + 1
     assert client.GetProject(messages.GetProjectRequest(org_id="o4", id=project.id)) == archived
-    missing = lambda: client.ArchiveProject(messages.ArchiveProjectRequest(org_id="o4", id="nope"))  # noqa: E731
+    missing = lambda: client.ArchiveProject(messages.ArchiveProjectRequest(org_id="o4", id="nope", tags=["x"]))  # noqa: E731
     assert code_of(missing)[0] == grpc.StatusCode.NOT_FOUND
 
 
@@ -654,3 +656,88 @@ def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
         channel.close()
         if service.process.poll() is None:
             service.stop(signal.SIGKILL)
+
+
+def bad_request(call):
+    """The field violations of the google.rpc.BadRequest detail of the INVALID_ARGUMENT `call` raises."""
+    with pytest.raises(grpc.RpcError) as error:
+        call()
+    assert error.value.code() == grpc.StatusCode.INVALID_ARGUMENT, error.value.details()
+    status = rpc_status.from_call(error.value)
+    assert status is not None, "no google.rpc.Status in the trailers"
+    for detail in status.details:
+        if detail.Is(error_details_pb2.BadRequest.DESCRIPTOR):
+            found = error_details_pb2.BadRequest()
+            detail.Unpack(found)
+            return [(v.field, v.description) for v in found.field_violations]
+    pytest.fail(f"no BadRequest detail in {status}")
+
+
+def test_every_violation_of_a_request_is_reported_at_once_and_nothing_is_written(client, pb):
+    messages = pb[0]
+    project = messages.Project(
+        org_id="o10", owner="rules", description="x" * 501, counters={f"c{i}": i for i in range(6)},
+        settings=messages.Settings(labels={f"k{i}": "v" for i in range(4)}),
+        history=[messages.Settings(), messages.Settings(labels={f"k{i}": "v" for i in range(4)})])
+    found = bad_request(lambda: client.CreateProject(messages.CreateProjectRequest(project=project)))
+    assert found == [
+        ("project.name", "value is required"),
+        ("project.description", "value length must be at most 500 characters"),
+        ("project.settings.labels", "value must contain no more than 3 item(s)"),
+        ("project.history[1].labels", "value must contain no more than 3 item(s)"),
+        ("project.counters", "value must contain no more than 5 item(s)"),
+    ]
+    owned = client.ListOwnedProjects(messages.ListOwnedProjectsRequest(owner="rules"))
+    assert list(owned.projects) == []
+    # At the limits, the same request passes ("é" is one character, two bytes).
+    project.name, project.description = "n" * 100, "é" * 500
+    project.counters.clear()
+    project.settings.labels.clear()
+    del project.history[1]
+    assert client.CreateProject(messages.CreateProjectRequest(project=project)).description == "é" * 500
+
+
+def test_output_only_fields_are_ignored_and_immutable_ones_refused_in_updates(client, pb):
+    messages = pb[0]
+    created = client.CreateProject(messages.CreateProjectRequest(project=messages.Project(
+        org_id="o11", owner="ada", name="n", logo=b"L", create_time=timestamp_pb2.Timestamp(seconds=5))))
+    assert not created.HasField("create_time"), "an output-only field is the server's to set"
+    update = lambda project, paths=None: client.UpdateProject(messages.UpdateProjectRequest(  # noqa: E731
+        project=project, update_mask=field_mask_pb2.FieldMask(paths=paths or [])))
+    key = dict(org_id="o11", id=created.id)
+
+    refused = bad_request(lambda: update(messages.Project(**key, logo=b"M"), ["logo", "name"]))
+    assert refused == [("update_mask", "`logo` is immutable: it cannot change after create"),
+                       ("project.name", "value is required")]
+    # Only the fields the mask names are checked: `name` is required but not being updated.
+    quota = update(messages.Project(**key, quota=3), ["quota"])
+    assert (quota.quota, quota.name) == (3, "n")
+    # An output-only field in the mask is ignored; an empty mask leaves immutable fields alone.
+    renamed = update(messages.Project(**key, name="m", create_time=timestamp_pb2.Timestamp(seconds=9)),
+                     ["create_time", "name"])
+    assert renamed.name == "m" and not renamed.HasField("create_time")
+    everything = update(messages.Project(**key, name="all", version=renamed.version))
+    assert (everything.name, everything.logo, everything.quota) == ("all", b"L", 0)
+    assert bad_request(lambda: update(messages.Project(**key), ["name"])) == [("project.name", "value is required")]
+
+
+def test_a_hand_written_rpc_s_request_is_checked_before_its_code_runs(client, pb):
+    messages = pb[0]
+    request = messages.ArchiveProjectRequest(
+        id="x", notify_email="not-an-email", request_id="nope", reason="Hi", priority=9, urgency=7, weight=0.1)
+    assert bad_request(lambda: client.ArchiveProject(request)) == [
+        ("org_id", "value is required"),
+        ("notify_email", "value must be a valid email address"),
+        ("request_id", "value must be a valid UUID"),
+        ("reason", "value length must be at least 3 characters"),
+        ("reason", "value does not match regex pattern `^[a-z ]+$`"),
+        ("tags", "value must contain at least 1 item(s)"),
+        ("priority", "value must be less than or equal to 5"),
+        ("urgency", "value must be one of the defined enum values"),
+        ("weight", "value must be greater than or equal to 0.5"),
+    ]
+    valid = messages.ArchiveProjectRequest(
+        org_id="o12", id="missing", notify_email="ops@example.com", request_id="0190c2a4-7d1e-7000-8000-00000000000a",
+        reason="quarterly cleanup", tags=["a", "b"], priority=5, urgency=messages.ArchiveProjectRequest.URGENCY_HIGH,
+        weight=2)
+    assert code_of(lambda: client.ArchiveProject(valid))[0] == grpc.StatusCode.NOT_FOUND, "checked, then run"

@@ -71,6 +71,13 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
         services[service].methods[method].operation = Operation::Custom { uses };
     }
     let stored_types = stored_types(&annotated);
+    let requests = files
+        .iter()
+        .flat_map(|f| f.services())
+        .flat_map(|s| s.methods().collect::<Vec<_>>())
+        .filter(|m| !m.is_client_streaming())
+        .map(|m| m.input());
+    let validated = validator.validated_messages(requests);
     if !validator.problems.is_empty() {
         return Err(Diagnostics {
             problems: validator.problems,
@@ -81,6 +88,7 @@ pub fn build(compiled: &Compiled) -> Result<Model, Diagnostics> {
         entities,
         services,
         stored_types,
+        validated,
     })
 }
 

@@ -8,6 +8,7 @@ mod build;
 mod entities;
 mod operations;
 pub mod options;
+mod rules;
 
 use std::collections::BTreeMap;
 
@@ -28,6 +29,86 @@ pub struct Model {
     /// Messages stored inside entities and the oneofs of stored messages: they derive
     /// `Attributes`.
     pub stored_types: Vec<TypeRef>,
+    /// Messages of unary requests with field rules to check (or holding such messages).
+    pub validated: Vec<ValidatedMessage>,
+}
+
+/// A message whose field rules generated code checks.
+#[derive(Debug)]
+pub struct ValidatedMessage {
+    /// Proto full name, e.g. `tasks.Task`.
+    pub full_name: String,
+    /// The message's type in generated code.
+    pub rust: RustType,
+    /// Its fields that have rules or hold checked messages.
+    pub fields: Vec<ValidatedField>,
+    /// The names of all its fields, in declaration order.
+    pub field_names: Vec<String>,
+}
+
+/// A field with rules, or one holding a message with rules.
+#[derive(Debug)]
+pub struct ValidatedField {
+    /// Field name.
+    pub name: String,
+    /// How many values it holds.
+    pub shape: ValueShape,
+    /// What each value is.
+    pub kind: ValueKind,
+    /// Its rules, checked against the shape and kind.
+    pub rules: options::FieldRules,
+}
+
+/// How a field holds its values.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum ValueShape {
+    /// One value, the default when unset.
+    Singular,
+    /// One value with presence (`optional`, messages): `Option` in Rust.
+    Optional,
+    /// `repeated`: a `Vec`.
+    Repeated,
+    /// `map`: a map whose values are of the kind.
+    Map,
+}
+
+/// The type of a field's values, as rules see it.
+#[derive(Clone, Debug, PartialEq)]
+pub enum ValueKind {
+    /// `string`.
+    String,
+    /// `bytes`.
+    Bytes,
+    /// `bool`.
+    Bool,
+    /// Any integer type.
+    Int {
+        /// `uint32`, `uint64`, `fixed32`, `fixed64`.
+        unsigned: bool,
+        /// 32 or 64.
+        bits: u32,
+    },
+    /// `float` or `double`.
+    Float,
+    /// An enum with these defined numbers.
+    Enum {
+        /// The numbers the enum defines.
+        values: Vec<i32>,
+    },
+    /// A message.
+    Message {
+        /// Its proto full name.
+        full_name: String,
+        /// Whether it has rules to check (then it is in [`Model::validated`]).
+        checked: bool,
+    },
+}
+
+impl Model {
+    /// The rules of the message named `full_name`, if it has any to check.
+    pub fn validated(&self, full_name: &str) -> Option<&ValidatedMessage> {
+        self.validated.iter().find(|m| m.full_name == full_name)
+    }
 }
 
 /// Refers to one of [`Model::entities`].
@@ -154,6 +235,8 @@ pub struct Method {
     pub name: String,
     /// The request type.
     pub input: RustType,
+    /// The request message's proto full name.
+    pub input_name: String,
     /// The response type.
     pub output: RustType,
     /// What it does.

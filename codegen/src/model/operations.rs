@@ -82,6 +82,7 @@ impl Validator<'_> {
         Method {
             name: method.name().to_owned(),
             input: RustType::of(&method.input()),
+            input_name: method.input().full_name().to_owned(),
             output: RustType::of(&method.output()),
             operation: operation.unwrap_or(Operation::Custom { uses: Vec::new() }),
             client_streaming: method.is_client_streaming(),

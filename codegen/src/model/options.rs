@@ -8,6 +8,10 @@ use prost_reflect::{DescriptorPool, DynamicMessage, ExtensionDescriptor, Value};
 pub(crate) const ENTITY_EXTENSION: i32 = 51230;
 /// Field number of `svcgen.operation` in `MethodOptions`.
 pub(crate) const OPERATION_EXTENSION: i32 = 51231;
+/// Field number of `svcgen.field` in `FieldOptions`.
+pub(crate) const FIELD_EXTENSION: i32 = 51232;
+/// `FieldDescriptorProto.options`.
+pub(crate) const FIELD_OPTIONS: i32 = 8;
 /// `DescriptorProto.options`.
 pub(crate) const MESSAGE_OPTIONS: i32 = 7;
 /// `MethodDescriptorProto.options`.
@@ -121,10 +125,55 @@ pub struct CustomOperation {
     pub uses: Vec<String>,
 }
 
+/// `svcgen.FieldRules`: what a request field's value must be.
+#[derive(Clone, PartialEq, prost::Message)]
+pub struct FieldRules {
+    /// Must be set.
+    #[prost(bool, tag = "1")]
+    pub required: bool,
+    /// Set by the server only.
+    #[prost(bool, tag = "2")]
+    pub output_only: bool,
+    /// Never changed by an update.
+    #[prost(bool, tag = "3")]
+    pub immutable: bool,
+    /// Fewest characters.
+    #[prost(uint32, optional, tag = "4")]
+    pub min_len: Option<u32>,
+    /// Most characters.
+    #[prost(uint32, optional, tag = "5")]
+    pub max_len: Option<u32>,
+    /// Regular expression ("" for none).
+    #[prost(string, tag = "6")]
+    pub pattern: String,
+    /// An email address.
+    #[prost(bool, tag = "7")]
+    pub email: bool,
+    /// A hyphenated UUID.
+    #[prost(bool, tag = "8")]
+    pub uuid: bool,
+    /// Lowest number.
+    #[prost(double, optional, tag = "9")]
+    pub min: Option<f64>,
+    /// Highest number.
+    #[prost(double, optional, tag = "10")]
+    pub max: Option<f64>,
+    /// Fewest elements.
+    #[prost(uint32, optional, tag = "11")]
+    pub min_items: Option<u32>,
+    /// Most elements.
+    #[prost(uint32, optional, tag = "12")]
+    pub max_items: Option<u32>,
+    /// Enum values the enum defines only.
+    #[prost(bool, tag = "13")]
+    pub defined_only: bool,
+}
+
 /// Reads the `svcgen.*` extensions of a descriptor pool.
 pub(crate) struct OptionReader {
     entity: Option<ExtensionDescriptor>,
     operation: Option<ExtensionDescriptor>,
+    field: Option<ExtensionDescriptor>,
 }
 
 impl OptionReader {
@@ -133,6 +182,7 @@ impl OptionReader {
         Self {
             entity: pool.get_extension_by_name("svcgen.entity"),
             operation: pool.get_extension_by_name("svcgen.operation"),
+            field: pool.get_extension_by_name("svcgen.field"),
         }
     }
 
@@ -150,6 +200,16 @@ impl OptionReader {
         options: &DynamicMessage,
     ) -> Option<Result<OperationOptions, prost::DecodeError>> {
         extension(options, self.operation.as_ref())
+    }
+}
+
+impl OptionReader {
+    /// The `svcgen.field` rules in a field's options.
+    pub(crate) fn field(
+        &self,
+        options: &DynamicMessage,
+    ) -> Option<Result<FieldRules, prost::DecodeError>> {
+        extension(options, self.field.as_ref())
     }
 }
 
@@ -187,6 +247,11 @@ mod tests {
                 version_field: "version" ttl_field: "expire" generated_id_field: "id"
               };
               string id = 1; uint64 version = 2; int64 expire = 3;
+              string name = 4 [(svcgen.field) = {
+                required: true output_only: true immutable: true min_len: 1 max_len: 9
+                pattern: "^a" email: true uuid: true min: -1.5 max: 2 min_items: 3 max_items: 4
+                defined_only: true
+              }];
             }
             service S {
               rpc List(Thing) returns (Thing) {
@@ -223,6 +288,29 @@ mod tests {
                 version_field: "version".into(),
                 ttl_field: "expire".into(),
                 generated_id_field: "id".into(),
+            }
+        );
+        let name = message.get_field_by_name("name").expect("name");
+        let rules = reader
+            .field(&name.options())
+            .expect("annotated")
+            .expect("decodes");
+        assert_eq!(
+            rules,
+            FieldRules {
+                required: true,
+                output_only: true,
+                immutable: true,
+                min_len: Some(1),
+                max_len: Some(9),
+                pattern: "^a".into(),
+                email: true,
+                uuid: true,
+                min: Some(-1.5),
+                max: Some(2.0),
+                min_items: Some(3),
+                max_items: Some(4),
+                defined_only: true,
             }
         );
         let service = compiled.pool.get_service_by_name("S").expect("S");

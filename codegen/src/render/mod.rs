@@ -7,6 +7,7 @@ mod repository;
 mod rust;
 mod scaffold;
 mod service;
+mod validate;
 mod vendor;
 
 use std::collections::BTreeMap;

@@ -6,6 +6,7 @@ use proc_macro2::TokenStream;
 use quote::quote;
 
 use super::rust::docs;
+use super::validate;
 use crate::model::{EntityId, Method, Model, Operation, Service};
 use crate::naming::{self, field_ident};
 
@@ -14,6 +15,7 @@ pub(super) fn render(model: &Model) -> TokenStream {
         .services
         .iter()
         .map(|service| render_service(model, service));
+    let checks = validate::functions(model);
     let streams = model
         .services
         .iter()
@@ -39,6 +41,8 @@ pub(super) fn render(model: &Model) -> TokenStream {
         #streams
 
         #(#services)*
+
+        #checks
     }
 }
 
@@ -166,14 +170,25 @@ fn custom_trait(method: &Method) -> TokenStream {
 
 /// The tonic trait method of a hand-written RPC: the handler's, with the store access it
 /// declares; a response stream is bounded by the server's drain.
-fn custom_rpc(method: &Method) -> TokenStream {
+fn custom_rpc(model: &Model, method: &Method) -> TokenStream {
     let name = naming::method_ident(&method.name);
     let (input, output) = custom_types(method);
     let store = naming::store_struct(&method.name);
     let store = quote!(super::repository::#store);
+    let checks = if method.client_streaming {
+        TokenStream::new()
+    } else {
+        validate::request_checks(model, method, quote!(request.get_mut()))
+    };
+    let request = if checks.is_empty() {
+        quote!(request)
+    } else {
+        quote!(mut request)
+    };
     if !method.server_streaming {
         return quote! {
-            async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
+            async fn #name(&self, #request: Request<#input>) -> Result<Response<#output>, Status> {
+                #checks
                 self.handler.#name(&#store::new(&self.repositories), request).await
             }
         };
@@ -182,7 +197,8 @@ fn custom_rpc(method: &Method) -> TokenStream {
     quote! {
         type #stream = #output;
 
-        async fn #name(&self, request: Request<#input>) -> Result<Response<Self::#stream>, Status> {
+        async fn #name(&self, #request: Request<#input>) -> Result<Response<Self::#stream>, Status> {
+            #checks
             let drain = rt::Drain::of(request.extensions());
             let response = self.handler.#name(#store::new(&self.repositories), request).await?;
             Ok(response.map(|stream| drain.bound(stream)))
@@ -236,7 +252,7 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
     let prepare = naming::prepare_ident(&method.name);
     let check = naming::check_ident(&method.name);
     let body = match &method.operation {
-        Operation::Custom { .. } => return custom_rpc(method),
+        Operation::Custom { .. } => return custom_rpc(model, method),
         Operation::Create { entity, field } => {
             let repo = repo_field(model, *entity);
             let (value, binding) = required(field);
@@ -293,9 +309,11 @@ fn rpc(model: &Model, method: &Method) -> TokenStream {
             }
         }
     };
+    let checks = validate::request_checks(model, method, quote!(&mut request));
     quote! {
         async fn #name(&self, request: Request<#input>) -> Result<Response<#output>, Status> {
             let (context, mut request) = rt::RequestContext::split(request);
+            #checks
             self.handler.#prepare(&context, &mut request)?;
             self.handler.#check(&request)?;
             #body

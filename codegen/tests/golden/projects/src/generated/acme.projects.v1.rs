@@ -168,12 +168,69 @@ pub struct ListMembershipsResponse {
     #[prost(string, tag = "2")]
     pub next_page_token: ::prost::alloc::string::String,
 }
-#[derive(Clone, PartialEq, Eq, Hash, ::prost::Message)]
+#[derive(Clone, PartialEq, ::prost::Message)]
 pub struct ArchiveProjectRequest {
     #[prost(string, tag = "1")]
     pub org_id: ::prost::alloc::string::String,
     #[prost(string, tag = "2")]
     pub id: ::prost::alloc::string::String,
+    /// Who is told, and why; every rule is checked before the hand-written code runs.
+    #[prost(string, optional, tag = "3")]
+    pub notify_email: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "4")]
+    pub request_id: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, optional, tag = "5")]
+    pub reason: ::core::option::Option<::prost::alloc::string::String>,
+    #[prost(string, repeated, tag = "6")]
+    pub tags: ::prost::alloc::vec::Vec<::prost::alloc::string::String>,
+    #[prost(int32, tag = "7")]
+    pub priority: i32,
+    #[prost(enumeration = "archive_project_request::Urgency", tag = "8")]
+    pub urgency: i32,
+    #[prost(double, optional, tag = "9")]
+    pub weight: ::core::option::Option<f64>,
+}
+/// Nested message and enum types in `ArchiveProjectRequest`.
+pub mod archive_project_request {
+    #[derive(
+        Clone,
+        Copy,
+        Debug,
+        PartialEq,
+        Eq,
+        Hash,
+        PartialOrd,
+        Ord,
+        ::prost::Enumeration
+    )]
+    #[repr(i32)]
+    pub enum Urgency {
+        Unspecified = 0,
+        Low = 1,
+        High = 2,
+    }
+    impl Urgency {
+        /// String value of the enum field names used in the ProtoBuf definition.
+        ///
+        /// The values are not transformed in any way and thus are considered stable
+        /// (if the ProtoBuf definition does not change) and safe for programmatic use.
+        pub fn as_str_name(&self) -> &'static str {
+            match self {
+                Self::Unspecified => "URGENCY_UNSPECIFIED",
+                Self::Low => "URGENCY_LOW",
+                Self::High => "URGENCY_HIGH",
+            }
+        }
+        /// Creates an enum from field names used in the ProtoBuf definition.
+        pub fn from_str_name(value: &str) -> ::core::option::Option<Self> {
+            match value {
+                "URGENCY_UNSPECIFIED" => Some(Self::Unspecified),
+                "URGENCY_LOW" => Some(Self::Low),
+                "URGENCY_HIGH" => Some(Self::High),
+                _ => None,
+            }
+        }
+    }
 }
 #[derive(Clone, Copy, PartialEq, Eq, Hash, ::prost::Message)]
 pub struct ImportProjectsResponse {

@@ -255,6 +255,14 @@ for ProjectServiceImpl<H> {
         request: Request<super::acme::projects::v1::CreateProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
         let (context, mut request) = rt::RequestContext::split(request);
+        rt::Violations::check(|v| {
+            validate_acme_projects_v1_create_project_request(
+                &mut request,
+                "",
+                rt::Fields::All,
+                v,
+            );
+        })?;
         self.handler.prepare_create_project(&context, &mut request)?;
         self.handler.check_create_project(&request)?;
         let project = request
@@ -280,6 +288,47 @@ for ProjectServiceImpl<H> {
         request: Request<super::acme::projects::v1::UpdateProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
         let (context, mut request) = rt::RequestContext::split(request);
+        rt::Violations::check(|v| {
+            validate_acme_projects_v1_update_project_request(
+                &mut request,
+                "",
+                rt::Fields::Skip("project"),
+                v,
+            );
+            let mask = &mut request
+                .update_mask
+                .get_or_insert_with(Default::default)
+                .paths;
+            if mask.is_empty() {
+                *mask = [
+                    "owner",
+                    "name",
+                    "tier",
+                    "budget",
+                    "quota",
+                    "description",
+                    "settings",
+                    "history",
+                    "counters",
+                    "team",
+                    "public",
+                ]
+                    .map(String::from)
+                    .to_vec();
+            }
+            mask.retain(|path| !["create_time"].contains(&path.as_str()));
+            for path in mask.iter().filter(|p| ["logo"].contains(&p.as_str())) {
+                v.add(
+                    "",
+                    "update_mask",
+                    format!("`{path}` is immutable: it cannot change after create"),
+                );
+            }
+            let fields = rt::Fields::Only(mask);
+            if let Some(entity) = request.project.as_mut() {
+                validate_acme_projects_v1_project(entity, "project", fields, v);
+            }
+        })?;
         self.handler.prepare_update_project(&context, &mut request)?;
         self.handler.check_update_project(&request)?;
         let project = request
@@ -381,8 +430,16 @@ for ProjectServiceImpl<H> {
 
     async fn archive_project(
         &self,
-        request: Request<super::acme::projects::v1::ArchiveProjectRequest>,
+        mut request: Request<super::acme::projects::v1::ArchiveProjectRequest>,
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
+        rt::Violations::check(|v| {
+            validate_acme_projects_v1_archive_project_request(
+                request.get_mut(),
+                "",
+                rt::Fields::All,
+                v,
+            );
+        })?;
         self.handler
             .archive_project(
                 &super::repository::ArchiveProjectStore::new(&self.repositories),
@@ -433,5 +490,163 @@ for ProjectServiceImpl<H> {
             )
             .await?;
         Ok(response.map(|stream| drain.bound(stream)))
+    }
+}
+
+/// Checks the field rules of `acme.projects.v1.ArchiveProjectRequest` (`svcgen.field`), and clears its output-only fields.
+fn validate_acme_projects_v1_archive_project_request(
+    message: &mut super::acme::projects::v1::ArchiveProjectRequest,
+    path: &str,
+    fields: rt::Fields<'_>,
+    v: &mut rt::Violations,
+) {
+    if fields.has("org_id") {
+        v.required(path, "org_id", !message.org_id.is_empty());
+    }
+    if fields.has("id") {
+        v.required(path, "id", !message.id.is_empty());
+    }
+    if fields.has("notify_email") && let Some(value) = &message.notify_email {
+        static RULES: rt::StringRules = rt::StringRules {
+            min_len: None,
+            max_len: None,
+            pattern: None,
+            email: true,
+            uuid: false,
+        };
+        v.string(path, "notify_email", value, &RULES);
+    }
+    if fields.has("request_id") && let Some(value) = &message.request_id {
+        static RULES: rt::StringRules = rt::StringRules {
+            min_len: None,
+            max_len: None,
+            pattern: None,
+            email: false,
+            uuid: true,
+        };
+        v.string(path, "request_id", value, &RULES);
+    }
+    if fields.has("reason") && let Some(value) = &message.reason {
+        static RULES: rt::StringRules = rt::StringRules {
+            min_len: Some(3),
+            max_len: Some(40),
+            pattern: Some(rt::Pattern::new("^[a-z ]+$")),
+            email: false,
+            uuid: false,
+        };
+        v.string(path, "reason", value, &RULES);
+    }
+    if fields.has("tags") {
+        v.items(path, "tags", message.tags.len(), Some(1), Some(2));
+    }
+    if fields.has("priority") {
+        let value = &message.priority;
+        v.range(path, "priority", *value, Some(0), Some(5));
+    }
+    if fields.has("urgency") {
+        let value = &message.urgency;
+        v.defined(path, "urgency", matches!(* value, 0..= 2));
+    }
+    if fields.has("weight") && let Some(value) = &message.weight {
+        v.range(path, "weight", *value, Some(0.5), Some(2.0));
+    }
+}
+
+/// Checks the field rules of `acme.projects.v1.CreateProjectRequest` (`svcgen.field`), and clears its output-only fields.
+fn validate_acme_projects_v1_create_project_request(
+    message: &mut super::acme::projects::v1::CreateProjectRequest,
+    path: &str,
+    fields: rt::Fields<'_>,
+    v: &mut rt::Violations,
+) {
+    if fields.has("project") && let Some(value) = message.project.as_mut() {
+        validate_acme_projects_v1_project(
+            value,
+            &rt::join(path, "project"),
+            rt::Fields::All,
+            v,
+        );
+    }
+}
+
+/// Checks the field rules of `acme.projects.v1.Project` (`svcgen.field`), and clears its output-only fields.
+fn validate_acme_projects_v1_project(
+    message: &mut super::acme::projects::v1::Project,
+    path: &str,
+    fields: rt::Fields<'_>,
+    v: &mut rt::Violations,
+) {
+    if fields.has("name") {
+        v.required(path, "name", !message.name.is_empty());
+        let value = &message.name;
+        static RULES: rt::StringRules = rt::StringRules {
+            min_len: None,
+            max_len: Some(100),
+            pattern: None,
+            email: false,
+            uuid: false,
+        };
+        v.string(path, "name", value, &RULES);
+    }
+    if fields.has("description") && let Some(value) = &message.description {
+        static RULES: rt::StringRules = rt::StringRules {
+            min_len: None,
+            max_len: Some(500),
+            pattern: None,
+            email: false,
+            uuid: false,
+        };
+        v.string(path, "description", value, &RULES);
+    }
+    if fields.has("settings") && let Some(value) = message.settings.as_mut() {
+        validate_acme_projects_v1_settings(
+            value,
+            &rt::join(path, "settings"),
+            rt::Fields::All,
+            v,
+        );
+    }
+    if fields.has("history") {
+        for (i, value) in message.history.iter_mut().enumerate() {
+            validate_acme_projects_v1_settings(
+                value,
+                &format!("{}[{i}]", rt::join(path, "history")),
+                rt::Fields::All,
+                v,
+            );
+        }
+    }
+    if fields.has("counters") {
+        v.items(path, "counters", message.counters.len(), None, Some(5));
+    }
+    message.create_time = Default::default();
+}
+
+/// Checks the field rules of `acme.projects.v1.Settings` (`svcgen.field`), and clears its output-only fields.
+fn validate_acme_projects_v1_settings(
+    message: &mut super::acme::projects::v1::Settings,
+    path: &str,
+    fields: rt::Fields<'_>,
+    v: &mut rt::Violations,
+) {
+    if fields.has("labels") {
+        v.items(path, "labels", message.labels.len(), None, Some(3));
+    }
+}
+
+/// Checks the field rules of `acme.projects.v1.UpdateProjectRequest` (`svcgen.field`), and clears its output-only fields.
+fn validate_acme_projects_v1_update_project_request(
+    message: &mut super::acme::projects::v1::UpdateProjectRequest,
+    path: &str,
+    fields: rt::Fields<'_>,
+    v: &mut rt::Violations,
+) {
+    if fields.has("project") && let Some(value) = message.project.as_mut() {
+        validate_acme_projects_v1_project(
+            value,
+            &rt::join(path, "project"),
+            rt::Fields::All,
+            v,
+        );
     }
 }
