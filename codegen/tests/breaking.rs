@@ -87,7 +87,7 @@ fn removed_field_without_reserved() {
     assert_breaks(
         replace_in(PROTO, "  double budget = 7;\n", ""),
         &[(
-            &at("72:1"),
+            &at("76:1"),
             "client",
             "field-removed",
             "acme.projects.v1.Project.budget",
@@ -111,13 +111,13 @@ fn field_type_changed() {
         replace_in(PROTO, "  int64 quota = 8;", "  string quota = 8;"),
         &[
             (
-                &at("88:3"),
+                &at("92:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Project.quota",
             ),
             (
-                &at("88:3"),
+                &at("92:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.quota",
@@ -132,13 +132,13 @@ fn field_number_reused() {
         replace_in(PROTO, "  double budget = 7;", "  string cost_center = 7;"),
         &[
             (
-                &at("87:3"),
+                &at("91:3"),
                 "client",
                 "field-number-reused",
                 "acme.projects.v1.Project.budget",
             ),
             (
-                &at("87:3"),
+                &at("91:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.budget",
@@ -165,7 +165,7 @@ fn reserved_number_reused() {
     assert!(
         report.contains(&format!(
             "{}: client [reserved-number-reused] acme.projects.v1.Project.seats",
-            at("87:3")
+            at("91:3")
         )),
         "{report}"
     );
@@ -210,7 +210,7 @@ fn removed_enum_value() {
     assert_breaks(
         replace_in(PROTO, "  TIER_TEAM = 2;\n", ""),
         &[(
-            &at("60:1"),
+            &at("64:1"),
             "client",
             "enum-value-removed",
             "acme.projects.v1.TIER_TEAM",
@@ -225,13 +225,13 @@ fn renamed_stored_enum_value() {
         replace_in(PROTO, "  TIER_TEAM = 2;", "  TIER_TEAMS = 2;"),
         &[
             (
-                &at("63:3"),
+                &at("67:3"),
                 "client",
                 "enum-value-renamed",
                 "acme.projects.v1.TIER_TEAM",
             ),
             (
-                &at("63:3"),
+                &at("67:3"),
                 "stored data",
                 "stored-enum-value-renamed",
                 "acme.projects.v1.TIER_TEAM",
@@ -258,13 +258,13 @@ fn removed_message() {
         },
         &[
             (
-                &at("174:1"),
+                &at("178:1"),
                 "client",
                 "message-removed",
                 "acme.projects.v1.ArchiveProjectRequest",
             ),
             (
-                &at("183:3"),
+                &at("187:3"),
                 "client",
                 "enum-removed",
                 "acme.projects.v1.ArchiveProjectRequest.Urgency",
@@ -295,31 +295,31 @@ fn removed_enum() {
         },
         &[
             (
-                &at("60:1"),
+                &at("64:1"),
                 "client",
                 "enum-removed",
                 "acme.projects.v1.Tier",
             ),
             (
-                &at("67:3"),
+                &at("71:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Settings.allowed_tiers",
             ),
             (
-                &at("83:3"),
+                &at("87:3"),
                 "client",
                 "field-type-changed",
                 "acme.projects.v1.Project.tier",
             ),
             (
-                &at("67:3"),
+                &at("71:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Settings.allowed_tiers",
             ),
             (
-                &at("83:3"),
+                &at("87:3"),
                 "stored data",
                 "stored-field-type-changed",
                 "acme.projects.v1.Project.tier",
@@ -359,8 +359,9 @@ fn removed_entity() {
                 replace_in(PROTO, operation, "{ custom: {} }")(dir);
             }
             replace_in(PROTO, ", \"Member.ListMembers\"", "")(dir);
+            replace_in(PROTO, ", \"Member.create\"", "")(dir);
         },
-        &[(&at("101:1"), "stored data", "entity-removed", "Member")],
+        &[(&at("105:1"), "stored data", "entity-removed", "Member")],
     );
 }
 
@@ -372,7 +373,7 @@ fn added_index_needs_a_backfill() {
             "    ttl_field: \"expire_time\"",
             "    ttl_field: \"expire_time\"\n    indexes: { name: \"gsi2\" pk: \"ROLE#{role}\" sk: \"MEMBER#{user_id}\" }",
         ),
-        &[(&at("101:1"), "stored data", "index-added", "Member.gsi2")],
+        &[(&at("105:1"), "stored data", "index-added", "Member.gsi2")],
     );
 }
 
@@ -410,25 +411,25 @@ fn renamed_stored_fields_top_level_and_nested() {
         },
         &[
             (
-                &at("67:3"),
+                &at("71:3"),
                 "client",
                 "field-renamed",
                 "acme.projects.v1.Settings.archived",
             ),
             (
-                &at("67:3"),
+                &at("71:3"),
                 "stored data",
                 "stored-field-renamed",
                 "acme.projects.v1.Settings.archived",
             ),
             (
-                &at("111:3"),
+                &at("115:3"),
                 "client",
                 "field-renamed",
                 "acme.projects.v1.Member.role",
             ),
             (
-                &at("111:3"),
+                &at("115:3"),
                 "stored data",
                 "stored-field-renamed",
                 "acme.projects.v1.Member.role",
@@ -441,7 +442,7 @@ fn renamed_stored_fields_top_level_and_nested() {
 fn changed_key_template() {
     assert_breaks(
         replace_in(PROTO, "sk: \"PROJECT#{id}\"", "sk: \"P#{id}\""),
-        &[(&at("72:1"), "stored data", "key-changed", "Project")],
+        &[(&at("76:1"), "stored data", "key-changed", "Project")],
     );
 }
 
@@ -454,7 +455,7 @@ fn changed_index_keys() {
             "pk: \"USER#{user_id}\" sk: \"MEMBER#{project_id}\"",
         ),
         &[(
-            &at("101:1"),
+            &at("105:1"),
             "stored data",
             "index-key-changed",
             "Member.gsi1",
@@ -470,7 +471,7 @@ fn entity_moved_to_another_table() {
             "    table: \"main\"\n    pk: \"PROJECT#{project_id}\"",
             "    table: \"members\"\n    pk: \"PROJECT#{project_id}\"",
         ),
-        &[(&at("101:1"), "stored data", "entity-moved", "Member")],
+        &[(&at("105:1"), "stored data", "entity-moved", "Member")],
     );
 }
 
@@ -483,12 +484,12 @@ fn changed_ttl_and_version_fields() {
         },
         &[
             (
-                &at("72:1"),
+                &at("76:1"),
                 "stored data",
                 "version-field-changed",
                 "Project",
             ),
-            (&at("100:1"), "stored data", "ttl-field-changed", "Member"),
+            (&at("104:1"), "stored data", "ttl-field-changed", "Member"),
         ],
     );
 }
@@ -617,7 +618,7 @@ fn against_a_git_revision() {
     assert!(
         report.contains(&format!(
             "{}: client [field-removed] acme.projects.v1.Project.budget",
-            at("72:1")
+            at("76:1")
         )),
         "{report}"
     );

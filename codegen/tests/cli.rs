@@ -454,7 +454,7 @@ fn declared_store_access_is_checked_against_the_model() {
         case,
         location,
         "`Item.ListItem` in `uses` of `Archive`: `Item` has no operation `ListItem`",
-        "use one of: create, get, update, delete, ListItems",
+        "use one of: create, get, update, delete, check, batch_get, ListItems",
     );
     diagnose_with_help(
         case,
@@ -796,5 +796,25 @@ fn the_readme_policy_allows_every_operation_svcgen_deploy_makes() {
     assert!(
         missing.is_empty(),
         "the README's deploy policy lacks {missing:?}"
+    );
+}
+
+/// The example's lockfile (which `svcgen new` also writes, renamed) still resolves the
+/// example outside the workspace, as its image builds it (`--locked`): a dependency added to
+/// the runtime without `scripts/example-lock.sh` fails here, not in the container build.
+#[test]
+fn the_example_lockfile_matches_the_runtime_it_vendors() {
+    let temp = tempfile::tempdir().expect("tempdir");
+    let example = temp.path().join("example");
+    copy_dir(&workspace().join("generated-example"), &example);
+    let output = Command::new(std::env::var("CARGO").unwrap_or_else(|_| "cargo".to_owned()))
+        .args(["metadata", "--locked", "--offline", "--format-version", "1"])
+        .current_dir(&example)
+        .output()
+        .expect("cargo runs");
+    assert!(
+        output.status.success(),
+        "generated-example/Cargo.lock is stale: run scripts/example-lock.sh\n{}",
+        stderr(&output)
     );
 }

@@ -27,7 +27,7 @@ pub use drain::{Drain, ResponseStream, STREAM_ENDED, response_channel};
 pub use entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
 pub use error::Error;
 pub use item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
-pub use repository::{EntityTable, Page, PageLimits};
+pub use repository::{EntityTable, Page, PageLimits, Transaction};
 pub use server::Server;
 pub use store::{LocalStore, Store, StoreError, TableSchema};
 pub use svcgen_macros::{Attributes, Entity};
@@ -40,7 +40,7 @@ pub mod codegen {
     pub use crate::entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
     pub use crate::item::derive_support::*;
     pub use crate::item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
-    pub use crate::repository::{EntityTable, Page, PageLimits};
+    pub use crate::repository::{EntityTable, Page, PageLimits, Transaction};
     pub use crate::server::{Server, ServiceDefinition, Stores};
     pub use crate::store::{Store, TableSchema};
     pub use crate::validate::{Fields, Pattern, StringRules, Violations, join};

@@ -6,7 +6,10 @@ mod support;
 
 use std::sync::Arc;
 
-use svcgen_runtime::store::{Expected, ItemUpdate, LocalDatabase, Query, StoreError, limits};
+use svcgen_runtime::store::{
+    Expected, ItemUpdate, LocalDatabase, MAX_TRANSACTION_WRITES, Query, StoreError, TransactWrite,
+    limits,
+};
 use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
 const SCHEMA: TableSchema = TableSchema {
@@ -612,6 +615,161 @@ async fn sort_keys_order_by_utf8_bytes(store: &dyn Store) {
     assert_eq!(descending, expected);
 }
 
+/// A transaction applies every write or none; the first failed condition is named.
+async fn transactions_are_all_or_nothing(store: &dyn Store) {
+    store
+        .create(item(
+            "P#1",
+            "T#1",
+            &[("version", n(1)), ("title", s("one"))],
+        ))
+        .await
+        .expect("create");
+    store
+        .create(item("P#1", "T#2", &[("version", n(1))]))
+        .await
+        .expect("create");
+    let bump = |expected: u64| TransactWrite::Update {
+        key: key("P#1", "T#1"),
+        update: ItemUpdate {
+            set: [("title".to_owned(), s("two"))].into(),
+            version: Some(("version".to_owned(), Some(expected))),
+            ..ItemUpdate::default()
+        },
+    };
+    let taken = TransactWrite::Create(item("P#1", "T#2", &[]));
+    let new = || TransactWrite::Create(item("P#1", "T#3", &[]));
+    // Write 3 of 3 fails: the create before it and the update are not applied.
+    let failed = store
+        .transact(vec![new(), bump(1), taken.clone()])
+        .await
+        .expect_err("T#2 exists");
+    assert!(
+        matches!(&failed, StoreError::TransactionCanceled { index: 2, count: 3, reason }
+            if matches!(**reason, StoreError::AlreadyExists)),
+        "{failed:?}"
+    );
+    assert_eq!(store.get(&key("P#1", "T#3")).await.expect("get"), None);
+    let one = store
+        .get(&key("P#1", "T#1"))
+        .await
+        .expect("get")
+        .expect("T#1");
+    assert_eq!((&one["title"], &one["version"]), (&s("one"), &n(1)));
+
+    let stale = store.transact(vec![bump(7)]).await.expect_err("stale");
+    assert!(
+        matches!(&stale, StoreError::TransactionCanceled { index: 0, count: 1, reason }
+            if matches!(**reason, StoreError::VersionConflict { expected: 7, actual: 1 })),
+        "{stale:?}"
+    );
+    let missing = TransactWrite::Check {
+        key: key("P#1", "T#9"),
+        expected: Expected::default(),
+    };
+    let absent = store
+        .transact(vec![new(), missing])
+        .await
+        .expect_err("absent");
+    assert!(
+        matches!(&absent, StoreError::TransactionCanceled { index: 1, reason, .. }
+            if matches!(**reason, StoreError::NotFound)),
+        "{absent:?}"
+    );
+
+    // All conditions hold: every write is applied.
+    let delete = TransactWrite::Delete {
+        key: key("P#1", "T#2"),
+        expected: version(1),
+    };
+    let check = TransactWrite::Check {
+        key: key("P#1", "T#1"),
+        expected: version(1),
+    };
+    store
+        .transact(vec![new(), delete, check])
+        .await
+        .expect("commit");
+    assert!(store.get(&key("P#1", "T#3")).await.expect("get").is_some());
+    assert_eq!(store.get(&key("P#1", "T#2")).await.expect("get"), None);
+    store.transact(vec![bump(1)]).await.expect("update");
+    let two = store
+        .get(&key("P#1", "T#1"))
+        .await
+        .expect("get")
+        .expect("T#1");
+    assert_eq!((&two["title"], &two["version"]), (&s("two"), &n(2)));
+}
+
+/// What DynamoDB refuses before it starts: one item twice, more than 100 writes.
+async fn transactions_within_dynamodb_limits(store: &dyn Store) {
+    let twice = store
+        .transact(vec![
+            TransactWrite::Create(item("P#1", "T#1", &[])),
+            TransactWrite::Check {
+                key: key("P#1", "T#1"),
+                expected: Expected::default(),
+            },
+        ])
+        .await
+        .expect_err("same item twice");
+    assert!(
+        matches!(twice, StoreError::Invalid(ref m) if m.contains("twice")),
+        "{twice:?}"
+    );
+    let many = (0..=MAX_TRANSACTION_WRITES)
+        .map(|i| TransactWrite::Create(item("P#1", &format!("T#{i:03}"), &[])))
+        .collect();
+    let refused = store.transact(many).await.expect_err("101 writes");
+    assert!(
+        matches!(refused, StoreError::Invalid(ref m) if m.contains("at most 100")),
+        "{refused:?}"
+    );
+    assert!(
+        pages(store, query("P#1", "", 1000))
+            .await
+            .concat()
+            .is_empty()
+    );
+    let full = (0..MAX_TRANSACTION_WRITES)
+        .map(|i| TransactWrite::Create(item("P#1", &format!("T#{i:03}"), &[])))
+        .collect();
+    store.transact(full).await.expect("100 writes");
+    assert_eq!(
+        pages(store, query("P#1", "", 1000)).await.concat().len(),
+        100
+    );
+}
+
+/// A batch read answers in the keys' order, repeats included, absent and expired items `None`,
+/// across more keys than one BatchGetItem request holds.
+async fn batch_get_answers_in_key_order(store: &dyn Store) {
+    for i in 0..150 {
+        store
+            .create(item("P#1", &format!("T#{i:03}"), &[("n", n(i))]))
+            .await
+            .expect("create");
+    }
+    store
+        .create(item("P#1", "OLD", &[("ttl", n(now() - 10))]))
+        .await
+        .expect("create");
+    let mut keys: Vec<ItemKey> = (0..150)
+        .rev()
+        .map(|i| key("P#1", &format!("T#{i:03}")))
+        .collect();
+    keys.extend([key("P#1", "T#007"), key("P#1", "NONE"), key("P#1", "OLD")]);
+    let found = store.batch_get(&keys).await.expect("batch get");
+    let numbers: Vec<Option<AttributeValue>> = found
+        .iter()
+        .map(|item| item.as_ref().map(|item| item["n"].clone()))
+        .collect();
+    let mut expected: Vec<Option<AttributeValue>> = (0..150).rev().map(|i| Some(n(i))).collect();
+    expected.extend([Some(n(7)), None, None]);
+    assert_eq!(numbers, expected);
+    assert!(store.batch_get(&[]).await.expect("no keys").is_empty());
+}
+
 fn local_store() -> (tempfile::TempDir, Arc<dyn Store>) {
     let dir = tempfile::tempdir().expect("tempdir");
     let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
@@ -643,6 +801,9 @@ mod local {
         start_keys_outside_the_query_are_rejected,
         dynamodb_limits_are_refused_alike,
         sort_keys_order_by_utf8_bytes,
+        transactions_are_all_or_nothing,
+        transactions_within_dynamodb_limits,
+        batch_get_answers_in_key_order,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -782,6 +943,9 @@ mod dynamodb {
         start_keys_outside_the_query_are_rejected,
         dynamodb_limits_are_refused_alike,
         sort_keys_order_by_utf8_bytes,
+        transactions_are_all_or_nothing,
+        transactions_within_dynamodb_limits,
+        batch_get_answers_in_key_order,
     );
 
     #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
@@ -851,5 +1015,27 @@ mod dynamodb {
             .await
             .expect("delete");
         assert_eq!(counter.take(), one("DeleteItem"));
+        let failing = vec![
+            TransactWrite::Create(item("P#1", "T#9", &[])),
+            TransactWrite::Create(item("P#1", "T#2", &[])),
+        ];
+        let canceled = store.transact(failing).await.expect_err("T#2 exists");
+        assert!(matches!(
+            canceled,
+            StoreError::TransactionCanceled { index: 1, .. }
+        ));
+        assert_eq!(
+            counter.take(),
+            one("TransactWriteItems"),
+            "the failed write is classified from the same response"
+        );
+        let keys: Vec<ItemKey> = (0..150).map(|i| key("P#1", &format!("T#{i}"))).collect();
+        let found = store.batch_get(&keys).await.expect("batch get");
+        assert_eq!(found.iter().flatten().count(), 3);
+        assert_eq!(
+            counter.take(),
+            BTreeMap::from([("BatchGetItem".to_owned(), 2)]),
+            "100 keys a request"
+        );
     }
 }

@@ -9,6 +9,7 @@ tonic service beside the generated one, a health check of its own); it builds wi
 directory (the crates.io dependencies built there are reused)."""
 
 import collections
+import concurrent.futures
 import json
 import queue
 import shutil
@@ -318,6 +319,38 @@ impl generated::GetProjectsRpc for Handler {
 ''',
 }
 
+TRANSACTION = '''//! Hand-written: the project and its owner's membership in one transaction.
+
+use tonic::{Request, Response, Status};
+
+use crate::generated::{self, Transaction, acme::projects::v1::{CreateProjectRequest, Member, Project}};
+use crate::handler::Handler;
+
+impl generated::CreateProjectWithOwnerRpc for Handler {
+    async fn create_project_with_owner(
+        &self,
+        store: &generated::CreateProjectWithOwnerStore,
+        request: Request<CreateProjectRequest>,
+    ) -> Result<Response<Project>, Status> {
+        let project = request
+            .into_inner()
+            .project
+            .ok_or_else(|| Status::invalid_argument("`project` is required"))?;
+        let mut transaction = Transaction::new();
+        let project = store.project.create_in(&mut transaction, project)?;
+        let owner = Member {
+            project_id: project.id.clone(),
+            user_id: project.owner.clone(),
+            role: "owner".to_owned(),
+            ..Default::default()
+        };
+        store.member.create_in(&mut transaction, owner)?;
+        transaction.commit().await?;
+        Ok(Response::new(project))
+    }
+}
+'''
+
 
 @pytest.fixture(scope="module")
 def project(tmp_path_factory):
@@ -337,6 +370,7 @@ def project(tmp_path_factory):
     (project / "src" / "handler.rs").write_text(HANDLER)
     for name, code in STREAMS.items():
         (project / "src" / "rpc" / name).write_text(code)
+    (project / "src" / "rpc" / "create_project_with_owner.rs").write_text(TRANSACTION)
     (project / "src" / "rpc" / "archive_project.rs").write_text(ARCHIVE.replace("UNDECLARED", ""))
     built = cargo(project, "build")
     assert built.returncode == 0, built.stderr
@@ -741,3 +775,46 @@ def test_a_hand_written_rpc_s_request_is_checked_before_its_code_runs(client, pb
         reason="quarterly cleanup", tags=["a", "b"], priority=5, urgency=messages.ArchiveProjectRequest.URGENCY_HIGH,
         weight=2)
     assert code_of(lambda: client.ArchiveProject(valid))[0] == grpc.StatusCode.NOT_FOUND, "checked, then run"
+
+
+def test_a_transaction_writes_all_or_nothing(client, pb):
+    messages = pb[0]
+    with_owner = lambda **fields: client.CreateProjectWithOwner(  # noqa: E731
+        messages.CreateProjectRequest(project=messages.Project(org_id="o13", **fields)))
+    created = with_owner(owner="ada", name="together")
+    members = client.ListMembers(messages.ListMembersRequest(project_id=created.id)).members
+    assert [(m.user_id, m.role) for m in members] == [("ada", "owner")]
+    # The membership exists already: write 2 of 2 fails, so write 1 (the project) is undone.
+    client.AddMember(messages.AddMemberRequest(member=messages.Member(project_id="tx", user_id="bob", role="dev")))
+    code, details = code_of(lambda: with_owner(id="tx", owner="bob", name="second"))
+    assert (code, details) == (grpc.StatusCode.ALREADY_EXISTS,
+                               "transaction write 2 of 2 failed, nothing was written: Member already exists")
+    assert code_of(lambda: client.GetProject(messages.GetProjectRequest(org_id="o13", id="tx")))[0] \
+        == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_uniqueness_constraint_holds_under_concurrent_creators(client, pb, request):
+    """16 creators of one project id, each its own owner: exactly one project and one membership.
+    moto applies transactions without isolation (it restores a table copy on failure, see
+    NOTES), so there the 16 calls run one after another; the embedded store gets them at once."""
+    messages = pb[0]
+    at_once = "dynamodb" not in request.node.callspec.id
+
+    def create(i):
+        try:
+            client.CreateProjectWithOwner(messages.CreateProjectRequest(
+                project=messages.Project(org_id="o14", id="contested", owner=f"user{i}", name=f"n{i}")), timeout=30)
+            return f"user{i}"
+        except grpc.RpcError as error:
+            return error.code(), error.details()
+
+    with concurrent.futures.ThreadPoolExecutor(max_workers=16 if at_once else 1) as pool:
+        outcomes = list(pool.map(create, range(16)))
+    winners = [o for o in outcomes if isinstance(o, str)]
+    assert len(winners) == 1, outcomes
+    losers = [o for o in outcomes if not isinstance(o, str)]
+    assert all(o == (grpc.StatusCode.ALREADY_EXISTS,
+                     "transaction write 1 of 2 failed, nothing was written: Project already exists")
+               for o in losers), losers
+    members = client.ListMembers(messages.ListMembersRequest(project_id="contested")).members
+    assert [m.user_id for m in members] == winners

@@ -323,6 +323,8 @@ impl AccessOperation {
             Self::Get => "get".to_owned(),
             Self::Update => "update".to_owned(),
             Self::Delete => "delete".to_owned(),
+            Self::Check => "check_in".to_owned(),
+            Self::BatchGet => "batch_get".to_owned(),
             Self::List { method, .. } => crate::naming::snake(method),
         }
     }
@@ -339,6 +341,10 @@ pub enum AccessOperation {
     Update,
     /// `delete` (DeleteItem).
     Delete,
+    /// `check`: a transaction's condition on an item (ConditionCheckItem).
+    Check,
+    /// `batch_get` (BatchGetItem).
+    BatchGet,
     /// The query of a list RPC on the entity (Query on the table or the index).
     List {
         /// The list RPC's name, e.g. `ListTasks`.

@@ -187,6 +187,8 @@ impl Validator<'_> {
                 "get" => AccessOperation::Get,
                 "update" => AccessOperation::Update,
                 "delete" => AccessOperation::Delete,
+                "check" => AccessOperation::Check,
+                "batch_get" => AccessOperation::BatchGet,
                 other => match lists
                     .iter()
                     .find(|(e, name, _)| *e == entity && name == other)
@@ -196,7 +198,8 @@ impl Validator<'_> {
                         index: index.clone(),
                     },
                     None => {
-                        let mut choices = vec!["create", "get", "update", "delete"];
+                        let mut choices =
+                            vec!["create", "get", "update", "delete", "check", "batch_get"];
                         choices.extend(
                             lists
                                 .iter()

@@ -42,6 +42,8 @@ pub(super) fn table_access(config: &Config, model: &Model) -> BTreeMap<String, T
                 AccessOperation::Get => (access.entity, "GetItem", None),
                 AccessOperation::Update => (access.entity, "UpdateItem", None),
                 AccessOperation::Delete => (access.entity, "DeleteItem", None),
+                AccessOperation::Check => (access.entity, "ConditionCheckItem", None),
+                AccessOperation::BatchGet => (access.entity, "BatchGetItem", None),
                 AccessOperation::List { index, .. } => (access.entity, "Query", index.clone()),
             })
             .collect(),

@@ -100,6 +100,23 @@ fn key_params(entity: &Entity, fields: &[&str]) -> (Vec<TokenStream>, Vec<syn::I
     (params, fields.iter().map(|f| field_ident(f)).collect())
 }
 
+/// The key parameters plus the version field, when the entity has one (a delete's or a
+/// condition's parameters).
+fn versioned_key_params(entity: &Entity) -> (Vec<TokenStream>, Vec<syn::Ident>) {
+    let (mut params, mut fields) = key_params(entity, &entity.key_fields());
+    if let Some(version) = &entity.version {
+        let ident = field_ident(&version.name);
+        let ty = if version.signed {
+            quote!(i64)
+        } else {
+            quote!(u64)
+        };
+        params.push(quote!(#ident: #ty));
+        fields.push(ident);
+    }
+    (params, fields)
+}
+
 /// The message type of `entity` as seen from this module.
 fn entity_type(entity: &Entity) -> TokenStream {
     entity.type_ref.tokens(&quote!(super))
@@ -153,22 +170,7 @@ fn methods(model: &Model, id: EntityId, entity: &Entity) -> Vec<(AccessOperation
     let update_doc = format!(
         " Updates the `{name}` fields named in `mask` (every mutable field when empty); a non-zero version must match the stored one (one UpdateItem)."
     );
-    let (delete_params, delete_fields) = match &entity.version {
-        Some(version) => {
-            let ident = field_ident(&version.name);
-            let mut params = params.clone();
-            let mut fields = fields.clone();
-            let ty = if version.signed {
-                quote!(i64)
-            } else {
-                quote!(u64)
-            };
-            params.push(quote!(#ident: #ty));
-            fields.push(ident);
-            (params, fields)
-        }
-        None => (params.clone(), fields.clone()),
-    };
+    let (delete_params, delete_fields) = versioned_key_params(entity);
     let delete_doc = format!(
         " Deletes the `{name}` with this key; a non-zero version must match (one conditional DeleteItem)."
     );
@@ -245,6 +247,7 @@ fn store_handle(model: &Model, method: &Method, uses: &[Access]) -> TokenStream 
         inits.push(quote!(#field: #access { table: repositories.#field.table.clone() }));
         let declared = methods(model, id, entity)
             .into_iter()
+            .chain(handle_methods(entity))
             .filter(|(operation, _)| {
                 uses.contains(&Access {
                     entity: id,
@@ -295,6 +298,84 @@ fn store_handle(model: &Model, method: &Method, uses: &[Access]) -> TokenStream 
 
         #(#types)*
     }
+}
+
+/// The methods only a hand-written RPC's store handle offers, when declared: the writes of a
+/// transaction (`create_in`, `update_in`, `delete_in`, `check_in`) and `batch_get`.
+fn handle_methods(entity: &Entity) -> Vec<(AccessOperation, TokenStream)> {
+    let ty = entity_type(entity);
+    let name = &entity.name;
+    let var = naming::entity_field(name);
+    let (delete_params, delete_fields) = versioned_key_params(entity);
+    let in_doc = |what: &str| {
+        format!(
+            " Adds {what} to `transaction`; it takes effect when the transaction commits, with every other write of it or not at all."
+        )
+    };
+    let (create_in, update_in, delete_in, check_in) = (
+        in_doc(&format!(
+            "the create of a `{name}` (returned with its generated ID and first version)"
+        )),
+        in_doc(&format!(
+            "the update of the `{name}` fields named in `mask`"
+        )),
+        in_doc(&format!(
+            "the delete of the `{name}` with this key (at this version when not zero)"
+        )),
+        in_doc(&format!(
+            "the condition that the `{name}` with this key exists (at this version when not zero), unchanged"
+        )),
+    );
+    let batch_doc = format!(
+        " The `{name}`s with the keys of `keys` (messages holding the key fields), in their order, `None` where there is none (BatchGetItem, 100 keys a request)."
+    );
+    vec![
+        (
+            AccessOperation::Create,
+            quote! {
+                #[doc = #create_in]
+                pub fn create_in(&self, transaction: &mut rt::Transaction, #var: #ty) -> Result<#ty, rt::Error> {
+                    self.table.create_in(transaction, #var)
+                }
+            },
+        ),
+        (
+            AccessOperation::Update,
+            quote! {
+                #[doc = #update_in]
+                pub fn update_in(&self, transaction: &mut rt::Transaction, #var: &#ty, mask: &[String]) -> Result<(), rt::Error> {
+                    self.table.update_in(transaction, #var, mask)
+                }
+            },
+        ),
+        (
+            AccessOperation::Delete,
+            quote! {
+                #[doc = #delete_in]
+                pub fn delete_in(&self, transaction: &mut rt::Transaction, #(#delete_params),*) -> Result<(), rt::Error> {
+                    self.table.delete_in(transaction, &#ty { #(#delete_fields,)* ..Default::default() })
+                }
+            },
+        ),
+        (
+            AccessOperation::Check,
+            quote! {
+                #[doc = #check_in]
+                pub fn check_in(&self, transaction: &mut rt::Transaction, #(#delete_params),*) -> Result<(), rt::Error> {
+                    self.table.check_in(transaction, &#ty { #(#delete_fields,)* ..Default::default() })
+                }
+            },
+        ),
+        (
+            AccessOperation::BatchGet,
+            quote! {
+                #[doc = #batch_doc]
+                pub async fn batch_get(&self, keys: &[#ty]) -> Result<Vec<Option<#ty>>, rt::Error> {
+                    self.table.batch_get(keys).await
+                }
+            },
+        ),
+    ]
 }
 
 /// The repository method of a list RPC on `entity` (`None` for other operations).

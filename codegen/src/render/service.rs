@@ -7,7 +7,7 @@ use quote::quote;
 
 use super::rust::docs;
 use super::validate;
-use crate::model::{EntityId, Method, Model, Operation, Service};
+use crate::model::{AccessOperation, EntityId, Method, Model, Operation, Service};
 use crate::naming::{self, field_ident};
 
 pub(super) fn render(model: &Model) -> TokenStream {
@@ -29,6 +29,26 @@ pub(super) fn render(model: &Model) -> TokenStream {
                 pub use rt::{ResponseStream, response_channel};
             }
         });
+    let writes = model.methods().any(|m| match &m.operation {
+        Operation::Custom { uses } => uses.iter().any(|a| {
+            matches!(
+                a.operation,
+                AccessOperation::Create
+                    | AccessOperation::Update
+                    | AccessOperation::Delete
+                    | AccessOperation::Check
+            )
+        }),
+        _ => false,
+    });
+    let transaction = writes.then(|| {
+        quote! {
+            /// Writes that take effect together or not at all, for the `*_in` methods of
+            /// the hand-written RPCs' store handles.
+            #[allow(unused_imports)]
+            pub use rt::Transaction;
+        }
+    });
     quote! {
         //! gRPC glue: each RPC is checked by the handler, served by its repository, and its
         //! errors mapped to status codes in one place (`svcgen_runtime::Error`).
@@ -39,6 +59,7 @@ pub(super) fn render(model: &Model) -> TokenStream {
         use super::repository::Repositories;
 
         #streams
+        #transaction
 
         #(#services)*
 

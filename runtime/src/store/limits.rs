@@ -3,7 +3,7 @@
 //! over 400 KB (DynamoDB's size rules), partition keys over 2,048 bytes, sort keys over 1,024,
 //! empty key attribute values, numbers outside DynamoDB's range or precision.
 
-use super::{Query, StoreError};
+use super::{Query, StoreError, TransactWrite};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -119,6 +119,45 @@ pub(super) fn check_update(set: &Item, indexes: &[&str]) -> Result<(), StoreErro
 pub(super) fn check_item_key(key: &ItemKey) -> Result<(), StoreError> {
     check_key_value(PARTITION_KEY, &key.pk, MAX_PARTITION_KEY_BYTES)?;
     check_key_value(SORT_KEY, &key.sk, MAX_SORT_KEY_BYTES)
+}
+
+/// Checks a transaction: 1 to [`super::MAX_TRANSACTION_WRITES`] writes, each on its own item
+/// and within the limits its single-item operation has (DynamoDB refuses the whole request).
+/// Returns the writes' keys.
+pub(super) fn check_transaction(
+    writes: &[TransactWrite],
+    indexes: &[&str],
+) -> Result<Vec<ItemKey>, StoreError> {
+    if writes.len() > super::MAX_TRANSACTION_WRITES {
+        return Err(StoreError::Invalid(format!(
+            "a transaction holds at most {} writes (DynamoDB's limit); this one has {}",
+            super::MAX_TRANSACTION_WRITES,
+            writes.len()
+        )));
+    }
+    let mut keys: Vec<ItemKey> = Vec::with_capacity(writes.len());
+    for write in writes {
+        let key = match write {
+            TransactWrite::Create(item) => {
+                check_item(item, indexes)?;
+                super::rules::item_key(item)?
+            }
+            TransactWrite::Update { key, update } => {
+                check_update(&update.set, indexes)?;
+                key.clone()
+            }
+            TransactWrite::Delete { key, .. } | TransactWrite::Check { key, .. } => key.clone(),
+        };
+        check_item_key(&key)?;
+        if keys.contains(&key) {
+            return Err(StoreError::Invalid(format!(
+                "a transaction writes the item `{}` / `{}` twice; DynamoDB allows one write per item",
+                key.pk, key.sk
+            )));
+        }
+        keys.push(key);
+    }
+    Ok(keys)
 }
 
 /// Checks a query's partition value and sort-key prefix (which may be empty).

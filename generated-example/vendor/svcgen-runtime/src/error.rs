@@ -36,6 +36,16 @@ pub enum Error {
         /// The stored version.
         actual: u64,
     },
+    /// A transaction was cancelled by write `write` (from 1) of `writes`; nothing was written.
+    #[error("transaction write {write} of {writes} failed, nothing was written: {cause}")]
+    TransactionCanceled {
+        /// The failed write, counted from 1 in the order the writes were added.
+        write: usize,
+        /// The writes of the transaction.
+        writes: usize,
+        /// Why it failed; its status code is the transaction's.
+        cause: Box<Error>,
+    },
     /// The backend is overloaded or unreachable.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -59,6 +69,15 @@ impl Error {
             StoreError::InvalidStartKey(_) => {
                 Self::InvalidArgument(crate::page_token::INVALID.to_owned())
             }
+            StoreError::TransactionCanceled {
+                index,
+                count,
+                reason,
+            } => Self::TransactionCanceled {
+                write: index + 1,
+                writes: count,
+                cause: Box::new(Self::from_store(entity, *reason)),
+            },
             StoreError::Unavailable(detail) => Self::Unavailable(detail),
             StoreError::Internal(detail) => Self::Internal(detail),
         }
@@ -84,6 +103,21 @@ impl From<Error> for Status {
             Error::NotFound { .. } => Status::not_found(error.to_string()),
             Error::AlreadyExists { .. } => Status::already_exists(error.to_string()),
             Error::VersionConflict { .. } => Status::aborted(error.to_string()),
+            Error::TransactionCanceled {
+                write,
+                writes,
+                cause,
+            } => {
+                let message = format!(
+                    "transaction write {write} of {writes} failed, nothing was written: {cause}"
+                );
+                // The cause's code; its details stay in the log when it is internal.
+                let status = Status::from(*cause);
+                match status.code() {
+                    Code::Internal | Code::Unavailable => status,
+                    code => Status::new(code, message),
+                }
+            }
             Error::Unavailable(detail) => {
                 tracing::warn!(%detail, "store unavailable");
                 Status::new(

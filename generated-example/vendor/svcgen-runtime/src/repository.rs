@@ -6,10 +6,10 @@
 use std::marker::PhantomData;
 use std::sync::Arc;
 
-use crate::entity::{Entity, TTL, index_key_attributes};
+use crate::entity::{Entity, ItemKey, TTL, index_key_attributes};
 use crate::error::Error;
 use crate::page_token;
-use crate::store::{Expected, ItemUpdate, Query, Store};
+use crate::store::{Expected, ItemUpdate, Query, Store, StoreError, TransactWrite};
 
 /// Page size settings of a list operation.
 #[derive(Clone, Copy, Debug)]
@@ -27,6 +27,72 @@ pub struct Page<E> {
     pub items: Vec<E>,
     /// `next_page_token` for the response.
     pub next_page_token: String,
+}
+
+/// Writes to the entities of one table that take effect together or not at all: one
+/// `TransactWriteItems` on DynamoDB, one transaction on the embedded store. Add writes with the
+/// repositories' `create_in`, `update_in`, `delete_in` and `check_in` (each checks what its
+/// single-item operation checks), then [`commit`](Self::commit). A write whose condition fails
+/// cancels all, and the error names it: "transaction write 2 of 3 failed, nothing was
+/// written: Customer already exists".
+#[derive(Default)]
+pub struct Transaction {
+    store: Option<Arc<dyn Store>>,
+    writes: Vec<TransactWrite>,
+    /// The entity of each write, for its error.
+    entities: Vec<&'static str>,
+}
+
+impl Transaction {
+    /// An empty transaction.
+    pub fn new() -> Self {
+        Self::default()
+    }
+
+    /// The writes added so far.
+    pub fn len(&self) -> usize {
+        self.writes.len()
+    }
+
+    /// Whether no write was added.
+    pub fn is_empty(&self) -> bool {
+        self.writes.is_empty()
+    }
+
+    fn stage<E: Entity>(
+        &mut self,
+        store: &Arc<dyn Store>,
+        write: TransactWrite,
+    ) -> Result<(), Error> {
+        match &self.store {
+            Some(ours) if !std::ptr::addr_eq(Arc::as_ptr(ours), Arc::as_ptr(store)) => {
+                return Err(Error::Internal(format!(
+                    "a transaction writes to one table; {} lives in another",
+                    E::SCHEMA.name
+                )));
+            }
+            Some(_) => {}
+            None => self.store = Some(store.clone()),
+        }
+        self.writes.push(write);
+        self.entities.push(E::SCHEMA.name);
+        Ok(())
+    }
+
+    /// Applies every write, or none (an empty transaction does nothing).
+    pub async fn commit(self) -> Result<(), Error> {
+        let Some(store) = self.store else {
+            return Ok(());
+        };
+        store.transact(self.writes).await.map_err(|error| {
+            let index = match &error {
+                StoreError::TransactionCanceled { index, .. } => *index,
+                _ => 0,
+            };
+            let entity = self.entities.get(index).copied().unwrap_or("item");
+            Error::from_store(entity, error)
+        })
+    }
 }
 
 /// Typed access to the items of one entity in a table.
@@ -59,14 +125,20 @@ impl<E: Entity> EntityTable<E> {
 
     /// Stores a new entity: fills a generated ID, starts the version at 1, and fails with
     /// ALREADY_EXISTS when the key is taken.
-    pub async fn create(&self, mut entity: E) -> Result<E, Error> {
+    pub async fn create(&self, entity: E) -> Result<E, Error> {
+        let (entity, item) = Self::new_item(entity)?;
+        self.store.create(item).await.map_err(Self::store_error)?;
+        Ok(entity)
+    }
+
+    /// A new entity with its generated ID and first version, and its item.
+    fn new_item(mut entity: E) -> Result<(E, crate::Item), Error> {
         entity.assign_id();
         if E::SCHEMA.version_field.is_some() {
             entity.set_version(1);
         }
         let item = entity.to_item()?;
-        self.store.create(item).await.map_err(Self::store_error)?;
-        Ok(entity)
+        Ok((entity, item))
     }
 
     /// The entity with the key fields of `probe`.
@@ -83,6 +155,17 @@ impl<E: Entity> EntityTable<E> {
     /// Updates the fields of `entity` named by `mask` (every mutable field when empty). A
     /// non-zero version must equal the stored one.
     pub async fn update(&self, entity: &E, mask: &[String]) -> Result<E, Error> {
+        let (key, update) = Self::item_update(entity, mask)?;
+        let stored = self
+            .store
+            .update(&key, update)
+            .await
+            .map_err(Self::store_error)?;
+        Ok(E::from_item(stored)?)
+    }
+
+    /// The store update that writes the fields of `entity` named by `mask`.
+    fn item_update(entity: &E, mask: &[String]) -> Result<(ItemKey, ItemUpdate), Error> {
         let schema = &E::SCHEMA;
         let key = entity.key()?;
         let field_names = E::field_names();
@@ -142,12 +225,7 @@ impl<E: Entity> EntityTable<E> {
             let expected = entity.version();
             update.version = Some((version.to_owned(), (expected != 0).then_some(expected)));
         }
-        let stored = self
-            .store
-            .update(&key, update)
-            .await
-            .map_err(Self::store_error)?;
-        Ok(E::from_item(stored)?)
+        Ok((key, update))
     }
 
     /// The fields an update mask names, checked; every mutable field for an empty mask.
@@ -192,6 +270,18 @@ impl<E: Entity> EntityTable<E> {
 
     /// Deletes the entity with the key fields of `probe`; a non-zero `version` must match.
     pub async fn delete(&self, probe: &E) -> Result<E, Error> {
+        let (key, expected) = Self::expected(probe)?;
+        let item = self
+            .store
+            .delete(&key, expected)
+            .await
+            .map_err(Self::store_error)?;
+        Ok(E::from_item(item)?)
+    }
+
+    /// The key of `probe` and what the stored item must be: this entity, at `probe`'s version
+    /// when it is not zero.
+    fn expected(probe: &E) -> Result<(ItemKey, Expected), Error> {
         let key = probe.key()?;
         let expected = Expected {
             entity: Some(E::SCHEMA.name.to_owned()),
@@ -200,12 +290,60 @@ impl<E: Entity> EntityTable<E> {
                 .filter(|_| probe.version() != 0)
                 .map(|field| (field.to_owned(), probe.version())),
         };
-        let item = self
+        Ok((key, expected))
+    }
+
+    /// Adds the create of `entity` to `transaction`; returns it as it will be stored (with
+    /// its generated ID and first version).
+    pub fn create_in(&self, transaction: &mut Transaction, entity: E) -> Result<E, Error> {
+        let (entity, item) = Self::new_item(entity)?;
+        transaction.stage::<E>(&self.store, TransactWrite::Create(item))?;
+        Ok(entity)
+    }
+
+    /// Adds the update of the fields of `entity` named by `mask` to `transaction`.
+    pub fn update_in(
+        &self,
+        transaction: &mut Transaction,
+        entity: &E,
+        mask: &[String],
+    ) -> Result<(), Error> {
+        let (key, update) = Self::item_update(entity, mask)?;
+        transaction.stage::<E>(&self.store, TransactWrite::Update { key, update })
+    }
+
+    /// Adds the delete of the entity with the key of `probe` (at its version when not zero).
+    pub fn delete_in(&self, transaction: &mut Transaction, probe: &E) -> Result<(), Error> {
+        let (key, expected) = Self::expected(probe)?;
+        transaction.stage::<E>(&self.store, TransactWrite::Delete { key, expected })
+    }
+
+    /// Adds a condition to `transaction`: the entity with the key of `probe` exists (at its
+    /// version when not zero); it is not changed.
+    pub fn check_in(&self, transaction: &mut Transaction, probe: &E) -> Result<(), Error> {
+        let (key, expected) = Self::expected(probe)?;
+        transaction.stage::<E>(&self.store, TransactWrite::Check { key, expected })
+    }
+
+    /// The entities with the keys of `probes`, in their order (`None` where there is none),
+    /// read together (BatchGetItem, 100 keys a request, unprocessed keys retried).
+    pub async fn batch_get(&self, probes: &[E]) -> Result<Vec<Option<E>>, Error> {
+        let keys = probes
+            .iter()
+            .map(Entity::key)
+            .collect::<Result<Vec<_>, _>>()?;
+        let items = self
             .store
-            .delete(&key, expected)
+            .batch_get(&keys)
             .await
             .map_err(Self::store_error)?;
-        Ok(E::from_item(item)?)
+        items
+            .into_iter()
+            .map(|item| match item {
+                Some(item) if E::holds_this_entity(&item) => Ok(Some(E::from_item(item)?)),
+                _ => Ok(None),
+            })
+            .collect()
     }
 
     /// One page of the partition of `index` (the table for `None`) that `probe`'s fields name.

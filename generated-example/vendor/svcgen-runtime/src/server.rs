@@ -245,6 +245,15 @@ impl Store for MissingTable {
     async fn query(&self, _: crate::store::Query) -> Result<crate::store::QueryPage, StoreError> {
         Err(self.error())
     }
+    async fn transact(&self, _: Vec<crate::store::TransactWrite>) -> Result<(), StoreError> {
+        Err(self.error())
+    }
+    async fn batch_get(
+        &self,
+        _: &[crate::ItemKey],
+    ) -> Result<Vec<Option<crate::Item>>, StoreError> {
+        Err(self.error())
+    }
 }
 
 impl MissingTable {

@@ -9,16 +9,18 @@ use std::collections::HashMap;
 use async_trait::async_trait;
 use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::error::{ProvideErrorMetadata, SdkError};
+use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
-    AttributeValue as Av, ReturnValue, ReturnValuesOnConditionCheckFailure,
+    AttributeValue as Av, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
+    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
 };
 
 use super::rules::{
-    holds_entity, is_expired, now_epoch_seconds, query_key_attributes, start_sort_key,
+    holds_entity, is_expired, item_key, now_epoch_seconds, query_key_attributes, start_sort_key,
     stored_version,
 };
-use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, limits};
+use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactWrite, limits};
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -154,6 +156,56 @@ impl Expression {
         format!("{name} = {value}")
     }
 
+    /// The condition of a create: no live item holds the key.
+    fn absent(&mut self) -> String {
+        let (pk, ttl) = (self.name(PARTITION_KEY), self.name(TTL));
+        let now = self.value(Av::N(now_epoch_seconds().to_string()));
+        format!("attribute_not_exists({pk}) OR {ttl} <= {now}")
+    }
+
+    /// The live item meets `expected` (entity type and version).
+    fn expected(&mut self, expected: &Expected) -> String {
+        let live = self.live();
+        let condition = self.holds(live, expected.entity.as_deref());
+        match &expected.version {
+            Some((attribute, version)) => {
+                format!("{condition} AND {}", self.version_is(attribute, *version))
+            }
+            None => condition,
+        }
+    }
+
+    /// The update expression of `update` (`None` when it changes nothing) and its condition.
+    fn update(&mut self, update: &ItemUpdate) -> (Option<String>, String) {
+        let live = self.live();
+        let mut condition = self.holds(live, update.entity.as_deref());
+        let mut sets: Vec<String> = update
+            .set
+            .iter()
+            .map(|(attribute, value)| {
+                let (name, value) = (self.name(attribute), self.value(to_sdk(value.clone())));
+                format!("{name} = {value}")
+            })
+            .collect();
+        let removes: Vec<String> = update.remove.iter().map(|a| self.name(a)).collect();
+        if let Some((attribute, expected)) = &update.version {
+            let name = self.name(attribute);
+            let (zero, one) = (self.value(Av::N("0".into())), self.value(Av::N("1".into())));
+            sets.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
+            if let Some(expected) = expected {
+                condition = format!("{condition} AND {}", self.version_is(attribute, *expected));
+            }
+        }
+        let mut clauses = Vec::new();
+        if !sets.is_empty() {
+            clauses.push(format!("SET {}", sets.join(", ")));
+        }
+        if !removes.is_empty() {
+            clauses.push(format!("REMOVE {}", removes.join(", ")));
+        }
+        ((!clauses.is_empty()).then(|| clauses.join(" ")), condition)
+    }
+
     fn names(&self) -> Option<HashMap<String, String>> {
         (!self.names.is_empty()).then(|| self.names.clone())
     }
@@ -214,41 +266,83 @@ where
     }
 }
 
-/// Classifies a failed condition from the item DynamoDB returned with it.
-fn condition_failed(
-    old: Option<&HashMap<String, Av>>,
-    entity: Option<&str>,
-    version: Option<(&str, u64)>,
-) -> StoreError {
-    let Some(old) = old
-        .cloned()
-        .map(item_from_sdk)
-        .filter(|old| !is_expired(old, now_epoch_seconds()) && holds_entity(old, entity))
-    else {
+/// Classifies a failed condition from the item DynamoDB returned with it and what the
+/// condition expected (a create expects nothing: its condition fails only on a live item).
+fn condition_failed(old: Option<&HashMap<String, Av>>, expected: &Expected) -> StoreError {
+    let Some(old) = old.cloned().map(item_from_sdk).filter(|old| {
+        !is_expired(old, now_epoch_seconds()) && holds_entity(old, expected.entity.as_deref())
+    }) else {
         return StoreError::NotFound;
     };
-    match version {
+    match &expected.version {
         Some((attribute, expected)) => StoreError::VersionConflict {
-            expected,
+            expected: *expected,
             actual: stored_version(&old, attribute),
         },
         None => StoreError::AlreadyExists,
     }
 }
 
+/// What an update's condition expects of the stored item.
+fn update_expectation(update: &ItemUpdate) -> Expected {
+    Expected {
+        entity: update.entity.clone(),
+        version: update
+            .version
+            .as_ref()
+            .and_then(|(attribute, version)| version.map(|v| (attribute.clone(), v))),
+    }
+}
+
+/// The cancellation of a transaction: the first write whose condition failed, classified;
+/// conflicts with other transactions and throttling are UNAVAILABLE (retryable).
+fn transaction_canceled(
+    reasons: &[CancellationReason],
+    expectations: &[Expected],
+    detail: String,
+) -> StoreError {
+    let count = expectations.len();
+    for (index, reason) in reasons.iter().enumerate() {
+        match reason.code() {
+            Some("ConditionalCheckFailed") => {
+                let expected = expectations.get(index).cloned().unwrap_or_default();
+                return StoreError::TransactionCanceled {
+                    index,
+                    count,
+                    reason: Box::new(condition_failed(reason.item(), &expected)),
+                };
+            }
+            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded") => {
+                return StoreError::Unavailable(detail);
+            }
+            _ => {}
+        }
+    }
+    StoreError::Internal(detail)
+}
+
+/// Exponential backoff for retrying unprocessed keys: 50 ms, 100 ms, … 1.6 s.
+fn backoff(attempt: u32) -> std::time::Duration {
+    std::time::Duration::from_millis(50 << attempt.min(5))
+}
+
+/// How often `batch_get` asks again for keys DynamoDB left unprocessed (throttling).
+const BATCH_GET_RETRIES: u32 = 8;
+/// BatchGetItem's limit on keys per request.
+const BATCH_GET_KEYS: usize = 100;
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
         limits::check_item(&item, &self.index_names())?;
         let mut e = Expression::default();
-        let (pk, ttl) = (e.name(PARTITION_KEY), e.name(TTL));
-        let now = e.value(Av::N(now_epoch_seconds().to_string()));
+        let condition = e.absent();
         let result = self
             .client
             .put_item()
             .table_name(&self.table)
             .set_item(Some(item_to_sdk(item)))
-            .condition_expression(format!("attribute_not_exists({pk}) OR {ttl} <= {now}"))
+            .condition_expression(condition)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
             .send()
@@ -286,47 +380,17 @@ impl Store for DynamoStore {
         limits::check_item_key(key)?;
         limits::check_update(&update.set, &self.index_names())?;
         let mut e = Expression::default();
-        let ItemUpdate {
-            set,
-            remove,
-            version,
-            entity,
-        } = update;
-        let live = e.live();
-        let mut condition = e.holds(live, entity.as_deref());
-        let mut sets: Vec<String> = set
-            .into_iter()
-            .map(|(attribute, value)| {
-                let (name, value) = (e.name(&attribute), e.value(to_sdk(value)));
-                format!("{name} = {value}")
-            })
-            .collect();
-        let removes: Vec<String> = remove.iter().map(|attribute| e.name(attribute)).collect();
-        if let Some((attribute, expected)) = &version {
-            let name = e.name(attribute);
-            let (zero, one) = (e.value(Av::N("0".into())), e.value(Av::N("1".into())));
-            sets.push(format!("{name} = if_not_exists({name}, {zero}) + {one}"));
-            if let Some(expected) = expected {
-                condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
-            }
-        }
-        let mut expression = String::new();
-        if !sets.is_empty() {
-            expression = format!("SET {}", sets.join(", "));
-        }
-        if !removes.is_empty() {
-            expression = format!("{expression} REMOVE {}", removes.join(", "));
-        }
-        if expression.is_empty() {
+        let (expression, condition) = e.update(&update);
+        let Some(expression) = expression else {
             // Nothing to change: the result is the stored item, if it exists.
             return self.get(key).await?.ok_or(StoreError::NotFound);
-        }
+        };
         let result = self
             .client
             .update_item()
             .table_name(&self.table)
             .set_key(Some(key_to_sdk(key)))
-            .update_expression(expression.trim_start())
+            .update_expression(expression)
             .condition_expression(condition)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
@@ -336,29 +400,19 @@ impl Store for DynamoStore {
             .await;
         match result {
             Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
-            Err(error) => {
-                let version = version
-                    .as_ref()
-                    .and_then(|(a, e)| e.map(|e| (a.as_str(), e)));
-                match error.as_service_error() {
-                    Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
-                        failed,
-                    )) => Err(condition_failed(failed.item(), entity.as_deref(), version)),
-                    _ => Err(sdk_error("UpdateItem", error)),
-                }
-            }
+            Err(error) => match error.as_service_error() {
+                Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
+                    failed,
+                )) => Err(condition_failed(failed.item(), &update_expectation(&update))),
+                _ => Err(sdk_error("UpdateItem", error)),
+            },
         }
     }
 
     async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         let mut e = Expression::default();
-        let live = e.live();
-        let mut condition = e.holds(live, expected.entity.as_deref());
-        let version = expected.version;
-        if let Some((attribute, expected)) = &version {
-            condition = format!("{condition} AND {}", e.version_is(attribute, *expected));
-        }
+        let condition = e.expected(&expected);
         let result = self
             .client
             .delete_item()
@@ -376,14 +430,182 @@ impl Store for DynamoStore {
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
                     failed,
-                )) => Err(condition_failed(
-                    failed.item(),
-                    expected.entity.as_deref(),
-                    version.as_ref().map(|(a, v)| (a.as_str(), *v)),
-                )),
+                )) => Err(condition_failed(failed.item(), &expected)),
                 _ => Err(sdk_error("DeleteItem", error)),
             },
         }
+    }
+
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), StoreError> {
+        let keys = limits::check_transaction(&writes, &self.index_names())?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal(e.to_string());
+        let on_failure = ReturnValuesOnConditionCheckFailure::AllOld;
+        let mut expectations = Vec::with_capacity(writes.len());
+        let mut items = Vec::with_capacity(writes.len());
+        for (write, key) in writes.into_iter().zip(keys) {
+            let mut e = Expression::default();
+            let item = TransactWriteItem::builder();
+            let (item, expected) = match write {
+                TransactWrite::Create(new) => {
+                    let condition = e.absent();
+                    let put = Put::builder()
+                        .table_name(&self.table)
+                        .set_item(Some(item_to_sdk(new)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .return_values_on_condition_check_failure(on_failure.clone())
+                        .build()
+                        .map_err(build)?;
+                    (item.put(put), Expected::default())
+                }
+                TransactWrite::Update { update, .. } => {
+                    let expected = update_expectation(&update);
+                    match e.update(&update) {
+                        (Some(expression), condition) => {
+                            let update = Update::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key_to_sdk(&key)))
+                                .update_expression(expression)
+                                .condition_expression(condition)
+                                .set_expression_attribute_names(e.names())
+                                .set_expression_attribute_values(e.values())
+                                .return_values_on_condition_check_failure(on_failure.clone())
+                                .build()
+                                .map_err(build)?;
+                            (item.update(update), expected)
+                        }
+                        (None, condition) => {
+                            let check = ConditionCheck::builder()
+                                .table_name(&self.table)
+                                .set_key(Some(key_to_sdk(&key)))
+                                .condition_expression(condition)
+                                .set_expression_attribute_names(e.names())
+                                .set_expression_attribute_values(e.values())
+                                .return_values_on_condition_check_failure(on_failure.clone())
+                                .build()
+                                .map_err(build)?;
+                            (item.condition_check(check), expected)
+                        }
+                    }
+                }
+                TransactWrite::Delete { expected, .. } => {
+                    let condition = e.expected(&expected);
+                    let delete = Delete::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_to_sdk(&key)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .return_values_on_condition_check_failure(on_failure.clone())
+                        .build()
+                        .map_err(build)?;
+                    (item.delete(delete), expected)
+                }
+                TransactWrite::Check { expected, .. } => {
+                    let condition = e.expected(&expected);
+                    let check = ConditionCheck::builder()
+                        .table_name(&self.table)
+                        .set_key(Some(key_to_sdk(&key)))
+                        .condition_expression(condition)
+                        .set_expression_attribute_names(e.names())
+                        .set_expression_attribute_values(e.values())
+                        .return_values_on_condition_check_failure(on_failure.clone())
+                        .build()
+                        .map_err(build)?;
+                    (item.condition_check(check), expected)
+                }
+            };
+            items.push(item.build());
+            expectations.push(expected);
+        }
+        let result = self
+            .client
+            .transact_write_items()
+            .set_transact_items(Some(items))
+            .send()
+            .await;
+        match result {
+            Ok(_) => Ok(()),
+            Err(error) => match error.as_service_error() {
+                Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
+                    let detail = format!(
+                        "TransactWriteItems: TransactionCanceledException: {}",
+                        canceled.message().unwrap_or("no message")
+                    );
+                    Err(transaction_canceled(
+                        canceled.cancellation_reasons(),
+                        &expectations,
+                        detail,
+                    ))
+                }
+                _ => Err(sdk_error("TransactWriteItems", error)),
+            },
+        }
+    }
+
+    async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(limits::check_item_key)?;
+        // DynamoDB refuses a request naming a key twice.
+        let mut unique: Vec<&ItemKey> = keys.iter().collect();
+        unique.sort();
+        unique.dedup();
+        let mut found: HashMap<ItemKey, Item> = HashMap::with_capacity(unique.len());
+        for chunk in unique.chunks(BATCH_GET_KEYS) {
+            let mut pending: Vec<HashMap<String, Av>> =
+                chunk.iter().map(|k| key_to_sdk(k)).collect();
+            let mut attempt = 0;
+            while !pending.is_empty() {
+                let request = KeysAndAttributes::builder()
+                    .set_keys(Some(pending))
+                    .consistent_read(true)
+                    .build()
+                    .map_err(|e| StoreError::Internal(e.to_string()))?;
+                let output = self
+                    .client
+                    .batch_get_item()
+                    .request_items(&self.table, request)
+                    .send()
+                    .await
+                    .map_err(|e| sdk_error("BatchGetItem", e))?;
+                let items = output
+                    .responses
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .unwrap_or_default();
+                for item in items.into_iter().map(item_from_sdk) {
+                    found.insert(item_key(&item)?, item);
+                }
+                pending = output
+                    .unprocessed_keys
+                    .and_then(|mut tables| tables.remove(&self.table))
+                    .map(|keys| keys.keys)
+                    .unwrap_or_default();
+                if !pending.is_empty() {
+                    attempt += 1;
+                    if attempt > BATCH_GET_RETRIES {
+                        return Err(StoreError::Unavailable(format!(
+                            "BatchGetItem: {} keys still unprocessed after {BATCH_GET_RETRIES} retries",
+                            pending.len()
+                        )));
+                    }
+                    // DynamoDB's advice for unprocessed keys: retry with exponential backoff.
+                    tokio::time::sleep(backoff(attempt)).await;
+                }
+            }
+        }
+        let now = now_epoch_seconds();
+        Ok(keys
+            .iter()
+            .map(|key| {
+                found
+                    .get(key)
+                    .filter(|item| !is_expired(item, now))
+                    .cloned()
+            })
+            .collect())
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {

@@ -15,10 +15,12 @@ use redb::{
 };
 
 use super::rules::{
-    holds_entity, is_expired, now_epoch_seconds, query_key_attributes, start_sort_key,
+    holds_entity, is_expired, item_key, now_epoch_seconds, query_key_attributes, start_sort_key,
     stored_version,
 };
-use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, limits};
+use super::{
+    Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, TransactWrite, limits,
+};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
@@ -104,15 +106,29 @@ fn owned_key(pk: &str, sk: &str) -> ItemKey {
     }
 }
 
-fn item_key(item: &Item) -> Result<ItemKey, StoreError> {
-    match (
-        string_attr(item, PARTITION_KEY),
-        string_attr(item, SORT_KEY),
-    ) {
-        (Some(pk), Some(sk)) => Ok(owned_key(pk, sk)),
-        _ => Err(StoreError::Internal(
-            "item lacks string `pk`/`sk` attributes".into(),
-        )),
+/// The live item at `key` in `items`.
+fn read_live(items: &ItemReader, key: &ItemKey) -> Result<Option<Item>, StoreError> {
+    let Some(bytes) = items
+        .get((key.pk.as_str(), key.sk.as_str()))
+        .map_err(internal)?
+    else {
+        return Ok(None);
+    };
+    let item = decode(bytes.value())?;
+    Ok((!is_expired(&item, now_epoch_seconds())).then_some(item))
+}
+
+/// A failed condition of a transaction's write cancels it; other failures stay what they are.
+fn canceled(index: usize, count: usize, reason: StoreError) -> StoreError {
+    match reason {
+        StoreError::AlreadyExists | StoreError::NotFound | StoreError::VersionConflict { .. } => {
+            StoreError::TransactionCanceled {
+                index,
+                count,
+                reason: Box::new(reason),
+            }
+        }
+        other => other,
     }
 }
 
@@ -210,6 +226,85 @@ impl LocalStore {
             .get((key.pk.as_str(), key.sk.as_str()))
             .map_err(internal)?;
         stored.map(|bytes| decode(bytes.value())).transpose()
+    }
+
+    /// Stores a new item in `txn`, as [`Store::create`] describes.
+    fn create_in(&self, txn: &redb::WriteTransaction, item: &Item) -> Result<(), StoreError> {
+        let key = item_key(item)?;
+        let existing = self.current(txn, &key)?;
+        if existing
+            .as_ref()
+            .is_some_and(|old| !is_expired(old, now_epoch_seconds()))
+        {
+            return Err(StoreError::AlreadyExists);
+        }
+        self.write(txn, &key, existing.as_ref(), Some(item))
+    }
+
+    /// The live item at `key` if it meets `expected` (entity type and version).
+    fn expected_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        key: &ItemKey,
+        expected: &Expected,
+    ) -> Result<Item, StoreError> {
+        let old = self.live_entity(txn, key, expected.entity.as_deref())?;
+        if let Some((attribute, expected)) = &expected.version {
+            let actual = stored_version(&old, attribute);
+            if *expected != actual {
+                return Err(StoreError::VersionConflict {
+                    expected: *expected,
+                    actual,
+                });
+            }
+        }
+        Ok(old)
+    }
+
+    /// The live item at `key` holding `entity`; NOT_FOUND otherwise.
+    fn live_entity(
+        &self,
+        txn: &redb::WriteTransaction,
+        key: &ItemKey,
+        entity: Option<&str>,
+    ) -> Result<Item, StoreError> {
+        match self.current(txn, key)? {
+            Some(old) if !is_expired(&old, now_epoch_seconds()) && holds_entity(&old, entity) => {
+                Ok(old)
+            }
+            _ => Err(StoreError::NotFound),
+        }
+    }
+
+    /// Applies `update` in `txn`, as [`Store::update`] describes; returns the new item.
+    fn update_in(
+        &self,
+        txn: &redb::WriteTransaction,
+        key: &ItemKey,
+        update: ItemUpdate,
+    ) -> Result<Item, StoreError> {
+        let old = self.live_entity(txn, key, update.entity.as_deref())?;
+        let mut new = old.clone();
+        if let Some((attribute, expected)) = &update.version {
+            let actual = stored_version(&old, attribute);
+            if expected.is_some_and(|expected| expected != actual) {
+                return Err(StoreError::VersionConflict {
+                    expected: expected.unwrap_or(0),
+                    actual,
+                });
+            }
+            new.insert(
+                attribute.clone(),
+                AttributeValue::N((actual + 1).to_string()),
+            );
+        }
+        for name in &update.remove {
+            new.remove(name);
+        }
+        new.extend(update.set);
+        limits::check_item(&new, &self.index_names())?;
+        self.write(txn, key, Some(&old), Some(&new))?;
+        Ok(new)
     }
 
     /// The index B-tree a query walks; `None` for the table, whose item B-tree it walks.
@@ -371,16 +466,8 @@ impl Store for LocalStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
         limits::check_item(&item, &self.index_names())?;
         self.blocking(move |this| {
-            let key = item_key(&item)?;
             let txn = this.db.begin_write().map_err(internal)?;
-            let existing = this.current(&txn, &key)?;
-            if existing
-                .as_ref()
-                .is_some_and(|old| !is_expired(old, now_epoch_seconds()))
-            {
-                return Err(StoreError::AlreadyExists);
-            }
-            this.write(&txn, &key, existing.as_ref(), Some(&item))?;
+            this.create_in(&txn, &item)?;
             txn.commit().map_err(internal)
         })
         .await
@@ -392,14 +479,7 @@ impl Store for LocalStore {
         self.blocking(move |this| {
             let txn = this.db.begin_read().map_err(internal)?;
             let items = txn.open_table(this.item_table()).map_err(internal)?;
-            let Some(bytes) = items
-                .get((key.pk.as_str(), key.sk.as_str()))
-                .map_err(internal)?
-            else {
-                return Ok(None);
-            };
-            let item = decode(bytes.value())?;
-            Ok((!is_expired(&item, now_epoch_seconds())).then_some(item))
+            read_live(&items, &key)
         })
         .await
     }
@@ -410,35 +490,7 @@ impl Store for LocalStore {
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
-            let old = match this.current(&txn, &key)? {
-                Some(old)
-                    if !is_expired(&old, now_epoch_seconds())
-                        && holds_entity(&old, update.entity.as_deref()) =>
-                {
-                    old
-                }
-                _ => return Err(StoreError::NotFound),
-            };
-            let mut new = old.clone();
-            if let Some((attribute, expected)) = &update.version {
-                let actual = stored_version(&old, attribute);
-                if expected.is_some_and(|expected| expected != actual) {
-                    return Err(StoreError::VersionConflict {
-                        expected: expected.unwrap_or(0),
-                        actual,
-                    });
-                }
-                new.insert(
-                    attribute.clone(),
-                    AttributeValue::N((actual + 1).to_string()),
-                );
-            }
-            for name in &update.remove {
-                new.remove(name);
-            }
-            new.extend(update.set);
-            limits::check_item(&new, &this.index_names())?;
-            this.write(&txn, &key, Some(&old), Some(&new))?;
+            let new = this.update_in(&txn, &key, update)?;
             txn.commit().map_err(internal)?;
             Ok(new)
         })
@@ -450,27 +502,50 @@ impl Store for LocalStore {
         let key = key.clone();
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
-            let old = match this.current(&txn, &key)? {
-                Some(old)
-                    if !is_expired(&old, now_epoch_seconds())
-                        && holds_entity(&old, expected.entity.as_deref()) =>
-                {
-                    old
-                }
-                _ => return Err(StoreError::NotFound),
-            };
-            if let Some((attribute, expected)) = &expected.version {
-                let actual = stored_version(&old, attribute);
-                if *expected != actual {
-                    return Err(StoreError::VersionConflict {
-                        expected: *expected,
-                        actual,
-                    });
-                }
-            }
+            let old = this.expected_in(&txn, &key, &expected)?;
             this.write(&txn, &key, Some(&old), None)?;
             txn.commit().map_err(internal)?;
             Ok(old)
+        })
+        .await
+    }
+
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), StoreError> {
+        let keys = limits::check_transaction(&writes, &self.index_names())?;
+        if writes.is_empty() {
+            return Ok(());
+        }
+        self.blocking(move |this| {
+            // Every write in one redb transaction: an error drops it, and with it every write.
+            let txn = this.db.begin_write().map_err(internal)?;
+            let count = writes.len();
+            for (index, (write, key)) in writes.into_iter().zip(&keys).enumerate() {
+                let applied = match write {
+                    TransactWrite::Create(item) => this.create_in(&txn, &item),
+                    TransactWrite::Update { update, .. } => {
+                        this.update_in(&txn, key, update).map(drop)
+                    }
+                    TransactWrite::Delete { expected, .. } => this
+                        .expected_in(&txn, key, &expected)
+                        .and_then(|old| this.write(&txn, key, Some(&old), None)),
+                    TransactWrite::Check { expected, .. } => {
+                        this.expected_in(&txn, key, &expected).map(drop)
+                    }
+                };
+                applied.map_err(|reason| canceled(index, count, reason))?;
+            }
+            txn.commit().map_err(internal)
+        })
+        .await
+    }
+
+    async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
+        keys.iter().try_for_each(limits::check_item_key)?;
+        let keys = keys.to_vec();
+        self.blocking(move |this| {
+            let txn = this.db.begin_read().map_err(internal)?;
+            let items = txn.open_table(this.item_table()).map_err(internal)?;
+            keys.iter().map(|key| read_live(&items, key)).collect()
         })
         .await
     }

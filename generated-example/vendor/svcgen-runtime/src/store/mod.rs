@@ -1,7 +1,8 @@
 //! The storage seam: DynamoDB-shaped operations on the items of one table.
 //!
 //! Each method is one request to the backend (one `PutItem`, `GetItem`, `UpdateItem`,
-//! `DeleteItem` or `Query` page), so a unary RPC costs exactly one round trip.
+//! `DeleteItem`, `Query` page or `TransactWriteItems`), so a unary RPC costs exactly one round
+//! trip; `batch_get` sends one `BatchGetItem` per 100 keys.
 
 #[cfg(feature = "dynamodb")]
 mod dynamo;
@@ -60,6 +61,37 @@ pub struct Expected {
     pub version: Option<(String, u64)>,
 }
 
+/// One write of a [`Store::transact`], on an item no other write of it names.
+#[derive(Clone, Debug, PartialEq)]
+pub enum TransactWrite {
+    /// As [`Store::create`].
+    Create(Item),
+    /// As [`Store::update`].
+    Update {
+        /// The item's key.
+        key: ItemKey,
+        /// The change.
+        update: ItemUpdate,
+    },
+    /// As [`Store::delete`].
+    Delete {
+        /// The item's key.
+        key: ItemKey,
+        /// What the stored item must be.
+        expected: Expected,
+    },
+    /// The item exists and meets `expected`; nothing changes (DynamoDB's `ConditionCheck`).
+    Check {
+        /// The item's key.
+        key: ItemKey,
+        /// What the stored item must be.
+        expected: Expected,
+    },
+}
+
+/// DynamoDB's limit on the writes of one `TransactWriteItems`.
+pub const MAX_TRANSACTION_WRITES: usize = 100;
+
 /// One page of a `Query` on the table or an index.
 #[derive(Clone, Debug, PartialEq)]
 pub struct Query {
@@ -111,6 +143,17 @@ pub enum StoreError {
     /// A `start_after` key that does not belong to the query.
     #[error("invalid start key: {0}")]
     InvalidStartKey(String),
+    /// A transaction was cancelled: its write `index` (from 0) of `count` failed for `reason`,
+    /// and none of its writes took effect.
+    #[error("write {} of {count} failed: {reason}", .index + 1)]
+    TransactionCanceled {
+        /// The failed write.
+        index: usize,
+        /// The writes of the transaction.
+        count: usize,
+        /// Why it failed (`AlreadyExists`, `NotFound`, `VersionConflict`).
+        reason: Box<StoreError>,
+    },
     /// The backend is overloaded or unreachable; retrying later may succeed.
     #[error("store unavailable: {0}")]
     Unavailable(String),
@@ -137,4 +180,13 @@ pub trait Store: Send + Sync + 'static {
 
     /// Reads one page of a partition in sort-key order; expired items are skipped.
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError>;
+
+    /// Applies `writes` atomically: every one or none. A write whose condition fails cancels
+    /// all with [`StoreError::TransactionCanceled`] naming it. At most
+    /// [`MAX_TRANSACTION_WRITES`], each on its own item.
+    async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), StoreError>;
+
+    /// Reads the items at `keys`, in their order (`None` for absent or expired ones), with
+    /// strongly consistent reads.
+    async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError>;
 }

@@ -4,8 +4,21 @@
 //! how a stored version attribute reads as a number, and when an item has expired.
 
 use super::{Query, StoreError};
-use crate::entity::{ENTITY_TYPE, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
+use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
+
+/// The key of an item to store: its string `pk` and `sk` attributes.
+pub(super) fn item_key(item: &Item) -> Result<ItemKey, StoreError> {
+    match (item.get(PARTITION_KEY), item.get(SORT_KEY)) {
+        (Some(AttributeValue::S(pk)), Some(AttributeValue::S(sk))) => Ok(ItemKey {
+            pk: pk.clone(),
+            sk: sk.clone(),
+        }),
+        _ => Err(StoreError::Internal(
+            "item lacks string `pk`/`sk` attributes".into(),
+        )),
+    }
+}
 
 /// The partition and sort key attribute names a query matches: the index's, or the table's.
 pub(super) fn query_key_attributes(index: Option<&str>) -> (String, String) {

@@ -25,7 +25,7 @@ pub use service::*;
 /// The protos as an encoded `FileDescriptorSet`, served by reflection.
 pub const FILE_DESCRIPTOR_SET: &[u8] = include_bytes!("file_descriptor_set.bin");
 
-/// `projects-svc`: 12 RPCs, 4 of them hand-written.
+/// `projects-svc`: 13 RPCs, 5 of them hand-written.
 pub const SERVICE: rt::ServiceDefinition = rt::ServiceDefinition {
     name: "projects-svc",
     services: &["acme.projects.v1.ProjectService"],

@@ -303,6 +303,16 @@ impl ArchiveProjectProjectAccess {
     ) -> Result<super::acme::projects::v1::Project, rt::Error> {
         self.table.update(project, mask).await
     }
+
+    /// Adds the update of the `Project` fields named in `mask` to `transaction`; it takes effect when the transaction commits, with every other write of it or not at all.
+    pub fn update_in(
+        &self,
+        transaction: &mut rt::Transaction,
+        project: &super::acme::projects::v1::Project,
+        mask: &[String],
+    ) -> Result<(), rt::Error> {
+        self.table.update_in(transaction, project, mask)
+    }
 }
 
 /// `Member` as `ArchiveProject` declares it (`uses`): list_members.
@@ -415,12 +425,21 @@ impl ImportProjectsProjectAccess {
     ) -> Result<super::acme::projects::v1::Project, rt::Error> {
         self.table.create(project).await
     }
+
+    /// Adds the create of a `Project` (returned with its generated ID and first version) to `transaction`; it takes effect when the transaction commits, with every other write of it or not at all.
+    pub fn create_in(
+        &self,
+        transaction: &mut rt::Transaction,
+        project: super::acme::projects::v1::Project,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table.create_in(transaction, project)
+    }
 }
 
 /// What `GetProjects` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
 #[derive(Clone)]
 pub struct GetProjectsStore {
-    /// `Project`: get.
+    /// `Project`: get, batch_get.
     pub project: GetProjectsProjectAccess,
 }
 
@@ -435,7 +454,7 @@ impl GetProjectsStore {
     }
 }
 
-/// `Project` as `GetProjects` declares it (`uses`): get.
+/// `Project` as `GetProjects` declares it (`uses`): get, batch_get.
 #[derive(Clone)]
 pub struct GetProjectsProjectAccess {
     table: rt::EntityTable<super::acme::projects::v1::Project>,
@@ -457,5 +476,86 @@ impl GetProjectsProjectAccess {
                 },
             )
             .await
+    }
+
+    /// The `Project`s with the keys of `keys` (messages holding the key fields), in their order, `None` where there is none (BatchGetItem, 100 keys a request).
+    pub async fn batch_get(
+        &self,
+        keys: &[super::acme::projects::v1::Project],
+    ) -> Result<Vec<Option<super::acme::projects::v1::Project>>, rt::Error> {
+        self.table.batch_get(keys).await
+    }
+}
+
+/// What `CreateProjectWithOwner` may do in the store: exactly the operations its `uses` declares in the proto, which are also exactly what the task role allows it.
+#[derive(Clone)]
+pub struct CreateProjectWithOwnerStore {
+    /// `Project`: create.
+    pub project: CreateProjectWithOwnerProjectAccess,
+    /// `Member`: create.
+    pub member: CreateProjectWithOwnerMemberAccess,
+}
+
+impl CreateProjectWithOwnerStore {
+    /// The declared access over the service's repositories.
+    pub fn new(repositories: &Repositories) -> Self {
+        Self {
+            project: CreateProjectWithOwnerProjectAccess {
+                table: repositories.project.table.clone(),
+            },
+            member: CreateProjectWithOwnerMemberAccess {
+                table: repositories.member.table.clone(),
+            },
+        }
+    }
+}
+
+/// `Project` as `CreateProjectWithOwner` declares it (`uses`): create.
+#[derive(Clone)]
+pub struct CreateProjectWithOwnerProjectAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Project>,
+}
+
+impl CreateProjectWithOwnerProjectAccess {
+    /// Stores a new `Project`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
+    pub async fn create(
+        &self,
+        project: super::acme::projects::v1::Project,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table.create(project).await
+    }
+
+    /// Adds the create of a `Project` (returned with its generated ID and first version) to `transaction`; it takes effect when the transaction commits, with every other write of it or not at all.
+    pub fn create_in(
+        &self,
+        transaction: &mut rt::Transaction,
+        project: super::acme::projects::v1::Project,
+    ) -> Result<super::acme::projects::v1::Project, rt::Error> {
+        self.table.create_in(transaction, project)
+    }
+}
+
+/// `Member` as `CreateProjectWithOwner` declares it (`uses`): create.
+#[derive(Clone)]
+pub struct CreateProjectWithOwnerMemberAccess {
+    table: rt::EntityTable<super::acme::projects::v1::Member>,
+}
+
+impl CreateProjectWithOwnerMemberAccess {
+    /// Stores a new `Member`; ALREADY_EXISTS when its key is taken (one conditional PutItem).
+    pub async fn create(
+        &self,
+        member: super::acme::projects::v1::Member,
+    ) -> Result<super::acme::projects::v1::Member, rt::Error> {
+        self.table.create(member).await
+    }
+
+    /// Adds the create of a `Member` (returned with its generated ID and first version) to `transaction`; it takes effect when the transaction commits, with every other write of it or not at all.
+    pub fn create_in(
+        &self,
+        transaction: &mut rt::Transaction,
+        member: super::acme::projects::v1::Member,
+    ) -> Result<super::acme::projects::v1::Member, rt::Error> {
+        self.table.create_in(transaction, member)
     }
 }

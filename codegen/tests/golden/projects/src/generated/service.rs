@@ -11,9 +11,14 @@ use super::repository::Repositories;
 #[allow(unused_imports)]
 pub use rt::{ResponseStream, response_channel};
 
+/// Writes that take effect together or not at all, for the `*_in` methods of
+/// the hand-written RPCs' store handles.
+#[allow(unused_imports)]
+pub use rt::Transaction;
+
 ///
 /// The hand-written part of `acme.projects.v1.ProjectService`: per RPC a `prepare_<rpc>` hook that sees the call's context and may fill server-owned fields, then a `check_<rpc>` hook (defaults: accept; override them in `src/handler.rs`), and, as supertraits, one trait per RPC marked custom (each implemented in its own file under `src/rpc/`).
-pub trait ProjectServiceHandler: ArchiveProjectRpc + WatchProjectRpc + ImportProjectsRpc + GetProjectsRpc + Send + Sync + 'static {
+pub trait ProjectServiceHandler: ArchiveProjectRpc + WatchProjectRpc + ImportProjectsRpc + GetProjectsRpc + CreateProjectWithOwnerRpc + Send + Sync + 'static {
     /// Runs first for each `CreateProject` call with its context (metadata such as a bearer token, what layers attached, the peer): may fill server-owned fields of the request (e.g. the caller as owner) or refuse the call; an error status is returned to the client as it is.
     fn prepare_create_project(
         &self,
@@ -229,6 +234,20 @@ pub trait GetProjectsRpc: Send + Sync + 'static {
             Response<rt::ResponseStream<super::acme::projects::v1::Project>>,
             Status,
         >,
+    > + Send;
+}
+
+/// `CreateProjectWithOwner`, hand-written (the proto marks it custom): implement it in `src/rpc/create_project_with_owner.rs`.
+///
+/// Creates a project and its owner's membership together, or neither: written by hand.
+pub trait CreateProjectWithOwnerRpc: Send + Sync + 'static {
+    /// Serves one `CreateProjectWithOwner` call; `store` offers exactly the store operations the proto declares for it (`uses`).
+    fn create_project_with_owner(
+        &self,
+        store: &super::repository::CreateProjectWithOwnerStore,
+        request: Request<super::acme::projects::v1::CreateProjectRequest>,
+    ) -> impl ::core::future::Future<
+        Output = Result<Response<super::acme::projects::v1::Project>, Status>,
     > + Send;
 }
 
@@ -490,6 +509,26 @@ for ProjectServiceImpl<H> {
             )
             .await?;
         Ok(response.map(|stream| drain.bound(stream)))
+    }
+
+    async fn create_project_with_owner(
+        &self,
+        mut request: Request<super::acme::projects::v1::CreateProjectRequest>,
+    ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
+        rt::Violations::check(|v| {
+            validate_acme_projects_v1_create_project_request(
+                request.get_mut(),
+                "",
+                rt::Fields::All,
+                v,
+            );
+        })?;
+        self.handler
+            .create_project_with_owner(
+                &super::repository::CreateProjectWithOwnerStore::new(&self.repositories),
+                request,
+            )
+            .await
     }
 }
 

@@ -3,6 +3,7 @@
 //! appears in the proto, and never touches it again; only this list is generated.
 
 mod archive_project;
+mod create_project_with_owner;
 mod get_projects;
 mod import_projects;
 mod watch_project;
