@@ -16,6 +16,7 @@ pub mod error;
 pub mod health;
 pub mod item;
 pub mod page_token;
+pub mod policy;
 pub mod probe;
 pub mod repository;
 pub mod server;

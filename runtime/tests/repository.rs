@@ -52,6 +52,7 @@ pub enum Body {
 
 const SCHEMA: TableSchema = TableSchema {
     name: "notes",
+    physical: "notes",
     variable: "TABLE_NAME_NOTES",
     indexes: &["gsi1"],
 };
@@ -428,6 +429,7 @@ use shop::{Note as OrderNote, Order};
 
 const SHOP: TableSchema = TableSchema {
     name: "shop",
+    physical: "shop",
     variable: "TABLE_NAME_SHOP",
     indexes: &["gsi1"],
 };

@@ -14,6 +14,7 @@ use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
 const SCHEMA: TableSchema = TableSchema {
     name: "things",
+    physical: "things",
     variable: "TABLE_NAME_THINGS",
     indexes: &["gsi1"],
 };

@@ -417,10 +417,18 @@ class Authenticated(grpc.UnaryUnaryClientInterceptor, grpc.UnaryStreamClientInte
     intercept_stream_unary = intercept_stream_stream = _call
 
 
+def task_policy(project):
+    return project / "deploy" / "iam" / "task-role-policy.json"
+
+
 @pytest.fixture(params=["local", "dynamodb"])
 def service(request, project, tmp_path):
+    """The service on either backend, enforcing its generated task role policy on every store
+    call: every test below also proves the policy allows what the code (hand-written included)
+    does."""
     backend = {} if request.param == "local" else dynamodb_env(project, "main")
-    service = Service(tmp_path / "data", backend, binary=BINARY).start()
+    enforce = {"SVCGEN_TASK_POLICY": str(task_policy(project))}
+    service = Service(tmp_path / "data", backend, enforce, binary=BINARY).start()
     try:
         yield service
     finally:
@@ -818,3 +826,38 @@ def test_a_uniqueness_constraint_holds_under_concurrent_creators(client, pb, req
                for o in losers), losers
     members = client.ListMembers(messages.ListMembersRequest(project_id="contested")).members
     assert [m.user_id for m in members] == winners
+
+
+def test_a_call_the_task_policy_does_not_allow_fails_as_on_aws(project, pb, tmp_path):
+    """With a policy that lacks DeleteItem (as a role edited by hand, or fetched from the account,
+    might), DeleteProject fails with INTERNAL and the log names the denied action, before the
+    store is touched; the calls the policy allows go on working."""
+    messages = pb[0]
+    policy = json.loads(task_policy(project).read_text())
+    for statement in policy["Statement"]:
+        statement["Action"] = [a for a in statement["Action"] if a != "dynamodb:DeleteItem"]
+    narrowed = tmp_path / "policy.json"
+    narrowed.write_text(json.dumps(policy))
+    service = Service(tmp_path / "data", {"SVCGEN_TASK_POLICY": str(narrowed)}, binary=BINARY).start()
+    channel = grpc.intercept_channel(service.channel(), Authenticated())
+    try:
+        stub = pb[1].ProjectServiceStub(channel)
+        project_ = create(stub, pb, org_id="o15", owner="ada", name="kept")
+        delete = messages.DeleteProjectRequest(org_id="o15", id=project_.id)
+        assert code_of(lambda: stub.DeleteProject(delete)) == (grpc.StatusCode.INTERNAL, "internal error")
+        assert stub.GetProject(messages.GetProjectRequest(org_id="o15", id=project_.id)) == project_
+    finally:
+        channel.close()
+        assert service.stop() == 0
+    denied = [line for line in service.log if "AccessDenied: dynamodb:DeleteItem on table/main" in line]
+    assert denied, service.log
+
+
+def test_an_unreadable_task_policy_stops_the_start(project, tmp_path):
+    broken = tmp_path / "policy.json"
+    broken.write_text("{}")
+    env = {"LISTEN_ADDR": "127.0.0.1:0", "DATA_DIR": str(tmp_path), "SVCGEN_TASK_POLICY": str(broken),
+           "PATH": "/usr/bin:/bin"}
+    run = subprocess.run([str(BINARY)], env=env, capture_output=True, text=True, timeout=30)
+    assert run.returncode == 2, run.stderr
+    assert "SVCGEN_TASK_POLICY" in run.stderr and "no Statement" in run.stderr

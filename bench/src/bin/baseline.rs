@@ -22,6 +22,7 @@ use tonic::{Request, Response, Status};
 
 const TABLE: TableSchema = TableSchema {
     name: "tasks",
+    physical: "tasks",
     variable: "TABLE_NAME_TASKS",
     indexes: &["gsi1"],
 };

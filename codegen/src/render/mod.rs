@@ -132,7 +132,7 @@ pub fn render(
     let format = |tokens| rust::format(&header, tokens);
     generated(
         "src/generated/repository.rs".into(),
-        format(repository::render(model))?.into_bytes(),
+        format(repository::render(config, model))?.into_bytes(),
     );
     generated(
         "src/generated/service.rs".into(),

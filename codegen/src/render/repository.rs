@@ -6,11 +6,13 @@ use quote::quote;
 
 use svcgen_contract::KeyType;
 
+use crate::config::Config;
 use crate::model::{Access, AccessOperation, Entity, EntityId, Method, Model, Operation};
 use crate::naming::{self, field_ident};
 
-pub(super) fn render(model: &Model) -> TokenStream {
+pub(super) fn render(config: &Config, model: &Model) -> TokenStream {
     let tables = model.tables.iter().map(|(name, indexes)| {
+        let physical = config.physical_table(name);
         let ident = naming::table_const(name);
         let variable = svcgen_contract::tables::table_variable(name);
         let doc = format!(" Layout of table `{name}`.");
@@ -18,6 +20,7 @@ pub(super) fn render(model: &Model) -> TokenStream {
             #[doc = #doc]
             pub const #ident: rt::TableSchema = rt::TableSchema {
                 name: #name,
+                physical: #physical,
                 variable: #variable,
                 indexes: &[#(#indexes),*],
             };

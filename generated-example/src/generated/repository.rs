@@ -6,6 +6,7 @@ use ::svcgen_runtime::codegen as rt;
 /// Layout of table `tasks`.
 pub const TASKS_TABLE: rt::TableSchema = rt::TableSchema {
     name: "tasks",
+    physical: "tasks",
     variable: "TABLE_NAME_TASKS",
     indexes: &["gsi1"],
 };

@@ -29,6 +29,10 @@ use crate::item::Item;
 pub struct TableSchema {
     /// Logical table name.
     pub name: &'static str,
+    /// The DynamoDB table name `svcgen.toml` gives it (its `[tables]` entry, else the logical
+    /// name): what the generated task role policy names. At run time `variable` names the
+    /// table actually used.
+    pub physical: &'static str,
     /// The environment variable naming the DynamoDB table (`TABLE_NAME_<LOGICAL>`; a service
     /// with one table also accepts `TABLE_NAME`).
     pub variable: &'static str,

@@ -14,6 +14,7 @@ use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
 
+use crate::policy::Policy;
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
 use svcgen_contract::tables::SHARED_TABLE_VARIABLE;
 
@@ -53,6 +54,9 @@ pub struct Config {
     /// `MAX_CONCURRENT_STREAMS`, default unlimited (0): the HTTP/2 streams a client may open on
     /// one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: Option<u32>,
+    /// `SVCGEN_TASK_POLICY`, unset by default: a task role policy document the service enforces
+    /// on its own store calls (see [`crate::policy`]).
+    pub task_policy: Option<Arc<Policy>>,
 }
 
 /// Why the environment does not configure the service (exit code 2).
@@ -83,6 +87,9 @@ pub enum ConfigError {
         /// The per-table variables to set instead.
         variables: Vec<&'static str>,
     },
+    /// `SVCGEN_TASK_POLICY` names a policy document that cannot be read.
+    #[error("SVCGEN_TASK_POLICY: {0}")]
+    Policy(String),
     /// Two services or health checks added in `main.rs` share a name.
     #[error(
         "`{0}` is served or checked twice: give each added service and health check its own name"
@@ -117,6 +124,12 @@ impl Config {
             )?)
             .filter(|n| *n > 0),
             max_concurrent_streams: Some(var("MAX_CONCURRENT_STREAMS", "0")?).filter(|n| *n > 0),
+            task_policy: match std::env::var_os("SVCGEN_TASK_POLICY").filter(|p| !p.is_empty()) {
+                Some(path) => Some(Arc::new(
+                    Policy::load(std::path::Path::new(&path)).map_err(ConfigError::Policy)?,
+                )),
+                None => None,
+            },
         })
     }
 
@@ -202,6 +215,20 @@ impl Stores {
                 let store =
                     crate::store::DynamoStore::new(client.clone(), physical).with_indexes(indexes);
                 (logical.clone(), Arc::new(store) as Arc<dyn Store>)
+            })
+            .collect();
+        Self { tables }
+    }
+
+    /// Every store refusing what `policy` does not allow; `physical` gives the table name the
+    /// policy's ARNs use for a logical table.
+    fn enforce(self, policy: &Arc<Policy>, physical: impl Fn(&str) -> String) -> Self {
+        let tables = self
+            .tables
+            .into_iter()
+            .map(|(logical, store)| {
+                let store = policy.enforce(store, &physical(&logical));
+                (logical, store)
             })
             .collect();
         Self { tables }
@@ -462,11 +489,24 @@ enum ServeError {
 /// the health reporter and the stop channels are shared by every phase.
 async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
     let definition = server.definition;
-    let stores = if config.dynamodb_tables.is_empty() {
+    let mut stores = if config.dynamodb_tables.is_empty() {
         Stores::local(&config.data_dir, definition.name, definition.tables)?
     } else {
         dynamodb_stores(&config.dynamodb_tables, definition.tables).await?
     };
+    if let Some(policy) = &config.task_policy {
+        tracing::info!("enforcing the task role policy in SVCGEN_TASK_POLICY on every store call");
+        // The names the policy's ARNs use: DynamoDB's tables as configured, else svcgen.toml's.
+        stores = stores.enforce(policy, |logical| {
+            let configured = config.dynamodb_tables.iter().find(|(l, _)| l == logical);
+            let schema = definition.tables.iter().find(|t| t.name == logical);
+            match (configured, schema) {
+                (Some((_, physical)), _) => physical.clone(),
+                (None, Some(schema)) => schema.physical.to_owned(),
+                (None, None) => logical.to_owned(),
+            }
+        });
+    }
     let mut routes = (server.routes)(&stores);
     let mut names: Vec<&str> = definition.services.to_vec();
     for (name, add) in server.services {

@@ -6,6 +6,7 @@ use ::svcgen_runtime::codegen as rt;
 /// Layout of table `orders`.
 pub const ORDERS_TABLE: rt::TableSchema = rt::TableSchema {
     name: "orders",
+    physical: "orders",
     variable: "TABLE_NAME_ORDERS",
     indexes: &["gsi1", "gsi2"],
 };

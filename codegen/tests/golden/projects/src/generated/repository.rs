@@ -6,6 +6,7 @@ use ::svcgen_runtime::codegen as rt;
 /// Layout of table `main`.
 pub const MAIN_TABLE: rt::TableSchema = rt::TableSchema {
     name: "main",
+    physical: "main",
     variable: "TABLE_NAME_MAIN",
     indexes: &["gsi1"],
 };
