@@ -38,7 +38,11 @@ impl Policy {
     }
 
     fn parse(path: &Path, text: &str) -> Result<Self, String> {
-        let document: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        let mut document: Value = serde_json::from_str(text).map_err(|e| e.to_string())?;
+        // `aws iam get-role-policy` wraps the document in its answer.
+        if let Some(inner) = document.get_mut("PolicyDocument") {
+            document = inner.take();
+        }
         let statements = match &document["Statement"] {
             Value::Array(statements) => statements.iter().collect(),
             statement @ Value::Object(_) => vec![statement],
@@ -60,6 +64,11 @@ impl Policy {
         let statements = statements
             .into_iter()
             .map(|statement| {
+                if statement.get("Condition").is_some() {
+                    return Err(
+                        "a statement has a Condition, which this check cannot evaluate".to_owned(),
+                    );
+                }
                 Ok(Statement {
                     allow: match statement["Effect"].as_str() {
                         Some("Allow") => true,
@@ -256,6 +265,11 @@ mod tests {
         )
         .expect("parses");
         assert!(policy.allows("dynamodb:UpdateItem", "table/main/index/gsi1"));
+        let fetched =
+            format!(r#"{{"RoleName": "r", "PolicyName": "p", "PolicyDocument": {GENERATED}}}"#);
+        let fetched =
+            Policy::parse(Path::new("p.json"), &fetched).expect("get-role-policy's answer");
+        assert!(fetched.allows("dynamodb:GetItem", "table/main"));
         assert!(
             !policy.allows("dynamodb:DeleteItem", "table/main"),
             "a Deny wins"
@@ -271,6 +285,7 @@ mod tests {
             "not json",
             r#"{"Statement": [{"Effect": "Allow", "NotAction": "x", "Resource": "*"}]}"#,
             r#"{"Statement": [{"Effect": "Maybe", "Action": "x", "Resource": "*"}]}"#,
+            r#"{"Statement": [{"Effect": "Allow", "Action": "x", "Resource": "*", "Condition": {}}]}"#,
         ] {
             assert!(Policy::parse(Path::new("p.json"), bad).is_err(), "{bad}");
         }

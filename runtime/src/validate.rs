@@ -3,6 +3,7 @@
 //! `google.rpc.BadRequest` detail listing every violation, read by any gRPC client's
 //! rich-error support (e.g. grpcio-status, tonic-types).
 
+use std::cmp::Ordering;
 use std::fmt::Display;
 use std::sync::OnceLock;
 
@@ -142,14 +143,20 @@ impl Violations {
         min: Option<T>,
         max: Option<T>,
     ) {
-        if let Some(min) = min.filter(|min| value < *min) {
+        // Incomparable (NaN) is outside every bound.
+        let outside = |bound: &T, side: Ordering| {
+            value
+                .partial_cmp(bound)
+                .is_none_or(|ordering| ordering == side)
+        };
+        if let Some(min) = min.filter(|min| outside(min, Ordering::Less)) {
             self.add(
                 path,
                 field,
                 format!("value must be greater than or equal to {min}"),
             );
         }
-        if let Some(max) = max.filter(|max| value > *max) {
+        if let Some(max) = max.filter(|max| outside(max, Ordering::Greater)) {
             self.add(
                 path,
                 field,
@@ -326,6 +333,8 @@ mod tests {
             ]
         );
         assert!(SLUG.is_match("abc") && !SLUG.is_match("ab1"));
+        let nan = Violations::check(|v| v.range("", "weight", f64::NAN, Some(0.5), None));
+        assert!(nan.is_err(), "NaN is within no bounds");
         assert!(Violations::check(|v| v.required("", "title", true)).is_ok());
     }
 

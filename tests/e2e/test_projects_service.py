@@ -658,11 +658,13 @@ def test_a_server_stream_sends_each_change(client, pb):
 
 def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
     """After SIGTERM a bidirectional stream keeps being answered until its client ends it (status
-    OK), and a watch that would never end is ended with UNAVAILABLE shortly before the drain
-    timeout, so the process still exits 0 (a drain that timed out exits 1)."""
+    OK), while a watch that would never end and an import whose client never stops sending are
+    ended with UNAVAILABLE shortly before the drain timeout, so the process still exits 0 (a
+    drain that timed out exits 1)."""
     messages = pb[0]
     service = Service(tmp_path / "data", {"SHUTDOWN_TIMEOUT_SECS": "4"}, binary=BINARY).start()
     channel = grpc.intercept_channel(service.channel(), Authenticated())
+    imports = queue.Queue()
     try:
         stub = pb[1].ProjectServiceStub(channel)
         project = create(stub, pb, org_id="o9", owner="ada", name="watched")
@@ -673,6 +675,8 @@ def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
         gets = stub.GetProjects(iter(requests.get, None), timeout=30)
         requests.put(get)
         assert next(gets) == project
+        importing = stub.ImportProjects.future(iter(imports.get, None), timeout=30)
+        imports.put(messages.CreateProjectRequest(project=messages.Project(org_id="o9", owner="ada", name="streamed")))
 
         sigterm = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
@@ -693,8 +697,14 @@ def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
         assert (ended.value.code(), ended.value.details()) == \
             (grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry the call")
         assert time.monotonic() - sigterm >= 3 - 0.1, "streams get the drain timeout less a second"
+        # A call still reading its client's stream is answered the same way.
+        with pytest.raises(grpc.RpcError) as cut:
+            importing.result(timeout=10)
+        assert (cut.value.code(), cut.value.details()) == \
+            (grpc.StatusCode.UNAVAILABLE, "the server is shutting down; retry the call")
         assert service.process.wait(timeout=10) == 0
     finally:
+        imports.put(None)  # ends the request iterator's thread
         channel.close()
         if service.process.poll() is None:
             service.stop(signal.SIGKILL)
@@ -761,6 +771,11 @@ def test_output_only_fields_are_ignored_and_immutable_ones_refused_in_updates(cl
     everything = update(messages.Project(**key, name="all", version=renamed.version))
     assert (everything.name, everything.logo, everything.quota) == ("all", b"L", 0)
     assert bad_request(lambda: update(messages.Project(**key), ["name"])) == [("project.name", "value is required")]
+    # A mask naming nothing but output-only fields is not read as "every field".
+    only_server_owned = messages.Project(**key, create_time=timestamp_pb2.Timestamp(seconds=1))
+    assert bad_request(lambda: update(only_server_owned, ["create_time"])) == \
+        [("update_mask", "names only output-only fields: there is nothing to update")]
+    assert client.GetProject(messages.GetProjectRequest(**key)).name == "all"
 
 
 def test_a_hand_written_rpc_s_request_is_checked_before_its_code_runs(client, pb):

@@ -240,6 +240,16 @@ fn misfit(rules: &FieldRules, shape: ValueShape, kind: &ValueKind) -> Option<Str
             "min {min} is greater than max {max}: no value can pass"
         ));
     }
+    if *kind == ValueKind::Float {
+        for bound in [rules.min, rules.max].into_iter().flatten() {
+            // Finite and within `float`'s range, so that the bound is a literal of either type.
+            if !bound.is_finite() || bound.abs() > f64::from(f32::MAX) {
+                return Some(format!(
+                    "bound {bound} is not a finite number a float field can hold"
+                ));
+            }
+        }
+    }
     if let ValueKind::Int { unsigned, bits } = kind {
         // Whole numbers up to 2^53 are exact in a double; the type's own range may be smaller.
         let limit = 2f64.powi((*bits).min(53) as i32 - i32::from(!*unsigned && *bits == 32));

@@ -207,10 +207,19 @@ fn custom_rpc(model: &Model, method: &Method) -> TokenStream {
         quote!(mut request)
     };
     if !method.server_streaming {
+        // A client stream may outlive the drain: it is answered UNAVAILABLE before the timeout.
+        let call = if method.client_streaming {
+            quote! {
+                let drain = rt::Drain::of(request.extensions());
+                drain.bound_call(self.handler.#name(&#store::new(&self.repositories), request)).await
+            }
+        } else {
+            quote! { self.handler.#name(&#store::new(&self.repositories), request).await }
+        };
         return quote! {
             async fn #name(&self, #request: Request<#input>) -> Result<Response<#output>, Status> {
                 #checks
-                self.handler.#name(&#store::new(&self.repositories), request).await
+                #call
             }
         };
     }

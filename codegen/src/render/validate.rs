@@ -16,10 +16,52 @@ fn function(full_name: &str) -> syn::Ident {
     format_ident!("validate_{}", naming::snake(&full_name.replace('.', "_")))
 }
 
-/// The check functions of every message with rules.
+/// The check functions of the messages with rules that RPCs check (see [`request_checks`]),
+/// and of the messages inside them.
 pub(super) fn functions(model: &Model) -> TokenStream {
-    let functions = model.validated.iter().map(message_function);
+    let mut queue: Vec<&str> = Vec::new();
+    for method in model.methods().filter(|m| !m.client_streaming) {
+        let skipped = update_field(method);
+        if let Some(request) = model.validated(&method.input_name)
+            && request
+                .fields
+                .iter()
+                .any(|f| Some(f.name.as_str()) != skipped)
+        {
+            queue.push(&request.full_name);
+        }
+        if let Operation::Update { entity, .. } = &method.operation {
+            queue.push(&model.entity(*entity).full_name);
+        }
+    }
+    let mut called: Vec<&ValidatedMessage> = Vec::new();
+    while let Some(name) = queue.pop() {
+        let Some(message) = model.validated(name) else {
+            continue;
+        };
+        if called.iter().any(|m| m.full_name == name) {
+            continue;
+        }
+        called.push(message);
+        queue.extend(message.fields.iter().filter_map(|f| match &f.kind {
+            ValueKind::Message {
+                full_name,
+                checked: true,
+            } => Some(full_name.as_str()),
+            _ => None,
+        }));
+    }
+    called.sort_by(|a, b| a.full_name.cmp(&b.full_name));
+    let functions = called.into_iter().map(message_function);
     quote!(#(#functions)*)
+}
+
+/// The entity field of an update's request, checked under the mask rather than with the rest.
+fn update_field(method: &Method) -> Option<&str> {
+    match &method.operation {
+        Operation::Update { field, .. } => Some(field),
+        _ => None,
+    }
 }
 
 fn message_function(message: &ValidatedMessage) -> TokenStream {
@@ -257,14 +299,24 @@ fn bound<T: quote::ToTokens>(value: Option<T>) -> TokenStream {
 /// the mask names. Empty when there is nothing to check.
 /// `request` is the expression of the `&mut` request message.
 pub(super) fn request_checks(model: &Model, method: &Method, request: TokenStream) -> TokenStream {
-    let request = model.validated(&method.input_name).map(|message| {
-        let check = function(&message.full_name);
-        let skipped = match &method.operation {
-            Operation::Update { field, .. } => quote!(rt::Fields::Skip(#field)),
-            _ => quote!(rt::Fields::All),
-        };
-        quote! { #check(#request, "", #skipped, v); }
-    });
+    let skipped = update_field(method);
+    let request = model
+        .validated(&method.input_name)
+        // An update's entity is checked below, under its mask; often nothing else is left.
+        .filter(|message| {
+            message
+                .fields
+                .iter()
+                .any(|f| Some(f.name.as_str()) != skipped)
+        })
+        .map(|message| {
+            let check = function(&message.full_name);
+            let fields = match skipped {
+                Some(field) => quote!(rt::Fields::Skip(#field)),
+                None => quote!(rt::Fields::All),
+            };
+            quote! { #check(#request, "", #fields, v); }
+        });
     let update = match &method.operation {
         Operation::Update {
             entity,
@@ -342,12 +394,25 @@ fn update_checks(
         let output_only_paths = (!output_only.is_empty()).then(|| {
             quote! { mask.retain(|path| ![#(#output_only),*].contains(&path.as_str())); }
         });
+        let empty = match output_only_paths {
+            Some(retain) => quote! {
+                let named = !mask.is_empty();
+                #retain
+                if named && mask.is_empty() {
+                    v.add("", #mask_field, "names only output-only fields: there is nothing to update");
+                } else if mask.is_empty() {
+                    #expand
+                }
+            },
+            None => quote! {
+                if mask.is_empty() {
+                    #expand
+                }
+            },
+        };
         quote! {
             let mask = &mut request.#mask_ident.get_or_insert_with(Default::default).paths;
-            if mask.is_empty() {
-                #expand
-            }
-            #output_only_paths
+            #empty
             #immutable_paths
             let fields = rt::Fields::Only(mask);
         }

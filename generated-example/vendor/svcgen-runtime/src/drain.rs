@@ -54,6 +54,21 @@ impl Drain {
             .unwrap_or(Self { end: None })
     }
 
+    /// `call` (one that reads a client stream), answered UNAVAILABLE ([`STREAM_ENDED`]) if it
+    /// is still running when the server's drain timeout is about to expire.
+    pub async fn bound_call<T>(
+        self,
+        call: impl Future<Output = Result<T, Status>>,
+    ) -> Result<T, Status> {
+        let Some(mut end) = self.end else {
+            return call.await;
+        };
+        tokio::select! {
+            result = call => result,
+            _ = end.wait_for(|ended| *ended) => Err(Status::unavailable(STREAM_ENDED)),
+        }
+    }
+
     /// `stream`, ended with UNAVAILABLE ([`STREAM_ENDED`]) if it is still running when the
     /// server's drain timeout is about to expire.
     pub fn bound<T: Send + 'static>(self, stream: ResponseStream<T>) -> ResponseStream<T> {
@@ -85,17 +100,16 @@ impl<T> Stream for Bounded<T> {
         let Some(stream) = this.stream.as_mut() else {
             return Poll::Ready(None);
         };
-        if let Poll::Ready(item) = stream.as_mut().poll_next(cx) {
-            if item.is_none() {
-                this.stream = None;
-            }
-            return Poll::Ready(item);
-        }
+        // The end first: a stream that always has an item ready is ended all the same.
         if this.ended.as_mut().poll(cx).is_ready() {
             this.stream = None;
             return Poll::Ready(Some(Err(Status::unavailable(STREAM_ENDED))));
         }
-        Poll::Pending
+        let item = std::task::ready!(stream.as_mut().poll_next(cx));
+        if item.is_none() {
+            this.stream = None;
+        }
+        Poll::Ready(item)
     }
 }
 
@@ -121,6 +135,21 @@ mod tests {
         let last = bounded.next().await;
         assert!(matches!(last, Some(Err(ref s)) if s.code() == tonic::Code::Unavailable));
         assert!(bounded.next().await.is_none());
+    }
+
+    #[tokio::test]
+    async fn a_stream_that_always_has_an_item_is_ended_too() {
+        let (end, drain) = Drain::channel();
+        let busy: ResponseStream<u32> = Box::pin(tokio_stream::iter(std::iter::repeat(Ok(1))));
+        let mut bounded = drain.clone().bound(busy);
+        assert_eq!(bounded.next().await.map(|r| r.ok()), Some(Some(1)));
+        end.send_replace(true);
+        let last = bounded.next().await;
+        assert!(matches!(last, Some(Err(ref s)) if s.code() == tonic::Code::Unavailable));
+        assert!(bounded.next().await.is_none());
+        let waiting = drain.bound_call(std::future::pending::<Result<(), Status>>());
+        let answer = waiting.await.expect_err("ended");
+        assert_eq!(answer.code(), tonic::Code::Unavailable);
     }
 
     #[test]

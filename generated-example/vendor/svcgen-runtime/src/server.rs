@@ -90,6 +90,9 @@ pub enum ConfigError {
     /// `SVCGEN_TASK_POLICY` names a policy document that cannot be read.
     #[error("SVCGEN_TASK_POLICY: {0}")]
     Policy(String),
+    /// A health check added in `main.rs` has no name (the server's own status) or no interval.
+    #[error("health check {0:?}: give it a name and an interval above zero")]
+    HealthCheck(String),
     /// Two services or health checks added in `main.rs` share a name.
     #[error(
         "`{0}` is served or checked twice: give each added service and health check its own name"
@@ -450,8 +453,16 @@ impl Server {
         }
     }
 
-    /// Every service and health check name appears once (a duplicate route would panic).
+    /// Every service and health check name appears once (a duplicate route would panic), and
+    /// no check takes the server's own status (`""`, what the load balancer reads).
     fn check_names(&self) -> Result<(), ConfigError> {
+        if let Some(check) = self
+            .health_checks
+            .iter()
+            .find(|c| c.name.is_empty() || c.interval.is_zero())
+        {
+            return Err(ConfigError::HealthCheck(check.name.clone()));
+        }
         let mut names: Vec<&str> = self.definition.services.to_vec();
         names.extend(self.services.iter().map(|(name, _)| *name));
         names.extend(self.health_checks.iter().map(|c| c.name.as_str()));

@@ -230,6 +230,8 @@ where
         "InternalServerError",
         "ServiceUnavailable",
         "LimitExceededException",
+        // A single-item write that met a transaction in progress on its item.
+        "TransactionConflictException",
     ];
     // One line: the operation, AWS's error code and message (or the transport failure).
     let detail = match error.as_service_error() {
@@ -321,7 +323,8 @@ fn transaction_canceled(
     StoreError::Internal(detail)
 }
 
-/// Exponential backoff for retrying unprocessed keys: 50 ms, 100 ms, … 1.6 s.
+/// Exponential backoff for retrying unprocessed keys: 100 ms after the first answer, then
+/// 200 ms, … up to 1.6 s.
 fn backoff(attempt: u32) -> std::time::Duration {
     std::time::Duration::from_millis(50 << attempt.min(5))
 }

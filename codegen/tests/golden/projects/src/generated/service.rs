@@ -308,17 +308,19 @@ for ProjectServiceImpl<H> {
     ) -> Result<Response<super::acme::projects::v1::Project>, Status> {
         let (context, mut request) = rt::RequestContext::split(request);
         rt::Violations::check(|v| {
-            validate_acme_projects_v1_update_project_request(
-                &mut request,
-                "",
-                rt::Fields::Skip("project"),
-                v,
-            );
             let mask = &mut request
                 .update_mask
                 .get_or_insert_with(Default::default)
                 .paths;
-            if mask.is_empty() {
+            let named = !mask.is_empty();
+            mask.retain(|path| !["create_time"].contains(&path.as_str()));
+            if named && mask.is_empty() {
+                v.add(
+                    "",
+                    "update_mask",
+                    "names only output-only fields: there is nothing to update",
+                );
+            } else if mask.is_empty() {
                 *mask = [
                     "owner",
                     "name",
@@ -335,7 +337,6 @@ for ProjectServiceImpl<H> {
                     .map(String::from)
                     .to_vec();
             }
-            mask.retain(|path| !["create_time"].contains(&path.as_str()));
             for path in mask.iter().filter(|p| ["logo"].contains(&p.as_str())) {
                 v.add(
                     "",
@@ -487,10 +488,15 @@ for ProjectServiceImpl<H> {
         &self,
         request: Request<rt::Streaming<super::acme::projects::v1::CreateProjectRequest>>,
     ) -> Result<Response<super::acme::projects::v1::ImportProjectsResponse>, Status> {
-        self.handler
-            .import_projects(
-                &super::repository::ImportProjectsStore::new(&self.repositories),
-                request,
+        let drain = rt::Drain::of(request.extensions());
+        drain
+            .bound_call(
+                self
+                    .handler
+                    .import_projects(
+                        &super::repository::ImportProjectsStore::new(&self.repositories),
+                        request,
+                    ),
             )
             .await
     }
@@ -670,22 +676,5 @@ fn validate_acme_projects_v1_settings(
 ) {
     if fields.has("labels") {
         v.items(path, "labels", message.labels.len(), None, Some(3));
-    }
-}
-
-/// Checks the field rules of `acme.projects.v1.UpdateProjectRequest` (`svcgen.field`), and clears its output-only fields.
-fn validate_acme_projects_v1_update_project_request(
-    message: &mut super::acme::projects::v1::UpdateProjectRequest,
-    path: &str,
-    fields: rt::Fields<'_>,
-    v: &mut rt::Violations,
-) {
-    if fields.has("project") && let Some(value) = message.project.as_mut() {
-        validate_acme_projects_v1_project(
-            value,
-            &rt::join(path, "project"),
-            rt::Fields::All,
-            v,
-        );
     }
 }
