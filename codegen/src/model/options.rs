@@ -203,6 +203,17 @@ impl OptionReader {
     }
 }
 
+impl FieldRules {
+    /// Whether any of the string rules (lengths, pattern, email, uuid) is set.
+    pub fn has_string_rules(&self) -> bool {
+        self.min_len.is_some()
+            || self.max_len.is_some()
+            || !self.pattern.is_empty()
+            || self.email
+            || self.uuid
+    }
+}
+
 impl OptionReader {
     /// The `svcgen.field` rules in a field's options.
     pub(crate) fn field(

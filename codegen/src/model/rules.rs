@@ -97,12 +97,7 @@ impl Validator<'_> {
         } else {
             ValueShape::Singular
         };
-        let kind = match field.kind() {
-            Kind::Message(entry) if field.is_map() => {
-                value_kind(&entry.map_entry_value_field().kind())
-            }
-            other => value_kind(&other),
-        };
+        let kind = value_kind(&element_kind(field));
         if rules != FieldRules::default() {
             if let Some(problem) = misfit(&rules, shape, &kind) {
                 self.problem(
@@ -147,13 +142,17 @@ impl ValidatedField {
     }
 }
 
-/// The message a field holds (a map's value), if any.
-fn message_kind(field: &FieldDescriptor) -> Option<MessageDescriptor> {
-    let kind = match field.kind() {
+/// The kind of each value a field holds: a map's values, a repeated field's elements.
+fn element_kind(field: &FieldDescriptor) -> Kind {
+    match field.kind() {
         Kind::Message(entry) if field.is_map() => entry.map_entry_value_field().kind(),
         other => other,
-    };
-    match kind {
+    }
+}
+
+/// The message a field holds (a map's value), if any.
+fn message_kind(field: &FieldDescriptor) -> Option<MessageDescriptor> {
+    match element_kind(field) {
         Kind::Message(message) => Some(message),
         _ => None,
     }
@@ -194,12 +193,7 @@ fn value_kind(kind: &Kind) -> ValueKind {
 /// Why `rules` cannot apply to a field of this shape and kind, or bound nothing sensible.
 fn misfit(rules: &FieldRules, shape: ValueShape, kind: &ValueKind) -> Option<String> {
     let single = matches!(shape, ValueShape::Singular | ValueShape::Optional);
-    let string_rules = rules.min_len.is_some()
-        || rules.max_len.is_some()
-        || !rules.pattern.is_empty()
-        || rules.email
-        || rules.uuid;
-    if string_rules && !(single && *kind == ValueKind::String) {
+    if rules.has_string_rules() && !(single && *kind == ValueKind::String) {
         return Some(
             "min_len, max_len, pattern, email and uuid apply to singular string fields".into(),
         );

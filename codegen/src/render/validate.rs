@@ -211,12 +211,7 @@ fn value_checks(field: &ValidatedField) -> Vec<TokenStream> {
     let name = field.name.as_str();
     let rules = &field.rules;
     let mut checks = Vec::new();
-    let string_rules = rules.min_len.is_some()
-        || rules.max_len.is_some()
-        || !rules.pattern.is_empty()
-        || rules.email
-        || rules.uuid;
-    if string_rules {
+    if rules.has_string_rules() {
         let (min_len, max_len) = (
             bound(rules.min_len.map(count)),
             bound(rules.max_len.map(count)),

@@ -445,81 +445,67 @@ impl Store for DynamoStore {
             return Ok(());
         }
         let build = |e: aws_sdk_dynamodb::error::BuildError| StoreError::Internal(e.to_string());
-        let on_failure = ReturnValuesOnConditionCheckFailure::AllOld;
+        // What every kind of write sets alike: the table, its condition and the placeholders,
+        // and the stored item returned when the condition fails (to classify the failure).
+        macro_rules! conditional {
+            ($builder:expr, $condition:expr, $e:expr) => {
+                $builder
+                    .table_name(&self.table)
+                    .condition_expression($condition)
+                    .set_expression_attribute_names($e.names())
+                    .set_expression_attribute_values($e.values())
+                    .return_values_on_condition_check_failure(
+                        ReturnValuesOnConditionCheckFailure::AllOld,
+                    )
+                    .build()
+                    .map_err(build)?
+            };
+        }
         let mut expectations = Vec::with_capacity(writes.len());
         let mut items = Vec::with_capacity(writes.len());
         for (write, key) in writes.into_iter().zip(keys) {
             let mut e = Expression::default();
             let item = TransactWriteItem::builder();
+            let key = Some(key_to_sdk(&key));
             let (item, expected) = match write {
                 TransactWrite::Create(new) => {
                     let condition = e.absent();
-                    let put = Put::builder()
-                        .table_name(&self.table)
-                        .set_item(Some(item_to_sdk(new)))
-                        .condition_expression(condition)
-                        .set_expression_attribute_names(e.names())
-                        .set_expression_attribute_values(e.values())
-                        .return_values_on_condition_check_failure(on_failure.clone())
-                        .build()
-                        .map_err(build)?;
-                    (item.put(put), Expected::default())
+                    let put = Put::builder().set_item(Some(item_to_sdk(new)));
+                    (
+                        item.put(conditional!(put, condition, e)),
+                        Expected::default(),
+                    )
                 }
                 TransactWrite::Update { update, .. } => {
                     let expected = update_expectation(&update);
                     match e.update(&update) {
                         (Some(expression), condition) => {
-                            let update = Update::builder()
-                                .table_name(&self.table)
-                                .set_key(Some(key_to_sdk(&key)))
-                                .update_expression(expression)
-                                .condition_expression(condition)
-                                .set_expression_attribute_names(e.names())
-                                .set_expression_attribute_values(e.values())
-                                .return_values_on_condition_check_failure(on_failure.clone())
-                                .build()
-                                .map_err(build)?;
-                            (item.update(update), expected)
+                            let update =
+                                Update::builder().set_key(key).update_expression(expression);
+                            (item.update(conditional!(update, condition, e)), expected)
                         }
+                        // Nothing to change: the condition alone.
                         (None, condition) => {
-                            let check = ConditionCheck::builder()
-                                .table_name(&self.table)
-                                .set_key(Some(key_to_sdk(&key)))
-                                .condition_expression(condition)
-                                .set_expression_attribute_names(e.names())
-                                .set_expression_attribute_values(e.values())
-                                .return_values_on_condition_check_failure(on_failure.clone())
-                                .build()
-                                .map_err(build)?;
-                            (item.condition_check(check), expected)
+                            let check = ConditionCheck::builder().set_key(key);
+                            (
+                                item.condition_check(conditional!(check, condition, e)),
+                                expected,
+                            )
                         }
                     }
                 }
                 TransactWrite::Delete { expected, .. } => {
                     let condition = e.expected(&expected);
-                    let delete = Delete::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_to_sdk(&key)))
-                        .condition_expression(condition)
-                        .set_expression_attribute_names(e.names())
-                        .set_expression_attribute_values(e.values())
-                        .return_values_on_condition_check_failure(on_failure.clone())
-                        .build()
-                        .map_err(build)?;
-                    (item.delete(delete), expected)
+                    let delete = Delete::builder().set_key(key);
+                    (item.delete(conditional!(delete, condition, e)), expected)
                 }
                 TransactWrite::Check { expected, .. } => {
                     let condition = e.expected(&expected);
-                    let check = ConditionCheck::builder()
-                        .table_name(&self.table)
-                        .set_key(Some(key_to_sdk(&key)))
-                        .condition_expression(condition)
-                        .set_expression_attribute_names(e.names())
-                        .set_expression_attribute_values(e.values())
-                        .return_values_on_condition_check_failure(on_failure.clone())
-                        .build()
-                        .map_err(build)?;
-                    (item.condition_check(check), expected)
+                    let check = ConditionCheck::builder().set_key(key);
+                    (
+                        item.condition_check(conditional!(check, condition, e)),
+                        expected,
+                    )
                 }
             };
             items.push(item.build());
