@@ -12,8 +12,9 @@ use prost_reflect::{
 };
 
 use crate::Project;
-use crate::config::{Config, FILE_NAME};
+use crate::config::FILE_NAME;
 use crate::diagnostic::Location;
+use crate::infra::Infrastructure;
 use crate::model::Entity;
 
 /// Who a breaking change hurts.
@@ -708,15 +709,19 @@ impl Findings<'_, '_> {
             Some(line) => format!("{FILE_NAME}:{line}"),
             None => format!("{FILE_NAME} ({section}.{key}, default)"),
         };
-        for (logical, before) in physical_tables(old, &self.old.project.model) {
-            if let Some(after) = physical_tables(new, &self.new.project.model).get(&logical)
-                && *after != before
+        let before = Infrastructure::generated(old, &self.old.project.model);
+        let after = Infrastructure::generated(new, &self.new.project.model);
+        for table in &before.tables {
+            let (logical, before) = (&table.logical, &table.physical);
+            if let Some(after) = after.tables.iter().find(|t| t.logical == *logical)
+                && after.physical != *before
             {
+                let after = &after.physical;
                 self.push(
                     Category::StoredData,
                     "table-renamed",
                     logical.clone(),
-                    at("tables", &logical),
+                    at("tables", logical),
                     format!(
                         "logical table `{logical}` moved from DynamoDB table `{before}` to `{after}`: the items stay in `{before}`"
                     ),
@@ -742,15 +747,15 @@ impl Findings<'_, '_> {
             (
                 "cloud-map-namespace-replaced",
                 ("deploy.cloud_map", "namespace"),
-                crate::render::infra::namespace(old),
-                crate::render::infra::namespace(new),
+                before.discovery.namespace.clone(),
+                after.discovery.namespace.clone(),
                 "the namespace is replaced and every client's DNS name changes",
             ),
             (
                 "cloud-map-service-replaced",
                 ("deploy.cloud_map", "service"),
-                crate::render::infra::discovery_service(old, &self.old.project.model),
-                crate::render::infra::discovery_service(new, &self.new.project.model),
+                before.discovery.service.clone(),
+                after.discovery.service.clone(),
                 "the Cloud Map service is replaced and the DNS name clients use changes",
             ),
             (
@@ -774,18 +779,6 @@ impl Findings<'_, '_> {
             }
         }
     }
-}
-
-/// Logical table → physical table name as deployed (`[tables]`, else the logical name).
-fn physical_tables(config: &Config, model: &crate::model::Model) -> BTreeMap<String, String> {
-    model
-        .tables
-        .keys()
-        .map(|logical| {
-            let physical = config.physical_table(logical);
-            (logical.clone(), physical.to_owned())
-        })
-        .collect()
 }
 
 /// Why the old version could not be read.

@@ -13,6 +13,7 @@ pub mod config;
 #[cfg(feature = "aws")]
 pub mod deploy;
 pub mod diagnostic;
+pub mod infra;
 pub mod model;
 pub mod naming;
 pub mod new;

@@ -5,38 +5,22 @@ use svcgen_contract::tables;
 use svcgen_runtime::store::TableOutcome;
 
 use crate::Project;
-
-/// A table to create: physical name and index names.
-#[derive(Clone, Debug, PartialEq, Eq)]
-pub struct TableSpec {
-    /// Logical name (from the entity annotations).
-    pub logical: String,
-    /// Physical name.
-    pub physical: String,
-    /// Global secondary indexes.
-    pub indexes: Vec<String>,
-}
+use crate::infra::{Infrastructure, Table};
 
 /// The project's tables with their physical names: `TABLE_NAME_<LOGICAL>`, else `TABLE_NAME`
-/// when there is one table, else `[tables]` in svcgen.toml, else the logical name. The
-/// variables are the ones the generated service reads.
-pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<TableSpec> {
-    let single = project.model.tables.len() == 1;
-    project
-        .model
-        .tables
-        .iter()
-        .map(|(logical, indexes)| {
-            let physical = env(&tables::table_variable(logical))
-                .or_else(|| single.then(|| env(tables::SHARED_TABLE_VARIABLE)).flatten())
-                .unwrap_or_else(|| project.config.physical_table(logical).to_owned());
-            TableSpec {
-                logical: logical.clone(),
-                physical,
-                indexes: indexes.clone(),
-            }
-        })
-        .collect()
+/// when there is one table, else the model's (`[tables]` in svcgen.toml, else the logical
+/// name). The variables are the ones the generated service reads.
+pub fn specs(project: &Project, env: impl Fn(&str) -> Option<String>) -> Vec<Table> {
+    let mut list = Infrastructure::generated(&project.config, &project.model).tables;
+    let single = list.len() == 1;
+    for table in &mut list {
+        if let Some(physical) = env(&tables::table_variable(&table.logical))
+            .or_else(|| single.then(|| env(tables::SHARED_TABLE_VARIABLE)).flatten())
+        {
+            table.physical = physical;
+        }
+    }
+    list
 }
 
 /// A table that could not be checked or created.
@@ -54,7 +38,7 @@ pub struct TableError {
 #[derive(Clone, Debug)]
 pub struct TableReport<'a> {
     /// The table.
-    pub spec: &'a TableSpec,
+    pub spec: &'a Table,
     /// Whether it was created.
     pub outcome: TableOutcome,
 }
@@ -82,7 +66,7 @@ impl std::fmt::Display for TableReport<'_> {
 /// Creates every table (standard AWS configuration: `AWS_REGION`, credentials,
 /// `AWS_ENDPOINT_URL`); each table is reported to `report` as soon as it is done.
 pub async fn create(
-    specs: &[TableSpec],
+    specs: &[Table],
     mut report: impl FnMut(&TableReport<'_>),
 ) -> Result<(), TableError> {
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())

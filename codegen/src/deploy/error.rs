@@ -219,24 +219,9 @@ pub enum Failure {
     /// An SDK request could not be built from the generated settings.
     #[error(transparent)]
     Request(#[from] aws_sdk_ecs::error::BuildError),
-    /// svcgen did not generate an artifact the deployment reads (a bug).
-    #[error("svcgen did not generate {path}")]
-    MissingArtifact {
-        /// The artifact, e.g. `deploy/task-definition.json`.
-        path: &'static str,
-    },
-    /// The generated task definition is not what the deployment reads.
-    #[error("deploy/task-definition.json: {0}")]
-    TaskDefinition(serde_json::Error),
-    /// The generated task definition names no log group.
-    #[error("deploy/task-definition.json names no awslogs-group")]
-    NoLogGroup,
-    /// A generated IAM policy is not JSON.
-    #[error("the generated {policy} policy is not JSON")]
-    PolicyNotJson {
-        /// `trust` or `role`.
-        policy: &'static str,
-    },
+    /// A policy document of the model could not be written as JSON (a bug).
+    #[error("a policy document could not be written as JSON: {0}")]
+    PolicyNotJson(serde_json::Error),
     /// A table could not be checked or created.
     #[error(transparent)]
     Table(#[from] crate::table::TableError),

@@ -8,13 +8,20 @@
 //! returns a [`Summary`]; [`status`] returns a [`StatusReport`]; both fail with a
 //! [`DeployError`].
 
+mod cloud_map;
+mod compare;
+mod dynamodb;
+mod ecr;
+mod ecs;
+mod elb;
 mod error;
+mod iam;
+mod identity;
 mod image;
+mod logs;
 mod progress;
 mod rollout;
 mod status;
-mod steps;
-mod task_definition;
 
 pub use error::{AwsError, DeployError, Failure, InputError};
 pub use image::EngineError;
@@ -24,8 +31,8 @@ pub use status::{StatusReport, TaskStatus};
 use std::path::{Path, PathBuf};
 use std::time::Duration;
 
-use crate::config::Config;
-use crate::table::TableSpec;
+use crate::config::Architecture;
+use crate::infra::{Infrastructure, Target};
 
 /// What `svcgen deploy` was asked to do.
 pub struct Options {
@@ -89,39 +96,23 @@ const REGIONS: &[&str] = &[
 /// Everything a deployment needs, checked.
 struct Settings {
     dir: PathBuf,
-    name: String,
     region: String,
-    vpc_id: String,
-    subnets: Vec<String>,
-    security_groups: Vec<String>,
-    listener_arn: String,
-    cluster: String,
-    config: Config,
-    tables: Vec<TableSpec>,
-    namespace: String,
-    discovery_service: String,
-    path_patterns: Vec<String>,
+    network: Network,
+    architecture: Architecture,
+    /// The project, for the model of its infrastructure in the caller's account.
+    project: crate::Project,
+    /// What to create: built for the generated artifacts' placeholders until the caller's
+    /// account is known (names do not depend on it).
+    infra: Infrastructure,
     /// `package.Service/ListRpc` and the proto root, for the verification command.
     verify: Option<(String, PathBuf)>,
-    /// The generated artifacts with `${…}` placeholders.
-    task_definition: String,
-    task_policy: String,
-    execution_policy: String,
-    trust_policy: String,
-}
-
-impl Settings {
-    /// The target group is named after the service (svcgen.toml allows at most 32 characters).
-    fn target_group(&self) -> &str {
-        &self.name
-    }
 }
 
 /// Reads the project and its `[aws]` settings; every problem names the setting to fix.
 fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, DeployError> {
     let project = crate::load(dir).map_err(InputError::from)?;
-    let output = crate::render_project(&project, dir, None).map_err(InputError::from)?;
     if deploying {
+        let output = crate::render_project(&project, dir, None).map_err(InputError::from)?;
         let drift = crate::output::check(dir, &output);
         if !drift.is_empty() {
             return Err(InputError::Stale {
@@ -131,17 +122,9 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
             .into());
         }
     }
-    let artifact = |path: &'static str| -> Result<String, Failure> {
-        output
-            .get(Path::new(path))
-            .map(|f| String::from_utf8_lossy(&f.bytes).into_owned())
-            .ok_or(Failure::MissingArtifact { path })
-    };
-    let config = project.config.clone();
+    let config = &project.config;
     let network = network(&config.aws)?;
     let region = deployment_region(region, &config.aws, &network.listener_arn)?;
-    // svcgen.toml's rules keep it a valid target group name (at most 32 characters).
-    let name = config.service.name.clone();
     let verify = project.model.services.first().and_then(|service| {
         let list = service
             .methods
@@ -155,27 +138,11 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
     Ok(Settings {
         dir: dir.to_owned(),
         region,
-        vpc_id: network.vpc_id,
-        subnets: network.subnets,
-        security_groups: network.security_groups,
-        listener_arn: network.listener_arn,
-        cluster: config.aws.cluster.clone().unwrap_or_else(|| name.clone()),
-        tables: crate::table::specs(&project, |_| None),
-        namespace: crate::render::infra::namespace(&config),
-        discovery_service: crate::render::infra::discovery_service(&config, &project.model),
-        path_patterns: project
-            .model
-            .services
-            .iter()
-            .map(|s| format!("/{}/*", s.full_name))
-            .collect(),
+        network,
+        architecture: config.deploy.architecture,
+        infra: Infrastructure::generated(config, &project.model),
         verify,
-        task_definition: artifact("deploy/task-definition.json")?,
-        task_policy: artifact("deploy/iam/task-role-policy.json")?,
-        execution_policy: artifact("deploy/iam/execution-role-policy.json")?,
-        trust_policy: artifact("deploy/iam/trust-policy.json")?,
-        name,
-        config,
+        project,
     })
 }
 
@@ -364,16 +331,22 @@ pub async fn deploy(
     options: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Summary, DeployError> {
-    let settings = settings(&options.dir, options.region.as_deref(), true)?;
+    let mut settings = settings(&options.dir, options.region.as_deref(), true)?;
     let source = image_source(options.image.as_deref(), &settings.dir)?;
     let aws = clients(&settings.region).await;
-    let caller = steps::caller(&aws).await?;
-    let listener = steps::listener(&aws, &settings).await?;
+    let caller = identity::caller(&aws).await?;
+    let target = Target {
+        partition: &caller.partition,
+        region: &settings.region,
+        account: &caller.account,
+    };
+    settings.infra = Infrastructure::new(&settings.project.config, &settings.project.model, target);
+    let listener = elb::listener(&aws, &settings).await?;
     progress.event(&Event::Start {
-        service: settings.name.clone(),
+        service: settings.infra.service.name.clone(),
         region: settings.region.clone(),
         account: caller.account.clone(),
-        cluster: settings.cluster.clone(),
+        cluster: settings.infra.cluster.name.clone(),
         dry_run: options.dry_run,
     });
     let mut plan = Plan {
@@ -386,7 +359,6 @@ pub async fn deploy(
         aws: &aws,
         settings: &settings,
         account: &caller.account,
-        partition: &caller.partition,
         listener: &listener,
     };
     let rollout = deployment.apply(&mut plan, &source).await?;
@@ -405,8 +377,7 @@ struct Deployment<'a> {
     aws: &'a Clients,
     settings: &'a Settings,
     account: &'a str,
-    partition: &'a str,
-    listener: &'a steps::Listener,
+    listener: &'a elb::Listener,
 }
 
 /// What steps 1 to 8 leave for the wait: the ARNs (none when a dry run would create them) and
@@ -418,62 +389,52 @@ struct Rollout {
 }
 
 impl Deployment<'_> {
-    /// A generated artifact with its `${…}` placeholders filled in.
-    fn fill(&self, text: &str, image: &str) -> String {
-        text.replace("${AWS_ACCOUNT_ID}", self.account)
-            .replace("${AWS_PARTITION}", self.partition)
-            .replace("${AWS_REGION}", &self.settings.region)
-            .replace("${IMAGE}", image)
-    }
-
     /// Steps 1 to 8, each reported when it is done.
     async fn apply(&self, plan: &mut Plan<'_>, source: &Source) -> Result<Rollout, DeployError> {
-        let (aws, settings) = (self.aws, self.settings);
+        let (aws, settings, infra) = (self.aws, self.settings, &self.settings.infra);
         let image = self.image(plan, source).await?;
         plan.done(1, format!("ECR repository and image {image}"));
 
-        for table in &settings.tables {
-            steps::table(aws, plan, table).await?;
+        for table in &infra.tables {
+            dynamodb::table(aws, plan, table).await?;
         }
-        let tables: Vec<&str> = settings
-            .tables
-            .iter()
-            .map(|t| t.physical.as_str())
-            .collect();
+        let tables: Vec<&str> = infra.tables.iter().map(|t| t.physical.as_str()).collect();
         plan.done(2, format!("DynamoDB table {}", tables.join(", ")));
 
-        // The task definition names the roles and the log group.
-        let spec = task_definition::Spec::parse(&self.fill(&settings.task_definition, &image))
-            .map_err(Failure::TaskDefinition)?;
-        self.roles(plan, &spec, &image).await?;
+        for role in [&infra.task_role, &infra.execution_role] {
+            iam::role(aws, plan, role, &infra.trust_policy).await?;
+        }
+        let roles = (&infra.task_role.name, &infra.execution_role.name);
+        plan.done(3, format!("IAM roles {} and {}", roles.0, roles.1));
 
-        let cluster_exists = steps::cluster(aws, plan, settings).await?;
-        plan.done(4, format!("ECS cluster {}", settings.cluster));
+        let cluster_exists = ecs::cluster(aws, plan, &infra.cluster).await?;
+        plan.done(4, format!("ECS cluster {}", infra.cluster.name));
 
-        let log_group = spec.log_group().ok_or(Failure::NoLogGroup)?;
-        let retention = settings.config.deploy.log_retention_days;
-        steps::log_group(aws, plan, log_group, retention).await?;
-        let task_definition = steps::task_definition(aws, plan, &spec).await?;
-        plan.done(5, format!("task definition {}", spec.family));
+        logs::log_group(aws, plan, &infra.log_group).await?;
+        let mut definition = infra.task_definition.clone();
+        for container in &mut definition.container_definitions {
+            container.image.clone_from(&image);
+        }
+        let task_definition = ecs::task_definition(aws, plan, &definition).await?;
+        plan.done(5, format!("task definition {}", definition.family));
 
-        let registry = steps::discovery(aws, plan, settings).await?;
-        let cloud_map = format!("{}.{}", settings.discovery_service, settings.namespace);
-        plan.done(6, format!("Cloud Map {cloud_map}"));
+        let registry = cloud_map::discovery(aws, plan, settings).await?;
+        plan.done(6, format!("Cloud Map {}", infra.discovery.dns_name()));
 
-        let target_group = steps::target_group(aws, plan, settings).await?;
+        let target_group = elb::target_group(aws, plan, settings).await?;
         let target = target_group.as_deref();
-        steps::listener_rule(aws, plan, settings, self.listener, target).await?;
-        let paths = settings.path_patterns.join(", ");
-        let group = settings.target_group();
+        elb::listener_rule(aws, plan, settings, self.listener, target).await?;
+        let paths = infra.listener_rule.path_patterns.join(", ");
+        let group = &infra.target_group.name;
         plan.done(7, format!("target group {group} and listener rule {paths}"));
 
-        let resources = steps::ServiceResources {
+        let resources = compare::ServiceResources {
             task_definition: task_definition.as_deref(),
             target_group: target_group.as_deref(),
             registry: registry.as_deref(),
         };
-        steps::service(aws, plan, settings, cluster_exists, &resources).await?;
-        let rolled_out = plan.done(8, format!("ECS service {}", settings.name));
+        ecs::service(aws, plan, settings, cluster_exists, &resources).await?;
+        let rolled_out = plan.done(8, format!("ECS service {}", infra.service.name));
         Ok(Rollout {
             task_definition,
             target_group,
@@ -485,7 +446,7 @@ impl Deployment<'_> {
     /// image.
     async fn image(&self, plan: &mut Plan<'_>, source: &Source) -> Result<String, DeployError> {
         let (aws, settings) = (self.aws, self.settings);
-        let repository = steps::repository(aws, plan, settings, self.account).await?;
+        let repository = ecr::repository(aws, plan, settings, self.account).await?;
         match source {
             Source::Given(image) => {
                 if !image.starts_with(&format!("{repository}:")) {
@@ -497,30 +458,9 @@ impl Deployment<'_> {
                 Ok(image.clone())
             }
             Source::Build { engine, tag } => {
-                steps::image(aws, plan, settings, &repository, engine, tag).await
+                ecr::image(aws, plan, settings, &repository, engine, tag).await
             }
         }
-    }
-
-    /// Step 3: the task role and the execution role, with their policies.
-    async fn roles(
-        &self,
-        plan: &mut Plan<'_>,
-        spec: &task_definition::Spec,
-        image: &str,
-    ) -> Result<(), DeployError> {
-        let settings = self.settings;
-        let (task_role, execution_role) = spec.roles();
-        for (role, policy_name, policy) in [
-            (task_role, "dynamodb", &settings.task_policy),
-            (execution_role, "pull-and-log", &settings.execution_policy),
-        ] {
-            let document = self.fill(policy, image);
-            let trust = self.fill(&settings.trust_policy, image);
-            steps::role(self.aws, plan, role, &trust, (policy_name, &document)).await?;
-        }
-        plan.done(3, format!("IAM roles {task_role} and {execution_role}"));
-        Ok(())
     }
 
     /// Step 9: waits for a steady state when the service changed and waiting was asked for.
@@ -560,7 +500,7 @@ impl Deployment<'_> {
 }
 
 /// The command that calls the service through the load balancer.
-fn verify_command(settings: &Settings, listener: &steps::Listener) -> String {
+fn verify_command(settings: &Settings, listener: &elb::Listener) -> String {
     match &settings.verify {
         Some((method, proto_root)) => format!(
             "buf curl --protocol grpc --schema {} --data '{{}}' https://{}/{method}",

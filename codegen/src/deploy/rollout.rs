@@ -31,8 +31,8 @@ pub(super) async fn observe(
     let described = aws
         .ecs
         .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
+        .cluster(&settings.infra.cluster.name)
+        .services(&settings.infra.service.name)
         .send()
         .await
         .map_err(|e| AwsError::call("ecs:DescribeServices", e))?;
@@ -42,8 +42,8 @@ pub(super) async fn observe(
         let mut pages = aws
             .ecs
             .list_tasks()
-            .cluster(&settings.cluster)
-            .service_name(&settings.name)
+            .cluster(&settings.infra.cluster.name)
+            .service_name(&settings.infra.service.name)
             .desired_status(status)
             .into_paginator()
             .send();
@@ -59,7 +59,7 @@ pub(super) async fn observe(
         let described = aws
             .ecs
             .describe_tasks()
-            .cluster(&settings.cluster)
+            .cluster(&settings.infra.cluster.name)
             .set_tasks(Some(chunk.to_vec()))
             .send()
             .await

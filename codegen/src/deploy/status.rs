@@ -130,8 +130,8 @@ pub(super) async fn status(
     let described = aws
         .ecs
         .describe_services()
-        .cluster(&settings.cluster)
-        .services(&settings.name)
+        .cluster(&settings.infra.cluster.name)
+        .services(&settings.infra.service.name)
         .send()
         .await;
     if let Err(e) = &described
@@ -139,7 +139,7 @@ pub(super) async fn status(
             .is_some_and(|e| e.is_cluster_not_found_exception())
     {
         return Err(Failure::NoCluster {
-            cluster: settings.cluster.clone(),
+            cluster: settings.infra.cluster.name.clone(),
             region: settings.region.clone(),
         }
         .into());
@@ -147,14 +147,14 @@ pub(super) async fn status(
     let observed = rollout::observe(aws, settings, &target_group).await?;
     let Some(service) = observed.service.filter(|s| s.status() == Some("ACTIVE")) else {
         return Err(Failure::NoService {
-            service: settings.name.clone(),
-            cluster: settings.cluster.clone(),
+            service: settings.infra.service.name.clone(),
+            cluster: settings.infra.cluster.name.clone(),
         }
         .into());
     };
     Ok(StatusReport {
-        service: settings.name.clone(),
-        cluster: settings.cluster.clone(),
+        service: settings.infra.service.name.clone(),
+        cluster: settings.infra.cluster.name.clone(),
         region: settings.region.clone(),
         running: service.running_count(),
         desired: service.desired_count(),
@@ -185,13 +185,13 @@ pub(super) async fn status(
 
 /// The ARN of the service's target group; a failure when there is none.
 async fn deployed_target_group(aws: &Clients, settings: &Settings) -> Result<String, DeployError> {
-    let target_group = super::steps::find_target_group(aws, settings.target_group())
+    let target_group = super::elb::find_target_group(aws, &settings.infra.target_group.name)
         .await?
         .and_then(|t| t.target_group_arn().map(str::to_owned));
     target_group.ok_or_else(|| {
         Failure::NoTargetGroup {
-            target_group: settings.target_group().to_owned(),
-            service: settings.name.clone(),
+            target_group: settings.infra.target_group.name.clone(),
+            service: settings.infra.service.name.clone(),
             region: settings.region.clone(),
         }
         .into()

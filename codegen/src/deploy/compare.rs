@@ -1,0 +1,430 @@
+//! Pure comparisons of what AWS describes (the SDK's types) with the [`Infrastructure`] model:
+//! what differs, by the API's field names. Nothing here calls AWS; the tests build AWS's
+//! responses through the SDK's own types, with every field AWS returns (an emulator that omits
+//! a field does not make it equal).
+//!
+//! [`Infrastructure`]: crate::infra::Infrastructure
+
+use aws_sdk_ecs::error::BuildError;
+use aws_sdk_ecs::types as ecs;
+use aws_sdk_elasticloadbalancingv2::types as elb;
+use aws_sdk_servicediscovery::types as sd;
+use serde_json::Value;
+
+use crate::infra::{
+    Container, DEREGISTRATION_DELAY, Discovery, HealthCheck, LogConfiguration, NameValue,
+    PortMapping, RuntimePlatform, Service, TargetGroup, TaskDefinition,
+};
+
+fn text(s: Option<&str>) -> String {
+    s.unwrap_or_default().to_owned()
+}
+
+fn unsigned(n: Option<i32>) -> u32 {
+    n.and_then(|n| u32::try_from(n).ok()).unwrap_or_default()
+}
+
+/// A value of the model as the SDK takes it.
+pub(super) fn signed(n: u32) -> i32 {
+    i32::try_from(n).unwrap_or(i32::MAX)
+}
+
+/// The revision ECS has, read back into the model's type (fields svcgen does not set, which
+/// ECS fills with defaults, are not read).
+pub(super) fn registered_task_definition(registered: &ecs::TaskDefinition) -> TaskDefinition {
+    TaskDefinition {
+        family: text(registered.family()),
+        network_mode: registered
+            .network_mode()
+            .map(|m| m.as_str().to_owned())
+            .unwrap_or_default(),
+        requires_compatibilities: registered
+            .requires_compatibilities()
+            .iter()
+            .map(|c| c.as_str().to_owned())
+            .collect(),
+        cpu: text(registered.cpu()),
+        memory: text(registered.memory()),
+        runtime_platform: RuntimePlatform {
+            cpu_architecture: registered
+                .runtime_platform()
+                .and_then(|p| p.cpu_architecture())
+                .map(|a| a.as_str().to_owned())
+                .unwrap_or_default(),
+            operating_system_family: registered
+                .runtime_platform()
+                .and_then(|p| p.operating_system_family())
+                .map(|f| f.as_str().to_owned())
+                .unwrap_or_default(),
+        },
+        task_role_arn: text(registered.task_role_arn()),
+        execution_role_arn: text(registered.execution_role_arn()),
+        container_definitions: registered
+            .container_definitions()
+            .iter()
+            .map(registered_container)
+            .collect(),
+    }
+}
+
+fn registered_container(c: &ecs::ContainerDefinition) -> Container {
+    Container {
+        name: text(c.name()),
+        image: text(c.image()),
+        essential: c.essential().unwrap_or(false),
+        port_mappings: c
+            .port_mappings()
+            .iter()
+            .map(|p| PortMapping {
+                name: text(p.name()),
+                container_port: p
+                    .container_port()
+                    .and_then(|p| u16::try_from(p).ok())
+                    .unwrap_or_default(),
+                protocol: p
+                    .protocol()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+                app_protocol: p
+                    .app_protocol()
+                    .map(|p| p.as_str().to_owned())
+                    .unwrap_or_default(),
+            })
+            .collect(),
+        environment: c
+            .environment()
+            .iter()
+            .map(|v| NameValue {
+                name: text(v.name()),
+                value: text(v.value()),
+            })
+            .collect(),
+        health_check: HealthCheck {
+            command: c
+                .health_check()
+                .map(|h| h.command().to_vec())
+                .unwrap_or_default(),
+            interval: unsigned(c.health_check().and_then(|h| h.interval())),
+            timeout: unsigned(c.health_check().and_then(|h| h.timeout())),
+            retries: unsigned(c.health_check().and_then(|h| h.retries())),
+            start_period: unsigned(c.health_check().and_then(|h| h.start_period())),
+        },
+        log_configuration: LogConfiguration {
+            log_driver: c
+                .log_configuration()
+                .map(|l| l.log_driver().as_str().to_owned())
+                .unwrap_or_default(),
+            options: c
+                .log_configuration()
+                .and_then(|l| l.options())
+                .map(|o| o.iter().map(|(k, v)| (k.clone(), v.clone())).collect())
+                .unwrap_or_default(),
+        },
+        user: text(c.user()),
+        readonly_root_filesystem: c.readonly_root_filesystem().unwrap_or(false),
+        stop_timeout: unsigned(c.stop_timeout()),
+    }
+}
+
+/// The ECS service as `CreateService` / `UpdateService` take it: the model's settings, the
+/// `[aws]` network and the resources it points at (none for what a dry run would create).
+#[derive(Clone, Debug)]
+pub(super) struct ServiceSettings {
+    pub(super) network: ecs::NetworkConfiguration,
+    pub(super) load_balancers: Vec<ecs::LoadBalancer>,
+    pub(super) registries: Vec<ecs::ServiceRegistry>,
+    pub(super) deployment: ecs::DeploymentConfiguration,
+    pub(super) grace: i32,
+    pub(super) desired: i32,
+}
+
+/// The resources the ECS service points at (none for what a dry run would create).
+pub(super) struct ServiceResources<'a> {
+    pub(super) task_definition: Option<&'a str>,
+    pub(super) target_group: Option<&'a str>,
+    pub(super) registry: Option<&'a str>,
+}
+
+impl ServiceSettings {
+    pub(super) fn new(
+        service: &Service,
+        (subnets, security_groups): (&[String], &[String]),
+        resources: &ServiceResources<'_>,
+    ) -> Result<Self, BuildError> {
+        let port = i32::from(service.container_port);
+        let mut subnets = subnets.to_vec();
+        subnets.sort();
+        let mut groups = security_groups.to_vec();
+        groups.sort();
+        let named = service.registry_names_container;
+        Ok(Self {
+            network: ecs::NetworkConfiguration::builder()
+                .awsvpc_configuration(
+                    ecs::AwsVpcConfiguration::builder()
+                        .set_subnets(Some(subnets))
+                        .set_security_groups(Some(groups))
+                        .assign_public_ip(ecs::AssignPublicIp::Disabled)
+                        .build()?,
+                )
+                .build(),
+            load_balancers: vec![
+                ecs::LoadBalancer::builder()
+                    .set_target_group_arn(resources.target_group.map(str::to_owned))
+                    .container_name(&service.container_name)
+                    .container_port(port)
+                    .build(),
+            ],
+            registries: vec![
+                ecs::ServiceRegistry::builder()
+                    .set_registry_arn(resources.registry.map(str::to_owned))
+                    .set_container_name(named.then(|| service.container_name.clone()))
+                    .set_container_port(named.then_some(port))
+                    .build(),
+            ],
+            deployment: ecs::DeploymentConfiguration::builder()
+                .deployment_circuit_breaker(
+                    ecs::DeploymentCircuitBreaker::builder()
+                        .enable(true)
+                        .rollback(true)
+                        .build(),
+                )
+                .minimum_healthy_percent(signed(service.minimum_healthy_percent))
+                .maximum_percent(signed(service.maximum_percent))
+                .build(),
+            grace: signed(service.health_check_grace_period),
+            desired: signed(service.desired_count),
+        })
+    }
+}
+
+/// What differs between the service ECS describes and the wanted settings.
+pub(super) fn service_differences(
+    current: &ecs::Service,
+    wanted: &ServiceSettings,
+    task_definition: Option<&str>,
+) -> Vec<&'static str> {
+    let network = |n: Option<&ecs::NetworkConfiguration>| {
+        n.and_then(|n| n.awsvpc_configuration()).map(|c| {
+            let mut subnets = c.subnets().to_vec();
+            subnets.sort();
+            let mut groups = c.security_groups().to_vec();
+            groups.sort();
+            (
+                subnets,
+                groups,
+                c.assign_public_ip()
+                    .cloned()
+                    .unwrap_or(ecs::AssignPublicIp::Disabled),
+            )
+        })
+    };
+    let breaker = |d: Option<&ecs::DeploymentConfiguration>| {
+        d.map(|d| {
+            (
+                d.deployment_circuit_breaker()
+                    .map(|b| (b.enable(), b.rollback())),
+                d.minimum_healthy_percent(),
+                d.maximum_percent(),
+            )
+        })
+    };
+    let checks = [
+        (
+            "taskDefinition",
+            current.task_definition() == task_definition,
+        ),
+        ("desiredCount", current.desired_count() == wanted.desired),
+        (
+            "networkConfiguration",
+            network(current.network_configuration()) == network(Some(&wanted.network)),
+        ),
+        (
+            "loadBalancers",
+            current.load_balancers() == wanted.load_balancers,
+        ),
+        (
+            "serviceRegistries",
+            current.service_registries() == wanted.registries,
+        ),
+        // ECS returns both for a service behind a load balancer; a description without them
+        // (API emulators such as moto omit them) is not taken to match.
+        (
+            "deploymentConfiguration",
+            breaker(current.deployment_configuration()) == breaker(Some(&wanted.deployment)),
+        ),
+        (
+            "healthCheckGracePeriodSeconds",
+            current.health_check_grace_period_seconds() == Some(wanted.grace),
+        ),
+    ];
+    differing(&checks)
+}
+
+fn differing(checks: &[(&'static str, bool)]) -> Vec<&'static str> {
+    checks
+        .iter()
+        .filter(|(_, same)| !same)
+        .map(|(field, _)| *field)
+        .collect()
+}
+
+/// The first setting of an existing target group that cannot be changed and differs (the
+/// group would have to be replaced).
+pub(super) fn target_group_fixed(
+    existing: &elb::TargetGroup,
+    wanted: &TargetGroup,
+    vpc_id: &str,
+) -> Option<&'static str> {
+    differing(&[
+        ("port", existing.port() == Some(i32::from(wanted.port))),
+        (
+            "protocol version",
+            existing.protocol_version() == Some("GRPC"),
+        ),
+        (
+            "target type",
+            existing.target_type() == Some(&elb::TargetTypeEnum::Ip),
+        ),
+        ("VPC", existing.vpc_id() == Some(vpc_id)),
+    ])
+    .first()
+    .copied()
+}
+
+/// The health-check settings of an existing target group that differ from the model's.
+pub(super) fn health_check_differences(
+    existing: &elb::TargetGroup,
+    wanted: &TargetGroup,
+) -> Vec<&'static str> {
+    differing(&[
+        (
+            "health check path",
+            existing.health_check_path() == Some(wanted.health_check_path),
+        ),
+        (
+            "interval",
+            existing.health_check_interval_seconds() == Some(signed(wanted.health_check_interval)),
+        ),
+        (
+            "timeout",
+            existing.health_check_timeout_seconds() == Some(signed(wanted.health_check_timeout)),
+        ),
+        (
+            "healthy threshold",
+            existing.healthy_threshold_count() == Some(signed(wanted.healthy_threshold)),
+        ),
+        (
+            "unhealthy threshold",
+            existing.unhealthy_threshold_count() == Some(signed(wanted.unhealthy_threshold)),
+        ),
+        (
+            "matcher",
+            existing.matcher().and_then(|m| m.grpc_code()) == Some(wanted.matcher),
+        ),
+    ])
+}
+
+/// Whether the target group's attributes hold the model's deregistration delay.
+pub(super) fn deregistration_delay_matches(
+    attributes: &[elb::TargetGroupAttribute],
+    wanted: &TargetGroup,
+) -> bool {
+    let delay = wanted.deregistration_delay.to_string();
+    attributes
+        .iter()
+        .find(|a| a.key() == Some(DEREGISTRATION_DELAY))
+        .and_then(|a| a.value())
+        == Some(delay.as_str())
+}
+
+/// A rule's path patterns, sorted (ELB returns them in `PathPatternConfig`, older rules in
+/// `Values`).
+pub(super) fn path_patterns(rule: &elb::Rule) -> Vec<String> {
+    let mut patterns: Vec<String> = rule
+        .conditions()
+        .iter()
+        .filter(|c| c.field() == Some("path-pattern"))
+        .flat_map(|c| match c.path_pattern_config() {
+            Some(config) if !config.values().is_empty() => config.values().to_vec(),
+            _ => c.values().to_vec(),
+        })
+        .collect();
+    patterns.sort();
+    patterns
+}
+
+/// The target groups a rule forwards to.
+pub(super) fn forwarded_groups(rule: &elb::Rule) -> impl Iterator<Item = &str> {
+    rule.actions().iter().flat_map(|a| {
+        a.target_group_arn().into_iter().chain(
+            a.forward_config()
+                .map(|f| f.target_groups())
+                .unwrap_or_default()
+                .iter()
+                .filter_map(|t| t.target_group_arn()),
+        )
+    })
+}
+
+/// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID` → NAME.
+pub(super) fn target_group_name(arn: &str) -> Option<&str> {
+    arn.split_once(":targetgroup/")?.1.split('/').next()
+}
+
+/// The model's DNS record as Cloud Map takes it.
+pub(super) fn dns_record(discovery: &Discovery) -> Result<sd::DnsRecord, BuildError> {
+    sd::DnsRecord::builder()
+        .r#type(discovery.record_type.to_string().as_str().into())
+        .ttl(i64::from(discovery.ttl))
+        .build()
+}
+
+/// Whether `cluster` (described with its settings) has Container Insights on (`enabled`, or
+/// `enhanced` observability) or off, as `enabled` says. A cluster without the setting follows
+/// the account's default, which svcgen cannot see: not a match.
+pub(super) fn container_insights_is(cluster: &ecs::Cluster, enabled: bool) -> bool {
+    cluster.settings().iter().any(|s| {
+        s.name() == Some(&ecs::ClusterSettingName::ContainerInsights)
+            && match s.value() {
+                Some("enabled" | "enhanced") => enabled,
+                Some("disabled") => !enabled,
+                _ => false,
+            }
+    })
+}
+
+/// A policy document as IAM returns it (URL-encoded) or as svcgen writes it, parsed.
+pub(super) fn policy(document: &str) -> Option<Value> {
+    serde_json::from_str(document)
+        .ok()
+        .or_else(|| serde_json::from_str(&percent_decode(document)?).ok())
+}
+
+fn percent_decode(text: &str) -> Option<String> {
+    let bytes = text.as_bytes();
+    let mut out = Vec::with_capacity(bytes.len());
+    let mut i = 0;
+    while i < bytes.len() {
+        if bytes[i] == b'%' {
+            let hex = std::str::from_utf8(bytes.get(i + 1..i + 3)?).ok()?;
+            out.push(u8::from_str_radix(hex, 16).ok()?);
+            i += 3;
+        } else {
+            out.push(bytes[i]);
+            i += 1;
+        }
+    }
+    String::from_utf8(out).ok()
+}
+
+/// The partition of an ARN: `arn:PARTITION:service:…`.
+pub(super) fn partition(arn: &str) -> Option<&str> {
+    let mut parts = arn.split(':');
+    (parts.next() == Some("arn"))
+        .then(|| parts.next())
+        .flatten()
+        .filter(|p| !p.is_empty() && parts.next().is_some())
+}
+
+#[cfg(test)]
+mod tests;

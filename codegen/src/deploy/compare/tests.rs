@@ -1,0 +1,352 @@
+//! The comparisons on responses shaped like AWS's, built through the SDK's types: a resource
+//! as AWS describes it when it matches the model (with the fields AWS adds of its own), then
+//! with each setting svcgen manages changed.
+
+use std::path::Path;
+
+use aws_sdk_ecs::types as ecs;
+use aws_sdk_elasticloadbalancingv2::types as elb;
+
+use super::*;
+use crate::infra::{Infrastructure, Target};
+
+fn example() -> Infrastructure {
+    let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated-example");
+    let project = crate::load(&dir).expect("the example loads");
+    let target = Target {
+        partition: "aws",
+        region: "eu-west-1",
+        account: "123456789012",
+    };
+    Infrastructure::new(&project.config, &project.model, target)
+}
+
+/// The revision as DescribeTaskDefinition returns it for the model's registration: what svcgen
+/// sent, plus what ECS fills in (container `cpu` 0, empty mount points and volumes, the
+/// revision, status, compatibilities, `registeredAt`, …) and the environment in another order.
+fn described_task_definition(wanted: &TaskDefinition) -> ecs::TaskDefinition {
+    let containers = crate::deploy::ecs::container_definitions(wanted)
+        .expect("the model's containers build")
+        .into_iter()
+        .map(|c| {
+            let mut environment = c.environment().to_vec();
+            environment.reverse();
+            let mut c = c;
+            c.environment = Some(environment);
+            c.cpu = 0;
+            c.mount_points = Some(Vec::new());
+            c.volumes_from = Some(Vec::new());
+            c.system_controls = Some(Vec::new());
+            c
+        })
+        .collect();
+    ecs::TaskDefinition::builder()
+        .task_definition_arn(format!(
+            "arn:aws:ecs:eu-west-1:123456789012:task-definition/{}:3",
+            wanted.family
+        ))
+        .family(&wanted.family)
+        .revision(3)
+        .status(ecs::TaskDefinitionStatus::Active)
+        .network_mode(ecs::NetworkMode::Awsvpc)
+        .requires_compatibilities(ecs::Compatibility::Fargate)
+        .compatibilities(ecs::Compatibility::Ec2)
+        .compatibilities(ecs::Compatibility::Fargate)
+        .cpu(&wanted.cpu)
+        .memory(&wanted.memory)
+        .runtime_platform(
+            ecs::RuntimePlatform::builder()
+                .cpu_architecture(ecs::CpuArchitecture::X8664)
+                .operating_system_family(ecs::OsFamily::Linux)
+                .build(),
+        )
+        .task_role_arn(&wanted.task_role_arn)
+        .execution_role_arn(&wanted.execution_role_arn)
+        .set_container_definitions(Some(containers))
+        .requires_attributes(
+            ecs::Attribute::builder()
+                .name("com.amazonaws.ecs.capability.logging-driver.awslogs")
+                .build()
+                .expect("named"),
+        )
+        .build()
+}
+
+#[test]
+fn a_task_definition_ecs_describes_as_registered_has_no_differences() {
+    let wanted = example().task_definition;
+    let described = registered_task_definition(&described_task_definition(&wanted));
+    assert_eq!(wanted.differences(&described), Vec::<&str>::new());
+}
+
+#[test]
+fn a_task_definition_differs_in_each_setting_svcgen_manages() {
+    let wanted = example().task_definition;
+    let mut changed = described_task_definition(&wanted);
+    changed.memory = Some("2048".into());
+    let containers = changed.container_definitions.as_mut().expect("containers");
+    containers[0].image = Some("elsewhere:v2".into());
+    containers[0].stop_timeout = Some(30);
+    containers[0].readonly_root_filesystem = Some(false);
+    containers[0]
+        .environment
+        .as_mut()
+        .expect("environment")
+        .retain(|v| v.name() != Some("SHUTDOWN_DELAY_SECS"));
+    if let Some(health) = containers[0].health_check.as_mut() {
+        health.start_period = Some(0);
+    }
+    let described = registered_task_definition(&changed);
+    assert_eq!(
+        wanted.differences(&described),
+        [
+            "memory",
+            "image",
+            "environment",
+            "healthCheck",
+            "readonlyRootFilesystem",
+            "stopTimeout"
+        ]
+    );
+}
+
+fn wanted_service() -> ServiceSettings {
+    let infra = example();
+    let resources = ServiceResources {
+        task_definition: Some("td:1"),
+        target_group: Some("tg"),
+        registry: Some("sd"),
+    };
+    let network = (
+        ["subnet-b".to_owned(), "subnet-a".to_owned()],
+        ["sg-a".to_owned()],
+    );
+    ServiceSettings::new(&infra.service, (&network.0, &network.1), &resources)
+        .expect("the settings build")
+}
+
+/// The service as ECS describes it when it matches `wanted` (every field ECS returns for a
+/// Fargate service behind a load balancer, the subnets in ECS's order).
+fn described_service(wanted: &ServiceSettings) -> ecs::builders::ServiceBuilder {
+    let network = ecs::NetworkConfiguration::builder()
+        .awsvpc_configuration(
+            ecs::AwsVpcConfiguration::builder()
+                .subnets("subnet-b")
+                .subnets("subnet-a")
+                .security_groups("sg-a")
+                .assign_public_ip(ecs::AssignPublicIp::Disabled)
+                .build()
+                .expect("subnets set"),
+        )
+        .build();
+    ecs::Service::builder()
+        .service_name("task-svc")
+        .status("ACTIVE")
+        .task_definition("td:1")
+        .desired_count(wanted.desired)
+        .running_count(wanted.desired)
+        .launch_type(ecs::LaunchType::Fargate)
+        .network_configuration(network)
+        .set_load_balancers(Some(wanted.load_balancers.clone()))
+        .set_service_registries(Some(wanted.registries.clone()))
+        .deployment_configuration(wanted.deployment.clone())
+        .health_check_grace_period_seconds(wanted.grace)
+}
+
+#[test]
+fn service_differences_see_the_circuit_breaker_and_the_grace_period() {
+    let wanted = wanted_service();
+    assert_eq!(wanted.grace, 30);
+    assert!(
+        service_differences(&described_service(&wanted).build(), &wanted, Some("td:1")).is_empty()
+    );
+    let without_rollback = ecs::DeploymentConfiguration::builder()
+        .deployment_circuit_breaker(
+            ecs::DeploymentCircuitBreaker::builder()
+                .enable(true)
+                .rollback(false)
+                .build(),
+        )
+        .minimum_healthy_percent(100)
+        .maximum_percent(200)
+        .build();
+    let changed = described_service(&wanted)
+        .deployment_configuration(without_rollback)
+        .health_check_grace_period_seconds(0)
+        .desired_count(1)
+        .build();
+    assert_eq!(
+        service_differences(&changed, &wanted, Some("td:2")),
+        [
+            "taskDefinition",
+            "desiredCount",
+            "deploymentConfiguration",
+            "healthCheckGracePeriodSeconds"
+        ]
+    );
+    // A description lacking them (as API emulators return it) is not a match.
+    let mut partial = described_service(&wanted).build();
+    partial.deployment_configuration = None;
+    partial.health_check_grace_period_seconds = None;
+    assert_eq!(
+        service_differences(&partial, &wanted, Some("td:1")),
+        ["deploymentConfiguration", "healthCheckGracePeriodSeconds"]
+    );
+}
+
+/// The target group as DescribeTargetGroups returns it for the model's settings.
+fn described_target_group(wanted: &TargetGroup) -> elb::builders::TargetGroupBuilder {
+    elb::TargetGroup::builder()
+        .target_group_arn(format!(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/{}/73e2d6bc24d8a067",
+            wanted.name
+        ))
+        .target_group_name(&wanted.name)
+        .protocol(elb::ProtocolEnum::Http)
+        .protocol_version("GRPC")
+        .port(i32::from(wanted.port))
+        .vpc_id("vpc-1")
+        .health_check_protocol(elb::ProtocolEnum::Http)
+        .health_check_port("traffic-port")
+        .health_check_enabled(true)
+        .health_check_path(wanted.health_check_path)
+        .health_check_interval_seconds(signed(wanted.health_check_interval))
+        .health_check_timeout_seconds(signed(wanted.health_check_timeout))
+        .healthy_threshold_count(signed(wanted.healthy_threshold))
+        .unhealthy_threshold_count(signed(wanted.unhealthy_threshold))
+        .matcher(elb::Matcher::builder().grpc_code(wanted.matcher).build())
+        .target_type(elb::TargetTypeEnum::Ip)
+        .ip_address_type(elb::TargetGroupIpAddressTypeEnum::Ipv4)
+}
+
+#[test]
+fn target_group_settings_are_compared_as_elb_returns_them() {
+    let wanted = example().target_group;
+    let matching = described_target_group(&wanted).build();
+    assert_eq!(target_group_fixed(&matching, &wanted, "vpc-1"), None);
+    assert!(health_check_differences(&matching, &wanted).is_empty());
+    assert_eq!(target_group_fixed(&matching, &wanted, "vpc-2"), Some("VPC"));
+    let http1 = described_target_group(&wanted)
+        .protocol_version("HTTP1")
+        .build();
+    assert_eq!(
+        target_group_fixed(&http1, &wanted, "vpc-1"),
+        Some("protocol version")
+    );
+    let changed = described_target_group(&wanted)
+        .health_check_interval_seconds(30)
+        .healthy_threshold_count(5)
+        .matcher(elb::Matcher::builder().grpc_code("0-99").build())
+        .build();
+    assert_eq!(
+        health_check_differences(&changed, &wanted),
+        ["interval", "healthy threshold", "matcher"]
+    );
+    let attribute = |key: &str, value: &str| {
+        elb::TargetGroupAttribute::builder()
+            .key(key)
+            .value(value)
+            .build()
+    };
+    let attributes = [
+        attribute("stickiness.enabled", "false"),
+        attribute(DEREGISTRATION_DELAY, "20"),
+    ];
+    assert!(deregistration_delay_matches(&attributes, &wanted));
+    assert!(!deregistration_delay_matches(
+        &[attribute(DEREGISTRATION_DELAY, "300")],
+        &wanted
+    ));
+    assert!(!deregistration_delay_matches(&[], &wanted));
+}
+
+#[test]
+fn listener_rules_are_read_in_both_shapes_elb_returns() {
+    let forward = elb::Action::builder()
+        .r#type(elb::ActionTypeEnum::Forward)
+        .forward_config(
+            elb::ForwardActionConfig::builder()
+                .target_groups(
+                    elb::TargetGroupTuple::builder()
+                        .target_group_arn(
+                            "arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/task-svc/1",
+                        )
+                        .build(),
+                )
+                .build(),
+        )
+        .build();
+    let rule = elb::Rule::builder()
+        .priority("100")
+        .conditions(
+            elb::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/b.B/*")
+                .values("/a.A/*")
+                .build(),
+        )
+        .actions(forward)
+        .build();
+    assert_eq!(path_patterns(&rule), ["/a.A/*", "/b.B/*"]);
+    let groups: Vec<&str> = forwarded_groups(&rule).collect();
+    assert_eq!(groups.len(), 1);
+    assert_eq!(target_group_name(groups[0]), Some("task-svc"));
+}
+
+#[test]
+fn the_partition_comes_from_the_callers_arn() {
+    assert_eq!(partition("arn:aws:iam::123456789012:user/ci"), Some("aws"));
+    assert_eq!(
+        partition("arn:aws-cn:sts::123456789012:assumed-role/deploy/x"),
+        Some("aws-cn")
+    );
+    assert_eq!(
+        partition("arn:aws-us-gov:iam::123456789012:root"),
+        Some("aws-us-gov")
+    );
+    assert_eq!(partition("arn::iam::1:root"), None);
+    assert_eq!(partition("not-an-arn"), None);
+}
+
+#[test]
+fn container_insights_is_read_from_the_cluster_settings() {
+    let setting = |value: &str| {
+        ecs::ClusterSetting::builder()
+            .name(ecs::ClusterSettingName::ContainerInsights)
+            .value(value)
+            .build()
+    };
+    let enabled = ecs::Cluster::builder().settings(setting("enabled")).build();
+    assert!(container_insights_is(&enabled, true));
+    assert!(!container_insights_is(&enabled, false));
+    let enhanced = ecs::Cluster::builder()
+        .settings(setting("enhanced"))
+        .build();
+    assert!(container_insights_is(&enhanced, true));
+    let disabled = ecs::Cluster::builder()
+        .settings(setting("disabled"))
+        .build();
+    assert!(container_insights_is(&disabled, false));
+    // Described without its settings, or never set: the account default, unknown here.
+    let unknown = ecs::Cluster::builder().build();
+    assert!(!container_insights_is(&unknown, false));
+}
+
+#[test]
+fn policies_iam_returns_url_encoded_equal_the_model() {
+    let role = example().task_role;
+    let text = serde_json::to_string(&role.policy).expect("JSON");
+    let encoded: String = text
+        .bytes()
+        .map(|b| match b {
+            b'A'..=b'Z' | b'a'..=b'z' | b'0'..=b'9' | b'-' | b'_' | b'.' => {
+                char::from(b).to_string()
+            }
+            _ => format!("%{b:02X}"),
+        })
+        .collect();
+    let wanted = serde_json::to_value(&role.policy).expect("JSON");
+    assert_eq!(policy(&encoded), Some(wanted.clone()));
+    assert_eq!(policy(&text), Some(wanted));
+    assert_eq!(policy("%7B%22Version"), None);
+}

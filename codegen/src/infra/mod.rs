@@ -1,0 +1,425 @@
+//! The infrastructure of a project as one desired-state model: every AWS resource svcgen
+//! creates, with its name and settings, derived once from `svcgen.toml` and the model. The
+//! generated artifacts (`deploy/**`, the CloudFormation template), `svcgen deploy`, `svcgen
+//! status`, `svcgen table create` and `svcgen breaking` all read it; none of them derives a name
+//! or a setting of its own.
+//!
+//! ARNs depend on where the service runs ([`Target`]): the JSON artifacts are built for
+//! placeholders (`${AWS_ACCOUNT_ID}`, filled in at deploy time), the template for
+//! CloudFormation's pseudo parameters, `svcgen deploy` for the caller's account.
+
+mod iam;
+mod task_definition;
+
+pub(crate) use iam::pascal_case;
+pub use iam::{Condition, PolicyDocument, Statement};
+pub use task_definition::{
+    Container, HealthCheck, LogConfiguration, NameValue, PortMapping, RuntimePlatform,
+    TaskDefinition,
+};
+pub(crate) use task_definition::{USER, probe_command};
+
+use serde::Serialize;
+use svcgen_contract::tables;
+
+use crate::config::{Config, DnsRecordType};
+use crate::model::Model;
+
+/// Where the resources live: the parts of every ARN that are not names.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub struct Target<'a> {
+    /// `aws`, `aws-cn` or `aws-us-gov`: IAM refuses another partition's ARNs.
+    pub partition: &'a str,
+    /// The region, e.g. `eu-west-1`.
+    pub region: &'a str,
+    /// The account ID.
+    pub account: &'a str,
+}
+
+impl Target<'static> {
+    /// The placeholders of the generated JSON artifacts, substituted at deploy time (by
+    /// `svcgen deploy`, or e.g. `envsubst`).
+    pub const PLACEHOLDERS: Self = Self {
+        partition: "${AWS_PARTITION}",
+        region: "${AWS_REGION}",
+        account: "${AWS_ACCOUNT_ID}",
+    };
+
+    /// CloudFormation's pseudo parameters (the template wraps such values in `!Sub`).
+    pub const CLOUDFORMATION: Self = Self {
+        partition: "${AWS::Partition}",
+        region: "${AWS::Region}",
+        account: "${AWS::AccountId}",
+    };
+}
+
+impl Target<'_> {
+    /// `arn:PARTITION:SERVICE:REGION:ACCOUNT:RESOURCE`.
+    fn arn(&self, service: &str, resource: &str) -> String {
+        format!(
+            "arn:{}:{service}:{}:{}:{resource}",
+            self.partition, self.region, self.account
+        )
+    }
+
+    /// An IAM ARN (IAM is global: no region).
+    fn iam_arn(&self, resource: &str) -> String {
+        format!("arn:{}:iam::{}:{resource}", self.partition, self.account)
+    }
+}
+
+/// Everything svcgen creates for one service in one environment.
+#[derive(Clone, Debug, Serialize)]
+pub struct Infrastructure {
+    /// The name every resource is named after: the service name, with `-<environment>` in an
+    /// environment.
+    pub name: String,
+    /// The service's binary and container name (`[service] name`).
+    pub binary: String,
+    /// The ECR repository.
+    pub repository: Repository,
+    /// The DynamoDB tables.
+    pub tables: Vec<Table>,
+    /// The tasks' role: the DynamoDB actions of the RPCs.
+    pub task_role: Role,
+    /// The execution role: pull the image, write the logs.
+    pub execution_role: Role,
+    /// Who may assume both roles.
+    pub trust_policy: PolicyDocument,
+    /// The ECS cluster.
+    pub cluster: Cluster,
+    /// The log group the containers write to.
+    pub log_group: LogGroup,
+    /// The task definition, as `RegisterTaskDefinition` takes it (image `${IMAGE}` until
+    /// deploy sets it).
+    pub task_definition: TaskDefinition,
+    /// The ALB target group (gRPC).
+    pub target_group: TargetGroup,
+    /// The rule on the shared HTTPS listener.
+    pub listener_rule: ListenerRule,
+    /// Cloud Map.
+    pub discovery: Discovery,
+    /// The ECS service.
+    pub service: Service,
+}
+
+/// The ECR repository.
+#[derive(Clone, Debug, Serialize)]
+pub struct Repository {
+    /// Its name.
+    pub name: String,
+    /// Its ARN.
+    pub arn: String,
+    /// The lifecycle policy, as JSON text.
+    pub lifecycle_policy: String,
+    /// How many images the lifecycle policy keeps.
+    pub keep_images: u32,
+}
+
+/// A DynamoDB table in svcgen's layout (`pk`/`sk`, `<index>pk`/`<index>sk`, TTL on `ttl`).
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Table {
+    /// Logical name (from the entity annotations).
+    pub logical: String,
+    /// Physical name.
+    pub physical: String,
+    /// The environment variable the service reads the physical name from.
+    pub variable: String,
+    /// Global secondary indexes.
+    pub indexes: Vec<String>,
+}
+
+/// An IAM role with one inline policy.
+#[derive(Clone, Debug, Serialize)]
+pub struct Role {
+    /// Its name.
+    pub name: String,
+    /// Its ARN.
+    pub arn: String,
+    /// A sentence for IAM's description.
+    pub description: String,
+    /// The inline policy's name.
+    pub policy_name: &'static str,
+    /// The inline policy.
+    pub policy: PolicyDocument,
+}
+
+/// The ECS cluster.
+#[derive(Clone, Debug, Serialize)]
+pub struct Cluster {
+    /// Its name: `[aws] cluster`, else the service's.
+    pub name: String,
+    /// Whether it is the service's own (svcgen sets its Container Insights) rather than a
+    /// shared one named in `[aws] cluster` (whose owners choose).
+    pub own: bool,
+    /// Container Insights on or off.
+    pub container_insights: bool,
+}
+
+impl Cluster {
+    /// ECS's value of the `containerInsights` setting.
+    pub fn container_insights_setting(&self) -> &'static str {
+        if self.container_insights {
+            "enabled"
+        } else {
+            "disabled"
+        }
+    }
+}
+
+/// The CloudWatch log group.
+#[derive(Clone, Debug, Serialize)]
+pub struct LogGroup {
+    /// Its name, `/ecs/<name>`.
+    pub name: String,
+    /// Its ARN (the execution role's policy: `…:log-group:NAME:*`).
+    pub arn: String,
+    /// Days CloudWatch keeps the logs.
+    pub retention_days: u32,
+}
+
+/// The ALB target group: gRPC to the tasks' IPs, healthy when `grpc.health.v1.Health/Check`
+/// answers OK.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct TargetGroup {
+    /// Its name (at most 32 characters).
+    pub name: String,
+    /// The container port.
+    pub port: u16,
+    /// The health check's path.
+    pub health_check_path: &'static str,
+    /// The gRPC codes that count as healthy.
+    pub matcher: &'static str,
+    /// Seconds between health checks.
+    pub health_check_interval: u32,
+    /// Seconds before a check fails.
+    pub health_check_timeout: u32,
+    /// Passing checks before a target receives traffic.
+    pub healthy_threshold: u32,
+    /// Failing checks before a target is taken out.
+    pub unhealthy_threshold: u32,
+    /// Seconds a deregistering target keeps its in-flight calls.
+    pub deregistration_delay: u32,
+}
+
+/// The attribute of a target group's deregistration delay.
+pub const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
+
+/// The rule on the shared HTTPS listener that forwards the service's paths.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct ListenerRule {
+    /// Its priority on the listener.
+    pub priority: u32,
+    /// `/<package>.<Service>/*` of every service, sorted.
+    pub path_patterns: Vec<String>,
+}
+
+/// Cloud Map: a private DNS namespace and the service's records in it.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Discovery {
+    /// The namespace, by default `<name>.local`.
+    pub namespace: String,
+    /// The service's name in it.
+    pub service: String,
+    /// A or SRV.
+    pub record_type: DnsRecordType,
+    /// The records' TTL in seconds.
+    pub ttl: u32,
+}
+
+impl Discovery {
+    /// The name clients resolve, `<service>.<namespace>`.
+    pub fn dns_name(&self) -> String {
+        format!("{}.{}", self.service, self.namespace)
+    }
+}
+
+/// The ECS service.
+#[derive(Clone, Debug, PartialEq, Eq, Serialize)]
+pub struct Service {
+    /// Its name.
+    pub name: String,
+    /// Tasks wanted.
+    pub desired_count: u32,
+    /// Seconds ECS ignores the load balancer's health checks after a task starts.
+    pub health_check_grace_period: u32,
+    /// The container the load balancer and Cloud Map send to.
+    pub container_name: String,
+    /// The container port.
+    pub container_port: u16,
+    /// Whether the Cloud Map registry names the container and port (SRV records).
+    pub registry_names_container: bool,
+    /// A deployment keeps this share of the tasks healthy…
+    pub minimum_healthy_percent: u32,
+    /// …and runs at most this share.
+    pub maximum_percent: u32,
+}
+
+impl Infrastructure {
+    /// The infrastructure of `config` + `model` in `target`.
+    pub fn new(config: &Config, model: &Model, target: Target<'_>) -> Self {
+        let binary = config.service.name.clone();
+        let name = binary.clone();
+        let deploy = &config.deploy;
+        let tables = model
+            .tables
+            .iter()
+            .map(|(logical, indexes)| Table {
+                logical: logical.clone(),
+                physical: config.physical_table(logical).to_owned(),
+                variable: tables::deployed_table_variable(logical, model.tables.len()),
+                indexes: indexes.clone(),
+            })
+            .collect::<Vec<_>>();
+        let repository = Repository {
+            arn: target.arn("ecr", &format!("repository/{name}")),
+            lifecycle_policy: lifecycle_policy(deploy.keep_images),
+            keep_images: deploy.keep_images,
+            name: name.clone(),
+        };
+        let log_group_name = format!("/ecs/{name}");
+        let log_group = LogGroup {
+            arn: target.arn("logs", &format!("log-group:{log_group_name}:*")),
+            name: log_group_name,
+            retention_days: deploy.log_retention_days,
+        };
+        let grants = iam::table_grants(model, &tables, target);
+        let role = |suffix: &str, description: String, policy_name, policy| {
+            let name = format!("{name}-{suffix}");
+            Role {
+                arn: target.iam_arn(&format!("role/{name}")),
+                name,
+                description,
+                policy_name,
+                policy,
+            }
+        };
+        let task_role = role(
+            "task",
+            format!("{name} tasks: exactly the DynamoDB actions its RPCs perform"),
+            "dynamodb",
+            iam::task_role_policy(&grants),
+        );
+        let execution_role = role(
+            "execution",
+            format!("{name} task execution: pull this repository's image, write this log group"),
+            "pull-and-log",
+            iam::execution_role_policy(&repository.arn, &log_group.arn),
+        );
+        let cluster = Cluster {
+            own: config.aws.cluster.is_none(),
+            name: config.aws.cluster.clone().unwrap_or_else(|| name.clone()),
+            container_insights: deploy.container_insights,
+        };
+        let task_definition = task_definition::task_definition(
+            config,
+            &binary,
+            (&task_role.arn, &execution_role.arn),
+            &log_group.name,
+            &tables,
+            target,
+        );
+        let mut path_patterns: Vec<String> = model
+            .services
+            .iter()
+            .map(|s| format!("/{}/*", s.full_name))
+            .collect();
+        path_patterns.sort();
+        let target_group = &deploy.target_group;
+        Self {
+            trust_policy: iam::trust_policy(target),
+            repository,
+            tables,
+            task_role,
+            execution_role,
+            cluster,
+            log_group,
+            task_definition,
+            target_group: TargetGroup {
+                name: name.clone(),
+                port: deploy.port,
+                health_check_path: "/grpc.health.v1.Health/Check",
+                matcher: "0",
+                health_check_interval: target_group.health_check_interval,
+                health_check_timeout: target_group.health_check_timeout,
+                healthy_threshold: target_group.healthy_threshold,
+                unhealthy_threshold: target_group.unhealthy_threshold,
+                deregistration_delay: target_group.deregistration_delay,
+            },
+            listener_rule: ListenerRule {
+                priority: deploy.listener_rule_priority,
+                path_patterns,
+            },
+            discovery: Discovery {
+                namespace: namespace(config, &name),
+                service: discovery_service(config, model),
+                record_type: deploy.cloud_map.record_type,
+                ttl: deploy.dns_ttl(),
+            },
+            service: Service {
+                name: name.clone(),
+                desired_count: deploy.desired_count,
+                health_check_grace_period: deploy.health_check.start_period,
+                container_name: binary.clone(),
+                container_port: deploy.port,
+                registry_names_container: deploy.cloud_map.record_type == DnsRecordType::Srv,
+                minimum_healthy_percent: 100,
+                maximum_percent: 200,
+            },
+            name,
+            binary,
+        }
+    }
+
+    /// The infrastructure as the generated artifacts describe it (ARNs with placeholders).
+    pub fn generated(config: &Config, model: &Model) -> Self {
+        Self::new(config, model, Target::PLACEHOLDERS)
+    }
+}
+
+/// The ECR lifecycle policy keeping the newest `keep` images, as JSON text.
+fn lifecycle_policy(keep: u32) -> String {
+    serde_json::json!({
+        "rules": [{
+            "rulePriority": 1,
+            "description": format!("keep the newest {keep} images"),
+            "selection": {
+                "tagStatus": "any",
+                "countType": "imageCountMoreThan",
+                "countNumber": keep,
+            },
+            "action": { "type": "expire" },
+        }]
+    })
+    .to_string()
+}
+
+/// The Cloud Map namespace: `[deploy.cloud_map] namespace`, by default `<name>.local`.
+fn namespace(config: &Config, name: &str) -> String {
+    config
+        .deploy
+        .cloud_map
+        .namespace
+        .clone()
+        .unwrap_or_else(|| format!("{name}.local"))
+}
+
+/// The Cloud Map service name: `[deploy.cloud_map] service`, by default the last segment of
+/// the proto package that is not a version (`acme.projects.v1` → `projects`).
+fn discovery_service(config: &Config, model: &Model) -> String {
+    if let Some(service) = &config.deploy.cloud_map.service {
+        return service.clone();
+    }
+    let is_version = |segment: &str| {
+        segment.strip_prefix('v').is_some_and(|rest| {
+            rest.starts_with(|c: char| c.is_ascii_digit())
+                && rest.chars().all(|c| c.is_ascii_alphanumeric())
+        })
+    };
+    model
+        .services
+        .first()
+        .and_then(|s| s.full_name.rsplit_once('.'))
+        .and_then(|(package, _)| package.rsplit('.').find(|s| !is_version(s)))
+        .map_or_else(|| config.service.name.clone(), |s| s.replace('_', "-"))
+}
