@@ -28,6 +28,40 @@ pub struct Config {
     /// `[runtime]`: where the project's `svcgen-runtime` comes from.
     #[serde(default)]
     pub runtime: RuntimeConfig,
+    /// `[environments.NAME]`: settings of each environment (`svcgen deploy --env NAME`) over
+    /// `[aws]`, `[deploy]` and `[tables]`.
+    #[serde(default)]
+    pub environments: std::collections::BTreeMap<String, EnvironmentConfig>,
+    /// The environment this configuration is for (set by [`Config::for_environment`]).
+    #[serde(skip)]
+    pub environment: Option<Environment>,
+}
+
+/// `[environments.NAME]`: what differs in one environment. `aws` and `deploy` take any key of
+/// `[aws]` and `[deploy]` (tables such as `[environments.NAME.deploy.cloud_map]` merge key by
+/// key); `tables` names the environment's physical tables.
+#[derive(Clone, Debug, Default, Deserialize)]
+#[serde(deny_unknown_fields)]
+pub struct EnvironmentConfig {
+    /// Over `[aws]`.
+    #[serde(default)]
+    pub aws: toml::Table,
+    /// Over `[deploy]`.
+    #[serde(default)]
+    pub deploy: toml::Table,
+    /// Physical table per logical table (default: the table's name without the environment,
+    /// then `-NAME`).
+    #[serde(default)]
+    pub tables: std::collections::BTreeMap<String, String>,
+}
+
+/// The environment a configuration was resolved for.
+#[derive(Clone, Debug)]
+pub struct Environment {
+    /// Its name, e.g. `staging`.
+    pub name: String,
+    /// Its own `[environments.NAME.tables]`.
+    pub tables: std::collections::BTreeMap<String, String>,
 }
 
 /// `[runtime]`
@@ -60,7 +94,7 @@ pub enum RuntimeSource {
 
 /// `[aws]`: where `svcgen deploy` puts the service. Only `svcgen deploy` and `svcgen status`
 /// read it, and they name any missing setting before making a call.
-#[derive(Clone, Debug, Default, Deserialize)]
+#[derive(Clone, Debug, Default, Deserialize, Serialize)]
 #[serde(deny_unknown_fields)]
 pub struct AwsConfig {
     /// Region (else `--region`, else the standard AWS chain: `AWS_REGION`, the profile).
@@ -120,6 +154,9 @@ pub struct DeployConfig {
     pub keep_images: u32,
     /// CloudWatch Container Insights on the cluster (billed per metric; off by default).
     pub container_insights: bool,
+    /// The host name clients call the service by through the load balancer (its certificate
+    /// must cover it): the listener rule matches it, so environments can share one listener.
+    pub domain: Option<String>,
 }
 
 /// The CPU architecture the service is built for and runs on.
@@ -176,6 +213,7 @@ impl Default for DeployConfig {
             architecture: Architecture::default(),
             keep_images: 20,
             container_insights: false,
+            domain: None,
         }
     }
 }
@@ -333,9 +371,38 @@ pub enum ConfigError {
         /// The name given.
         name: String,
     },
+    /// A section could not be written back as TOML to merge an environment over it (a bug).
+    #[error("cannot merge an environment's settings: {0}")]
+    Merge(String),
     /// `[proto] files` lists nothing.
     #[error("proto.files is empty: list the .proto files to generate from")]
     NoProtoFiles,
+    /// `[environments.NAME]` with a name that cannot be part of AWS names.
+    #[error(
+        "environments.{name}: an environment's name is lower-case letters and digits, starting with a letter, and `{service}-{name}` must be a valid service name (at most 32 characters: it names the target group)"
+    )]
+    EnvironmentName {
+        /// The environment.
+        name: String,
+        /// `[service] name`.
+        service: String,
+    },
+    /// A setting of `[environments.NAME]` is wrong.
+    #[error("environments.{name}: {problem}")]
+    InEnvironment {
+        /// The environment.
+        name: String,
+        /// What is wrong with its merged settings.
+        problem: Box<ConfigError>,
+    },
+    /// `--env NAME` names no `[environments.NAME]`.
+    #[error("no [environments.{name}] in svcgen.toml{}", if .known.is_empty() { String::new() } else { format!(" (environments: {})", .known.join(", ")) })]
+    UnknownEnvironment {
+        /// The name given.
+        name: String,
+        /// The environments svcgen.toml declares.
+        known: Vec<String>,
+    },
     /// A setting AWS would refuse; found before anything is generated or created.
     #[error("{setting} = {value}: {reason}")]
     Refused {
@@ -366,6 +433,26 @@ const LOG_RETENTION_DAYS: [u32; 22] = [
     3288, 3653,
 ];
 
+/// `base` with the keys of `over` (TOML tables merge key by key).
+fn merged<T>(base: &T, over: &toml::Table) -> Result<T, ConfigError>
+where
+    T: Serialize + serde::de::DeserializeOwned,
+{
+    fn merge(base: &mut toml::Table, over: &toml::Table) {
+        for (key, value) in over {
+            match (base.get_mut(key), value) {
+                (Some(toml::Value::Table(base)), toml::Value::Table(over)) => merge(base, over),
+                _ => {
+                    base.insert(key.clone(), value.clone());
+                }
+            }
+        }
+    }
+    let mut table = toml::Table::try_from(base).map_err(|e| ConfigError::Merge(e.to_string()))?;
+    merge(&mut table, over);
+    Ok(table.try_into()?)
+}
+
 /// `value` within `range`, else the error naming `setting`.
 fn within(
     setting: &'static str,
@@ -381,6 +468,19 @@ fn within(
         value: value.to_string(),
         reason: format!("{what} must be {} to {}", range.start(), range.end()),
     })
+}
+
+/// A host name ALB's host-header condition and a certificate can match: at least two labels
+/// of letters, digits and inner hyphens.
+fn valid_domain(domain: &str) -> bool {
+    domain.len() <= 253
+        && domain.split('.').count() >= 2
+        && domain.split('.').all(|label| {
+            (1..=63).contains(&label.len())
+                && !label.starts_with('-')
+                && !label.ends_with('-')
+                && label.chars().all(|c| c.is_ascii_alphanumeric() || c == '-')
+        })
 }
 
 /// `a.b.c.d/n`, an IPv4 range.
@@ -510,6 +610,15 @@ impl DeployConfig {
                 });
             }
         }
+        if let Some(domain) = &self.domain
+            && !valid_domain(domain)
+        {
+            return Err(ConfigError::Refused {
+                setting: "deploy.domain",
+                value: format!("{domain:?}"),
+                reason: "a host name looks like tasks.example.com (letters, digits and '-' in labels of at most 63 characters, at most 253 in all)".into(),
+            });
+        }
         within(
             "deploy.port",
             u32::from(self.port),
@@ -605,13 +714,90 @@ impl Config {
             return Err(ConfigError::NoProtoFiles);
         }
         config.deploy.check()?;
+        for name in config.environments.keys() {
+            config.for_environment(name)?;
+        }
         Ok(config)
     }
 
+    /// This configuration in environment `name`: its `[environments.NAME]` settings over the
+    /// others, and the environment in the name of every resource (see `infra`).
+    pub fn for_environment(&self, name: &str) -> Result<Self, ConfigError> {
+        let Some(environment) = self.environments.get(name) else {
+            return Err(ConfigError::UnknownEnvironment {
+                name: name.to_owned(),
+                known: self.environments.keys().cloned().collect(),
+            });
+        };
+        let service = &self.service.name;
+        let valid_name = name.starts_with(|c: char| c.is_ascii_lowercase())
+            && name
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit());
+        if !valid_name || !valid_service_name(&format!("{service}-{name}")) {
+            return Err(ConfigError::EnvironmentName {
+                name: name.to_owned(),
+                service: service.clone(),
+            });
+        }
+        let in_environment = |problem: ConfigError| ConfigError::InEnvironment {
+            name: name.to_owned(),
+            problem: Box::new(problem),
+        };
+        let mut config = self.clone();
+        config.aws = merged(&self.aws, &environment.aws).map_err(in_environment)?;
+        config.deploy = merged(&self.deploy, &environment.deploy).map_err(in_environment)?;
+        let own_namespace = environment
+            .deploy
+            .get("cloud_map")
+            .and_then(|c| c.get("namespace"))
+            .is_some();
+        if !own_namespace {
+            // `task-svc.local` → `task-svc-staging.local`: a namespace of its own beside the
+            // inherited one (Cloud Map refuses one inside another in the same VPC).
+            let inherited = self.namespace();
+            let (first, rest) = inherited.split_once('.').unwrap_or((&inherited, "local"));
+            config.deploy.cloud_map.namespace = Some(format!("{first}-{name}.{rest}"));
+        }
+        config.deploy.check().map_err(in_environment)?;
+        config.environment = Some(Environment {
+            name: name.to_owned(),
+            tables: environment.tables.clone(),
+        });
+        Ok(config)
+    }
+
+    /// The name of every resource svcgen creates: the service's, with `-<environment>` in an
+    /// environment.
+    pub fn resource_name(&self) -> String {
+        match &self.environment {
+            Some(environment) => format!("{}-{}", self.service.name, environment.name),
+            None => self.service.name.clone(),
+        }
+    }
+
+    /// The Cloud Map namespace: `[deploy.cloud_map] namespace`, by default `<service>.local`.
+    pub fn namespace(&self) -> String {
+        self.deploy
+            .cloud_map
+            .namespace
+            .clone()
+            .unwrap_or_else(|| format!("{}.local", self.service.name))
+    }
+
     /// The physical DynamoDB table name of logical table `logical`: its `[tables]` entry, else
-    /// the logical name.
-    pub fn physical_table<'a>(&'a self, logical: &'a str) -> &'a str {
-        self.tables.get(logical).map_or(logical, String::as_str)
+    /// the logical name; in an environment, its `[environments.NAME.tables]` entry, else that
+    /// name with `-NAME`.
+    pub fn physical_table(&self, logical: &str) -> String {
+        let base = self.tables.get(logical).map_or(logical, String::as_str);
+        match &self.environment {
+            Some(environment) => environment
+                .tables
+                .get(logical)
+                .cloned()
+                .unwrap_or_else(|| format!("{base}-{}", environment.name)),
+            None => base.to_owned(),
+        }
     }
 
     /// The import root as a path from the project directory.
@@ -702,6 +888,20 @@ mod tests {
             "deploy.cloud_map.dns_ttl"
         );
         assert_eq!(refused("keep_images = 0").0, "deploy.keep_images");
+        assert!(config("domain = \"tasks.staging.example.com\"").is_ok());
+        for domain in [
+            "localhost",
+            "*.example.com",
+            "a..b",
+            "-a.example.com",
+            "a_b.example.com",
+        ] {
+            assert_eq!(
+                refused(&format!("domain = \"{domain}\"")).0,
+                "deploy.domain",
+                "{domain}"
+            );
+        }
         assert_eq!(
             refused("[deploy.target_group]\nhealth_check_interval = 5\nhealth_check_timeout = 5").0,
             "deploy.target_group.health_check_timeout"
@@ -727,57 +927,70 @@ mod tests {
         }
     }
 
-    /// AWS's documented rules for the names svcgen derives from the service name.
-    fn fits_aws_names(name: &str) -> Result<(), String> {
-        let alnum = |s: &str| {
-            !s.is_empty()
-                && s.chars()
-                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
-        };
-        // Target group: 1-32 alphanumerics and hyphens, not beginning or ending with a hyphen.
-        if name.len() > 32 || name.starts_with('-') || name.ends_with('-') {
-            return Err(format!("target group {name}"));
-        }
-        // ECR repository: 2-256, components of lower-case alphanumerics joined by one of . _ -.
-        if name.len() < 2 || !name.split(['.', '_', '-']).all(alnum) {
-            return Err(format!("ECR repository {name}"));
-        }
-        // IAM roles: at most 64 characters.
-        if format!("{name}-execution").len() > 64 {
-            return Err(format!("IAM role {name}-execution"));
-        }
-        // ECS cluster, service and family: at most 255 letters, digits, hyphens, underscores.
-        // Cloud Map: `<name>.local`, each DNS label at most 63 characters.
-        if name.len() > 63 {
-            return Err(format!("DNS label {name}"));
-        }
-        Ok(())
+    fn environments(environments: &str) -> Result<Config, ConfigError> {
+        Config::parse(&format!(
+            "[service]\nname = \"demo\"\n[proto]\nfiles = [\"a.proto\"]\n[tables]\nmain = \"main-prod\"\n[deploy]\ndesired_count = 4\n[deploy.cloud_map]\ndns_ttl = 20\n{environments}\n"
+        ))
     }
 
     #[test]
-    fn every_name_derived_from_a_valid_service_name_fits_aws_limits() {
-        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
-        let mut next = move || {
-            state ^= state << 13;
-            state ^= state >> 7;
-            state ^= state << 17;
-            state
-        };
-        let alphabet = b"ab9z-";
-        let mut valid = 0;
-        for _ in 0..20_000 {
-            let length = 1 + usize::try_from(next() % 40).unwrap_or(0);
-            let name: String = (0..length)
-                .map(|_| char::from(alphabet[usize::try_from(next() % 5).unwrap_or(0)]))
-                .collect();
-            if valid_service_name(&name) {
-                valid += 1;
-                if let Err(broken) = fits_aws_names(&name) {
-                    panic!("{name} is a valid service name but not a valid {broken}");
-                }
+    fn an_environment_overrides_settings_key_by_key_and_names_its_resources() {
+        let config = environments(
+            "[environments.staging.deploy]\ndesired_count = 1\n[environments.staging.deploy.cloud_map]\nrecord_type = \"SRV\"\n[environments.staging.aws]\ncluster = \"shared\"\n[environments.staging.tables]\nother = \"other-staging-x\"\n[environments.prod]",
+        )
+        .expect("valid");
+        let staging = config.for_environment("staging").expect("declared");
+        assert_eq!(staging.resource_name(), "demo-staging");
+        assert_eq!(staging.deploy.desired_count, 1);
+        // Merged key by key: the TTL of [deploy.cloud_map] stays, the record type changes.
+        assert_eq!(staging.deploy.dns_ttl(), 20);
+        assert_eq!(staging.deploy.cloud_map.record_type, DnsRecordType::Srv);
+        assert_eq!(staging.aws.cluster.as_deref(), Some("shared"));
+        assert_eq!(staging.namespace(), "demo-staging.local");
+        assert_eq!(staging.physical_table("main"), "main-prod-staging");
+        assert_eq!(staging.physical_table("other"), "other-staging-x");
+        assert_eq!(staging.physical_table("third"), "third-staging");
+        // The base configuration is unchanged.
+        assert_eq!(config.resource_name(), "demo");
+        assert_eq!(config.physical_table("main"), "main-prod");
+        assert_eq!(config.namespace(), "demo.local");
+        let prod = config.for_environment("prod").expect("declared");
+        assert_eq!(prod.deploy.desired_count, 4);
+        match config.for_environment("qa") {
+            Err(ConfigError::UnknownEnvironment { known, .. }) => {
+                assert_eq!(known, ["prod", "staging"]);
             }
+            other => panic!("{other:?}"),
         }
-        assert!(valid > 1000, "the sweep reaches valid names ({valid})");
+    }
+
+    #[test]
+    fn environment_settings_aws_would_refuse_are_named_with_their_environment() {
+        let error =
+            environments("[environments.staging.deploy]\nmemory = 3000").expect_err("refused");
+        assert_eq!(
+            error.to_string(),
+            "environments.staging: deploy.memory = 3000: with cpu = 512, Fargate takes 1024 to 4096 MiB in steps of 1024"
+        );
+        let unknown =
+            environments("[environments.staging.deploy]\nmemroy = 2048").expect_err("refused");
+        assert!(
+            unknown.to_string().starts_with("environments.staging: ")
+                && unknown.to_string().contains("memroy"),
+            "{unknown}"
+        );
+        for name in ["Staging", "st-aging", "1st", &"x".repeat(28)] {
+            let refused = environments(&format!("[environments.\"{name}\"]"));
+            assert!(
+                matches!(refused, Err(ConfigError::EnvironmentName { .. })),
+                "{name}: {refused:?}"
+            );
+        }
+        assert!(environments(&format!("[environments.{}]", "x".repeat(27))).is_ok());
+    }
+
+    #[test]
+    fn service_names_that_cannot_name_aws_resources_are_refused() {
         for refused in ["a", "a--b", "ab-", &"a".repeat(33)] {
             assert!(!valid_service_name(refused), "{refused}");
         }

@@ -88,6 +88,23 @@ pub fn load(dir: &Path) -> Result<Project, GenerateError> {
     })
 }
 
+/// Reads the project in `dir` as [`load`] does, its configuration for `environment`
+/// (`[environments.NAME]`) when one is named.
+pub fn load_environment(dir: &Path, environment: Option<&str>) -> Result<Project, GenerateError> {
+    let mut project = load(dir)?;
+    if let Some(name) = environment {
+        project.config =
+            project
+                .config
+                .for_environment(name)
+                .map_err(|problem| GenerateError::Config {
+                    path: dir.join(config::FILE_NAME),
+                    problem,
+                })?;
+    }
+    Ok(project)
+}
+
 /// Compiles, validates and renders the project in `dir`. Templates come from
 /// `templates_dir` when given, else from `[generate] templates` in `svcgen.toml`, else the
 /// embedded ones.

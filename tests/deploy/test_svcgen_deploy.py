@@ -504,3 +504,131 @@ def test_a_listener_rule_priority_held_by_another_service_is_refused_before_any_
     assert result.returncode == 0, result.stdout + result.stderr
     assert "create rule /tasks.TaskService/* at priority 110" in result.stdout
     assert "note: the execution role pulls only from" in result.stderr  # an image outside the repository
+
+
+def network(aws, cidr):
+    """Another VPC with two subnets, a security group and an ALB with an HTTPS listener."""
+    ec2, elb = aws.client("ec2"), aws.client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in [(1, "a"), (2, "b")]]
+    group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
+    balancer = elb.create_load_balancer(Name=f"edge-{cidr.replace('.', '-')}", Subnets=subnets, SecurityGroups=[group],
+                                        Scheme="internal", Type="application")["LoadBalancers"][0]
+    certificate = aws.client("acm").request_certificate(DomainName="api.example.com")["CertificateArn"]
+    listener = elb.create_listener(
+        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+        Certificates=[{"CertificateArn": certificate}],
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+    return vpc, subnets, group, listener
+
+
+def test_environments_in_one_account_do_not_overwrite_each_other(aws, project):
+    """Production (the default) and staging share the account: staging's resources carry its
+    name, and deploying one changes nothing of the other. Staging has a VPC and load balancer
+    of its own here ([environments.staging.aws] over [aws]): moto allows one private DNS
+    namespace per VPC (ConflictingDomainExists), AWS many."""
+    vpc, subnets, group, listener = network(aws, "10.1")
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text() + f"""
+[environments.staging.aws]
+vpc_id = "{vpc}"
+subnets = {json.dumps(subnets)}
+security_groups = ["{group}"]
+listener_arn = "{listener}"
+
+[environments.staging.deploy]
+desired_count = 1
+domain = "tasks.staging.example.com"
+""")
+    assert svcgen("generate", project).returncode == 0
+    assert deploy(project).returncode == 0
+    aws.recorder.start()
+    result = deploy(project, "--env", "staging")
+    aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    staging = "task-svc-staging"
+    # The name of every resource created, from the request (JSON or query protocol).
+    named = {"CreateTable": ["TableName"], "CreateRole": ["RoleName"], "CreateCluster": ["clusterName"],
+             "CreateTargetGroup": ["Name"], "RegisterTaskDefinition": ["family"], "CreateLogGroup": ["logGroupName"],
+             "CreateRepository": ["repositoryName"], "CreateService": ["serviceName", "Name"],
+             "CreatePrivateDnsNamespace": ["Name"]}
+    names = []
+    for request in aws.recorder.requests:
+        body = request["body"]
+        fields = urllib.parse.parse_qs(body) if isinstance(body, str) else body
+        for key in named.get(request["operation"], []):
+            if key in fields:
+                value = fields[key]
+                names.append((request["operation"], value[0] if isinstance(value, list) else value))
+    assert {operation for operation, _ in names} == set(named), names
+    assert sorted(name for _, name in names) == sorted([
+        staging, "tasks-staging", f"{staging}-task", f"{staging}-execution", staging, f"/ecs/{staging}", staging,
+        f"{staging}.local", staging, staging]), names
+    assert "https://tasks.staging.example.com/tasks.TaskService/ListTasks" in result.stdout
+
+    ecs, elb, sd, iam = (aws.client(n) for n in ("ecs", "elbv2", "servicediscovery", "iam"))
+    for cluster, service, desired in [("task-svc", "task-svc", 2), (staging, staging, 1)]:
+        (described,) = ecs.describe_services(cluster=cluster, services=[service])["services"]
+        assert described["desiredCount"] == desired
+    assert sorted(aws.client("dynamodb").list_tables()["TableNames"]) == ["tasks", "tasks-staging"]
+    registered = ecs.describe_task_definition(taskDefinition=staging)["taskDefinition"]
+    environment = {e["name"]: e["value"] for e in registered["containerDefinitions"][0]["environment"]}
+    assert environment["TABLE_NAME"] == "tasks-staging"
+    assert registered["taskRoleArn"].endswith(f":role/{staging}-task")
+    assert registered["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{staging}"
+    policy = json.dumps(iam.get_role_policy(RoleName=f"{staging}-task", PolicyName="dynamodb")["PolicyDocument"])
+    assert "table/tasks-staging" in policy and 'table/tasks"' not in policy
+    namespaces = {n["Name"]: n for n in sd.list_namespaces()["Namespaces"]}
+    assert set(namespaces) == {"task-svc-staging.local", "task-svc.local"}
+    groups = {g["TargetGroupName"]: g for g in elb.describe_target_groups()["TargetGroups"]}
+    assert set(groups) == {"task-svc", staging} and groups[staging]["VpcId"] == vpc
+    (rule,) = [r for r in elb.describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]
+    conditions = {c["Field"]: c for c in rule["Conditions"]}
+    assert conditions["host-header"]["HostHeaderConfig"]["Values"] == ["tasks.staging.example.com"]
+    assert conditions["path-pattern"]["PathPatternConfig"]["Values"] == ["/tasks.TaskService/*"]
+
+    # Production's second deploy sees only what moto omits, as without environments.
+    aws.recorder.start()
+    again = deploy(project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mutating(aws.recorder.operations()) == ["UpdateService"]
+    status = svcgen("status", "--env", "staging", project)
+    assert status.returncode == 0, status.stdout + status.stderr
+    assert f"service {staging} (cluster {staging}, eu-west-1): " in status.stdout
+
+
+def test_an_environment_whose_rule_would_take_anothers_calls_is_refused(aws, project):
+    """On a shared listener, the rule that comes first takes the calls both match: another
+    environment on the same paths needs a host name of its own, and to come first."""
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text() + """
+[environments.staging.deploy]
+listener_rule_priority = 110
+domain = "tasks.staging.example.com"
+
+[environments.qa.deploy]
+listener_rule_priority = 90
+
+[environments.dev.deploy]
+listener_rule_priority = 80
+domain = "tasks.dev.example.com"
+""")
+    assert svcgen("generate", project).returncode == 0
+    assert deploy(project).returncode == 0
+    aws.recorder.start()
+    for environment, host in [("staging", " for tasks.staging.example.com"), ("qa", "")]:
+        result = deploy(project, "--env", environment)
+        assert result.returncode == 2, result.stdout + result.stderr
+        assert f"on the listener already routes /tasks.TaskService/*{host}: give each environment" in result.stderr
+        assert "nothing was changed" in result.stderr
+    assert mutating(aws.recorder.operations()) == []
+    # Its own host name, before production's rule: accepted (a dry run, since moto allows one
+    # private DNS namespace per VPC).
+    dry = deploy(project, "--env", "dev", "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would create rule /tasks.TaskService/* on tasks.dev.example.com at priority 80" in dry.stdout
+    unknown = deploy(project, "--env", "prod")
+    assert unknown.returncode == 2
+    assert "no [environments.prod] in svcgen.toml (environments: dev, qa, staging)" in unknown.stderr

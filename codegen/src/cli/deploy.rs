@@ -21,8 +21,8 @@ pub(super) fn deploy(options: svcgen::deploy::Options) -> ExitCode {
 }
 
 /// Prints the deployed service's status.
-pub(super) fn status(dir: &Path, region: Option<&str>) -> ExitCode {
-    let status = block_on(svcgen::deploy::status(dir, region));
+pub(super) fn status(dir: &Path, environment: Option<&str>, region: Option<&str>) -> ExitCode {
+    let status = block_on(svcgen::deploy::status(dir, environment, region));
     exit(status.map(|result| result.map(|report| print!("{report}"))))
 }
 

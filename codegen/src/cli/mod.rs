@@ -102,8 +102,8 @@ enum Command {
     /// and task definition, Cloud Map namespace and service, target group and listener rule,
     /// ECS service; then waits for a steady state and prints a command that calls the service.
     /// Settings come from svcgen.toml [aws] (region, vpc_id, subnets, security_groups,
-    /// listener_arn, cluster) and [deploy]; credentials and AWS_ENDPOINT_URL from the standard
-    /// AWS chain. Exit 2: bad input, found before any change; exit 1: AWS refused or the rollout
+    /// listener_arn, cluster) and [deploy], with --env NAME those of [environments.NAME] over
+    /// them; credentials and AWS_ENDPOINT_URL from the standard AWS chain. Exit 2: bad input, found before any change; exit 1: AWS refused or the rollout
     /// failed.
     ///
     /// Example: svcgen deploy --dry-run generated-example
@@ -112,6 +112,9 @@ enum Command {
         /// Deploy this image instead of building one.
         #[arg(long, value_name = "URI")]
         image: Option<String>,
+        /// Environment: `[environments.NAME]` in svcgen.toml, in the name of every resource.
+        #[arg(long = "env", value_name = "NAME")]
+        environment: Option<String>,
         /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
         #[arg(long)]
         region: Option<String>,
@@ -136,6 +139,9 @@ enum Command {
         /// AWS region (default: svcgen.toml [aws] region, then AWS_REGION).
         #[arg(long)]
         region: Option<String>,
+        /// Environment: `[environments.NAME]` in svcgen.toml, in the name of every resource.
+        #[arg(long = "env", value_name = "NAME")]
+        environment: Option<String>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -170,6 +176,9 @@ enum TableCommand {
     ///
     /// Example: AWS_ENDPOINT_URL=http://127.0.0.1:8000 TABLE_NAME=tasks svcgen table create generated-example
     Create {
+        /// Environment: `[environments.NAME]` in svcgen.toml, in the name of every resource.
+        #[arg(long = "env", value_name = "NAME")]
+        environment: Option<String>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -201,11 +210,12 @@ pub(crate) fn run() -> ExitCode {
         Command::Completions { shell } => completions::run(shell),
         #[cfg(feature = "aws")]
         Command::Table {
-            command: TableCommand::Create { dir },
-        } => table::create(&dir),
+            command: TableCommand::Create { environment, dir },
+        } => table::create(&dir, environment.as_deref()),
         #[cfg(feature = "aws")]
         Command::Deploy {
             image,
+            environment,
             region,
             dry_run,
             no_wait,
@@ -214,13 +224,18 @@ pub(crate) fn run() -> ExitCode {
         } => deploy::deploy(svcgen::deploy::Options {
             dir,
             image,
+            environment,
             region,
             dry_run,
             wait: !no_wait,
             timeout: std::time::Duration::from_secs(timeout),
         }),
         #[cfg(feature = "aws")]
-        Command::Status { region, dir } => deploy::status(&dir, region.as_deref()),
+        Command::Status {
+            region,
+            environment,
+            dir,
+        } => deploy::status(&dir, environment.as_deref(), region.as_deref()),
     }
 }
 

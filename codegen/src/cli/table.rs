@@ -5,8 +5,8 @@ use std::process::ExitCode;
 
 /// Creates (or confirms) the tables of the project in `dir`; exit 2 when the project does not
 /// load, 1 when a table cannot be created.
-pub(super) fn create(dir: &Path) -> ExitCode {
-    let project = match svcgen::load(dir) {
+pub(super) fn create(dir: &Path, environment: Option<&str>) -> ExitCode {
+    let project = match svcgen::load_environment(dir, environment) {
         Ok(project) => project,
         Err(error) => {
             super::report(error);

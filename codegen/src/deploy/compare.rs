@@ -12,8 +12,8 @@ use aws_sdk_servicediscovery::types as sd;
 use serde_json::Value;
 
 use crate::infra::{
-    Container, DEREGISTRATION_DELAY, Discovery, HealthCheck, LogConfiguration, NameValue,
-    PortMapping, RuntimePlatform, Service, TargetGroup, TaskDefinition,
+    Container, DEREGISTRATION_DELAY, Discovery, HealthCheck, ListenerRule, LogConfiguration,
+    NameValue, PortMapping, RuntimePlatform, Service, TargetGroup, TaskDefinition,
 };
 
 fn text(s: Option<&str>) -> String {
@@ -351,6 +351,81 @@ pub(super) fn path_patterns(rule: &elb::Rule) -> Vec<String> {
         .collect();
     patterns.sort();
     patterns
+}
+
+/// A rule's host names (its `host-header` conditions), sorted.
+pub(super) fn host_headers(rule: &elb::Rule) -> Vec<String> {
+    let mut hosts: Vec<String> = rule
+        .conditions()
+        .iter()
+        .filter(|c| c.field() == Some("host-header"))
+        .flat_map(|c| match c.host_header_config() {
+            Some(config) if !config.values().is_empty() => config.values().to_vec(),
+            _ => c.values().to_vec(),
+        })
+        .collect();
+    hosts.sort();
+    hosts
+}
+
+/// The conditions the model's rule has, as ELB takes them.
+pub(super) fn rule_conditions(wanted: &ListenerRule) -> Vec<elb::RuleCondition> {
+    let paths = elb::RuleCondition::builder()
+        .field("path-pattern")
+        .path_pattern_config(
+            elb::PathPatternConditionConfig::builder()
+                .set_values(Some(wanted.path_patterns.clone()))
+                .build(),
+        )
+        .build();
+    let host = wanted.host.as_ref().map(|host| {
+        elb::RuleCondition::builder()
+            .field("host-header")
+            .host_header_config(
+                elb::HostHeaderConditionConfig::builder()
+                    .values(host)
+                    .build(),
+            )
+            .build()
+    });
+    std::iter::once(paths).chain(host).collect()
+}
+
+/// Whether `rule` has exactly the model's conditions.
+pub(super) fn rule_conditions_match(rule: &elb::Rule, wanted: &ListenerRule) -> bool {
+    path_patterns(rule) == wanted.path_patterns
+        && host_headers(rule) == wanted.host.iter().cloned().collect::<Vec<_>>()
+        && rule
+            .conditions()
+            .iter()
+            .all(|c| matches!(c.field(), Some("path-pattern" | "host-header")))
+}
+
+/// Whether `rule` (another service's) and the model's rule would take each other's calls. Of
+/// two rules that match a request, the one with the lower priority number takes it: a rule on
+/// one of the same paths conflicts when both match the same host (or both any host), or when
+/// the one for any host comes first.
+pub(super) fn rule_overlaps(rule: &elb::Rule, wanted: &ListenerRule) -> bool {
+    if rule.is_default() == Some(true)
+        || !path_patterns(rule)
+            .iter()
+            .any(|p| wanted.path_patterns.contains(p))
+    {
+        return false;
+    }
+    let hosts = host_headers(rule);
+    let theirs_first = rule
+        .priority()
+        .and_then(|p| p.parse::<u32>().ok())
+        .is_some_and(|p| p < wanted.priority);
+    match (&wanted.host, hosts.is_empty()) {
+        (None, true) => true,
+        (Some(host), false) => hosts.contains(host),
+        // Ours is for one host, theirs for any: theirs must not come first.
+        (Some(_), true) => theirs_first,
+        // Ours is for any host: it must not come before theirs.
+        (None, false) => !theirs_first,
+    }
 }
 
 /// The target groups a rule forwards to.

@@ -65,14 +65,27 @@ pub(super) async fn listener(aws: &Clients, settings: &Settings) -> Result<Liste
         .send()
         .await
         .map_err(|e| AwsError::call("elasticloadbalancing:DescribeRules", e))?;
-    if let Some(taken) = rules.rules().iter().find(|r| {
-        r.priority() == Some(priority.to_string().as_str())
-            && !compare::forwarded_groups(r)
-                .any(|arn| compare::target_group_name(arn) == Some(ours))
-    }) {
+    let theirs = |r: &&elb::Rule| {
+        !compare::forwarded_groups(r).any(|arn| compare::target_group_name(arn) == Some(ours))
+    };
+    let wanted = &settings.infra.listener_rule;
+    let mut others = rules.rules().iter().filter(theirs);
+    if let Some(taken) = others
+        .clone()
+        .find(|r| r.priority() == Some(priority.to_string().as_str()))
+    {
         return Err(InputError::PriorityTaken {
             priority,
             rule: taken.rule_arn().map(str::to_owned),
+        });
+    }
+    // Of two rules matching a request, the one with the lower priority takes it: another
+    // environment's rule on the same paths and host would take this one's calls, or lose its own.
+    if let Some(overlapping) = others.find(|r| compare::rule_overlaps(r, wanted)) {
+        return Err(InputError::RouteTaken {
+            paths: wanted.path_patterns.join(", "),
+            host: wanted.host.clone(),
+            rule: overlapping.rule_arn().map(str::to_owned),
         });
     }
     Ok(Listener {
@@ -249,26 +262,21 @@ pub(super) async fn listener_rule(
             .iter()
             .find(|r| compare::forwarded_groups(r).any(|arn| arn == tg))
     });
-    let condition = elb::RuleCondition::builder()
-        .field("path-pattern")
-        .path_pattern_config(
-            elb::PathPatternConditionConfig::builder()
-                .set_values(Some(wanted.clone()))
-                .build(),
-        )
-        .build();
+    let conditions = compare::rule_conditions(rule);
+    let routes = match &rule.host {
+        Some(host) => format!("{} on {host}", wanted.join(", ")),
+        None => wanted.join(", "),
+    };
     // A rule holding the priority that is not ours was refused before any change.
     let Some(current) = ours else {
-        if plan.change(format!(
-            "create rule {} at priority {priority}",
-            wanted.join(", ")
-        )) && let Some(target_group) = target_group
+        if plan.change(format!("create rule {routes} at priority {priority}"))
+            && let Some(target_group) = target_group
         {
             aws.elb
                 .create_rule()
                 .listener_arn(&settings.network.listener_arn)
                 .priority(priority)
-                .conditions(condition)
+                .set_conditions(Some(conditions))
                 .actions(
                     elb::Action::builder()
                         .r#type(elb::ActionTypeEnum::Forward)
@@ -282,13 +290,13 @@ pub(super) async fn listener_rule(
         return Ok(());
     };
     let arn = current.rule_arn().unwrap_or_default();
-    if compare::path_patterns(current) != *wanted
-        && plan.change(format!("set the rule's paths to {}", wanted.join(", ")))
+    if !compare::rule_conditions_match(current, rule)
+        && plan.change(format!("set the rule's conditions to {routes}"))
     {
         aws.elb
             .modify_rule()
             .rule_arn(arn)
-            .conditions(condition)
+            .set_conditions(Some(conditions))
             .send()
             .await
             .map_err(|e| AwsError::call("elasticloadbalancing:ModifyRule", e))?;

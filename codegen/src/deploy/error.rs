@@ -205,6 +205,20 @@ pub enum InputError {
         /// The ARN of the rule holding it, when AWS named it.
         rule: Option<String>,
     },
+    /// Another service's rule on the listener matches the same calls.
+    #[error(
+        "{} on the listener already routes {paths}{}: give each environment on a shared listener its own [deploy] domain (in [environments.NAME.deploy]), so its rule matches its host name",
+        .rule.as_deref().unwrap_or("another rule"),
+        .host.as_deref().map(|h| format!(" for {h}")).unwrap_or_default()
+    )]
+    RouteTaken {
+        /// The service's path patterns.
+        paths: String,
+        /// Its host name, if any.
+        host: Option<String>,
+        /// The ARN of the rule, when AWS named it.
+        rule: Option<String>,
+    },
     /// Looking at the account or the listener failed.
     #[error(transparent)]
     Aws(#[from] AwsError),

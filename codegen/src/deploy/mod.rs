@@ -40,6 +40,8 @@ pub struct Options {
     pub dir: PathBuf,
     /// An existing image to deploy instead of building one.
     pub image: Option<String>,
+    /// The environment (`[environments.NAME]`), if any.
+    pub environment: Option<String>,
     /// Region (over `[aws] region` and the standard chain).
     pub region: Option<String>,
     /// Describe and compare only.
@@ -108,9 +110,15 @@ struct Settings {
     verify: Option<(String, PathBuf)>,
 }
 
-/// Reads the project and its `[aws]` settings; every problem names the setting to fix.
-fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Settings, DeployError> {
-    let project = crate::load(dir).map_err(InputError::from)?;
+/// Reads the project and its `[aws]` settings in `environment`; every problem names the
+/// setting to fix.
+fn settings(
+    dir: &Path,
+    environment: Option<&str>,
+    region: Option<&str>,
+    deploying: bool,
+) -> Result<Settings, DeployError> {
+    let mut project = crate::load(dir).map_err(InputError::from)?;
     if deploying {
         let output = crate::render_project(&project, dir, None).map_err(InputError::from)?;
         let drift = crate::output::check(dir, &output);
@@ -121,6 +129,16 @@ fn settings(dir: &Path, region: Option<&str>, deploying: bool) -> Result<Setting
             }
             .into());
         }
+    }
+    if let Some(name) = environment {
+        project.config = project
+            .config
+            .for_environment(name)
+            .map_err(|problem| crate::GenerateError::Config {
+                path: dir.join(crate::config::FILE_NAME),
+                problem,
+            })
+            .map_err(InputError::from)?;
     }
     let config = &project.config;
     let network = network(&config.aws)?;
@@ -331,7 +349,12 @@ pub async fn deploy(
     options: &Options,
     progress: &mut dyn Progress,
 ) -> Result<Summary, DeployError> {
-    let mut settings = settings(&options.dir, options.region.as_deref(), true)?;
+    let mut settings = settings(
+        &options.dir,
+        options.environment.as_deref(),
+        options.region.as_deref(),
+        true,
+    )?;
     let source = image_source(options.image.as_deref(), &settings.dir)?;
     let aws = clients(&settings.region).await;
     let caller = identity::caller(&aws).await?;
@@ -499,26 +522,35 @@ impl Deployment<'_> {
     }
 }
 
-/// The command that calls the service through the load balancer.
+/// The command that calls the service through the load balancer: by `[deploy] domain` when
+/// set (the name its certificate covers), else by the load balancer's own DNS name.
 fn verify_command(settings: &Settings, listener: &elb::Listener) -> String {
+    let host = settings
+        .infra
+        .listener_rule
+        .host
+        .as_deref()
+        .unwrap_or(&listener.dns_name);
     match &settings.verify {
         Some((method, proto_root)) => format!(
-            "buf curl --protocol grpc --schema {} --data '{{}}' https://{}/{method}",
+            "buf curl --protocol grpc --schema {} --data '{{}}' https://{host}/{method}",
             std::fs::canonicalize(settings.dir.join(proto_root))
                 .unwrap_or_else(|_| settings.dir.join(proto_root))
                 .display(),
-            listener.dns_name
         ),
         None => format!(
-            "buf curl --protocol grpc --schema <proto dir> https://{}/<package.Service>/<Method>",
-            listener.dns_name
+            "buf curl --protocol grpc --schema <proto dir> https://{host}/<package.Service>/<Method>"
         ),
     }
 }
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.
-pub async fn status(dir: &Path, region: Option<&str>) -> Result<StatusReport, DeployError> {
-    let settings = settings(dir, region, false)?;
+pub async fn status(
+    dir: &Path,
+    environment: Option<&str>,
+    region: Option<&str>,
+) -> Result<StatusReport, DeployError> {
+    let settings = settings(dir, environment, region, false)?;
     let aws = clients(&settings.region).await;
     status::status(&aws, &settings).await
 }

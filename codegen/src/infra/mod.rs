@@ -212,6 +212,8 @@ pub struct ListenerRule {
     pub priority: u32,
     /// `/<package>.<Service>/*` of every service, sorted.
     pub path_patterns: Vec<String>,
+    /// The host name the rule matches too (`[deploy] domain`), if any.
+    pub host: Option<String>,
 }
 
 /// Cloud Map: a private DNS namespace and the service's records in it.
@@ -259,14 +261,14 @@ impl Infrastructure {
     /// The infrastructure of `config` + `model` in `target`.
     pub fn new(config: &Config, model: &Model, target: Target<'_>) -> Self {
         let binary = config.service.name.clone();
-        let name = binary.clone();
+        let name = config.resource_name();
         let deploy = &config.deploy;
         let tables = model
             .tables
             .iter()
             .map(|(logical, indexes)| Table {
                 logical: logical.clone(),
-                physical: config.physical_table(logical).to_owned(),
+                physical: config.physical_table(logical),
                 variable: tables::deployed_table_variable(logical, model.tables.len()),
                 indexes: indexes.clone(),
             })
@@ -313,7 +315,7 @@ impl Infrastructure {
         };
         let task_definition = task_definition::task_definition(
             config,
-            &binary,
+            (&name, &binary),
             (&task_role.arn, &execution_role.arn),
             &log_group.name,
             &tables,
@@ -349,9 +351,10 @@ impl Infrastructure {
             listener_rule: ListenerRule {
                 priority: deploy.listener_rule_priority,
                 path_patterns,
+                host: deploy.domain.clone(),
             },
             discovery: Discovery {
-                namespace: namespace(config, &name),
+                namespace: config.namespace(),
                 service: discovery_service(config, model),
                 record_type: deploy.cloud_map.record_type,
                 ttl: deploy.dns_ttl(),
@@ -394,16 +397,6 @@ fn lifecycle_policy(keep: u32) -> String {
     .to_string()
 }
 
-/// The Cloud Map namespace: `[deploy.cloud_map] namespace`, by default `<name>.local`.
-fn namespace(config: &Config, name: &str) -> String {
-    config
-        .deploy
-        .cloud_map
-        .namespace
-        .clone()
-        .unwrap_or_else(|| format!("{name}.local"))
-}
-
 /// The Cloud Map service name: `[deploy.cloud_map] service`, by default the last segment of
 /// the proto package that is not a version (`acme.projects.v1` → `projects`).
 fn discovery_service(config: &Config, model: &Model) -> String {
@@ -422,4 +415,172 @@ fn discovery_service(config: &Config, model: &Model) -> String {
         .and_then(|s| s.full_name.rsplit_once('.'))
         .and_then(|(package, _)| package.rsplit('.').find(|s| !is_version(s)))
         .map_or_else(|| config.service.name.clone(), |s| s.replace('_', "-"))
+}
+
+#[cfg(test)]
+mod tests {
+    use std::path::Path;
+
+    use super::*;
+    use crate::config::valid_service_name;
+
+    /// AWS's documented rules for each name svcgen gives a resource.
+    fn fits_aws_limits(infra: &Infrastructure) -> Result<(), String> {
+        let lower_alnum = |s: &str| {
+            !s.is_empty()
+                && s.chars()
+                    .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit())
+        };
+        let check = |ok: bool, what: &str, name: &str| {
+            if ok {
+                Ok(())
+            } else {
+                Err(format!("{what} {name:?}"))
+            }
+        };
+        // Target group: 1-32 alphanumerics and hyphens, not beginning or ending with a hyphen.
+        let group = &infra.target_group.name;
+        check(
+            group.len() <= 32
+                && !group.starts_with('-')
+                && !group.ends_with('-')
+                && group.chars().all(|c| c.is_ascii_alphanumeric() || c == '-'),
+            "target group",
+            group,
+        )?;
+        // ECR repository: 2-256, lower-case alphanumerics joined by one of . _ -.
+        let repository = &infra.repository.name;
+        check(
+            (2..=256).contains(&repository.len())
+                && repository.split(['.', '_', '-']).all(lower_alnum),
+            "ECR repository",
+            repository,
+        )?;
+        // IAM roles: 1-64 of [\w+=,.@-].
+        for role in [&infra.task_role.name, &infra.execution_role.name] {
+            check(
+                role.len() <= 64
+                    && role
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_+=,.@-".contains(c)),
+                "IAM role",
+                role,
+            )?;
+        }
+        // ECS cluster, service and family: 1-255 letters, digits, hyphens, underscores.
+        for name in [
+            &infra.cluster.name,
+            &infra.service.name,
+            &infra.task_definition.family,
+        ] {
+            check(
+                (1..=255).contains(&name.len())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || c == '-' || c == '_'),
+                "ECS name",
+                name,
+            )?;
+        }
+        // Log group: 1-512 of [.-_/#A-Za-z0-9].
+        let log_group = &infra.log_group.name;
+        check(
+            log_group.len() <= 512
+                && log_group
+                    .chars()
+                    .all(|c| c.is_ascii_alphanumeric() || "._-/#".contains(c)),
+            "log group",
+            log_group,
+        )?;
+        // DynamoDB tables: 3-255 of [a-zA-Z0-9_.-].
+        for table in &infra.tables {
+            let name = &table.physical;
+            check(
+                (3..=255).contains(&name.len())
+                    && name
+                        .chars()
+                        .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c)),
+                "DynamoDB table",
+                name,
+            )?;
+        }
+        // Cloud Map: DNS names of labels of at most 63 characters, at most 253 in all.
+        let dns = infra.discovery.dns_name();
+        check(
+            dns.len() <= 253
+                && dns
+                    .split('.')
+                    .all(|label| (1..=63).contains(&label.len()) && !label.starts_with('-')),
+            "Cloud Map name",
+            &dns,
+        )
+    }
+
+    #[test]
+    fn every_name_derived_from_a_valid_service_name_and_environment_fits_aws_limits() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated-example");
+        let project = crate::load(&dir).expect("the example loads");
+        let mut state = 0x9E37_79B9_7F4A_7C15_u64;
+        let mut next = move |n: u64| {
+            state ^= state << 13;
+            state ^= state >> 7;
+            state ^= state << 17;
+            usize::try_from(state % n).unwrap_or(0)
+        };
+        let alphabet = b"ab9z-";
+        let (mut valid, mut in_environments) = (0, 0);
+        for _ in 0..4000 {
+            let name: String = (0..1 + next(40))
+                .map(|_| char::from(alphabet[next(5)]))
+                .collect();
+            if !valid_service_name(&name) {
+                continue;
+            }
+            valid += 1;
+            let mut config = project.config.clone();
+            config.service.name = name.clone();
+            let environment: String = (0..1 + next(30))
+                .map(|_| char::from(b"kq7"[next(3)]))
+                .collect();
+            config
+                .environments
+                .insert(environment.clone(), Default::default());
+            for variant in [
+                Some(config.clone()),
+                config.for_environment(&environment).ok(),
+            ]
+            .into_iter()
+            .flatten()
+            {
+                in_environments += usize::from(variant.environment.is_some());
+                let infra = Infrastructure::generated(&variant, &project.model);
+                if let Err(broken) = fits_aws_limits(&infra) {
+                    panic!("{name} (environment {environment}) names an invalid {broken}");
+                }
+                let environment = variant.environment.as_ref().map(|e| e.name.as_str());
+                if let Some(environment) = environment {
+                    // Every resource svcgen creates carries the environment.
+                    for named in [
+                        &infra.name,
+                        &infra.repository.name,
+                        &infra.task_role.name,
+                        &infra.log_group.name,
+                        &infra.cluster.name,
+                        &infra.task_definition.family,
+                        &infra.target_group.name,
+                        &infra.discovery.namespace,
+                        &infra.service.name,
+                        &infra.tables[0].physical,
+                    ] {
+                        assert!(named.contains(environment), "{named} lacks {environment}");
+                    }
+                }
+            }
+        }
+        assert!(valid > 200, "the sweep reaches valid names ({valid})");
+        assert!(
+            in_environments > 100,
+            "the sweep reaches valid environments ({in_environments})"
+        );
+    }
 }

@@ -13,7 +13,7 @@ use crate::config::Config;
 #[derive(Clone, Debug, PartialEq, Eq, Serialize)]
 #[serde(rename_all = "camelCase")]
 pub struct TaskDefinition {
-    /// The family (the service's name).
+    /// The family (the resource name: the service's, with the environment).
     pub family: String,
     /// `awsvpc`.
     pub network_mode: String,
@@ -142,7 +142,7 @@ fn variable(name: &str, value: impl Into<String>) -> NameValue {
 
 pub(super) fn task_definition(
     config: &Config,
-    binary: &str,
+    (family, binary): (&str, &str),
     (task_role, execution_role): (&str, &str),
     log_group: &str,
     tables: &[Table],
@@ -163,7 +163,7 @@ pub(super) fn task_definition(
     let mut command = vec!["CMD".to_owned()];
     command.extend(probe_command(binary, deploy.port));
     TaskDefinition {
-        family: binary.to_owned(),
+        family: family.to_owned(),
         network_mode: "awsvpc".into(),
         requires_compatibilities: vec!["FARGATE".into()],
         cpu: deploy.cpu.to_string(),

@@ -350,3 +350,82 @@ fn policies_iam_returns_url_encoded_equal_the_model() {
     assert_eq!(policy(&text), Some(wanted));
     assert_eq!(policy("%7B%22Version"), None);
 }
+
+fn rule(paths: &[&str], hosts: &[&str]) -> elb::Rule {
+    let mut rule = elb::Rule::builder().priority("100").conditions(
+        elb::RuleCondition::builder()
+            .field("path-pattern")
+            .path_pattern_config(
+                elb::PathPatternConditionConfig::builder()
+                    .set_values(Some(paths.iter().map(|p| (*p).to_owned()).collect()))
+                    .build(),
+            )
+            .build(),
+    );
+    if !hosts.is_empty() {
+        rule = rule.conditions(
+            elb::RuleCondition::builder()
+                .field("host-header")
+                .host_header_config(
+                    elb::HostHeaderConditionConfig::builder()
+                        .set_values(Some(hosts.iter().map(|h| (*h).to_owned()).collect()))
+                        .build(),
+                )
+                .build(),
+        );
+    }
+    rule.build()
+}
+
+#[test]
+fn rules_of_other_environments_conflict_unless_hosts_and_priorities_keep_them_apart() {
+    let mut wanted = example().listener_rule;
+    assert_eq!(wanted.priority, 100);
+    let paths = ["/tasks.TaskService/*"];
+    let at = |priority: &str, rule: elb::Rule| {
+        let mut rule = rule;
+        rule.priority = Some(priority.to_owned());
+        rule
+    };
+    // Both for any host: whichever comes first takes every call.
+    assert!(rule_overlaps(&at("90", rule(&paths, &[])), &wanted));
+    assert!(rule_overlaps(&at("110", rule(&paths, &[])), &wanted));
+    assert!(!rule_overlaps(
+        &at("90", rule(&["/other.Other/*"], &[])),
+        &wanted
+    ));
+    // Ours for any host is fine after a rule for one host, not before it.
+    assert!(!rule_overlaps(
+        &at("90", rule(&paths, &["a.example.com"])),
+        &wanted
+    ));
+    assert!(rule_overlaps(
+        &at("110", rule(&paths, &["a.example.com"])),
+        &wanted
+    ));
+    wanted.host = Some("tasks.staging.example.com".into());
+    // Ours for one host is fine before a rule for any host, not after it.
+    assert!(!rule_overlaps(&at("110", rule(&paths, &[])), &wanted));
+    assert!(rule_overlaps(&at("90", rule(&paths, &[])), &wanted));
+    assert!(rule_overlaps(
+        &at("110", rule(&paths, &["tasks.staging.example.com"])),
+        &wanted
+    ));
+    assert!(!rule_overlaps(
+        &at("90", rule(&paths, &["tasks.example.com"])),
+        &wanted
+    ));
+    let default = elb::Rule::builder().is_default(true).build();
+    assert!(!rule_overlaps(&default, &wanted));
+
+    // The rule svcgen creates has exactly the model's conditions; a host added or taken away
+    // is a difference.
+    let created = elb::Rule::builder()
+        .set_conditions(Some(rule_conditions(&wanted)))
+        .build();
+    assert!(rule_conditions_match(&created, &wanted));
+    assert!(!rule_conditions_match(&rule(&paths, &[]), &wanted));
+    wanted.host = None;
+    assert!(rule_conditions_match(&rule(&paths, &[]), &wanted));
+    assert!(!rule_conditions_match(&created, &wanted));
+}
