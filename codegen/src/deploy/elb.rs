@@ -7,6 +7,21 @@ use super::compare::{self, signed};
 use super::{AwsError, Clients, DeployError, Failure, InputError, Plan, Settings};
 use crate::infra::{DEREGISTRATION_DELAY, TargetGroup};
 
+/// The model's health check on a `CreateTargetGroup` or `ModifyTargetGroup` request (two
+/// builder types with the same setters).
+macro_rules! health_check {
+    ($request:expr, $wanted:expr) => {
+        $request
+            .health_check_protocol(elb::ProtocolEnum::Http)
+            .health_check_path($wanted.health_check_path)
+            .health_check_interval_seconds(signed($wanted.health_check_interval))
+            .health_check_timeout_seconds(signed($wanted.health_check_timeout))
+            .healthy_threshold_count(signed($wanted.healthy_threshold))
+            .unhealthy_threshold_count(signed($wanted.unhealthy_threshold))
+            .matcher(elb::Matcher::builder().grpc_code($wanted.matcher).build())
+    };
+}
+
 /// The HTTPS listener the rule goes on, and its load balancer.
 pub(super) struct Listener {
     pub(super) dns_name: String,
@@ -147,16 +162,8 @@ pub(super) async fn target_group(
             changed.join(", ")
         ))
     {
-        aws.elb
-            .modify_target_group()
-            .target_group_arn(&arn)
-            .health_check_protocol(elb::ProtocolEnum::Http)
-            .health_check_path(wanted.health_check_path)
-            .health_check_interval_seconds(signed(wanted.health_check_interval))
-            .health_check_timeout_seconds(signed(wanted.health_check_timeout))
-            .healthy_threshold_count(signed(wanted.healthy_threshold))
-            .unhealthy_threshold_count(signed(wanted.unhealthy_threshold))
-            .matcher(elb::Matcher::builder().grpc_code(wanted.matcher).build())
+        let modify = aws.elb.modify_target_group().target_group_arn(&arn);
+        health_check!(modify, wanted)
             .send()
             .await
             .map_err(|e| AwsError::call("elasticloadbalancing:ModifyTargetGroup", e))?;
@@ -192,7 +199,7 @@ async fn create_target_group(
     )) {
         return Ok(None);
     }
-    let created = aws
+    let create = aws
         .elb
         .create_target_group()
         .name(&wanted.name)
@@ -201,14 +208,8 @@ async fn create_target_group(
         .port(i32::from(wanted.port))
         .vpc_id(&settings.network.vpc_id)
         .target_type(elb::TargetTypeEnum::Ip)
-        .health_check_enabled(true)
-        .health_check_protocol(elb::ProtocolEnum::Http)
-        .health_check_path(wanted.health_check_path)
-        .health_check_interval_seconds(signed(wanted.health_check_interval))
-        .health_check_timeout_seconds(signed(wanted.health_check_timeout))
-        .healthy_threshold_count(signed(wanted.healthy_threshold))
-        .unhealthy_threshold_count(signed(wanted.unhealthy_threshold))
-        .matcher(elb::Matcher::builder().grpc_code(wanted.matcher).build())
+        .health_check_enabled(true);
+    let created = health_check!(create, wanted)
         .send()
         .await
         .map_err(|e| AwsError::call("elasticloadbalancing:CreateTargetGroup", e))?;
