@@ -165,7 +165,11 @@ def test_deploy_creates_everything_as_generated(aws, project):
     lines = result.stdout.splitlines()
     for step in range(1, 11):
         assert any(line.startswith(f"[{step}/10] ") for line in lines), result.stdout
-    assert f"https://{aws.dns_name}/tasks.TaskService/ListTasks" in result.stdout
+    # Step 10 needs the tasks serving (--no-wait) and a domain the certificate covers; the
+    # command it prints sends the request verification would (the list's key filled in).
+    assert "[10/10] not verified (--no-wait: `svcgen verify` calls it once the rollout is done)" in result.stdout
+    assert (f"--data '{{\"projectId\":\"svcgen-verify\"}}' https://{aws.dns_name}/tasks.TaskService/ListTasks"
+            in result.stdout), result.stdout
 
     ecs, elb, sd, iam = (aws.client(n) for n in ("ecs", "elbv2", "servicediscovery", "iam"))
     # The task definition is the generated one, placeholders filled in.
@@ -587,7 +591,9 @@ domain = "tasks.staging.example.com"
     (rule,) = [r for r in elb.describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]
     conditions = {c["Field"]: c for c in rule["Conditions"]}
     assert conditions["host-header"]["HostHeaderConfig"]["Values"] == ["tasks.staging.example.com"]
-    assert conditions["path-pattern"]["PathPatternConfig"]["Values"] == ["/tasks.TaskService/*"]
+    # The domain is the service's: its health service is routed too (`svcgen verify` calls it).
+    assert conditions["path-pattern"]["PathPatternConfig"]["Values"] == ["/grpc.health.v1.Health/*",
+                                                                          "/tasks.TaskService/*"]
 
     # Production's second deploy sees only what moto omits, as without environments.
     aws.recorder.start()
@@ -618,17 +624,19 @@ domain = "tasks.dev.example.com"
     assert svcgen("generate", project).returncode == 0
     assert deploy(project).returncode == 0
     aws.recorder.start()
-    for environment, host in [("staging", " for tasks.staging.example.com"), ("qa", "")]:
+    for environment, routes in [("staging", "/grpc.health.v1.Health/*, /tasks.TaskService/* for tasks.staging.example.com"),
+                                ("qa", "/tasks.TaskService/*")]:
         result = deploy(project, "--env", environment)
         assert result.returncode == 2, result.stdout + result.stderr
-        assert f"on the listener already routes /tasks.TaskService/*{host}: give each environment" in result.stderr
+        assert f"on the listener already routes {routes}: give each environment" in result.stderr
         assert "nothing was changed" in result.stderr
     assert mutating(aws.recorder.operations()) == []
     # Its own host name, before production's rule: accepted (a dry run, since moto allows one
     # private DNS namespace per VPC).
     dry = deploy(project, "--env", "dev", "--dry-run")
     assert dry.returncode == 0, dry.stdout + dry.stderr
-    assert "would create rule /tasks.TaskService/* on tasks.dev.example.com at priority 80" in dry.stdout
+    assert "would create rule /grpc.health.v1.Health/*, /tasks.TaskService/* on tasks.dev.example.com at priority 80" \
+        in dry.stdout
     unknown = deploy(project, "--env", "prod")
     assert unknown.returncode == 2
     assert "no [environments.prod] in svcgen.toml (environments: dev, qa, staging)" in unknown.stderr

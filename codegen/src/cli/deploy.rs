@@ -26,6 +26,17 @@ pub(super) fn status(dir: &Path, environment: Option<&str>, region: Option<&str>
     exit(status.map(|result| result.map(|report| print!("{report}"))))
 }
 
+/// Calls the deployed service through the load balancer and prints what it answered.
+pub(super) fn verify(dir: &Path, environment: Option<&str>, address: Option<&str>) -> ExitCode {
+    let verified = block_on(svcgen::deploy::verify(dir, environment, address));
+    exit(verified.map(|result| {
+        result.map(|verified| {
+            println!("verified: {verified}");
+            println!("call it: {}", verified.command);
+        })
+    }))
+}
+
 /// Runs `task` on a single-threaded Tokio runtime; `None` (reported) when there is none.
 pub(super) fn block_on<T>(task: impl Future<Output = T>) -> Option<T> {
     match tokio::runtime::Builder::new_current_thread()

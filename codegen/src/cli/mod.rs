@@ -127,6 +127,13 @@ enum Command {
         /// Give up waiting for a steady state after this many seconds (exit 1).
         #[arg(long, value_name = "SECONDS", default_value_t = 900)]
         timeout: u64,
+        /// Do not call the service through the load balancer at the end.
+        #[arg(long)]
+        no_verify: bool,
+        /// Verify by connecting to HOST:PORT instead of the domain's address (TLS and the
+        /// host header still use the domain), e.g. before its DNS record exists.
+        #[arg(long, value_name = "HOST:PORT")]
+        verify_address: Option<String>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -142,6 +149,25 @@ enum Command {
         /// Environment: `[environments.NAME]` in svcgen.toml, in the name of every resource.
         #[arg(long = "env", value_name = "NAME")]
         environment: Option<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// Calls the deployed service through the load balancer, as a client would: TLS to
+    /// [deploy] domain (certificates from the system's roots, or SSL_CERT_FILE), gRPC health
+    /// Check, then the first list RPC with the fields its key needs. Exit 1 when a call fails,
+    /// 2 when there is no domain.
+    ///
+    /// Example: svcgen verify --env staging
+    #[cfg(feature = "aws")]
+    Verify {
+        /// Environment: `[environments.NAME]` in svcgen.toml.
+        #[arg(long = "env", value_name = "NAME")]
+        environment: Option<String>,
+        /// Connect to HOST:PORT instead of the domain's address (TLS and the host header still
+        /// use the domain).
+        #[arg(long, value_name = "HOST:PORT")]
+        address: Option<String>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -220,6 +246,8 @@ pub(crate) fn run() -> ExitCode {
             dry_run,
             no_wait,
             timeout,
+            no_verify,
+            verify_address,
             dir,
         } => deploy::deploy(svcgen::deploy::Options {
             dir,
@@ -229,7 +257,15 @@ pub(crate) fn run() -> ExitCode {
             dry_run,
             wait: !no_wait,
             timeout: std::time::Duration::from_secs(timeout),
+            verify: !no_verify,
+            verify_address,
         }),
+        #[cfg(feature = "aws")]
+        Command::Verify {
+            environment,
+            address,
+            dir,
+        } => deploy::verify(&dir, environment.as_deref(), address.as_deref()),
         #[cfg(feature = "aws")]
         Command::Status {
             region,

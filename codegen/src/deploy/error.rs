@@ -219,6 +219,11 @@ pub enum InputError {
         /// The ARN of the rule, when AWS named it.
         rule: Option<String>,
     },
+    /// `svcgen verify` without a domain to call.
+    #[error(
+        "svcgen.toml [deploy] domain is not set: the host name the listener's certificate covers, which svcgen verify calls (e.g. domain = \"tasks.example.com\")"
+    )]
+    NoDomain,
     /// Looking at the account or the listener failed.
     #[error(transparent)]
     Aws(#[from] AwsError),
@@ -272,6 +277,9 @@ pub enum Failure {
         /// The setting, e.g. `port`.
         setting: &'static str,
     },
+    /// The service did not answer through the load balancer.
+    #[error("verification failed: {0}")]
+    Verify(#[from] super::verify::VerifyError),
     /// The rollout failed or timed out.
     #[error(transparent)]
     Rollout(#[from] svcgen_rollout::wait::RolloutError),

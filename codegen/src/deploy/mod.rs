@@ -22,11 +22,13 @@ mod logs;
 mod progress;
 mod rollout;
 mod status;
+mod verify;
 
 pub use error::{AwsError, DeployError, Failure, InputError};
 pub use image::EngineError;
-pub use progress::{Event, NotWaited, Outcome, Progress, STEPS, StepLine, Summary};
+pub use progress::{Event, NotVerified, NotWaited, Outcome, Progress, STEPS, StepLine, Summary};
 pub use status::{StatusReport, TaskStatus};
+pub use verify::{Verified, VerifyError};
 
 use std::path::{Path, PathBuf};
 use std::time::Duration;
@@ -50,6 +52,10 @@ pub struct Options {
     pub wait: bool,
     /// How long to wait.
     pub timeout: Duration,
+    /// Call the service through the load balancer at the end.
+    pub verify: bool,
+    /// Connect there (`HOST:PORT`) instead of the domain's address.
+    pub verify_address: Option<String>,
 }
 
 /// The regions svcgen knows (commercial, China, GovCloud, European Sovereign Cloud).
@@ -106,8 +112,6 @@ struct Settings {
     /// What to create: built for the generated artifacts' placeholders until the caller's
     /// account is known (names do not depend on it).
     infra: Infrastructure,
-    /// `package.Service/ListRpc` and the proto root, for the verification command.
-    verify: Option<(String, PathBuf)>,
 }
 
 /// Reads the project and its `[aws]` settings in `environment`; every problem names the
@@ -143,23 +147,12 @@ fn settings(
     let config = &project.config;
     let network = network(&config.aws)?;
     let region = deployment_region(region, &config.aws, &network.listener_arn)?;
-    let verify = project.model.services.first().and_then(|service| {
-        let list = service
-            .methods
-            .iter()
-            .find(|m| matches!(m.operation, crate::model::Operation::List { .. }))?;
-        Some((
-            format!("{}/{}", service.full_name, list.name),
-            config.proto.root.clone(),
-        ))
-    });
     Ok(Settings {
         dir: dir.to_owned(),
         region,
         network,
         architecture: config.deploy.architecture,
         infra: Infrastructure::generated(config, &project.model),
-        verify,
         project,
     })
 }
@@ -386,9 +379,35 @@ pub async fn deploy(
     };
     let rollout = deployment.apply(&mut plan, &source).await?;
     deployment.settle(&mut plan, &rollout, options).await?;
-    plan.progress.event(&Event::Verify {
-        command: verify_command(&settings, &listener),
-    });
+    let list = verify::list_call(&settings.project);
+    let domain = settings.infra.listener_rule.host.as_deref();
+    // The load balancer's own name when there is no domain: no certificate covers it.
+    let host = domain.unwrap_or(&listener.dns_name);
+    let command = verify::command(&settings.dir, &settings.project.config, host, list.as_ref());
+    let why = if options.dry_run {
+        Some(NotVerified::DryRun)
+    } else if !options.verify {
+        Some(NotVerified::NoVerify)
+    } else if !options.wait {
+        Some(NotVerified::NoWait)
+    } else if domain.is_none() {
+        Some(NotVerified::NoDomain)
+    } else {
+        None
+    };
+    match (why, domain) {
+        (None, Some(domain)) => {
+            let address = options.verify_address.as_deref();
+            let verified = verify::verify(domain, address, list.as_ref(), command)
+                .await
+                .map_err(Failure::Verify)?;
+            plan.progress.event(&Event::Verified { verified });
+        }
+        (why, _) => plan.progress.event(&Event::NotVerified {
+            why: why.unwrap_or(NotVerified::NoDomain),
+            command,
+        }),
+    }
     Ok(Summary {
         dry_run: options.dry_run,
         changes: plan.total,
@@ -522,26 +541,25 @@ impl Deployment<'_> {
     }
 }
 
-/// The command that calls the service through the load balancer: by `[deploy] domain` when
-/// set (the name its certificate covers), else by the load balancer's own DNS name.
-fn verify_command(settings: &Settings, listener: &elb::Listener) -> String {
-    let host = settings
-        .infra
+/// `svcgen verify`: calls the service in `environment` through the load balancer at its
+/// `[deploy] domain` (connecting to `address` when given).
+pub async fn verify(
+    dir: &Path,
+    environment: Option<&str>,
+    address: Option<&str>,
+) -> Result<Verified, DeployError> {
+    let project = crate::load_environment(dir, environment).map_err(InputError::from)?;
+    let infra = Infrastructure::generated(&project.config, &project.model);
+    let domain = infra
         .listener_rule
         .host
         .as_deref()
-        .unwrap_or(&listener.dns_name);
-    match &settings.verify {
-        Some((method, proto_root)) => format!(
-            "buf curl --protocol grpc --schema {} --data '{{}}' https://{host}/{method}",
-            std::fs::canonicalize(settings.dir.join(proto_root))
-                .unwrap_or_else(|_| settings.dir.join(proto_root))
-                .display(),
-        ),
-        None => format!(
-            "buf curl --protocol grpc --schema <proto dir> https://{host}/<package.Service>/<Method>"
-        ),
-    }
+        .ok_or(InputError::NoDomain)?;
+    let list = verify::list_call(&project);
+    let command = verify::command(dir, &project.config, domain, list.as_ref());
+    Ok(verify::verify(domain, address, list.as_ref(), command)
+        .await
+        .map_err(Failure::Verify)?)
 }
 
 /// `svcgen status`: the service, its deployments and tasks, and the target health.

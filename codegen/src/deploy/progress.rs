@@ -62,9 +62,16 @@ pub enum Event {
     },
     /// Step 9: the rollout was not waited for.
     NotWaited(NotWaited),
-    /// Step 10: the command that calls the service through the load balancer.
-    Verify {
-        /// The command.
+    /// Step 10: the service answered through the load balancer.
+    Verified {
+        /// What it answered, and the command that calls it.
+        verified: super::Verified,
+    },
+    /// Step 10: the service was not called.
+    NotVerified {
+        /// Why not.
+        why: NotVerified,
+        /// The command that calls it.
         command: String,
     },
 }
@@ -110,7 +117,14 @@ impl fmt::Display for Event {
                 waited.as_secs()
             ),
             Self::NotWaited(why) => write!(f, "[9/{STEPS}] steady state: {why}"),
-            Self::Verify { command } => write!(f, "[10/{STEPS}] verify: {command}"),
+            Self::Verified { verified } => write!(
+                f,
+                "[10/{STEPS}] verified: {verified}; call it: {}",
+                verified.command
+            ),
+            Self::NotVerified { why, command } => {
+                write!(f, "[10/{STEPS}] not verified ({why}); call it: {command}")
+            }
         }
     }
 }
@@ -168,6 +182,32 @@ impl fmt::Display for NotWaited {
             Self::DryRun => "not waited for (dry run)",
             Self::NothingToRollOut => "nothing to roll out",
             Self::NoWait => "not waited for (--no-wait); `svcgen status` shows the rollout",
+        })
+    }
+}
+
+/// Why step 10 did not call the service.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub enum NotVerified {
+    /// `--dry-run`.
+    DryRun,
+    /// `--no-verify`.
+    NoVerify,
+    /// `--no-wait`: the new tasks may not serve yet.
+    NoWait,
+    /// No `[deploy] domain`: the listener's certificate cannot cover the load balancer's name.
+    NoDomain,
+}
+
+impl fmt::Display for NotVerified {
+    fn fmt(&self, f: &mut fmt::Formatter<'_>) -> fmt::Result {
+        f.write_str(match self {
+            Self::DryRun => "dry run",
+            Self::NoVerify => "--no-verify",
+            Self::NoWait => "--no-wait: `svcgen verify` calls it once the rollout is done",
+            Self::NoDomain => {
+                "no [deploy] domain: set the host name the listener's certificate covers"
+            }
         })
     }
 }

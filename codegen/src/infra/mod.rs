@@ -202,6 +202,9 @@ pub struct TargetGroup {
     pub deregistration_delay: u32,
 }
 
+/// The gRPC health service's paths.
+pub const HEALTH_PATHS: &str = "/grpc.health.v1.Health/*";
+
 /// The attribute of a target group's deregistration delay.
 pub const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 
@@ -210,7 +213,8 @@ pub const DEREGISTRATION_DELAY: &str = "deregistration_delay.timeout_seconds";
 pub struct ListenerRule {
     /// Its priority on the listener.
     pub priority: u32,
-    /// `/<package>.<Service>/*` of every service, sorted.
+    /// `/<package>.<Service>/*` of every service, sorted (with a domain, the health service's
+    /// too).
     pub path_patterns: Vec<String>,
     /// The host name the rule matches too (`[deploy] domain`), if any.
     pub host: Option<String>,
@@ -326,6 +330,10 @@ impl Infrastructure {
             .iter()
             .map(|s| format!("/{}/*", s.full_name))
             .collect();
+        // The domain is the service's own: its health is reachable there too (`svcgen verify`).
+        if deploy.domain.is_some() {
+            path_patterns.push(HEALTH_PATHS.to_owned());
+        }
         path_patterns.sort();
         let target_group = &deploy.target_group;
         Self {
