@@ -752,6 +752,13 @@ impl Config {
             .get("cloud_map")
             .and_then(|c| c.get("namespace"))
             .is_some();
+        if own_namespace && config.namespace() == self.namespace() {
+            return Err(in_environment(ConfigError::Refused {
+                setting: "deploy.cloud_map.namespace",
+                value: format!("{:?}", config.namespace()),
+                reason: "is the namespace of the default environment: an environment's services would register in it (leave it unset for <namespace's first label>-NAME)".into(),
+            }));
+        }
         if !own_namespace {
             // `task-svc.local` → `task-svc-staging.local`: a namespace of its own beside the
             // inherited one (Cloud Map refuses one inside another in the same VPC).
@@ -978,6 +985,15 @@ mod tests {
             unknown.to_string().starts_with("environments.staging: ")
                 && unknown.to_string().contains("memroy"),
             "{unknown}"
+        );
+        let shared =
+            environments("[environments.staging.deploy.cloud_map]\nnamespace = \"demo.local\"")
+                .expect_err("refused");
+        assert!(
+            shared
+                .to_string()
+                .starts_with("environments.staging: deploy.cloud_map.namespace = \"demo.local\""),
+            "{shared}"
         );
         for name in ["Staging", "st-aging", "1st", &"x".repeat(28)] {
             let refused = environments(&format!("[environments.\"{name}\"]"));

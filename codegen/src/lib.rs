@@ -81,6 +81,7 @@ pub fn load(dir: &Path) -> Result<Project, GenerateError> {
         &config.proto.files,
     )?;
     let model = model::build(&compiled)?;
+    infra::Infrastructure::check(&config, &model).map_err(invalid)?;
     Ok(Project {
         config,
         compiled,

@@ -824,3 +824,36 @@ fn the_example_lockfile_matches_the_runtime_it_vendors() {
         stderr(&output)
     );
 }
+
+/// An ALB rule condition matches at most three paths: three services and a domain (which
+/// routes the health service too) are refused at generate, naming the setting, writing nothing.
+#[test]
+fn a_listener_rule_with_more_paths_than_alb_matches_is_refused() {
+    let (temp, project) = example_copy();
+    let proto = temp.path().join("proto/tasks.proto");
+    let mut text = std::fs::read_to_string(&proto).expect("proto");
+    for service in ["AuditService", "AdminService"] {
+        text.push_str(&format!(
+            "\nservice {service} {{\n  rpc Ping{service}(GetTaskRequest) returns (Task);\n}}\n"
+        ));
+    }
+    std::fs::write(&proto, text).expect("write");
+    let config = project.join("svcgen.toml");
+    let settings = std::fs::read_to_string(&config).expect("config");
+    std::fs::write(
+        &config,
+        settings.replace("[deploy]\n", "[deploy]\ndomain = \"tasks.example.com\"\n"),
+    )
+    .expect("write");
+    let before = snapshot(&project);
+    let output = svcgen(&["generate"], &project);
+    assert_eq!(output.status.code(), Some(2), "{}", stderr(&output));
+    assert!(
+        stderr(&output).contains(
+            "deploy.domain = \"tasks.example.com\": the listener rule would route 4 paths"
+        ),
+        "{}",
+        stderr(&output)
+    );
+    assert_eq!(snapshot(&project), before, "nothing is written");
+}

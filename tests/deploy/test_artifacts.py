@@ -280,3 +280,22 @@ def test_srv_records_carry_the_container_port(tmp_path):
     assert records == [{"Type": "SRV", "TTL": 30}]
     registry = resources["Service"]["Properties"]["ServiceRegistries"][0]
     assert registry["ContainerName"] == "projects-svc" and registry["ContainerPort"] == 50051
+
+
+def test_a_domain_routes_its_host_to_the_service_and_its_health(tmp_path):
+    project = tmp_path / "example"
+    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "data", "vendor"))
+    shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text().replace("[deploy]\n", '[deploy]\ndomain = "tasks.example.com"\n'))
+    generated = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
+    assert generated.returncode == 0, generated.stderr
+    path = project / "deploy" / "cloudformation.yaml"
+    lint = run(VENV / "cfn-lint", "--regions", "us-east-1", "cn-north-1", "us-gov-west-1", "--", path)
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    rule = load_template(project)["Resources"]["ListenerRule"]["Properties"]
+    assert rule["Conditions"] == [
+        {"Field": "path-pattern",
+         "PathPatternConfig": {"Values": ["/grpc.health.v1.Health/*", "/tasks.TaskService/*"]}},
+        {"Field": "host-header", "HostHeaderConfig": {"Values": ["tasks.example.com"]}},
+    ]

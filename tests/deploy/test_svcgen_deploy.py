@@ -567,9 +567,10 @@ domain = "tasks.staging.example.com"
                 value = fields[key]
                 names.append((request["operation"], value[0] if isinstance(value, list) else value))
     assert {operation for operation, _ in names} == set(named), names
+    # Cloud Map's service keeps its name, "tasks", in the environment's own namespace.
     assert sorted(name for _, name in names) == sorted([
         staging, "tasks-staging", f"{staging}-task", f"{staging}-execution", staging, f"/ecs/{staging}", staging,
-        f"{staging}.local", staging, staging]), names
+        f"{staging}.local", "tasks", staging, staging]), names
     assert "https://tasks.staging.example.com/tasks.TaskService/ListTasks" in result.stdout
 
     ecs, elb, sd, iam = (aws.client(n) for n in ("ecs", "elbv2", "servicediscovery", "iam"))
@@ -584,8 +585,17 @@ domain = "tasks.staging.example.com"
     assert registered["containerDefinitions"][0]["logConfiguration"]["options"]["awslogs-group"] == f"/ecs/{staging}"
     policy = json.dumps(iam.get_role_policy(RoleName=f"{staging}-task", PolicyName="dynamodb")["PolicyDocument"])
     assert "table/tasks-staging" in policy and 'table/tasks"' not in policy
-    namespaces = {n["Name"]: n for n in sd.list_namespaces()["Namespaces"]}
+    namespaces = {n["Name"]: n["Id"] for n in sd.list_namespaces()["Namespaces"]}
     assert set(namespaces) == {"task-svc-staging.local", "task-svc.local"}
+    # Each ECS service registers in its own environment's discovery service.
+    registries = {}
+    for cluster in ["task-svc", staging]:
+        (described,) = ecs.describe_services(cluster=cluster, services=[cluster])["services"]
+        (registry,) = described["serviceRegistries"]
+        discovery = sd.get_service(Id=registry["registryArn"].rsplit("/", 1)[-1])["Service"]
+        registries[cluster] = (discovery["Name"], discovery["NamespaceId"])
+    assert registries == {"task-svc": ("tasks", namespaces["task-svc.local"]),
+                          staging: ("tasks", namespaces["task-svc-staging.local"])}
     groups = {g["TargetGroupName"]: g for g in elb.describe_target_groups()["TargetGroups"]}
     assert set(groups) == {"task-svc", staging} and groups[staging]["VpcId"] == vpc
     (rule,) = [r for r in elb.describe_rules(ListenerArn=listener)["Rules"] if not r["IsDefault"]]
@@ -628,7 +638,7 @@ domain = "tasks.dev.example.com"
                                 ("qa", "/tasks.TaskService/*")]:
         result = deploy(project, "--env", environment)
         assert result.returncode == 2, result.stdout + result.stderr
-        assert f"on the listener already routes {routes}: give each environment" in result.stderr
+        assert f"on the listener already routes {routes}: on a shared listener, give each service" in result.stderr
         assert "nothing was changed" in result.stderr
     assert mutating(aws.recorder.operations()) == []
     # Its own host name, before production's rule: accepted (a dry run, since moto allows one

@@ -128,12 +128,12 @@ async fn namespace(
     ))
 }
 
-/// The discovery service of the namespace, if it exists.
+/// The discovery service of the namespace, if it exists, as GetService describes it.
 async fn find_discovery_service(
     aws: &Clients,
     settings: &Settings,
     namespace: &str,
-) -> Result<Option<sd::ServiceSummary>, DeployError> {
+) -> Result<Option<sd::Service>, DeployError> {
     let filter = sd::ServiceFilter::builder()
         .name(sd::ServiceFilterName::NamespaceId)
         .values(namespace)
@@ -148,11 +148,28 @@ async fn find_discovery_service(
         .try_collect()
         .await
         .map_err(|e| AwsError::call("servicediscovery:ListServices", e))?;
-    Ok(services
+    let named = services
         .iter()
         .flat_map(|page| page.services())
-        .find(|s| s.name() == Some(settings.infra.discovery.service.as_str()))
-        .cloned())
+        .filter(|s| s.name() == Some(settings.infra.discovery.service.as_str()));
+    // The summaries do not name their namespace; the filter is not taken on trust (an API
+    // emulator ignores it, and a service of the same name in another environment's
+    // namespace must not be taken for this one's).
+    for summary in named {
+        let described = aws
+            .discovery
+            .get_service()
+            .id(summary.id().unwrap_or_default())
+            .send()
+            .await
+            .map_err(|e| AwsError::call("servicediscovery:GetService", e))?;
+        if let Some(service) = described.service
+            && service.namespace_id() == Some(namespace)
+        {
+            return Ok(Some(service));
+        }
+    }
+    Ok(None)
 }
 
 /// Step 6: creates the discovery service with `record` (in a dry run, only plans it).
@@ -195,20 +212,11 @@ async fn update_records(
     aws: &Clients,
     plan: &mut Plan<'_>,
     settings: &Settings,
-    existing: &sd::ServiceSummary,
+    existing: &sd::Service,
     record: sd::DnsRecord,
 ) -> Result<(), DeployError> {
-    let id = existing.id().unwrap_or_default();
-    let service = aws
-        .discovery
-        .get_service()
-        .id(id)
-        .send()
-        .await
-        .map_err(|e| AwsError::call("servicediscovery:GetService", e))?;
-    let records = service
-        .service()
-        .and_then(|s| s.dns_config())
+    let records = existing
+        .dns_config()
         .map(|c| c.dns_records())
         .unwrap_or_default();
     if records == [record.clone()]
@@ -224,7 +232,7 @@ async fn update_records(
     let updated = aws
         .discovery
         .update_service()
-        .id(id)
+        .id(existing.id().unwrap_or_default())
         .service(
             sd::ServiceChange::builder()
                 .dns_config(sd::DnsConfigChange::builder().dns_records(record).build()?)

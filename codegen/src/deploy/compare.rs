@@ -337,35 +337,61 @@ pub(super) fn deregistration_delay_matches(
         == Some(delay.as_str())
 }
 
-/// A rule's path patterns, sorted (ELB returns them in `PathPatternConfig`, older rules in
-/// `Values`).
-pub(super) fn path_patterns(rule: &elb::Rule) -> Vec<String> {
-    let mut patterns: Vec<String> = rule
+/// The values of a rule's `field` condition, sorted. ELB returns them in the condition's
+/// config (`PathPatternConfig`, `HostHeaderConfig`), older rules in `Values`.
+fn condition_values(rule: &elb::Rule, field: &str) -> Vec<String> {
+    let mut values: Vec<String> = rule
         .conditions()
         .iter()
-        .filter(|c| c.field() == Some("path-pattern"))
-        .flat_map(|c| match c.path_pattern_config() {
-            Some(config) if !config.values().is_empty() => config.values().to_vec(),
-            _ => c.values().to_vec(),
+        .filter(|c| c.field() == Some(field))
+        .flat_map(|c| {
+            let configured = match field {
+                "path-pattern" => c.path_pattern_config().map(|p| p.values()),
+                _ => c.host_header_config().map(|h| h.values()),
+            };
+            match configured {
+                Some(values) if !values.is_empty() => values.to_vec(),
+                _ => c.values().to_vec(),
+            }
         })
         .collect();
-    patterns.sort();
-    patterns
+    values.sort();
+    values
 }
 
-/// A rule's host names (its `host-header` conditions), sorted.
+/// A rule's path patterns, sorted.
+pub(super) fn path_patterns(rule: &elb::Rule) -> Vec<String> {
+    condition_values(rule, "path-pattern")
+}
+
+/// A rule's host names (its `host-header` condition), lower-cased (ELB matches them without
+/// regard to case) and sorted.
 pub(super) fn host_headers(rule: &elb::Rule) -> Vec<String> {
-    let mut hosts: Vec<String> = rule
-        .conditions()
+    let mut hosts: Vec<String> = condition_values(rule, "host-header")
         .iter()
-        .filter(|c| c.field() == Some("host-header"))
-        .flat_map(|c| match c.host_header_config() {
-            Some(config) if !config.values().is_empty() => config.values().to_vec(),
-            _ => c.values().to_vec(),
-        })
+        .map(|h| h.to_ascii_lowercase())
         .collect();
     hosts.sort();
     hosts
+}
+
+/// Whether `text` matches ELB's wildcard `pattern` (`*` any run of characters, `?` one).
+fn wildcard_match(pattern: &[u8], text: &[u8]) -> bool {
+    match (pattern.split_first(), text.split_first()) {
+        (None, None) => true,
+        (Some((b'*', rest)), _) => {
+            wildcard_match(rest, text) || (!text.is_empty() && wildcard_match(pattern, &text[1..]))
+        }
+        (Some((b'?', rest)), Some((_, text))) => wildcard_match(rest, text),
+        (Some((p, rest)), Some((t, text))) if p == t => wildcard_match(rest, text),
+        _ => false,
+    }
+}
+
+/// Whether two ELB patterns can match one request: either matches the other read as text
+/// (the other's wildcards as the characters they could stand for).
+fn patterns_meet(a: &str, b: &str) -> bool {
+    wildcard_match(a.as_bytes(), b.as_bytes()) || wildcard_match(b.as_bytes(), a.as_bytes())
 }
 
 /// The conditions the model's rule has, as ELB takes them.
@@ -393,8 +419,9 @@ pub(super) fn rule_conditions(wanted: &ListenerRule) -> Vec<elb::RuleCondition> 
 
 /// Whether `rule` has exactly the model's conditions.
 pub(super) fn rule_conditions_match(rule: &elb::Rule, wanted: &ListenerRule) -> bool {
+    let host = wanted.host.as_ref().map(|h| h.to_ascii_lowercase());
     path_patterns(rule) == wanted.path_patterns
-        && host_headers(rule) == wanted.host.iter().cloned().collect::<Vec<_>>()
+        && host_headers(rule) == host.into_iter().collect::<Vec<_>>()
         && rule
             .conditions()
             .iter()
@@ -406,11 +433,13 @@ pub(super) fn rule_conditions_match(rule: &elb::Rule, wanted: &ListenerRule) -> 
 /// one of the same paths conflicts when both match the same host (or both any host), or when
 /// the one for any host comes first.
 pub(super) fn rule_overlaps(rule: &elb::Rule, wanted: &ListenerRule) -> bool {
-    if rule.is_default() == Some(true)
-        || !path_patterns(rule)
+    let same_paths = path_patterns(rule).iter().any(|theirs| {
+        wanted
+            .path_patterns
             .iter()
-            .any(|p| wanted.path_patterns.contains(p))
-    {
+            .any(|ours| patterns_meet(theirs, ours))
+    });
+    if rule.is_default() == Some(true) || !same_paths {
         return false;
     }
     let hosts = host_headers(rule);
@@ -420,7 +449,10 @@ pub(super) fn rule_overlaps(rule: &elb::Rule, wanted: &ListenerRule) -> bool {
         .is_some_and(|p| p < wanted.priority);
     match (&wanted.host, hosts.is_empty()) {
         (None, true) => true,
-        (Some(host), false) => hosts.contains(host),
+        (Some(host), false) => {
+            let host = host.to_ascii_lowercase();
+            hosts.iter().any(|theirs| patterns_meet(theirs, &host))
+        }
         // Ours is for one host, theirs for any: theirs must not come first.
         (Some(_), true) => theirs_first,
         // Ours is for any host: it must not come before theirs.

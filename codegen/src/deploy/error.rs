@@ -207,7 +207,7 @@ pub enum InputError {
     },
     /// Another service's rule on the listener matches the same calls.
     #[error(
-        "{} on the listener already routes {paths}{}: give each environment on a shared listener its own [deploy] domain (in [environments.NAME.deploy]), so its rule matches its host name",
+        "{} on the listener already routes {paths}{}: on a shared listener, give each service and environment its own [deploy] domain (in [environments.NAME.deploy] for an environment), so its rule matches its host name, and put a rule for one host before a rule for any host",
         .rule.as_deref().unwrap_or("another rule"),
         .host.as_deref().map(|h| format!(" for {h}")).unwrap_or_default()
     )]

@@ -1,5 +1,6 @@
 //! CloudWatch Logs (step 5): the log group the containers write to, with its retention.
 
+use super::compare::signed;
 use super::{AwsError, Clients, DeployError, Plan};
 use crate::infra::LogGroup;
 
@@ -10,7 +11,7 @@ pub(super) async fn log_group(
     log_group: &LogGroup,
 ) -> Result<(), DeployError> {
     let name = log_group.name.as_str();
-    let days = i32::try_from(log_group.retention_days).unwrap_or(i32::MAX);
+    let days = signed(log_group.retention_days);
     let described = aws
         .logs
         .describe_log_groups()

@@ -384,18 +384,16 @@ pub async fn deploy(
     // The load balancer's own name when there is no domain: no certificate covers it.
     let host = domain.unwrap_or(&listener.dns_name);
     let command = verify::command(&settings.dir, &settings.project.config, host, list.as_ref());
-    let why = if options.dry_run {
+    let not_verified = if options.dry_run {
         Some(NotVerified::DryRun)
     } else if !options.verify {
         Some(NotVerified::NoVerify)
     } else if !options.wait {
         Some(NotVerified::NoWait)
-    } else if domain.is_none() {
-        Some(NotVerified::NoDomain)
     } else {
         None
     };
-    match (why, domain) {
+    match (not_verified, domain) {
         (None, Some(domain)) => {
             let address = options.verify_address.as_deref();
             let verified = verify::verify(domain, address, list.as_ref(), command)

@@ -15,6 +15,7 @@ use tonic_health::pb::health_client::HealthClient;
 
 use crate::Project;
 use crate::model::Operation;
+use crate::model::options::FieldRules;
 
 /// The value svcgen fills into the string fields of the list request's key.
 const PROBE_VALUE: &str = "svcgen-verify";
@@ -34,8 +35,8 @@ pub(super) struct ListCall {
 }
 
 /// The first list RPC of the project, with every field of its partition key and every
-/// `required` field set (strings to `svcgen-verify`, numbers to 1, enums to their first
-/// defined non-zero value, booleans true).
+/// `required` field set to a value its rules accept (strings `svcgen-verify`, numbers 1, enums
+/// their first defined non-zero value, booleans true; see [`probe_string`]).
 pub(super) fn list_call(project: &Project) -> Option<ListCall> {
     let model = &project.model;
     let (service, method, entity, index) = model.services.iter().find_map(|service| {
@@ -51,20 +52,24 @@ pub(super) fn list_call(project: &Project) -> Option<ListCall> {
         .compiled
         .pool
         .get_message_by_name(&method.input_name)?;
-    let mut needed: Vec<String> = model
+    let rules = |name: &str| {
+        model
+            .validated(&method.input_name)
+            .and_then(|v| v.fields.iter().find(|f| f.name == name))
+            .map(|f| &f.rules)
+    };
+    let mut needed: Vec<(String, Option<&FieldRules>)> = model
         .entity(entity)
         .partition_fields(index.as_deref())
         .into_iter()
-        .map(str::to_owned)
+        .map(|name| (name.to_owned(), rules(name)))
         .collect();
     if let Some(validated) = model.validated(&method.input_name) {
-        needed.extend(
-            validated
-                .fields
-                .iter()
-                .filter(|f| f.rules.required)
-                .map(|f| f.name.clone()),
-        );
+        for field in validated.fields.iter().filter(|f| f.rules.required) {
+            if !needed.iter().any(|(name, _)| *name == field.name) {
+                needed.push((field.name.clone(), Some(&field.rules)));
+            }
+        }
     }
     let (message, json) = filled(&descriptor, &needed);
     Some(ListCall {
@@ -74,26 +79,78 @@ pub(super) fn list_call(project: &Project) -> Option<ListCall> {
     })
 }
 
-/// A message of `descriptor` with the fields named in `needed` set, and the same as JSON.
-fn filled(descriptor: &MessageDescriptor, needed: &[String]) -> (DynamicMessage, String) {
+/// A string that passes `rules`: a UUID, an address, or `svcgen-verify` cut or padded to the
+/// lengths allowed (a `pattern` is not taken into account).
+fn probe_string(rules: Option<&FieldRules>) -> String {
+    let Some(rules) = rules else {
+        return PROBE_VALUE.to_owned();
+    };
+    if rules.uuid {
+        return "00000000-0000-4000-8000-000000000000".to_owned();
+    }
+    if rules.email {
+        return format!("{PROBE_VALUE}@example.com");
+    }
+    let mut value = PROBE_VALUE.to_owned();
+    let min = usize::try_from(rules.min_len.unwrap_or(0)).unwrap_or(usize::MAX);
+    while value.len() < min {
+        value.push('x');
+    }
+    if let Some(max) = rules.max_len.and_then(|m| usize::try_from(m).ok()) {
+        value.truncate(max.max(min).max(1));
+    }
+    value
+}
+
+/// A number that passes `rules`: 1 within `[min, max]`.
+fn probe_number(rules: Option<&FieldRules>) -> f64 {
+    let (min, max) = rules.map_or((None, None), |r| (r.min, r.max));
+    let mut value = 1.0_f64;
+    if let Some(min) = min.filter(|m| value < *m) {
+        value = min.ceil();
+    }
+    if let Some(max) = max.filter(|m| value > *m) {
+        value = max.floor();
+    }
+    value
+}
+
+/// A message of `descriptor` with the fields in `needed` set to values their rules accept, and
+/// the same as JSON.
+fn filled(
+    descriptor: &MessageDescriptor,
+    needed: &[(String, Option<&FieldRules>)],
+) -> (DynamicMessage, String) {
     let mut message = DynamicMessage::new(descriptor.clone());
     let mut json = serde_json::Map::new();
-    for field in descriptor
-        .fields()
-        .filter(|f| needed.iter().any(|n| n == f.name()))
-    {
+    for field in descriptor.fields() {
+        let Some((_, rules)) = needed.iter().find(|(n, _)| n == field.name()) else {
+            continue;
+        };
         if field.is_list() || field.is_map() {
             continue;
         }
+        let number = probe_number(*rules);
         let (value, as_json) = match field.kind() {
-            Kind::String => (Value::String(PROBE_VALUE.into()), PROBE_VALUE.into()),
+            Kind::String => {
+                let text = probe_string(*rules);
+                (Value::String(text.clone()), text.into())
+            }
             Kind::Bool => (Value::Bool(true), true.into()),
-            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => (Value::I32(1), 1.into()),
-            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (Value::I64(1), "1".into()),
-            Kind::Uint32 | Kind::Fixed32 => (Value::U32(1), 1.into()),
-            Kind::Uint64 | Kind::Fixed64 => (Value::U64(1), "1".into()),
-            Kind::Float => (Value::F32(1.0), 1.into()),
-            Kind::Double => (Value::F64(1.0), 1.into()),
+            Kind::Int32 | Kind::Sint32 | Kind::Sfixed32 => {
+                (Value::I32(number as i32), (number as i32).into())
+            }
+            Kind::Int64 | Kind::Sint64 | Kind::Sfixed64 => (
+                Value::I64(number as i64),
+                (number as i64).to_string().into(),
+            ),
+            Kind::Uint32 | Kind::Fixed32 => (Value::U32(number as u32), (number as u32).into()),
+            Kind::Uint64 | Kind::Fixed64 => (
+                Value::U64(number as u64),
+                (number as u64).to_string().into(),
+            ),
+            Kind::Float => (Value::F32(number as f32), number.into()),
+            Kind::Double => (Value::F64(number), number.into()),
             Kind::Bytes => (
                 Value::Bytes(PROBE_VALUE.as_bytes().to_vec().into()),
                 "c3ZjZ2VuLXZlcmlmeQ==".into(),
@@ -347,5 +404,28 @@ mod tests {
             decoded.get_field_by_name("project_id").as_deref(),
             Some(&Value::String(PROBE_VALUE.into()))
         );
+    }
+
+    #[test]
+    fn probe_values_pass_the_field_rules() {
+        let rules = |edit: fn(&mut FieldRules)| {
+            let mut rules = FieldRules::default();
+            edit(&mut rules);
+            rules
+        };
+        assert_eq!(probe_string(None), PROBE_VALUE);
+        let uuid = rules(|r| r.uuid = true);
+        assert_eq!(probe_string(Some(&uuid)).len(), 36);
+        let email = rules(|r| r.email = true);
+        assert_eq!(probe_string(Some(&email)), "svcgen-verify@example.com");
+        let long = rules(|r| r.min_len = Some(20));
+        assert_eq!(probe_string(Some(&long)), "svcgen-verifyxxxxxxx");
+        let short = rules(|r| r.max_len = Some(4));
+        assert_eq!(probe_string(Some(&short)), "svcg");
+        assert!((probe_number(None) - 1.0).abs() < f64::EPSILON);
+        let at_least = rules(|r| r.min = Some(10.5));
+        assert!((probe_number(Some(&at_least)) - 11.0).abs() < f64::EPSILON);
+        let at_most = rules(|r| r.max = Some(-3.0));
+        assert!((probe_number(Some(&at_most)) + 3.0).abs() < f64::EPSILON);
     }
 }

@@ -202,6 +202,9 @@ pub struct TargetGroup {
     pub deregistration_delay: u32,
 }
 
+/// The values an ALB rule condition matches at most.
+const MAX_RULE_PATHS: usize = 3;
+
 /// The gRPC health service's paths.
 pub const HEALTH_PATHS: &str = "/grpc.health.v1.Health/*";
 
@@ -380,6 +383,39 @@ impl Infrastructure {
             name,
             binary,
         }
+    }
+
+    /// What AWS would refuse in the infrastructure of `config` + `model`, in every environment:
+    /// an ALB rule condition matches at most three values (and a rule five wildcards), so the
+    /// listener rule routes at most three paths.
+    pub fn check(config: &Config, model: &Model) -> Result<(), crate::config::ConfigError> {
+        let environments = config
+            .environments
+            .keys()
+            .map(|name| config.for_environment(name))
+            .collect::<Result<Vec<_>, _>>()?;
+        for config in std::iter::once(config).chain(&environments) {
+            let rule = Self::generated(config, model).listener_rule;
+            if rule.path_patterns.len() > MAX_RULE_PATHS {
+                let refused = crate::config::ConfigError::Refused {
+                    setting: "deploy.domain",
+                    value: format!("{:?}", rule.host.unwrap_or_default()),
+                    reason: format!(
+                        "the listener rule would route {} paths ({}), and an ALB rule condition matches at most {MAX_RULE_PATHS}: a domain routes the health service too, so leave it unset or split the services",
+                        rule.path_patterns.len(),
+                        rule.path_patterns.join(", ")
+                    ),
+                };
+                return Err(match &config.environment {
+                    Some(environment) => crate::config::ConfigError::InEnvironment {
+                        name: environment.name.clone(),
+                        problem: Box::new(refused),
+                    },
+                    None => refused,
+                });
+            }
+        }
+        Ok(())
     }
 
     /// The infrastructure as the generated artifacts describe it (ARNs with placeholders).

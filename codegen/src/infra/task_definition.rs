@@ -265,14 +265,4 @@ impl TaskDefinition {
         }
         fields
     }
-
-    /// The first container's log group.
-    pub fn log_group(&self) -> Option<&str> {
-        self.container_definitions
-            .first()?
-            .log_configuration
-            .options
-            .get("awslogs-group")
-            .map(String::as_str)
-    }
 }

@@ -417,6 +417,47 @@ fn rules_of_other_environments_conflict_unless_hosts_and_priorities_keep_them_ap
     ));
     let default = elb::Rule::builder().is_default(true).build();
     assert!(!rule_overlaps(&default, &wanted));
+    // ELB's wildcards and its case-blind host matching.
+    assert!(rule_overlaps(
+        &at("90", rule(&["/*"], &["*.example.com"])),
+        &wanted
+    ));
+    assert!(rule_overlaps(
+        &at("110", rule(&["/tasks.*"], &["TASKS.staging.example.com"])),
+        &wanted
+    ));
+    assert!(rule_overlaps(
+        &at(
+            "110",
+            rule(
+                &["/tasks.TaskService/Get?ask"],
+                &["tasks.staging.example.com"]
+            )
+        ),
+        &wanted
+    ));
+    assert!(!rule_overlaps(
+        &at("90", rule(&["/*"], &["*.example.org"])),
+        &wanted
+    ));
+    // Host names in the older `Values` shape are read too.
+    let legacy = elb::Rule::builder()
+        .priority("110")
+        .conditions(
+            elb::RuleCondition::builder()
+                .field("path-pattern")
+                .values("/*")
+                .build(),
+        )
+        .conditions(
+            elb::RuleCondition::builder()
+                .field("host-header")
+                .values("tasks.staging.example.com")
+                .build(),
+        )
+        .build();
+    assert_eq!(host_headers(&legacy), ["tasks.staging.example.com"]);
+    assert!(rule_overlaps(&legacy, &wanted));
 
     // The rule svcgen creates has exactly the model's conditions; a host added or taken away
     // is a difference.
