@@ -54,6 +54,9 @@ pub struct Config {
     /// `MAX_CONCURRENT_STREAMS`, default unlimited (0): the HTTP/2 streams a client may open on
     /// one connection (SETTINGS_MAX_CONCURRENT_STREAMS).
     pub max_concurrent_streams: Option<u32>,
+    /// `ACCESS_LOG`: which calls get a log line (`all`, `errors`, `off`, or a sample rate such
+    /// as `0.1`; see [`crate::access_log`]).
+    pub access_log: crate::access_log::AccessLog,
     /// `SVCGEN_TASK_POLICY`, unset by default: a task role policy document the service enforces
     /// on its own store calls (see [`crate::policy`]).
     pub task_policy: Option<Arc<Policy>>,
@@ -127,6 +130,7 @@ impl Config {
             )?)
             .filter(|n| *n > 0),
             max_concurrent_streams: Some(var("MAX_CONCURRENT_STREAMS", "0")?).filter(|n| *n > 0),
+            access_log: var("ACCESS_LOG", "all")?,
             task_policy: match std::env::var_os("SVCGEN_TASK_POLICY").filter(|p| !p.is_empty()) {
                 Some(path) => Some(Arc::new(
                     Policy::load(std::path::Path::new(&path)).map_err(ConfigError::Policy)?,
@@ -569,6 +573,7 @@ async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(
             tower::ServiceBuilder::new()
+                .layer(crate::access_log::AccessLogLayer::new(config.access_log))
                 .map_response(oversized_is_resource_exhausted as fn(_) -> _)
                 .map_request(move |mut request: http::Request<tonic::body::Body>| {
                     request.extensions_mut().insert(drain.clone());

@@ -9,6 +9,7 @@ import signal
 import subprocess
 import sys
 import tempfile
+import threading
 import time
 import urllib.request
 from pathlib import Path
@@ -60,6 +61,7 @@ class Service:
         self.process = None
         self.address = None
         self.log = []
+        self.reader = None
 
     def start(self):
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=str(self.data_dir), RUST_LOG="info")
@@ -77,8 +79,15 @@ class Service:
             event = json.loads(line)
             if event.get("message") == "serving":
                 self.address = event["address"]
+                # Keep reading: a log line per call would fill the pipe and block the service.
+                self.reader = threading.Thread(target=self._read_log, daemon=True)
+                self.reader.start()
                 return self
         raise AssertionError("task-svc did not report serving in time")
+
+    def _read_log(self):
+        for line in self.process.stderr:
+            self.log.append(line)
 
     def channel(self):
         return grpc.insecure_channel(self.address)
@@ -86,7 +95,8 @@ class Service:
     def stop(self, sig=signal.SIGTERM, timeout=30):
         self.process.send_signal(sig)
         code = self.process.wait(timeout=timeout)
-        self.log.extend(self.process.stderr.readlines())
+        if self.reader:
+            self.reader.join(timeout=10)
         return code
 
 

@@ -681,10 +681,13 @@ def test_streams_in_flight_at_sigterm_drain(project, pb, tmp_path):
         sigterm = time.monotonic()
         service.process.send_signal(signal.SIGTERM)
         deadline = sigterm + 10
+        # The service's log is read into service.log as it is written: poll it, bounded.
         while time.monotonic() < deadline:
-            line = service.process.stderr.readline()
-            if not line or json.loads(line).get("message") == "shutting down: draining in-flight calls":
+            if any('"shutting down: draining in-flight calls"' in line for line in service.log):
                 break
+            if service.process.poll() is not None:
+                pytest.fail("the service exited before it reported draining")
+            time.sleep(0.01)
         else:
             pytest.fail("the service did not report draining")
         requests.put(get)

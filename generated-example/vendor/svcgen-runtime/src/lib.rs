@@ -8,6 +8,7 @@
 //! - [`server`]: bootstrap with health, reflection and graceful shutdown; [`Server`] composes
 //!   layers, interceptors, more services and health checks in `main.rs`.
 
+pub mod access_log;
 mod context;
 mod deadline;
 mod drain;
