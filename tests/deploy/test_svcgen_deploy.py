@@ -89,6 +89,25 @@ def mutating(operations):
     return [op for op in operations if not op.startswith(READ_ONLY)]
 
 
+def network(client, cidr):
+    """A VPC with two private subnets, a task security group and an internal ALB with an HTTPS
+    listener; returns their ids, the listener's ARN and the load balancer's DNS name."""
+    ec2, elb = client("ec2"), client("elbv2")
+    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
+    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
+               for i, az in [(1, "a"), (2, "b")]]
+    group = ec2.create_security_group(GroupName="task-svc", Description="tasks", VpcId=vpc)["GroupId"]
+    balancer = elb.create_load_balancer(Name=f"edge-{cidr.replace('.', '-')}", Subnets=subnets, SecurityGroups=[group],
+                                        Scheme="internal", Type="application")["LoadBalancers"][0]
+    certificate = client("acm").request_certificate(DomainName="api.example.com")["CertificateArn"]
+    listener = elb.create_listener(
+        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
+        Certificates=[{"CertificateArn": certificate}],
+        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
+    )["Listeners"][0]["ListenerArn"]
+    return vpc, subnets, group, listener, balancer["DNSName"]
+
+
 @pytest.fixture
 def aws(moto, monkeypatch):
     """A fresh account with the network an ALB service is deployed into: a VPC, two private
@@ -100,27 +119,13 @@ def aws(moto, monkeypatch):
         monkeypatch.setenv(key, value)
     monkeypatch.delenv("AWS_PROFILE", raising=False)
     client = lambda name: boto3.client(name, region_name=REGION, endpoint_url=moto)  # noqa: E731
-    ec2, elb = client("ec2"), client("elbv2")
-    vpc = ec2.create_vpc(CidrBlock="10.0.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"10.0.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
-               for i, az in [(1, "a"), (2, "b")]]
-    group = ec2.create_security_group(GroupName="task-svc", Description="tasks", VpcId=vpc)["GroupId"]
-    balancer = elb.create_load_balancer(Name="edge", Subnets=subnets, SecurityGroups=[group], Scheme="internal",
-                                        Type="application")["LoadBalancers"][0]
-    certificate = client("acm").request_certificate(DomainName="api.example.com")["CertificateArn"]
-    listener = elb.create_listener(
-        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
-        Certificates=[{"CertificateArn": certificate}],
-        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
-    )["Listeners"][0]["ListenerArn"]
 
     class Account:
         pass
 
     account = Account()
     account.client, account.url = client, moto
-    account.vpc, account.subnets, account.group, account.listener = vpc, subnets, group, listener
-    account.dns_name = balancer["DNSName"]
+    account.vpc, account.subnets, account.group, account.listener, account.dns_name = network(client, "10.0")
     account.recorder = Recorder(moto)
     return account
 
@@ -510,30 +515,12 @@ def test_a_listener_rule_priority_held_by_another_service_is_refused_before_any_
     assert "note: the execution role pulls only from" in result.stderr  # an image outside the repository
 
 
-def network(aws, cidr):
-    """Another VPC with two subnets, a security group and an ALB with an HTTPS listener."""
-    ec2, elb = aws.client("ec2"), aws.client("elbv2")
-    vpc = ec2.create_vpc(CidrBlock=f"{cidr}.0.0/16")["Vpc"]["VpcId"]
-    subnets = [ec2.create_subnet(VpcId=vpc, CidrBlock=f"{cidr}.{i}.0/24", AvailabilityZone=f"{REGION}{az}")["Subnet"]["SubnetId"]
-               for i, az in [(1, "a"), (2, "b")]]
-    group = ec2.create_security_group(GroupName="tasks", Description="tasks", VpcId=vpc)["GroupId"]
-    balancer = elb.create_load_balancer(Name=f"edge-{cidr.replace('.', '-')}", Subnets=subnets, SecurityGroups=[group],
-                                        Scheme="internal", Type="application")["LoadBalancers"][0]
-    certificate = aws.client("acm").request_certificate(DomainName="api.example.com")["CertificateArn"]
-    listener = elb.create_listener(
-        LoadBalancerArn=balancer["LoadBalancerArn"], Protocol="HTTPS", Port=443,
-        Certificates=[{"CertificateArn": certificate}],
-        DefaultActions=[{"Type": "fixed-response", "FixedResponseConfig": {"StatusCode": "404"}}],
-    )["Listeners"][0]["ListenerArn"]
-    return vpc, subnets, group, listener
-
-
 def test_environments_in_one_account_do_not_overwrite_each_other(aws, project):
     """Production (the default) and staging share the account: staging's resources carry its
     name, and deploying one changes nothing of the other. Staging has a VPC and load balancer
     of its own here ([environments.staging.aws] over [aws]): moto allows one private DNS
     namespace per VPC (ConflictingDomainExists), AWS many."""
-    vpc, subnets, group, listener = network(aws, "10.1")
+    vpc, subnets, group, listener, _ = network(aws.client, "10.1")
     config = project / "svcgen.toml"
     config.write_text(config.read_text() + f"""
 [environments.staging.aws]

@@ -13,12 +13,13 @@ pub(super) async fn table(
 ) -> Result<(), DeployError> {
     use svcgen_runtime::store::TableState;
     let indexes: Vec<&str> = table.indexes.iter().map(String::as_str).collect();
+    let failed = |error| TableError {
+        table: table.physical.clone(),
+        error,
+    };
     let state = svcgen_runtime::store::check_table(&aws.dynamodb, &table.physical, &indexes)
         .await
-        .map_err(|error| TableError {
-            table: table.physical.clone(),
-            error,
-        })?;
+        .map_err(failed)?;
     match state {
         TableState::Matches => Ok(()),
         TableState::Differs(difference) => Err(Failure::TableLayout { difference }.into()),
@@ -26,10 +27,7 @@ pub(super) async fn table(
             if plan.change(format!("enable TTL on ttl of table {}", table.physical)) {
                 svcgen_runtime::store::enable_ttl(&aws.dynamodb, &table.physical)
                     .await
-                    .map_err(|error| TableError {
-                        table: table.physical.clone(),
-                        error,
-                    })?;
+                    .map_err(failed)?;
             }
             Ok(())
         }
@@ -46,10 +44,7 @@ pub(super) async fn table(
             if plan.change(what) {
                 svcgen_runtime::store::create_table(&aws.dynamodb, &table.physical, &indexes)
                     .await
-                    .map_err(|error| TableError {
-                        table: table.physical.clone(),
-                        error,
-                    })?;
+                    .map_err(failed)?;
             }
             Ok(())
         }
