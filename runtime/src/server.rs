@@ -10,6 +10,7 @@ use std::sync::Arc;
 use std::time::Duration;
 
 use tokio::net::TcpListener;
+use tokio_stream::StreamExt as _;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
@@ -57,6 +58,15 @@ pub struct Config {
     /// `ACCESS_LOG`: which calls get a log line (`all`, `errors`, `off`, or a sample rate such
     /// as `0.1`; see [`crate::access_log`]).
     pub access_log: crate::access_log::AccessLog,
+    /// `METRICS`: `emf` (CloudWatch Embedded Metric Format on stdout; the default unless stdout
+    /// is a terminal) or `off`.
+    pub metrics: crate::MetricsOutput,
+    /// `METRICS_INTERVAL_SECS`, default 60: how long metrics are aggregated before they are
+    /// written (and once more when the server stops).
+    pub metrics_interval: Duration,
+    /// `OTEL_SERVICE_NAME`, default the binary's name: the metrics' `Service` dimension (the
+    /// task definition sets the deployed service's name).
+    pub service_name: Option<String>,
     /// `SVCGEN_TASK_POLICY`, unset by default: a task role policy document the service enforces
     /// on its own store calls (see [`crate::policy`]).
     pub task_policy: Option<Arc<Policy>>,
@@ -131,6 +141,26 @@ impl Config {
             .filter(|n| *n > 0),
             max_concurrent_streams: Some(var("MAX_CONCURRENT_STREAMS", "0")?).filter(|n| *n > 0),
             access_log: var("ACCESS_LOG", "all")?,
+            metrics: var(
+                "METRICS",
+                if std::io::stdout().is_terminal() {
+                    "off"
+                } else {
+                    "emf"
+                },
+            )?,
+            metrics_interval: match var("METRICS_INTERVAL_SECS", "60")? {
+                0 => {
+                    return Err(ConfigError::Invalid {
+                        variable: "METRICS_INTERVAL_SECS",
+                        value: "0".to_owned(),
+                    });
+                }
+                secs => Duration::from_secs(secs),
+            },
+            service_name: std::env::var("OTEL_SERVICE_NAME")
+                .ok()
+                .filter(|name| !name.is_empty()),
             task_policy: match std::env::var_os("SVCGEN_TASK_POLICY").filter(|p| !p.is_empty()) {
                 Some(path) => Some(Arc::new(
                     Policy::load(std::path::Path::new(&path)).map_err(ConfigError::Policy)?,
@@ -211,7 +241,12 @@ impl Stores {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
             .load()
             .await;
-        let client = aws_sdk_dynamodb::Client::new(&config);
+        // Counting each request's attempts: the retries in the metrics.
+        let client = aws_sdk_dynamodb::Client::from_conf(
+            aws_sdk_dynamodb::config::Builder::from(&config)
+                .interceptor(crate::telemetry::CountAttempts)
+                .build(),
+        );
         let tables = tables
             .iter()
             .map(|(logical, physical)| {
@@ -227,14 +262,13 @@ impl Stores {
         Self { tables }
     }
 
-    /// Every store refusing what `policy` does not allow; `physical` gives the table name the
-    /// policy's ARNs use for a logical table.
-    fn enforce(self, policy: &Arc<Policy>, physical: impl Fn(&str) -> String) -> Self {
+    /// Every store replaced by what `wrap` makes of it and its logical table's name.
+    fn wrap(self, wrap: impl Fn(&str, Arc<dyn Store>) -> Arc<dyn Store>) -> Self {
         let tables = self
             .tables
             .into_iter()
             .map(|(logical, store)| {
-                let store = policy.enforce(store, &physical(&logical));
+                let store = wrap(&logical, store);
                 (logical, store)
             })
             .collect();
@@ -448,7 +482,21 @@ impl Server {
                 return ExitCode::from(2);
             }
         };
-        match serve(self, &config).await {
+        let metrics = crate::telemetry::Metrics::new(
+            config
+                .service_name
+                .clone()
+                .unwrap_or_else(|| self.definition.name.to_owned()),
+        );
+        let emitter = (config.metrics == crate::MetricsOutput::Emf)
+            .then(|| tokio::spawn(metrics.clone().run(config.metrics_interval)));
+        let served = serve(self, &config, metrics.clone()).await;
+        if let Some(emitter) = emitter {
+            // The last interval, however the server stopped.
+            emitter.abort();
+            metrics.emit();
+        }
+        match served {
             Ok(()) => ExitCode::SUCCESS,
             Err(message) => {
                 tracing::error!(%message, "service failed");
@@ -502,25 +550,38 @@ enum ServeError {
 
 /// Serves until a signal, then drains. One function from bind to drain: the server future,
 /// the health reporter and the stop channels are shared by every phase.
-async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
+async fn serve(
+    server: Server,
+    config: &Config,
+    metrics: Arc<crate::telemetry::Metrics>,
+) -> Result<(), ServeError> {
     let definition = server.definition;
-    let mut stores = if config.dynamodb_tables.is_empty() {
+    let stores = if config.dynamodb_tables.is_empty() {
         Stores::local(&config.data_dir, definition.name, definition.tables)?
     } else {
         dynamodb_stores(&config.dynamodb_tables, definition.tables).await?
     };
+    // The name of a logical table's DynamoDB table: as configured, else svcgen.toml's. The
+    // metrics and the policy's ARNs use it.
+    let physical = |logical: &str| {
+        let configured = config.dynamodb_tables.iter().find(|(l, _)| l == logical);
+        let schema = definition.tables.iter().find(|t| t.name == logical);
+        match (configured, schema) {
+            (Some((_, physical)), _) => physical.clone(),
+            (None, Some(schema)) => schema.physical.to_owned(),
+            (None, None) => logical.to_owned(),
+        }
+    };
+    let mut stores = stores.wrap(|logical, store| {
+        Arc::new(crate::telemetry::Measured::new(
+            store,
+            &physical(logical),
+            metrics.clone(),
+        ))
+    });
     if let Some(policy) = &config.task_policy {
         tracing::info!("enforcing the task role policy in SVCGEN_TASK_POLICY on every store call");
-        // The names the policy's ARNs use: DynamoDB's tables as configured, else svcgen.toml's.
-        stores = stores.enforce(policy, |logical| {
-            let configured = config.dynamodb_tables.iter().find(|(l, _)| l == logical);
-            let schema = definition.tables.iter().find(|t| t.name == logical);
-            match (configured, schema) {
-                (Some((_, physical)), _) => physical.clone(),
-                (None, Some(schema)) => schema.physical.to_owned(),
-                (None, None) => logical.to_owned(),
-            }
-        });
+        stores = stores.wrap(|logical, store| policy.enforce(store, &physical(logical)));
     }
     let mut routes = (server.routes)(&stores);
     let mut names: Vec<&str> = definition.services.to_vec();
@@ -573,7 +634,10 @@ async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
         .max_concurrent_streams(config.max_concurrent_streams)
         .layer(
             tower::ServiceBuilder::new()
-                .layer(crate::access_log::AccessLogLayer::new(config.access_log))
+                .layer(crate::access_log::AccessLogLayer::new(
+                    config.access_log,
+                    metrics.clone(),
+                ))
                 .map_response(oversized_is_resource_exhausted as fn(_) -> _)
                 .map_request(move |mut request: http::Request<tonic::body::Body>| {
                     request.extensions_mut().insert(drain.clone());
@@ -592,7 +656,11 @@ async fn serve(server: Server, config: &Config) -> Result<(), ServeError> {
         // tonic sets TCP_NODELAY only on listeners it binds itself; without it, responses
         // larger than one segment wait ~40 ms for delayed ACKs (Nagle).
         .serve_with_incoming_shutdown(
-            TcpIncoming::from(listener).with_nodelay(Some(true)),
+            TcpIncoming::from(listener)
+                .with_nodelay(Some(true))
+                .map(move |accepted| {
+                    accepted.map(|stream| crate::telemetry::Counted::new(stream, metrics.clone()))
+                }),
             async {
                 let _ = stop_rx.await;
             },

@@ -54,8 +54,10 @@ def stubs():
 class Service:
     """One running task-svc process."""
 
-    def __init__(self, data_dir, backend_env, extra_env=None, binary=BINARY):
+    def __init__(self, data_dir, backend_env, extra_env=None, binary=BINARY, stdout=None):
         self.binary = binary
+        # Where the service's stdout (its metrics) goes: a file's path, else nowhere.
+        self.stdout = stdout
         self.data_dir = data_dir
         self.backend_env = dict(backend_env, **(extra_env or {}))
         self.process = None
@@ -66,9 +68,12 @@ class Service:
     def start(self):
         env = dict(os.environ, LISTEN_ADDR="127.0.0.1:0", DATA_DIR=str(self.data_dir), RUST_LOG="info")
         env.update(self.backend_env)
-        self.process = subprocess.Popen(
-            [str(self.binary)], env=env, stderr=subprocess.PIPE, stdout=subprocess.DEVNULL, text=True
-        )
+        stdout = open(self.stdout, "a") if self.stdout else subprocess.DEVNULL
+        try:
+            self.process = subprocess.Popen([str(self.binary)], env=env, stderr=subprocess.PIPE, stdout=stdout, text=True)
+        finally:
+            if self.stdout:
+                stdout.close()
         deadline = time.monotonic() + STARTUP_TIMEOUT
         # The service logs one JSON line with its bound address once it accepts connections.
         while time.monotonic() < deadline:

@@ -158,6 +158,8 @@ pub(super) fn task_definition(
         ),
         variable("SHUTDOWN_DELAY_SECS", deploy.shutdown_delay().to_string()),
         variable("RUST_LOG", "info"),
+        // The `Service` dimension of the metrics, which the dashboard and alarms select.
+        variable("OTEL_SERVICE_NAME", family),
     ];
     environment.extend(tables.iter().map(|t| variable(&t.variable, &t.physical)));
     let mut command = vec!["CMD".to_owned()];

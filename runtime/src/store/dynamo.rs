@@ -13,7 +13,8 @@ use aws_sdk_dynamodb::operation::transact_write_items::TransactWriteItemsError;
 use aws_sdk_dynamodb::primitives::Blob;
 use aws_sdk_dynamodb::types::{
     AttributeValue as Av, CancellationReason, ConditionCheck, Delete, KeysAndAttributes, Put,
-    ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem, Update,
+    ReturnConsumedCapacity, ReturnValue, ReturnValuesOnConditionCheckFailure, TransactWriteItem,
+    Update,
 };
 
 use super::rules::{
@@ -223,6 +224,11 @@ where
     E: ProvideErrorMetadata + std::error::Error + 'static,
     R: std::fmt::Debug,
 {
+    const THROTTLES: &[&str] = &[
+        "ThrottlingException",
+        "ProvisionedThroughputExceededException",
+        "RequestLimitExceeded",
+    ];
     const RETRYABLE: &[&str] = &[
         "ThrottlingException",
         "ProvisionedThroughputExceededException",
@@ -233,6 +239,12 @@ where
         // A single-item write that met a transaction in progress on its item.
         "TransactionConflictException",
     ];
+    let code = error
+        .as_service_error()
+        .and_then(ProvideErrorMetadata::code);
+    if code.is_some_and(|c| THROTTLES.contains(&c)) {
+        crate::telemetry::throttled();
+    }
     // One line: the operation, AWS's error code and message (or the transport failure).
     let detail = match error.as_service_error() {
         Some(service) => format!(
@@ -323,6 +335,30 @@ fn transaction_canceled(
     StoreError::Internal(detail)
 }
 
+/// Whether an operation reads or writes, for capacity DynamoDB reports only as a total.
+#[derive(Clone, Copy)]
+enum Kind {
+    Read,
+    Write,
+}
+
+/// Reports what DynamoDB says a request consumed: its read and write units where it gives
+/// them, else the total (`CapacityUnits`) as the operation's kind.
+fn consumed(capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>, kind: Kind) {
+    let Some(capacity) = capacity else { return };
+    let (read, write) = match (capacity.read_capacity_units, capacity.write_capacity_units) {
+        (None, None) => {
+            let total = capacity.capacity_units.unwrap_or(0.0);
+            match kind {
+                Kind::Read => (total, 0.0),
+                Kind::Write => (0.0, total),
+            }
+        }
+        (read, write) => (read.unwrap_or(0.0), write.unwrap_or(0.0)),
+    };
+    crate::telemetry::consumed(read, write);
+}
+
 /// Exponential backoff for retrying unprocessed keys: 100 ms after the first answer, then
 /// 200 ms, … up to 1.6 s.
 fn backoff(attempt: u32) -> std::time::Duration {
@@ -348,10 +384,14 @@ impl Store for DynamoStore {
             .condition_expression(condition)
             .set_expression_attribute_names(e.names())
             .set_expression_attribute_values(e.values())
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                consumed(output.consumed_capacity(), Kind::Write);
+                Ok(())
+            }
             Err(error) => match error.as_service_error() {
                 Some(service) if service.is_conditional_check_failed_exception() => {
                     Err(StoreError::AlreadyExists)
@@ -369,9 +409,11 @@ impl Store for DynamoStore {
             .table_name(&self.table)
             .set_key(Some(key_to_sdk(key)))
             .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("GetItem", e))?;
+        consumed(output.consumed_capacity(), Kind::Read);
         Ok(output
             .item
             .map(item_from_sdk)
@@ -399,10 +441,14 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(e.values())
             .return_values(ReturnValue::AllNew)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
+            Ok(output) => {
+                consumed(output.consumed_capacity(), Kind::Write);
+                Ok(output.attributes.map(item_from_sdk).unwrap_or_default())
+            }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::update_item::UpdateItemError::ConditionalCheckFailedException(
                     failed,
@@ -426,10 +472,14 @@ impl Store for DynamoStore {
             .set_expression_attribute_values(e.values())
             .return_values(ReturnValue::AllOld)
             .return_values_on_condition_check_failure(ReturnValuesOnConditionCheckFailure::AllOld)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(output) => Ok(output.attributes.map(item_from_sdk).unwrap_or_default()),
+            Ok(output) => {
+                consumed(output.consumed_capacity(), Kind::Write);
+                Ok(output.attributes.map(item_from_sdk).unwrap_or_default())
+            }
             Err(error) => match error.as_service_error() {
                 Some(aws_sdk_dynamodb::operation::delete_item::DeleteItemError::ConditionalCheckFailedException(
                     failed,
@@ -515,10 +565,16 @@ impl Store for DynamoStore {
             .client
             .transact_write_items()
             .set_transact_items(Some(items))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await;
         match result {
-            Ok(_) => Ok(()),
+            Ok(output) => {
+                for capacity in output.consumed_capacity() {
+                    consumed(Some(capacity), Kind::Write);
+                }
+                Ok(())
+            }
             Err(error) => match error.as_service_error() {
                 Some(TransactWriteItemsError::TransactionCanceledException(canceled)) => {
                     let detail = format!(
@@ -557,9 +613,13 @@ impl Store for DynamoStore {
                     .client
                     .batch_get_item()
                     .request_items(&self.table, request)
+                    .return_consumed_capacity(ReturnConsumedCapacity::Total)
                     .send()
                     .await
                     .map_err(|e| sdk_error("BatchGetItem", e))?;
+                for capacity in output.consumed_capacity() {
+                    consumed(Some(capacity), Kind::Read);
+                }
                 let items = output
                     .responses
                     .and_then(|mut tables| tables.remove(&self.table))
@@ -628,9 +688,11 @@ impl Store for DynamoStore {
             .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
             .set_exclusive_start_key(query.start_after.clone().map(item_to_sdk))
             .set_consistent_read(query.index.is_none().then_some(true))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
             .send()
             .await
             .map_err(|e| sdk_error("Query", e))?;
+        consumed(output.consumed_capacity(), Kind::Read);
         Ok(QueryPage {
             items: output
                 .items

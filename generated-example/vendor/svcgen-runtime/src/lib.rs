@@ -22,6 +22,7 @@ pub mod probe;
 pub mod repository;
 pub mod server;
 pub mod store;
+mod telemetry;
 pub mod validate;
 
 pub use context::RequestContext;
@@ -33,6 +34,7 @@ pub use repository::{EntityTable, Page, PageLimits, Transaction};
 pub use server::Server;
 pub use store::{LocalStore, Store, StoreError, TableSchema};
 pub use svcgen_macros::{Attributes, Entity};
+pub use telemetry::MetricsOutput;
 
 /// What generated code names: one path, `::svcgen_runtime::codegen::*`, so generated code and
 /// this crate's version always agree (as tonic's generated code uses `tonic::codegen`).

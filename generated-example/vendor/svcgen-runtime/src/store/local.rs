@@ -23,6 +23,7 @@ use super::{
 };
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
 use crate::item::{AttributeValue, Item};
+use crate::telemetry::{consumed, read_units, write_units};
 
 type ItemTable<'a> = TableDefinition<'a, (&'static str, &'static str), &'static [u8]>;
 type IndexTable<'a> =
@@ -465,49 +466,61 @@ fn key_attributes(item: &Item, names: &[&str]) -> Item {
 impl Store for LocalStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
         limits::check_item(&item, &self.index_names())?;
+        let units = write_units(limits::item_size(&item));
         self.blocking(move |this| {
             let txn = this.db.begin_write().map_err(internal)?;
             this.create_in(&txn, &item)?;
             txn.commit().map_err(internal)
         })
-        .await
+        .await?;
+        consumed(0.0, units);
+        Ok(())
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
         limits::check_item_key(key)?;
         let key = key.clone();
-        self.blocking(move |this| {
-            let txn = this.db.begin_read().map_err(internal)?;
-            let items = txn.open_table(this.item_table()).map_err(internal)?;
-            read_live(&items, &key)
-        })
-        .await
+        let item = self
+            .blocking(move |this| {
+                let txn = this.db.begin_read().map_err(internal)?;
+                let items = txn.open_table(this.item_table()).map_err(internal)?;
+                read_live(&items, &key)
+            })
+            .await?;
+        consumed(read_units(item.as_ref().map_or(0, limits::item_size)), 0.0);
+        Ok(item)
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         limits::check_update(&update.set, &self.index_names())?;
         let key = key.clone();
-        self.blocking(move |this| {
-            let txn = this.db.begin_write().map_err(internal)?;
-            let new = this.update_in(&txn, &key, update)?;
-            txn.commit().map_err(internal)?;
-            Ok(new)
-        })
-        .await
+        let new = self
+            .blocking(move |this| {
+                let txn = this.db.begin_write().map_err(internal)?;
+                let new = this.update_in(&txn, &key, update)?;
+                txn.commit().map_err(internal)?;
+                Ok(new)
+            })
+            .await?;
+        consumed(0.0, write_units(limits::item_size(&new)));
+        Ok(new)
     }
 
     async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         let key = key.clone();
-        self.blocking(move |this| {
-            let txn = this.db.begin_write().map_err(internal)?;
-            let old = this.expected_in(&txn, &key, &expected)?;
-            this.write(&txn, &key, Some(&old), None)?;
-            txn.commit().map_err(internal)?;
-            Ok(old)
-        })
-        .await
+        let old = self
+            .blocking(move |this| {
+                let txn = this.db.begin_write().map_err(internal)?;
+                let old = this.expected_in(&txn, &key, &expected)?;
+                this.write(&txn, &key, Some(&old), None)?;
+                txn.commit().map_err(internal)?;
+                Ok(old)
+            })
+            .await?;
+        consumed(0.0, write_units(limits::item_size(&old)));
+        Ok(old)
     }
 
     async fn transact(&self, writes: Vec<TransactWrite>) -> Result<(), StoreError> {
@@ -515,6 +528,15 @@ impl Store for LocalStore {
         if writes.is_empty() {
             return Ok(());
         }
+        // Transactional writes cost twice a plain write's units (the items this store does
+        // not read before the transaction count as 1 KB).
+        let units: f64 = writes
+            .iter()
+            .map(|write| match write {
+                TransactWrite::Create(item) => 2.0 * write_units(limits::item_size(item)),
+                _ => 2.0,
+            })
+            .sum();
         self.blocking(move |this| {
             // Every write in one redb transaction: an error drops it, and with it every write.
             let txn = this.db.begin_write().map_err(internal)?;
@@ -536,23 +558,37 @@ impl Store for LocalStore {
             }
             txn.commit().map_err(internal)
         })
-        .await
+        .await?;
+        consumed(0.0, units);
+        Ok(())
     }
 
     async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
         keys.iter().try_for_each(limits::check_item_key)?;
         let keys = keys.to_vec();
-        self.blocking(move |this| {
-            let txn = this.db.begin_read().map_err(internal)?;
-            let items = txn.open_table(this.item_table()).map_err(internal)?;
-            keys.iter().map(|key| read_live(&items, key)).collect()
-        })
-        .await
+        let items: Vec<Option<Item>> = self
+            .blocking(move |this| {
+                let txn = this.db.begin_read().map_err(internal)?;
+                let items = txn.open_table(this.item_table()).map_err(internal)?;
+                keys.iter().map(|key| read_live(&items, key)).collect()
+            })
+            .await?;
+        let units = items
+            .iter()
+            .flatten()
+            .map(|item| read_units(limits::item_size(item)));
+        consumed(units.sum(), 0.0);
+        Ok(items)
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
         limits::check_query(&query)?;
-        self.blocking(move |this| this.query_sync(&query)).await
+        // Reads of an index are eventually consistent: half the units.
+        let share = if query.index.is_some() { 0.5 } else { 1.0 };
+        let page = self.blocking(move |this| this.query_sync(&query)).await?;
+        let bytes = page.items.iter().map(limits::item_size).sum();
+        consumed(share * read_units(bytes), 0.0);
+        Ok(page)
     }
 }
 
