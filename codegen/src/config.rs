@@ -157,6 +157,30 @@ pub struct DeployConfig {
     /// The host name clients call the service by through the load balancer (its certificate
     /// must cover it): the listener rule matches it, so environments can share one listener.
     pub domain: Option<String>,
+    /// The CloudWatch alarms' thresholds and where they notify.
+    pub alarms: AlarmsConfig,
+}
+
+/// `[deploy.alarms]`: when the generated alarms fire and whom they tell.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct AlarmsConfig {
+    /// The SNS topic the alarms notify (ARN); none by default (the alarms still change state).
+    pub topic: Option<String>,
+    /// The service's 99th-percentile latency, in ms, above which it alarms.
+    pub latency_p99_ms: u32,
+    /// The share of calls, in percent, failing with a server error above which it alarms.
+    pub server_error_percent: f64,
+}
+
+impl Default for AlarmsConfig {
+    fn default() -> Self {
+        Self {
+            topic: None,
+            latency_p99_ms: 1000,
+            server_error_percent: 1.0,
+        }
+    }
 }
 
 /// The CPU architecture the service is built for and runs on.
@@ -214,6 +238,7 @@ impl Default for DeployConfig {
             keep_images: 20,
             container_insights: false,
             domain: None,
+            alarms: AlarmsConfig::default(),
         }
     }
 }
@@ -625,6 +650,32 @@ impl DeployConfig {
             1..=65_535,
             "the container port",
         )?;
+        let alarms = &self.alarms;
+        if let Some(topic) = &alarms.topic {
+            let parts: Vec<&str> = topic.split(':').collect();
+            if parts.len() != 6 || parts[0] != "arn" || parts[2] != "sns" || parts[5].is_empty() {
+                return Err(ConfigError::Refused {
+                    setting: "deploy.alarms.topic",
+                    value: format!("{topic:?}"),
+                    reason:
+                        "an SNS topic's ARN looks like arn:aws:sns:us-east-1:123456789012:alarms"
+                            .into(),
+                });
+            }
+        }
+        within(
+            "deploy.alarms.latency_p99_ms",
+            alarms.latency_p99_ms,
+            1..=900_000,
+            "a latency threshold in milliseconds",
+        )?;
+        if !(alarms.server_error_percent > 0.0 && alarms.server_error_percent <= 100.0) {
+            return Err(ConfigError::Refused {
+                setting: "deploy.alarms.server_error_percent",
+                value: alarms.server_error_percent.to_string(),
+                reason: "a share of calls above 0 and at most 100 (percent)".into(),
+            });
+        }
         within(
             "deploy.keep_images",
             self.keep_images,

@@ -39,7 +39,7 @@ def construct(loader, node, tag):
     return {tag: loader.construct_scalar(node)}
 
 
-for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals"]:
+for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals", "!Join", "!Select", "!Split"]:
     CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: construct(loader, node, tag))
 
 
@@ -242,10 +242,16 @@ def test_a_stopping_task_serves_for_the_dns_ttl_then_drains():
     assert container["stopTimeout"] == 60 <= 120
 
 
-def test_cloud_map_callers_are_admitted_on_the_container_port(tmp_path):
+def copy_project(tmp_path):
+    """generated-example (and the protos it reads) in `tmp_path`, to generate with other settings."""
     project = tmp_path / "example"
     shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "data", "vendor"))
     shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    return project
+
+
+def test_cloud_map_callers_are_admitted_on_the_container_port(tmp_path):
+    project = copy_project(tmp_path)
     config = project / "svcgen.toml"
     config.write_text(config.read_text().replace(
         "# caller_security_groups = []  # callers in the VPC the tasks admit, besides the load balancer\n# caller_cidrs = []",
@@ -283,9 +289,7 @@ def test_srv_records_carry_the_container_port(tmp_path):
 
 
 def test_a_domain_routes_its_host_to_the_service_and_its_health(tmp_path):
-    project = tmp_path / "example"
-    shutil.copytree(PROJECT, project, ignore=shutil.ignore_patterns("target", "data", "vendor"))
-    shutil.copytree(ROOT / "proto", tmp_path / "proto")
+    project = copy_project(tmp_path)
     config = project / "svcgen.toml"
     config.write_text(config.read_text().replace("[deploy]\n", '[deploy]\ndomain = "tasks.example.com"\n'))
     generated = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
@@ -299,3 +303,74 @@ def test_a_domain_routes_its_host_to_the_service_and_its_health(tmp_path):
          "PathPatternConfig": {"Values": ["/grpc.health.v1.Health/*", "/tasks.TaskService/*"]}},
         {"Field": "host-header", "HostHeaderConfig": {"Values": ["tasks.example.com"]}},
     ]
+
+
+def test_alarms_are_valid_put_metric_alarm_input_and_the_template_creates_the_same():
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    cloudwatch = botocore.session.get_session().get_service_model("cloudwatch")
+    shape = cloudwatch.operation_model("PutMetricAlarm").input_shape
+    template = load_template()["Resources"]
+    alarms = {}
+    for path in sorted((DEPLOY / "monitoring").glob("*.json")):
+        if path.name != "dashboard.json":
+            alarm = json.loads(path.read_text())
+            validate_parameters(alarm, shape)  # raises ParamValidationError listing every problem
+            alarms[alarm["AlarmName"]] = alarm
+    assert sorted(alarms) == ["task-svc-latency-p99", "task-svc-server-errors", "task-svc-store-throttles",
+                              "task-svc-unhealthy-hosts"]
+    in_template = {r["Properties"]["AlarmName"]: r["Properties"] for r in template.values()
+                   if r["Type"] == "AWS::CloudWatch::Alarm"}
+    assert sorted(in_template) == sorted(alarms)
+    for name, alarm in alarms.items():
+        created = in_template[name]
+        for key in ["ComparisonOperator", "Threshold", "EvaluationPeriods", "DatapointsToAlarm", "TreatMissingData",
+                    "AlarmDescription"]:
+            assert created[key] == alarm[key], (name, key)
+        # Same queries; the load balancer's names come from the stack instead of placeholders.
+        for query, expected in zip(created["Metrics"], alarm["Metrics"], strict=True):
+            assert (query["Id"], query["ReturnData"]) == (expected["Id"], expected["ReturnData"])
+            if "MetricStat" in expected:
+                got, want = query["MetricStat"], expected["MetricStat"]
+                assert (got["Stat"], got["Period"]) == (want["Stat"], want["Period"])
+                assert got["Metric"]["MetricName"] == want["Metric"]["MetricName"]
+                assert [d["Name"] for d in got["Metric"]["Dimensions"]] == [d["Name"] for d in want["Metric"]["Dimensions"]]
+    # Without [deploy.alarms] topic they notify nobody until the parameter names one.
+    assert "AlarmActions" not in alarms["task-svc-latency-p99"]
+    assert in_template["task-svc-latency-p99"]["AlarmActions"]["!If"][0] == "HasAlarmTopic"
+    assert alarms["task-svc-latency-p99"]["Threshold"] == 1000
+    p99 = alarms["task-svc-latency-p99"]["Metrics"][0]["MetricStat"]
+    assert p99["Stat"] == "p99" and p99["Metric"]["Dimensions"] == [{"Name": "Service", "Value": "task-svc"}]
+    unhealthy = alarms["task-svc-unhealthy-hosts"]["Metrics"][0]["MetricStat"]["Metric"]
+    assert unhealthy["Namespace"] == "AWS/ApplicationELB"
+    assert {d["Value"] for d in unhealthy["Dimensions"]} == {"${TARGET_GROUP_FULL_NAME}", "${LOAD_BALANCER_FULL_NAME}"}
+
+
+def test_the_dashboard_shows_each_rpc_and_is_the_templates():
+    dashboard = json.loads((DEPLOY / "monitoring" / "dashboard.json").read_text())
+    titles = [w["properties"]["title"] for w in dashboard["widgets"]]
+    assert titles == ["Calls per RPC (per minute)", "Errors by class (% of calls)", "p99 latency per RPC (ms)",
+                      "DynamoDB capacity units", "DynamoDB throttles, retries, failures", "Load balancer targets"]
+    calls = dashboard["widgets"][0]["properties"]["metrics"]
+    assert [line[5] for line in calls] == [f"tasks.TaskService/{m}" for m in
+                                           ["CreateTask", "GetTask", "UpdateTask", "ListTasks", "ListTasksByAssignee"]]
+    assert all(w["properties"]["region"] == "${AWS_REGION}" for w in dashboard["widgets"])
+    (resource,) = [r for r in load_template()["Resources"].values() if r["Type"] == "AWS::CloudWatch::Dashboard"]
+    body, names = resource["Properties"]["DashboardBody"]["!Sub"]
+    assert set(names) == {"TARGET_GROUP_FULL_NAME", "LOAD_BALANCER_FULL_NAME"}
+    assert json.loads(body.replace("${AWS::Region}", "${AWS_REGION}")) == dashboard
+
+
+def test_an_alarm_topic_is_notified_and_bad_alarm_settings_are_refused(tmp_path):
+    project = copy_project(tmp_path)
+    config = project / "svcgen.toml"
+    topic = "arn:aws:sns:eu-central-1:123456789012:oncall"
+    config.write_text(config.read_text() + f'\n[deploy.alarms]\ntopic = "{topic}"\nlatency_p99_ms = 250\n')
+    assert run(ROOT / "target" / "debug" / "svcgen", "generate", project).returncode == 0
+    alarm = json.loads((project / "deploy" / "monitoring" / "latency-p99.json").read_text())
+    assert alarm["AlarmActions"] == [topic] and alarm["OKActions"] == [topic] and alarm["Threshold"] == 250
+    assert load_template(project)["Parameters"]["AlarmTopicArn"]["Default"] == topic
+    config.write_text(config.read_text().replace(f'topic = "{topic}"', 'topic = "oncall"'))
+    refused = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
+    assert refused.returncode != 0 and "deploy.alarms.topic" in refused.stderr, refused.stderr

@@ -106,7 +106,7 @@ def construct(loader, node, tag):
     return {tag: loader.construct_scalar(node)}
 
 
-for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals"]:
+for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals", "!Join", "!Select", "!Split"]:
     CfnLoader.add_constructor(tag, lambda loader, node, tag=tag: construct(loader, node, tag))
 
 

@@ -11,7 +11,7 @@ import time
 import grpc
 import pytest
 
-from conftest import Service, dynamodb_env
+from conftest import ROOT, Service, dynamodb_env
 
 # The units CloudWatch accepts (MetricDatum's StandardUnit).
 UNITS = {
@@ -194,3 +194,45 @@ def test_metrics_off_and_a_bad_interval(data_dir, stubs, tmp_path):
     for bad in [{"METRICS": "prometheus"}, {"METRICS_INTERVAL_SECS": "0"}]:
         with pytest.raises(AssertionError, match="exited during start-up"):
             Service(data_dir, {}, bad).start()
+
+
+def test_the_dashboard_and_alarms_read_what_the_service_emits(data_dir, stubs, tmp_path):
+    """Every svcgen metric of the generated dashboard and alarms (deploy/monitoring/, the model
+    the template is rendered from too) with its dimensions and values, found in the EMF a real
+    run of every RPC writes."""
+    pb, tasks_grpc = stubs
+    out = tmp_path / "stdout"
+    service = Service(data_dir, {}, {"METRICS_INTERVAL_SECS": "3600"}, stdout=out).start()
+    try:
+        with service.channel() as channel:
+            stub = tasks_grpc.TaskServiceStub(channel)
+            task = stub.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id="p1", title="t", assignee="ann")))
+            stub.GetTask(pb.GetTaskRequest(project_id="p1", id=task.id))
+            task.title = "renamed"
+            stub.UpdateTask(pb.UpdateTaskRequest(task=task))
+            stub.ListTasks(pb.ListTasksRequest(project_id="p1"))
+            stub.ListTasksByAssignee(pb.ListTasksByAssigneeRequest(assignee="ann"))
+    finally:
+        assert service.stop() == 0
+    emitted = set()  # (metric, ((dimension, value), ...))
+    for doc in documents(out):
+        for directive in doc["_aws"]["CloudWatchMetrics"]:
+            for dimension_set in directive["Dimensions"]:
+                key = tuple((d, doc[d]) for d in dimension_set)
+                emitted |= {(m["Name"], key) for m in directive["Metrics"]}
+
+    monitoring = ROOT / "generated-example" / "deploy" / "monitoring"
+    read = set()
+    dashboard = json.loads((monitoring / "dashboard.json").read_text())
+    for widget in dashboard["widgets"]:
+        for line in widget["properties"]["metrics"]:
+            if line[0] == "svcgen":
+                strings = [v for v in line if isinstance(v, str)]
+                read.add((strings[1], tuple(zip(strings[2::2], strings[3::2]))))
+    for path in monitoring.glob("*.json"):
+        for query in json.loads(path.read_text()).get("Metrics", []):
+            metric = query.get("MetricStat", {}).get("Metric")
+            if metric and metric["Namespace"] == "svcgen":
+                read.add((metric["MetricName"], tuple((d["Name"], d["Value"]) for d in metric["Dimensions"])))
+    assert len(read) > 10
+    assert read <= emitted, sorted(read - emitted)

@@ -75,7 +75,7 @@ class CfnLoader(yaml.SafeLoader):
     pass
 
 
-for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals"]:
+for tag in ["!Ref", "!GetAtt", "!Sub", "!If", "!Not", "!Equals", "!Join", "!Select", "!Split"]:
     CfnLoader.add_constructor(tag, lambda loader, node: None)
 
 

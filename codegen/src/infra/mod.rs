@@ -9,10 +9,12 @@
 //! CloudFormation's pseudo parameters, `svcgen deploy` for the caller's account.
 
 mod iam;
+pub mod monitoring;
 mod task_definition;
 
 pub(crate) use iam::pascal_case;
 pub use iam::{Condition, PolicyDocument, Statement};
+pub use monitoring::Monitoring;
 pub use task_definition::{
     Container, HealthCheck, LogConfiguration, NameValue, PortMapping, RuntimePlatform,
     TaskDefinition,
@@ -101,6 +103,8 @@ pub struct Infrastructure {
     pub discovery: Discovery,
     /// The ECS service.
     pub service: Service,
+    /// The CloudWatch dashboard and alarms.
+    pub monitoring: Monitoring,
 }
 
 /// The ECR repository.
@@ -339,7 +343,15 @@ impl Infrastructure {
         }
         path_patterns.sort();
         let target_group = &deploy.target_group;
+        let physical_tables: Vec<String> = tables.iter().map(|t| t.physical.clone()).collect();
         Self {
+            monitoring: Monitoring::new(
+                &name,
+                model,
+                &physical_tables,
+                target.region,
+                &deploy.alarms,
+            ),
             trust_policy: iam::trust_policy(target),
             repository,
             tables,

@@ -8,7 +8,7 @@ use svcgen_contract::attributes;
 
 use crate::GenerateError;
 use crate::config::Config;
-use crate::infra::{Infrastructure, PolicyDocument, Target};
+use crate::infra::{Infrastructure, PolicyDocument, Target, monitoring};
 use crate::model::Model;
 use crate::templates::Templates;
 
@@ -58,6 +58,70 @@ struct DeployVars<'a> {
     rust_target: &'static str,
     /// Whether the runtime is vendored (the Dockerfile copies `vendor/` and `.cargo/`).
     vendored: bool,
+    /// The dashboard's body as a YAML string (for `!Sub`).
+    dashboard_body: String,
+    /// The load balancer's full name, as YAML.
+    load_balancer_full_name: &'static str,
+    /// The alarms, values as YAML.
+    alarms: Vec<AlarmVars<'a>>,
+}
+
+#[derive(Serialize)]
+struct AlarmVars<'a> {
+    alarm: &'a crate::infra::monitoring::Alarm,
+    description: String,
+    queries: Vec<QueryVars<'a>>,
+}
+
+#[derive(Serialize)]
+struct QueryVars<'a> {
+    query: &'a crate::infra::monitoring::AlarmQuery,
+    label: String,
+    expression: Option<String>,
+    /// The metric's dimensions, values as YAML.
+    dimensions: Vec<(&'static str, String)>,
+}
+
+/// The load balancer's full name (`app/<name>/<id>`) from the listener's ARN.
+const LOAD_BALANCER_FULL_NAME: &str = r#"!Join ["/", [!Select [1, !Split ["/", !Ref HttpsListenerArn]], !Select [2, !Split ["/", !Ref HttpsListenerArn]], !Select [3, !Split ["/", !Ref HttpsListenerArn]]]]"#;
+
+/// A dimension value of an alarm as YAML: the load balancer's names from the stack.
+fn dimension_value(value: &str) -> String {
+    match value {
+        monitoring::TARGET_GROUP_FULL_NAME => "!GetAtt TargetGroup.TargetGroupFullName".into(),
+        monitoring::LOAD_BALANCER_FULL_NAME => LOAD_BALANCER_FULL_NAME.into(),
+        other => quoted(other),
+    }
+}
+
+fn quoted(value: &str) -> String {
+    serde_json::Value::from(value).to_string()
+}
+
+fn alarms(monitoring: &crate::infra::Monitoring) -> Vec<AlarmVars<'_>> {
+    monitoring
+        .alarms
+        .iter()
+        .map(|alarm| AlarmVars {
+            alarm,
+            description: quoted(&alarm.description),
+            queries: alarm
+                .queries
+                .iter()
+                .map(|query| QueryVars {
+                    query,
+                    label: quoted(&query.label),
+                    expression: query.expression.as_deref().map(quoted),
+                    dimensions: query
+                        .metric
+                        .iter()
+                        .flat_map(|m| &m.dimensions)
+                        .map(|(name, value)| (*name, dimension_value(value)))
+                        .collect(),
+                })
+                .collect(),
+        })
+        .collect()
 }
 
 #[derive(Serialize)]
@@ -128,7 +192,7 @@ pub(super) fn render(
     model: &Model,
     sources: &str,
     templates: &Templates,
-) -> Result<Vec<(&'static str, Vec<u8>)>, GenerateError> {
+) -> Result<Vec<(String, Vec<u8>)>, GenerateError> {
     let generated = Infrastructure::generated(config, model);
     let stack = Infrastructure::new(config, model, Target::CLOUDFORMATION);
     // The model's task definition has exactly one container.
@@ -190,9 +254,12 @@ pub(super) fn render(
         trust_statements: statements(&stack.trust_policy),
         rust_target: deploy.architecture.rust_target(),
         vendored: config.runtime.vendored(),
+        dashboard_body: quoted(&stack.monitoring.dashboard_body),
+        load_balancer_full_name: LOAD_BALANCER_FULL_NAME,
+        alarms: alarms(&stack.monitoring),
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);
-    Ok(vec![
+    let files = vec![
         ("Dockerfile", render("Dockerfile.hbs")?),
         (".dockerignore", render("dockerignore.hbs")?),
         (
@@ -215,7 +282,21 @@ pub(super) fn render(
             "deploy/iam/trust-policy.json",
             json(&generated.trust_policy)?,
         ),
-    ])
+    ];
+    let mut files: Vec<(String, Vec<u8>)> = files
+        .into_iter()
+        .map(|(path, bytes)| (path.to_owned(), bytes))
+        .collect();
+    let monitoring = &generated.monitoring;
+    let dashboard: serde_json::Value =
+        serde_json::from_str(&monitoring.dashboard_body).map_err(super::RenderError::Json)?;
+    files.push(("deploy/monitoring/dashboard.json".into(), json(&dashboard)?));
+    for alarm in &monitoring.alarms {
+        let input = alarm.put_metric_alarm_input(monitoring.topic.as_deref());
+        let path = format!("deploy/monitoring/{}.json", alarm.suffix);
+        files.push((path, json(&input)?));
+    }
+    Ok(files)
 }
 
 #[cfg(test)]
