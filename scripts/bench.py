@@ -3,7 +3,9 @@
 (baseline, generated, baseline, generated, ...) on the embedded store, and reports medians and
 ratios (generated / baseline): throughput, p99 latency, server CPU time per request (the kernel's
 accounting of the server process, /proc/<pid>/stat, sampled at the load generator's window
-markers), peak memory (VmHWM) and process start -> health SERVING.
+markers), peak memory (VmHWM) and process start -> health SERVING. The generated service runs
+twice per round: with its defaults (a log line per call, EMF metrics) and with both off
+(ACCESS_LOG=off METRICS=off), so a second table reports what telemetry costs (on / off).
 
 Usage: .venv/bin/python scripts/bench.py [--rounds 3] [--duration 10] [--profile release]
        [--smoke] [--json FILE]
@@ -29,6 +31,9 @@ from grpc_health.v1 import health_pb2, health_pb2_grpc
 ROOT = Path(__file__).resolve().parents[1]
 WORKLOADS = ["get", "create", "list"]
 GOALS = {"rps": (">=", 0.95), "p99_ms": ("<=", 1.2), "cpu_us_per_req": ("<=", 1.1)}
+# Telemetry on against off (issue 17).
+TELEMETRY_GOALS = {"rps": (">=", 0.9), "p99_ms": ("<=", 1.2), "cpu_us_per_req": ("<=", 1.15)}
+TELEMETRY_OFF = {"ACCESS_LOG": "off", "METRICS": "off"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 
 
@@ -67,9 +72,10 @@ def wait_serving(port, deadline):
     raise RuntimeError(f"127.0.0.1:{port} did not become SERVING")
 
 
-def run_server(name, binary, args, data_dir):
+def run_server(name, binary, extra_env, args, data_dir):
     port = free_port()
-    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info")
+    # Logs and metrics are written to /dev/null (on ECS, to the awslogs driver).
+    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info", **extra_env)
     started = time.monotonic()
     process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
     try:
@@ -123,13 +129,14 @@ def main():
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.concurrency = 1, 1.0, 0.2, 8
     args.bin_dir = ROOT / "target" / args.profile
-    servers = [("baseline", args.bin_dir / "baseline"), ("generated", args.bin_dir / "task-svc")]
-    runs = {name: [] for name, _ in servers}
+    servers = [("baseline", args.bin_dir / "baseline", {}), ("generated", args.bin_dir / "task-svc", {}),
+               ("telemetry-off", args.bin_dir / "task-svc", TELEMETRY_OFF)]
+    runs = {name: [] for name, _, _ in servers}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number}/{args.rounds}", file=sys.stderr)
-        for name, binary in servers:
+        for name, binary, extra_env in servers:
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data_dir:
-                runs[name].append(run_server(name, binary, args, data_dir))
+                runs[name].append(run_server(name, binary, extra_env, args, data_dir))
 
     def median(name, *path):
         values = []
@@ -140,15 +147,19 @@ def main():
             values.append(value)
         return statistics.median(values)
 
+    def compare(reference, subject, goals):
+        rows = []
+        for workload in WORKLOADS:
+            for metric, (op, goal) in goals.items():
+                base, gen = median(reference, workload, metric), median(subject, workload, metric)
+                ratio = gen / base if base else float("inf")
+                met = ratio >= goal if op == ">=" else ratio <= goal
+                rows.append((workload, metric, base, gen, ratio, f"{op} {goal}", met))
+        return rows
+
     failures = []
-    rows = []
+    rows = compare("baseline", "generated", GOALS)
     for workload in WORKLOADS:
-        for metric in GOALS:
-            base, gen = median("baseline", workload, metric), median("generated", workload, metric)
-            ratio = gen / base if base else float("inf")
-            op, goal = GOALS[metric]
-            met = ratio >= goal if op == ">=" else ratio <= goal
-            rows.append((workload, metric, base, gen, ratio, f"{op} {goal}", met))
         for name in runs:
             for run in runs[name]:
                 errors = {c: n for c, n in run[workload]["codes"].items() if c != "OK"}
@@ -162,10 +173,15 @@ def main():
             if run["exit_code"] != 0:
                 failures.append(f"{name} exited with {run['exit_code']} on SIGTERM")
 
-    print(f"| workload | metric | baseline | generated | generated / baseline | goal | met |")
-    print(f"| --- | --- | ---: | ---: | ---: | --- | --- |")
-    for workload, metric, base, gen, ratio, goal, met in rows:
-        print(f"| {workload} | {metric} | {base:.2f} | {gen:.2f} | {ratio:.3f} | {goal} | {'-' if met is None else 'yes' if met else 'NO'} |")
+    def table(rows, reference, subject):
+        print(f"| workload | metric | {reference} | {subject} | {subject} / {reference} | goal | met |")
+        print("| --- | --- | ---: | ---: | ---: | --- | --- |")
+        for workload, metric, base, gen, ratio, goal, met in rows:
+            print(f"| {workload} | {metric} | {base:.2f} | {gen:.2f} | {ratio:.3f} | {goal} | {'-' if met is None else 'yes' if met else 'NO'} |")
+
+    table(rows, "baseline", "generated")
+    print("\nTelemetry (the generated service's defaults against ACCESS_LOG=off METRICS=off):\n")
+    table(compare("telemetry-off", "generated", TELEMETRY_GOALS), "telemetry off", "telemetry on")
     start = median("generated", "start_ms")
     print(f"\ngenerated start -> SERVING: {start:.1f} ms (goal <= 50 ms: {'met' if start <= 50 else 'MISSED'}); "
           f"{args.rounds} rounds, {args.duration:g} s per workload, concurrency {args.concurrency} over {args.connections} connections")

@@ -144,7 +144,7 @@ where
             .and_then(|info| info.remote_addr());
         let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
         self.layer.metrics.call_started();
-        let call = Call {
+        let mut call = Call {
             rpc,
             request_id,
             trace_id,
@@ -152,11 +152,14 @@ where
             started: Instant::now(),
             record: Arc::default(),
             layer: self.layer.clone(),
+            finished: false,
         };
         let response = crate::telemetry::recording(
             call.record.clone(),
             self.inner.call(request).instrument(span),
         );
+        // Dropped before it answers (the client went away, the drain ended it), `call` logs
+        // itself CANCELLED.
         Box::pin(async move {
             let mut response = response.await?;
             if let Some(header) = header {
@@ -208,10 +211,21 @@ struct Call {
     /// The store requests made for it.
     record: Arc<CallRecord>,
     layer: AccessLogLayer,
+    finished: bool,
+}
+
+impl Drop for Call {
+    fn drop(&mut self) {
+        self.finish(tonic::Code::Cancelled);
+    }
 }
 
 impl Call {
-    fn finish(self, code: tonic::Code) {
+    /// Counts and logs the call as answered `code`, once.
+    fn finish(&mut self, code: tonic::Code) {
+        if std::mem::replace(&mut self.finished, true) {
+            return;
+        }
         let duration = self.started.elapsed();
         self.layer.metrics.call_finished(&self.rpc, code, duration);
         let logged = match self.layer.mode {
@@ -265,7 +279,8 @@ fn describe(calls: &[StoreCall]) -> String {
 }
 
 /// The response body, logging the call when its trailers (with the gRPC status) pass, when it
-/// ends without them, or when it is dropped first (the client went away: CANCELLED).
+/// ends without them, or when it is dropped first (the client went away: CANCELLED, as the
+/// dropped [`Call`] logs itself).
 struct LoggedBody {
     inner: Body,
     call: Option<Call>,
@@ -273,7 +288,7 @@ struct LoggedBody {
 
 impl LoggedBody {
     fn finish(&mut self, code: tonic::Code) {
-        if let Some(call) = self.call.take() {
+        if let Some(mut call) = self.call.take() {
             call.finish(code);
         }
     }
@@ -287,7 +302,14 @@ impl http_body::Body for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        let polled = Pin::new(&mut self.inner).poll_frame(cx);
+        // A streaming response makes its store requests while it is polled.
+        let polled = match self.call.as_ref().map(|call| call.record.clone()) {
+            Some(record) => {
+                let inner = &mut self.inner;
+                crate::telemetry::recording_sync(record, || Pin::new(inner).poll_frame(cx))
+            }
+            None => Pin::new(&mut self.inner).poll_frame(cx),
+        };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
                 if let Some(code) = frame.trailers_ref().and_then(grpc_status) {
@@ -307,12 +329,6 @@ impl http_body::Body for LoggedBody {
 
     fn size_hint(&self) -> http_body::SizeHint {
         self.inner.size_hint()
-    }
-}
-
-impl Drop for LoggedBody {
-    fn drop(&mut self) {
-        self.finish(tonic::Code::Cancelled);
     }
 }
 
@@ -347,11 +363,11 @@ mod tests {
 
     #[test]
     fn a_sample_rate_logs_that_share_of_ok_calls() {
-        let layer = AccessLogLayer::new(AccessLog::Sample(0.25), Metrics::new("s"));
+        let layer = AccessLogLayer::new(AccessLog::Sample(0.25), Metrics::new("s", &[], true));
         let logged: Vec<bool> = (0..100).map(|_| layer.sampled(0.25)).collect();
         assert_eq!(logged.iter().filter(|l| **l).count(), 25);
         assert_eq!(&logged[..4], [false, false, false, true]);
-        let none = AccessLogLayer::new(AccessLog::Sample(0.0), Metrics::new("s"));
+        let none = AccessLogLayer::new(AccessLog::Sample(0.0), Metrics::new("s", &[], true));
         assert!((0..100).all(|_| !none.sampled(0.0)));
     }
 }

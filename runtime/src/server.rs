@@ -150,13 +150,13 @@ impl Config {
                 },
             )?,
             metrics_interval: match var("METRICS_INTERVAL_SECS", "60")? {
-                0 => {
+                secs @ 1..=86_400 => Duration::from_secs(secs),
+                secs => {
                     return Err(ConfigError::Invalid {
                         variable: "METRICS_INTERVAL_SECS",
-                        value: "0".to_owned(),
+                        value: secs.to_string(),
                     });
                 }
-                secs => Duration::from_secs(secs),
             },
             service_name: std::env::var("OTEL_SERVICE_NAME")
                 .ok()
@@ -482,18 +482,23 @@ impl Server {
                 return ExitCode::from(2);
             }
         };
+        let emf = config.metrics == crate::MetricsOutput::Emf;
+        let mut descriptor_sets = vec![self.definition.file_descriptor_set];
+        descriptor_sets.extend(&self.descriptor_sets);
         let metrics = crate::telemetry::Metrics::new(
             config
                 .service_name
                 .clone()
                 .unwrap_or_else(|| self.definition.name.to_owned()),
+            &descriptor_sets,
+            emf,
         );
-        let emitter = (config.metrics == crate::MetricsOutput::Emf)
-            .then(|| tokio::spawn(metrics.clone().run(config.metrics_interval)));
+        let emitter = emf.then(|| tokio::spawn(metrics.clone().run(config.metrics_interval)));
         let served = serve(self, &config, metrics.clone()).await;
         if let Some(emitter) = emitter {
-            // The last interval, however the server stopped.
+            // The last interval, however the server stopped, once the emitter has stopped.
             emitter.abort();
+            let _ = emitter.await;
             metrics.emit();
         }
         match served {

@@ -351,7 +351,7 @@ def test_the_dashboard_shows_each_rpc_and_is_the_templates():
     dashboard = json.loads((DEPLOY / "monitoring" / "dashboard.json").read_text())
     titles = [w["properties"]["title"] for w in dashboard["widgets"]]
     assert titles == ["Calls per RPC (per minute)", "Errors by class (% of calls)", "p99 latency per RPC (ms)",
-                      "DynamoDB capacity units", "DynamoDB throttles, retries, failures", "Load balancer targets"]
+                      "DynamoDB capacity units (svcgen: with indexes)", "DynamoDB throttles, retries, failures", "Load balancer targets"]
     calls = dashboard["widgets"][0]["properties"]["metrics"]
     assert [line[5] for line in calls] == [f"tasks.TaskService/{m}" for m in
                                            ["CreateTask", "GetTask", "UpdateTask", "ListTasks", "ListTasksByAssignee"]]

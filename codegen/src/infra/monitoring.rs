@@ -136,7 +136,7 @@ impl Monitoring {
             "ServerErrorsAlarm",
             "server-errors",
             format!(
-                "More than {}% of {name}'s calls failed with a server error (INTERNAL, UNAVAILABLE, ...) in 3 of 5 minutes.",
+                "More than {}% of {name}'s calls failed with a server error (INTERNAL, UNAVAILABLE, ...) in 3 of 5 minutes of at least 10 calls.",
                 alarms.server_error_percent
             ),
             alarms.server_error_percent,
@@ -146,7 +146,8 @@ impl Monitoring {
                 AlarmQuery {
                     id: "rate",
                     metric: None,
-                    expression: Some("100 * errors / calls".into()),
+                    // Below 10 calls a minute a single failure would be 10 % or more.
+                    expression: Some("IF(calls >= 10, 100 * errors / calls, 0)".into()),
                     label: "server errors (% of calls)".into(),
                     return_data: true,
                 },
@@ -260,7 +261,8 @@ fn dashboard(name: &str, model: &Model, tables: &[String], region: &str) -> Valu
         ("Calls per RPC (per minute)", per_rpc(names::CALLS, "Sum")),
         ("Errors by class (% of calls)", error_rates),
         ("p99 latency per RPC (ms)", per_rpc(names::LATENCY, "p99")),
-        ("DynamoDB capacity units", capacity),
+        // DynamoDB's table metrics leave out what its indexes consume; svcgen's count it.
+        ("DynamoDB capacity units (svcgen: with indexes)", capacity),
         ("DynamoDB throttles, retries, failures", store_trouble),
         ("Load balancer targets", hosts),
     ];
@@ -340,27 +342,6 @@ impl Alarm {
     }
 }
 
-/// The target group's full name (its metrics' `TargetGroup` dimension) from its ARN.
-pub fn target_group_full_name(arn: &str) -> Option<&str> {
-    arn.rsplit_once(':')
-        .map(|(_, resource)| resource)
-        .filter(|r| r.starts_with("targetgroup/"))
-}
-
-/// The load balancer's full name (its metrics' `LoadBalancer` dimension) from the ARN of one
-/// of its listeners, `…:listener/app/<name>/<id>/<listener id>`.
-pub fn load_balancer_full_name(listener_arn: &str) -> Option<String> {
-    let (_, resource) = listener_arn.rsplit_once(':')?;
-    let parts: Vec<&str> = resource.split('/').collect();
-    (parts.len() == 5 && parts[0] == "listener").then(|| parts[1..4].join("/"))
-}
-
-/// `text` with the load balancer placeholders replaced by the names.
-pub fn fill(text: &str, target_group: &str, load_balancer: &str) -> String {
-    text.replace(TARGET_GROUP_FULL_NAME, target_group)
-        .replace(LOAD_BALANCER_FULL_NAME, load_balancer)
-}
-
 #[cfg(test)]
 mod tests {
     use super::*;
@@ -413,28 +394,5 @@ mod tests {
         // Each RPC of the model has its own line of calls and of latency.
         let rpcs = read.iter().filter(|(n, d)| n == "Calls" && d.len() == 2);
         assert_eq!(rpcs.count(), 5);
-    }
-
-    #[test]
-    fn load_balancer_dimensions_come_from_the_arns() {
-        let listener = "arn:aws:elasticloadbalancing:us-east-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2";
-        assert_eq!(
-            load_balancer_full_name(listener).as_deref(),
-            Some("app/edge/50dc6c495c0c9188")
-        );
-        assert_eq!(load_balancer_full_name("arn:aws:sns:us-east-1:1:x"), None);
-        let group = "arn:aws:elasticloadbalancing:us-east-1:123456789012:targetgroup/task-svc/73e2d6bc24d8a067";
-        assert_eq!(
-            target_group_full_name(group),
-            Some("targetgroup/task-svc/73e2d6bc24d8a067")
-        );
-        assert_eq!(
-            fill(
-                "${TARGET_GROUP_FULL_NAME} ${LOAD_BALANCER_FULL_NAME}",
-                "t",
-                "l"
-            ),
-            "t l"
-        );
     }
 }

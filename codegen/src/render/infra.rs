@@ -24,7 +24,7 @@ pub(super) fn json(value: &impl Serialize) -> Result<Vec<u8>, GenerateError> {
 /// A string as a CloudFormation YAML value: `!Ref X` for exactly `${X}`, `!Sub "…"` when it
 /// names pseudo parameters, else quoted.
 fn cfn(value: &str) -> String {
-    let quoted = serde_json::Value::from(value).to_string();
+    let quoted = quoted(value);
     match value.strip_prefix("${").and_then(|v| v.strip_suffix('}')) {
         Some(reference) if !reference.contains(['$', '{', '}']) => format!("!Ref {reference}"),
         _ if value.contains("${") => format!("!Sub {quoted}"),
@@ -60,8 +60,6 @@ struct DeployVars<'a> {
     vendored: bool,
     /// The dashboard's body as a YAML string (for `!Sub`).
     dashboard_body: String,
-    /// The load balancer's full name, as YAML.
-    load_balancer_full_name: &'static str,
     /// The alarms, values as YAML.
     alarms: Vec<AlarmVars<'a>>,
 }
@@ -82,18 +80,17 @@ struct QueryVars<'a> {
     dimensions: Vec<(&'static str, String)>,
 }
 
-/// The load balancer's full name (`app/<name>/<id>`) from the listener's ARN.
-const LOAD_BALANCER_FULL_NAME: &str = r#"!Join ["/", [!Select [1, !Split ["/", !Ref HttpsListenerArn]], !Select [2, !Split ["/", !Ref HttpsListenerArn]], !Select [3, !Split ["/", !Ref HttpsListenerArn]]]]"#;
-
-/// A dimension value of an alarm as YAML: the load balancer's names from the stack.
+/// A dimension value of an alarm as YAML: the load balancer's names from the stack (the load
+/// balancer's, `app/<name>/<id>`, from the listener's ARN).
 fn dimension_value(value: &str) -> String {
     match value {
         monitoring::TARGET_GROUP_FULL_NAME => "!GetAtt TargetGroup.TargetGroupFullName".into(),
-        monitoring::LOAD_BALANCER_FULL_NAME => LOAD_BALANCER_FULL_NAME.into(),
+        monitoring::LOAD_BALANCER_FULL_NAME => r#"!Join ["/", [!Select [1, !Split ["/", !Ref HttpsListenerArn]], !Select [2, !Split ["/", !Ref HttpsListenerArn]], !Select [3, !Split ["/", !Ref HttpsListenerArn]]]]"#.into(),
         other => quoted(other),
     }
 }
 
+/// A string as a double-quoted YAML (JSON) scalar.
 fn quoted(value: &str) -> String {
     serde_json::Value::from(value).to_string()
 }
@@ -255,7 +252,6 @@ pub(super) fn render(
         rust_target: deploy.architecture.rust_target(),
         vendored: config.runtime.vendored(),
         dashboard_body: quoted(&stack.monitoring.dashboard_body),
-        load_balancer_full_name: LOAD_BALANCER_FULL_NAME,
         alarms: alarms(&stack.monitoring),
     };
     let render = |template: &str| templates.render(template, &vars).map(String::into_bytes);

@@ -12,7 +12,7 @@
 //! also added to the call it was made for, which the access log line lists.
 
 use std::cell::Cell;
-use std::collections::HashMap;
+use std::collections::{HashMap, HashSet};
 use std::future::Future;
 use std::io::Write as _;
 use std::pin::Pin;
@@ -50,15 +50,18 @@ impl std::str::FromStr for MetricsOutput {
     }
 }
 
-/// Distinct RPC names kept per interval; calls to further names (a client probing random
-/// methods) count under [`OTHER_RPC`], so the metrics' cardinality stays bounded.
-const MAX_RPCS: usize = 256;
+/// The `Rpc` of calls to a method the service does not declare (a client probing random
+/// paths), so the metrics' cardinality stays that of the service's methods.
 const OTHER_RPC: &str = "other";
 
 /// The metrics of one server, shared by the access log layer, the stores and the emitter.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     service: String,
+    /// Whether anything is aggregated (`METRICS` is not `off`).
+    enabled: bool,
+    /// The declared methods, `package.Service/Method`.
+    methods: HashSet<String>,
     rpcs: Mutex<HashMap<String, RpcStats>>,
     stores: Mutex<HashMap<(Arc<str>, &'static str), StoreStats>>,
     in_flight: Gauge,
@@ -102,16 +105,42 @@ impl Gauge {
 
     /// The peak since the last call; the next interval's starts at what is open now.
     fn take_peak(&self) -> u64 {
+        let peak = self.peak.swap(0, Ordering::Relaxed);
         self.peak
-            .swap(self.now.load(Ordering::Relaxed), Ordering::Relaxed)
+            .fetch_max(self.now.load(Ordering::Relaxed), Ordering::Relaxed);
+        peak
     }
 }
 
 impl Metrics {
-    /// Metrics published with the `Service` dimension `service`.
-    pub(crate) fn new(service: impl Into<String>) -> Arc<Self> {
+    /// Metrics published with the `Service` dimension `service`, of the methods the encoded
+    /// `FileDescriptorSet`s declare; nothing is kept unless `enabled`.
+    pub(crate) fn new(
+        service: impl Into<String>,
+        descriptor_sets: &[&[u8]],
+        enabled: bool,
+    ) -> Arc<Self> {
+        let mut methods = HashSet::new();
+        for set in descriptor_sets {
+            let Ok(set) = <prost_types::FileDescriptorSet as prost::Message>::decode(*set) else {
+                continue;
+            };
+            for file in &set.file {
+                for service in &file.service {
+                    let name = match file.package() {
+                        "" => service.name().to_owned(),
+                        package => format!("{package}.{}", service.name()),
+                    };
+                    for method in &service.method {
+                        methods.insert(format!("{name}/{}", method.name()));
+                    }
+                }
+            }
+        }
         Arc::new(Self {
             service: service.into(),
+            enabled,
+            methods,
             rpcs: Mutex::default(),
             stores: Mutex::default(),
             in_flight: Gauge::default(),
@@ -120,24 +149,27 @@ impl Metrics {
     }
 
     pub(crate) fn call_started(&self) {
-        self.in_flight.up();
+        if self.enabled {
+            self.in_flight.up();
+        }
     }
 
     /// A call to `rpc` (its path, `/package.Service/Method`) answered `code` after `duration`.
     pub(crate) fn call_finished(&self, rpc: &str, code: tonic::Code, duration: Duration) {
+        if !self.enabled {
+            return;
+        }
         self.in_flight.down();
         let rpc = rpc.strip_prefix('/').unwrap_or(rpc);
+        let rpc = if self.methods.contains(rpc) {
+            rpc
+        } else {
+            OTHER_RPC
+        };
         let mut rpcs = self.rpcs.lock().unwrap_or_else(PoisonError::into_inner);
         let stats = match rpcs.get_mut(rpc) {
             Some(stats) => stats,
-            None => {
-                let name = if rpcs.len() < MAX_RPCS {
-                    rpc
-                } else {
-                    OTHER_RPC
-                };
-                rpcs.entry(name.to_owned()).or_default()
-            }
+            None => rpcs.entry(rpc.to_owned()).or_default(),
         };
         let code = usize::try_from(code as i32).unwrap_or(2).min(16);
         stats.codes[code] += 1;
@@ -145,6 +177,9 @@ impl Metrics {
     }
 
     fn store_call(&self, call: &StoreCall) {
+        if !self.enabled {
+            return;
+        }
         let mut stores = self.stores.lock().unwrap_or_else(PoisonError::into_inner);
         let stats = stores
             .entry((call.table.clone(), call.operation))
@@ -496,6 +531,11 @@ pub(crate) fn recording<F: Future>(
     CALL.scope(record, call)
 }
 
+/// Runs `poll` with `record` collecting the store requests it makes.
+pub(crate) fn recording_sync<R>(record: Arc<CallRecord>, poll: impl FnOnce() -> R) -> R {
+    CALL.sync_scope(record, poll)
+}
+
 /// A table's store, measured.
 pub(crate) struct Measured {
     inner: Arc<dyn Store>,
@@ -658,6 +698,25 @@ impl<IO: tokio::io::AsyncWrite + Unpin> tokio::io::AsyncWrite for Counted<IO> {
 mod tests {
     use super::*;
 
+    /// The encoded descriptor set of `package.service` with one method.
+    fn descriptor(package: &str, service: &str, method: &str) -> Vec<u8> {
+        let set = prost_types::FileDescriptorSet {
+            file: vec![prost_types::FileDescriptorProto {
+                package: Some(package.into()),
+                service: vec![prost_types::ServiceDescriptorProto {
+                    name: Some(service.into()),
+                    method: vec![prost_types::MethodDescriptorProto {
+                        name: Some(method.into()),
+                        ..Default::default()
+                    }],
+                    ..Default::default()
+                }],
+                ..Default::default()
+            }],
+        };
+        prost::Message::encode_to_vec(&set)
+    }
+
     #[test]
     fn a_distribution_keeps_exact_totals_and_at_most_100_values() {
         let mut latency = Distribution::default();
@@ -684,7 +743,11 @@ mod tests {
 
     #[test]
     fn documents_follow_the_contracts_names() {
-        let metrics = Metrics::new("task-svc");
+        let metrics = Metrics::new(
+            "task-svc",
+            &[&descriptor("tasks", "TaskService", "GetTask")],
+            true,
+        );
         metrics.call_started();
         metrics.call_finished(
             "/tasks.TaskService/GetTask",
@@ -714,15 +777,27 @@ mod tests {
     }
 
     #[test]
-    fn rpc_names_beyond_the_limit_count_as_other() {
-        let metrics = Metrics::new("s");
-        for n in 0..MAX_RPCS + 10 {
+    fn only_declared_methods_are_named_and_nothing_is_kept_when_off() {
+        let encoded = descriptor("x", "S", "M");
+        let metrics = Metrics::new("s", &[&encoded], true);
+        for path in ["/x.S/M", "/x.S/Probe1", "/", "/x.S/Probe2"] {
             metrics.call_started();
-            metrics.call_finished(&format!("/x/M{n}"), tonic::Code::Ok, Duration::ZERO);
+            metrics.call_finished(path, tonic::Code::Unimplemented, Duration::ZERO);
         }
-        let rpcs = metrics.rpcs.lock().unwrap_or_else(PoisonError::into_inner);
-        assert_eq!(rpcs.len(), MAX_RPCS + 1);
-        assert_eq!(rpcs[OTHER_RPC].codes[0], 10);
+        let rpcs =
+            std::mem::take(&mut *metrics.rpcs.lock().unwrap_or_else(PoisonError::into_inner));
+        assert_eq!(rpcs.len(), 2);
+        assert_eq!(rpcs[OTHER_RPC].codes[12], 3);
+        assert_eq!(metrics.in_flight.now.load(Ordering::Relaxed), 0);
+        let off = Metrics::new("s", &[&encoded], false);
+        off.call_started();
+        off.call_finished("/x.S/M", tonic::Code::Ok, Duration::ZERO);
+        let kept = off
+            .rpcs
+            .lock()
+            .unwrap_or_else(PoisonError::into_inner)
+            .len();
+        assert_eq!(kept, 0);
     }
 
     #[test]

@@ -326,7 +326,9 @@ fn transaction_canceled(
                     reason: Box::new(condition_failed(reason.item(), &expected)),
                 };
             }
-            Some("TransactionConflict" | "ThrottlingError" | "ProvisionedThroughputExceeded") => {
+            Some("TransactionConflict") => return StoreError::Unavailable(detail),
+            Some("ThrottlingError" | "ProvisionedThroughputExceeded") => {
+                crate::telemetry::throttled();
                 return StoreError::Unavailable(detail);
             }
             _ => {}
@@ -342,21 +344,20 @@ enum Kind {
     Write,
 }
 
-/// Reports what DynamoDB says a request consumed: its read and write units where it gives
-/// them, else the total (`CapacityUnits`) as the operation's kind.
+/// Reports what DynamoDB says a request consumed: `CapacityUnits`, the total (the only figure
+/// AWS documents for `TOTAL`), split by the read and write units it gives, the rest counted as
+/// the operation's kind.
 fn consumed(capacity: Option<&aws_sdk_dynamodb::types::ConsumedCapacity>, kind: Kind) {
     let Some(capacity) = capacity else { return };
-    let (read, write) = match (capacity.read_capacity_units, capacity.write_capacity_units) {
-        (None, None) => {
-            let total = capacity.capacity_units.unwrap_or(0.0);
-            match kind {
-                Kind::Read => (total, 0.0),
-                Kind::Write => (0.0, total),
-            }
-        }
-        (read, write) => (read.unwrap_or(0.0), write.unwrap_or(0.0)),
-    };
-    crate::telemetry::consumed(read, write);
+    let (read, write) = (
+        capacity.read_capacity_units.unwrap_or(0.0),
+        capacity.write_capacity_units.unwrap_or(0.0),
+    );
+    let rest = (capacity.capacity_units.unwrap_or(0.0) - read - write).max(0.0);
+    match kind {
+        Kind::Read => crate::telemetry::consumed(read + rest, write),
+        Kind::Write => crate::telemetry::consumed(read, write + rest),
+    }
 }
 
 /// Exponential backoff for retrying unprocessed keys: 100 ms after the first answer, then
@@ -633,8 +634,10 @@ impl Store for DynamoStore {
                     .map(|keys| keys.keys)
                     .unwrap_or_default();
                 if !pending.is_empty() {
+                    // Keys left unprocessed are DynamoDB's throttling of BatchGetItem.
                     attempt += 1;
                     if attempt > BATCH_GET_RETRIES {
+                        crate::telemetry::throttled();
                         return Err(StoreError::Unavailable(format!(
                             "BatchGetItem: {} keys still unprocessed after {BATCH_GET_RETRIES} retries",
                             pending.len()
