@@ -10,6 +10,7 @@
 pub mod breaking;
 pub mod compile;
 pub mod config;
+pub mod cost;
 #[cfg(feature = "aws")]
 pub mod deploy;
 pub mod diagnostic;

@@ -236,3 +236,44 @@ def test_the_dashboard_and_alarms_read_what_the_service_emits(data_dir, stubs, t
                 read.add((metric["MetricName"], tuple((d["Name"], d["Value"]) for d in metric["Dimensions"])))
     assert len(read) > 10
     assert read <= emitted, sorted(read - emitted)
+
+
+def test_svcgen_cost_estimates_what_a_run_measures(data_dir, stubs, tmp_path):
+    """`svcgen cost` for the example's small tasks and `svcgen cost --from-log` over the log of a
+    run on the embedded store agree, RPC by RPC, on the units one call consumes."""
+    import subprocess
+    from conftest import SVCGEN
+
+    pb, tasks_grpc = stubs
+    service = Service(data_dir, {}).start()
+    try:
+        with service.channel() as channel:
+            stub = tasks_grpc.TaskServiceStub(channel)
+            for n in range(3):
+                task = stub.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id="p1", title=f"t{n}")))
+                stub.GetTask(pb.GetTaskRequest(project_id="p1", id=task.id))
+            stub.ListTasks(pb.ListTasksRequest(project_id="p1"))
+    finally:
+        assert service.stop() == 0
+    log = tmp_path / "service.log"
+    log.write_text("".join(service.log))
+
+    def table(*args):
+        result = subprocess.run([str(SVCGEN), "cost", *args, str(ROOT / "generated-example")],
+                                capture_output=True, text=True, timeout=60)
+        assert result.returncode == 0, result.stderr
+        rows = [line.split() for line in result.stdout.splitlines() if line.startswith("tasks.")]
+        return {row[0]: row for row in rows}
+
+    measured = table("--from-log", str(log))
+    estimated = table("--item-bytes", "Task=200")
+    assert measured["tasks.TaskService/CreateTask"][1:] == ["3", "1.00", "0.00", "1.00"]
+    for rpc in ["CreateTask", "GetTask"]:
+        rpc = f"tasks.TaskService/{rpc}"
+        read, write = (float(v) for v in measured[rpc][3:5])
+        assert (read, write) == (float(estimated[rpc][1]), float(estimated[rpc][2])), (measured[rpc], estimated[rpc])
+    # A page of 20 small tasks fits in one read unit; the three stored ones do too.
+    assert float(measured["tasks.TaskService/ListTasks"][3]) == float(estimated["tasks.TaskService/ListTasks"][1]) == 1.0
+    refused = subprocess.run([str(SVCGEN), "cost", "--item-bytes", "Tusk=3", str(ROOT / "generated-example")],
+                             capture_output=True, text=True, timeout=60)
+    assert refused.returncode == 2 and "no entity `Tusk` (entities: Task)" in refused.stderr, refused.stderr

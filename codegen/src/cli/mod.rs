@@ -5,6 +5,7 @@
 
 mod breaking;
 mod completions;
+mod cost;
 #[cfg(feature = "aws")]
 mod deploy;
 mod generate;
@@ -79,6 +80,26 @@ enum Command {
         /// An intended change, not counted: RULE (e.g. index-added) or RULE:SUBJECT as printed.
         #[arg(long, value_name = "RULE[:SUBJECT]")]
         allow: Vec<String>,
+        /// Project directory (holds svcgen.toml).
+        #[arg(default_value = ".")]
+        dir: PathBuf,
+    },
+    /// What one call of each RPC costs in DynamoDB requests and capacity units.
+    ///
+    /// Estimated from the model by DynamoDB's rounding (a read unit per 4 KB read, strongly
+    /// consistent; half on an index; a write unit per 1 KB written), for the item sizes given
+    /// (default 1 KB each), a list RPC reading a full default page. With --from-log, measured:
+    /// the per-call log lines of a run (the service's stderr), averaged per RPC.
+    ///
+    /// Example: svcgen cost --item-bytes Task=2500 generated-example
+    Cost {
+        /// An entity's typical stored item size in bytes (its attribute names and values as
+        /// DynamoDB counts them), e.g. Task=2500.
+        #[arg(long, value_name = "ENTITY=BYTES", value_parser = cost::item_bytes)]
+        item_bytes: Vec<(String, usize)>,
+        /// Measure instead: a file of the service's JSON log lines.
+        #[arg(long, value_name = "FILE")]
+        from_log: Option<PathBuf>,
         /// Project directory (holds svcgen.toml).
         #[arg(default_value = ".")]
         dir: PathBuf,
@@ -230,6 +251,11 @@ pub(crate) fn run() -> ExitCode {
             allow,
             dir,
         } => breaking::run(&dir, &against, &allow),
+        Command::Cost {
+            item_bytes,
+            from_log,
+            dir,
+        } => cost::run(&dir, &item_bytes, from_log.as_deref()),
         Command::Templates {
             command: TemplatesCommand::Export { dir },
         } => templates::export(&dir),
