@@ -813,6 +813,89 @@ mod local {
         super::concurrent_versioned_updates_lose_nothing(store).await;
     }
 
+    /// Writes that arrive together share a commit (the writer's group) and still see each
+    /// other: of 16 concurrent creates of one key exactly one wins; a transaction whose second
+    /// write fails leaves nothing of itself while the writes committed with it persist.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 4)]
+    async fn writes_committed_together_still_see_each_other() {
+        let (_dir, store) = local_store();
+        let creates: Vec<_> = (0..16)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move {
+                    store
+                        .create(item(
+                            "P#1",
+                            "T#same",
+                            &[("n", AttributeValue::N(n.to_string()))],
+                        ))
+                        .await
+                })
+            })
+            .collect();
+        let mut won = 0;
+        for create in creates {
+            match create.await.expect("task") {
+                Ok(()) => won += 1,
+                Err(StoreError::AlreadyExists) => {}
+                Err(other) => panic!("unexpected {other}"),
+            }
+        }
+        assert_eq!(won, 1);
+        let mut writes = Vec::new();
+        for n in 0..32 {
+            let store = store.clone();
+            writes.push(tokio::spawn(async move {
+                if n % 8 == 0 {
+                    // Its second write names an absent item: it fails, and takes its first along.
+                    store
+                        .transact(vec![
+                            TransactWrite::Create(item("P#2", &format!("T#t{n}"), &[])),
+                            TransactWrite::Delete {
+                                key: key("P#2", "T#absent"),
+                                expected: Expected::default(),
+                            },
+                        ])
+                        .await
+                        .map(|()| false)
+                } else {
+                    store
+                        .create(item("P#2", &format!("T#c{n}"), &[]))
+                        .await
+                        .map(|()| true)
+                }
+            }));
+        }
+        for (n, write) in writes.into_iter().enumerate() {
+            let outcome = write.await.expect("task");
+            if n % 8 == 0 {
+                assert!(
+                    matches!(
+                        outcome,
+                        Err(StoreError::TransactionCanceled { index: 1, .. })
+                    ),
+                    "{outcome:?}"
+                );
+                assert_eq!(
+                    store
+                        .get(&key("P#2", &format!("T#t{n}")))
+                        .await
+                        .expect("get"),
+                    None
+                );
+            } else {
+                assert!(outcome.expect("create"));
+                assert!(
+                    store
+                        .get(&key("P#2", &format!("T#c{n}")))
+                        .await
+                        .expect("get")
+                        .is_some()
+                );
+            }
+        }
+    }
+
     #[tokio::test]
     async fn data_survives_reopening_the_database() {
         let dir = tempfile::tempdir().expect("tempdir");

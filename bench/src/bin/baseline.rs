@@ -377,7 +377,9 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     let data_dir =
         std::path::PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "data".to_owned()));
     std::fs::create_dir_all(&data_dir)?;
-    let database = LocalDatabase::open(&data_dir.join("baseline.redb"))?;
+    // One commit per write, as a service calling redb directly makes (svcgen's store groups
+    // the writes that arrive together into one commit).
+    let database = LocalDatabase::open_with_groups(&data_dir.join("baseline.redb"), 1)?;
     let store: Arc<dyn Store> = Arc::new(database.table(&TABLE)?);
     let (health, health_service) = tonic_health::server::health_reporter();
     health.set_serving::<TaskServiceServer<Tasks>>().await;

@@ -38,23 +38,111 @@ type ScanBounds<'k> = (Bound<ScanKey<'k>>, Bound<ScanKey<'k>>);
 type Keys = Box<dyn DoubleEndedIterator<Item = Result<ItemKey, StoreError>>>;
 
 /// An embedded database file holding any number of tables.
+///
+/// Writes go through one writer thread that commits them in groups: every write that arrives
+/// while a commit is on disk joins the next one, which is as durable (redb's
+/// `Durability::Immediate`: on disk before any of its callers is answered) but one fsync for
+/// the group. Its writes apply in arrival order, each seeing the ones before it, so two creates
+/// of one key in a group still conflict; a write refused by its condition changes nothing.
 #[derive(Clone)]
 pub struct LocalDatabase {
     db: Arc<Database>,
+    writer: Arc<Writer>,
+}
+
+/// The writer thread and the way to it. Dropped with the last store, it lets the thread finish
+/// what was sent and waits for it, so the database file is closed when `drop` returns (and
+/// can be opened again).
+struct Writer {
+    jobs: Option<std::sync::mpsc::Sender<Job>>,
+    thread: Option<std::thread::JoinHandle<()>>,
+}
+
+impl Drop for Writer {
+    fn drop(&mut self) {
+        self.jobs = None;
+        if let Some(thread) = self.thread.take() {
+            // A job's store may be the last one, dropped on the writer thread itself.
+            if thread.thread().id() != std::thread::current().id() {
+                let _ = thread.join();
+            }
+        }
+    }
+}
+
+/// A write waiting for the writer: it runs in the group's transaction and returns how to answer
+/// its caller once the group is committed, and whether it failed midway (an I/O error after it
+/// wrote something: the group must not be committed).
+type Job = Box<dyn FnOnce(&redb::WriteTransaction) -> (Answer, bool) + Send>;
+/// Answers a write's caller with its group's commit: `Err` says why nothing was written.
+type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
+
+/// Writes committed together at most.
+const MAX_GROUP: usize = 256;
+
+/// The writer thread: commits what has arrived, in groups of at most `max_group`, until every
+/// sender is gone.
+fn write_groups(db: &Database, jobs: &std::sync::mpsc::Receiver<Job>, max_group: usize) {
+    while let Ok(first) = jobs.recv() {
+        let mut group = vec![first];
+        group.extend(jobs.try_iter().take(max_group.saturating_sub(1)));
+        let txn = match db.begin_write() {
+            Ok(txn) => txn,
+            Err(error) => {
+                // Dropping the jobs answers their callers with an internal error.
+                tracing::error!(%error, "the embedded store cannot begin a write");
+                continue;
+            }
+        };
+        let mut answers = Vec::with_capacity(group.len());
+        let mut midway = false;
+        for job in group {
+            let (answer, failed) = job(&txn);
+            midway |= failed;
+            answers.push(answer);
+        }
+        let committed = if midway {
+            drop(txn);
+            Err("another write of its commit failed midway: nothing was written".to_owned())
+        } else {
+            txn.commit().map_err(|e| e.to_string())
+        };
+        for answer in answers {
+            answer(committed.clone());
+        }
+    }
 }
 
 impl LocalDatabase {
     /// Opens (or creates) the database at `path`; its directory must exist.
     pub fn open(path: &Path) -> Result<Self, StoreError> {
+        Self::open_with_groups(path, MAX_GROUP)
+    }
+
+    /// As [`open`](Self::open), committing at most `max_group` writes together: 1 commits each
+    /// write on its own, as a service calling redb directly would (the benchmark's baseline).
+    pub fn open_with_groups(path: &Path, max_group: usize) -> Result<Self, StoreError> {
         let db = Database::create(path)
             .map_err(|e| StoreError::Internal(format!("opening {}: {e}", path.display())))?;
-        Ok(Self { db: Arc::new(db) })
+        let db = Arc::new(db);
+        let (sender, jobs) = std::sync::mpsc::channel::<Job>();
+        let writing = db.clone();
+        let thread = std::thread::Builder::new()
+            .name("svcgen-store-writer".into())
+            .spawn(move || write_groups(&writing, &jobs, max_group))
+            .map_err(|e| StoreError::Internal(format!("starting the store's writer: {e}")))?;
+        let writer = Arc::new(Writer {
+            jobs: Some(sender),
+            thread: Some(thread),
+        });
+        Ok(Self { db, writer })
     }
 
     /// The store for one table, creating its B-trees on first use.
     pub fn table(&self, schema: &TableSchema) -> Result<LocalStore, StoreError> {
         let store = LocalStore {
             db: self.db.clone(),
+            writer: self.writer.clone(),
             items: format!("items/{}", schema.name),
             indexes: schema
                 .indexes
@@ -72,10 +160,19 @@ impl LocalDatabase {
     }
 }
 
+/// A write decided in a transaction and not made yet: the item at `key` before and after
+/// (`None`: absent).
+struct Planned {
+    key: ItemKey,
+    old: Option<Item>,
+    new: Option<Item>,
+}
+
 /// One table of a [`LocalDatabase`], with DynamoDB's semantics.
 #[derive(Clone)]
 pub struct LocalStore {
     db: Arc<Database>,
+    writer: Arc<Writer>,
     items: String,
     /// (index name, B-tree name)
     indexes: Vec<(String, String)>,
@@ -165,6 +262,37 @@ impl LocalStore {
             .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
     }
 
+    /// Runs `work` in the writer's next group commit; answers once the group is on disk.
+    async fn write_in_group<T: Send + 'static>(
+        &self,
+        work: impl FnOnce(&Self, &redb::WriteTransaction) -> Result<T, StoreError> + Send + 'static,
+    ) -> Result<T, StoreError> {
+        let (reply, answer) = tokio::sync::oneshot::channel();
+        let this = self.clone();
+        let job: Job = Box::new(move |txn| {
+            let result = work(&this, txn);
+            // Conditions and limits fail before a write; anything else may fail after one.
+            let midway = matches!(result, Err(StoreError::Internal(_)));
+            let answer: Answer = Box::new(move |committed| {
+                let _ = reply.send(match (result, committed) {
+                    (Err(error), _) => Err(error),
+                    (Ok(value), Ok(())) => Ok(value),
+                    (Ok(_), Err(error)) => Err(StoreError::Internal(format!("commit: {error}"))),
+                });
+            });
+            (answer, midway)
+        });
+        let sent = self.writer.jobs.as_ref().map(|jobs| jobs.send(job));
+        if !matches!(sent, Some(Ok(()))) {
+            return Err(StoreError::Internal(
+                "the store's writer has stopped".into(),
+            ));
+        }
+        answer
+            .await
+            .map_err(|_| StoreError::Internal("the store's writer dropped the write".into()))?
+    }
+
     /// Replaces the stored item at `key` (`None` deletes it), keeping indexes in step.
     fn write(
         &self,
@@ -229,9 +357,9 @@ impl LocalStore {
         stored.map(|bytes| decode(bytes.value())).transpose()
     }
 
-    /// Stores a new item in `txn`, as [`Store::create`] describes.
-    fn create_in(&self, txn: &redb::WriteTransaction, item: &Item) -> Result<(), StoreError> {
-        let key = item_key(item)?;
+    /// A new item for `txn`, as [`Store::create`] describes.
+    fn plan_create(&self, txn: &redb::WriteTransaction, item: Item) -> Result<Planned, StoreError> {
+        let key = item_key(&item)?;
         let existing = self.current(txn, &key)?;
         if existing
             .as_ref()
@@ -239,7 +367,21 @@ impl LocalStore {
         {
             return Err(StoreError::AlreadyExists);
         }
-        self.write(txn, &key, existing.as_ref(), Some(item))
+        Ok(Planned {
+            key,
+            old: existing,
+            new: Some(item),
+        })
+    }
+
+    /// Makes a planned write in `txn`.
+    fn apply(&self, txn: &redb::WriteTransaction, planned: &Planned) -> Result<(), StoreError> {
+        self.write(
+            txn,
+            &planned.key,
+            planned.old.as_ref(),
+            planned.new.as_ref(),
+        )
     }
 
     /// The live item at `key` if it meets `expected` (entity type and version).
@@ -277,13 +419,13 @@ impl LocalStore {
         }
     }
 
-    /// Applies `update` in `txn`, as [`Store::update`] describes; returns the new item.
-    fn update_in(
+    /// `update` for `txn`, as [`Store::update`] describes.
+    fn plan_update(
         &self,
         txn: &redb::WriteTransaction,
         key: &ItemKey,
         update: ItemUpdate,
-    ) -> Result<Item, StoreError> {
+    ) -> Result<Planned, StoreError> {
         let old = self.live_entity(txn, key, update.entity.as_deref())?;
         let mut new = old.clone();
         if let Some((attribute, expected)) = &update.version {
@@ -304,8 +446,11 @@ impl LocalStore {
         }
         new.extend(update.set);
         limits::check_item(&new, &self.index_names())?;
-        self.write(txn, key, Some(&old), Some(&new))?;
-        Ok(new)
+        Ok(Planned {
+            key: key.clone(),
+            old: Some(old),
+            new: Some(new),
+        })
     }
 
     /// The index B-tree a query walks; `None` for the table, whose item B-tree it walks.
@@ -467,10 +612,9 @@ impl Store for LocalStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
         limits::check_item(&item, &self.index_names())?;
         let units = write_units(limits::item_size(&item));
-        self.blocking(move |this| {
-            let txn = this.db.begin_write().map_err(internal)?;
-            this.create_in(&txn, &item)?;
-            txn.commit().map_err(internal)
+        self.write_in_group(move |this, txn| {
+            let planned = this.plan_create(txn, item)?;
+            this.apply(txn, &planned)
         })
         .await?;
         consumed(0.0, units);
@@ -496,11 +640,10 @@ impl Store for LocalStore {
         limits::check_update(&update.set, &self.index_names())?;
         let key = key.clone();
         let new = self
-            .blocking(move |this| {
-                let txn = this.db.begin_write().map_err(internal)?;
-                let new = this.update_in(&txn, &key, update)?;
-                txn.commit().map_err(internal)?;
-                Ok(new)
+            .write_in_group(move |this, txn| {
+                let planned = this.plan_update(txn, &key, update)?;
+                this.apply(txn, &planned)?;
+                Ok(planned.new.unwrap_or_default())
             })
             .await?;
         consumed(0.0, write_units(limits::item_size(&new)));
@@ -511,11 +654,9 @@ impl Store for LocalStore {
         limits::check_item_key(key)?;
         let key = key.clone();
         let old = self
-            .blocking(move |this| {
-                let txn = this.db.begin_write().map_err(internal)?;
-                let old = this.expected_in(&txn, &key, &expected)?;
-                this.write(&txn, &key, Some(&old), None)?;
-                txn.commit().map_err(internal)?;
+            .write_in_group(move |this, txn| {
+                let old = this.expected_in(txn, &key, &expected)?;
+                this.write(txn, &key, Some(&old), None)?;
                 Ok(old)
             })
             .await?;
@@ -537,26 +678,33 @@ impl Store for LocalStore {
                 _ => 2.0,
             })
             .sum();
-        self.blocking(move |this| {
-            // Every write in one redb transaction: an error drops it, and with it every write.
-            let txn = this.db.begin_write().map_err(internal)?;
+        self.write_in_group(move |this, txn| {
+            // Every condition first, then every write: a failed condition leaves the group's
+            // transaction as it was (its other writes share it).
             let count = writes.len();
+            let mut planned = Vec::with_capacity(count);
             for (index, (write, key)) in writes.into_iter().zip(&keys).enumerate() {
-                let applied = match write {
-                    TransactWrite::Create(item) => this.create_in(&txn, &item),
+                let plan = match write {
+                    TransactWrite::Create(item) => this.plan_create(txn, item).map(Some),
                     TransactWrite::Update { update, .. } => {
-                        this.update_in(&txn, key, update).map(drop)
+                        this.plan_update(txn, key, update).map(Some)
                     }
-                    TransactWrite::Delete { expected, .. } => this
-                        .expected_in(&txn, key, &expected)
-                        .and_then(|old| this.write(&txn, key, Some(&old), None)),
+                    TransactWrite::Delete { expected, .. } => {
+                        this.expected_in(txn, key, &expected).map(|old| {
+                            Some(Planned {
+                                key: key.clone(),
+                                old: Some(old),
+                                new: None,
+                            })
+                        })
+                    }
                     TransactWrite::Check { expected, .. } => {
-                        this.expected_in(&txn, key, &expected).map(drop)
+                        this.expected_in(txn, key, &expected).map(|_| None)
                     }
                 };
-                applied.map_err(|reason| canceled(index, count, reason))?;
+                planned.extend(plan.map_err(|reason| canceled(index, count, reason))?);
             }
-            txn.commit().map_err(internal)
+            planned.iter().try_for_each(|plan| this.apply(txn, plan))
         })
         .await?;
         consumed(0.0, units);
