@@ -1,8 +1,9 @@
 //! What one call of each RPC costs in DynamoDB requests and capacity units (`svcgen cost`):
 //! estimated from the model and the item sizes the user states, by DynamoDB's documented
 //! rounding (a read unit per 4 KB read with a strongly consistent read, half for an index's
-//! eventually consistent one, summed over a query page; a write unit per 1 KB written; twice
-//! that in a transaction), or measured from a run's per-call log lines.
+//! eventually consistent one, summed over a query page; a write unit per 1 KB written, again
+//! for each index the item is in, since svcgen's indexes project every attribute; twice that
+//! in a transaction), or measured from a run's per-call log lines.
 
 use std::collections::BTreeMap;
 
@@ -60,11 +61,21 @@ pub fn estimate(model: &Model, item_bytes: &BTreeMap<String, usize>) -> Vec<RpcC
         item_bytes.get(name).copied().unwrap_or(DEFAULT_ITEM_BYTES)
     };
     let name = |entity| model.entity(entity).name.clone();
-    let write = |operation, entity, factor: f64| Request {
-        operation,
-        subject: name(entity),
-        read: 0.0,
-        write: factor * units(size(entity), 1024),
+    // The item's write, and the same again in each index (an item without an index's key
+    // attributes is not in it: the estimate is for items that are).
+    #[allow(clippy::cast_precision_loss)] // a handful of indexes
+    let write = |operation, entity, factor: f64| {
+        let indexes = &model.entity(entity).indexes;
+        let mut subject = name(entity);
+        for index in indexes {
+            subject.push_str(&format!(" + {}", index.name));
+        }
+        Request {
+            operation,
+            subject,
+            read: 0.0,
+            write: factor * (1 + indexes.len()) as f64 * units(size(entity), 1024),
+        }
     };
     let read = |operation, entity| Request {
         operation,
@@ -116,13 +127,21 @@ pub fn estimate(model: &Model, item_bytes: &BTreeMap<String, usize>) -> Vec<RpcC
                     (vec![query(*entity, index, page)], false)
                 }
                 Operation::Custom { uses } => {
+                    // A declared check means a transaction, which the writes are likely in.
+                    let (put, update, delete, factor) =
+                        if uses.iter().any(|a| a.operation == AccessOperation::Check) {
+                            let in_transaction = "TransactWriteItems (write)";
+                            (in_transaction, in_transaction, in_transaction, 2.0)
+                        } else {
+                            ("PutItem", "UpdateItem", "DeleteItem", 1.0)
+                        };
                     let requests = uses
                         .iter()
                         .map(|access| match &access.operation {
-                            AccessOperation::Create => write("PutItem", access.entity, 1.0),
+                            AccessOperation::Create => write(put, access.entity, factor),
                             AccessOperation::Get => read("GetItem", access.entity),
-                            AccessOperation::Update => write("UpdateItem", access.entity, 1.0),
-                            AccessOperation::Delete => write("DeleteItem", access.entity, 1.0),
+                            AccessOperation::Update => write(update, access.entity, factor),
+                            AccessOperation::Delete => write(delete, access.entity, factor),
                             AccessOperation::Check => {
                                 write("TransactWriteItems (check)", access.entity, 2.0)
                             }
@@ -160,15 +179,16 @@ pub struct Measured {
     pub write: f64,
 }
 
-/// The per-RPC totals of the access log lines in `log` (the service's stderr: JSON lines, target
-/// `svcgen::access`; other lines are skipped).
+/// The per-RPC totals of the access log lines of calls answered OK in `log` (the service's
+/// stderr: JSON lines, target `svcgen::access`; other lines are skipped, and so are errors,
+/// which `ACCESS_LOG=errors` or a sample rate would over-represent).
 pub fn measured(log: &str) -> BTreeMap<String, Measured> {
     let mut totals: BTreeMap<String, Measured> = BTreeMap::new();
     for line in log.lines() {
         let Ok(event) = serde_json::from_str::<serde_json::Value>(line) else {
             continue;
         };
-        if event["target"] != "svcgen::access" {
+        if event["target"] != "svcgen::access" || event["code"] != "Ok" {
             continue;
         }
         let Some(rpc) = event["rpc"].as_str() else {
@@ -206,15 +226,20 @@ mod tests {
                 .cloned()
                 .expect("the RPC")
         };
-        // 1 KB items: a write unit per write, a read unit per get, a page of 20 is 20 KB.
-        assert_eq!(by_name(&costs, "CreateTask").write(), 1.0);
+        // 1 KB items: a write unit per write and per index (gsi1), a read unit per get, a page
+        // of 20 is 20 KB.
+        assert_eq!(by_name(&costs, "CreateTask").write(), 2.0);
+        assert_eq!(
+            by_name(&costs, "CreateTask").requests[0].subject,
+            "Task + gsi1"
+        );
         assert_eq!(by_name(&costs, "GetTask").read(), 1.0);
         assert_eq!(by_name(&costs, "ListTasks").read(), 5.0);
         let by_assignee = by_name(&costs, "ListTasksByAssignee");
         assert_eq!(by_assignee.read(), 2.5);
         assert_eq!(by_assignee.requests[0].subject, "Task gsi1");
         let big = estimate(&project.model, &BTreeMap::from([("Task".to_owned(), 3000)]));
-        assert_eq!(by_name(&big, "UpdateTask").write(), 3.0);
+        assert_eq!(by_name(&big, "UpdateTask").write(), 6.0);
         assert_eq!(by_name(&big, "GetTask").read(), 1.0);
         assert_eq!(by_name(&big, "ListTasks").read(), 15.0);
     }
@@ -223,9 +248,10 @@ mod tests {
     fn a_runs_log_lines_add_up_per_rpc() {
         let log = [
             r#"{"message":"serving","address":"127.0.0.1:1"}"#,
-            r#"{"target":"svcgen::access","rpc":"/t.S/Get","store_calls":1,"read_capacity":1.0,"write_capacity":0.0}"#,
-            r#"{"target":"svcgen::access","rpc":"/t.S/Get","store_calls":1,"read_capacity":2.0,"write_capacity":0.0}"#,
-            r#"{"target":"svcgen::access","rpc":"/t.S/Create","store_calls":0}"#,
+            r#"{"target":"svcgen::access","code":"Ok","rpc":"/t.S/Get","store_calls":1,"read_capacity":1.0,"write_capacity":0.0}"#,
+            r#"{"target":"svcgen::access","code":"Ok","rpc":"/t.S/Get","store_calls":1,"read_capacity":2.0,"write_capacity":0.0}"#,
+            r#"{"target":"svcgen::access","code":"NotFound","rpc":"/t.S/Get","store_calls":1,"read_capacity":1.0}"#,
+            r#"{"target":"svcgen::access","code":"Ok","rpc":"/t.S/Create","store_calls":0}"#,
             "not json",
         ]
         .join("\n");

@@ -45,6 +45,9 @@ pub(super) fn run(dir: &Path, item_bytes: &[(String, usize)], from_log: Option<&
         return super::input_error();
     }
     if let Some(path) = from_log {
+        if !item_bytes.is_empty() {
+            eprintln!("note: --item-bytes is for estimates; --from-log measures");
+        }
         return match std::fs::read_to_string(path) {
             Ok(log) => print_measured(&cost::measured(&log), path),
             Err(error) => {
@@ -95,11 +98,16 @@ pub(super) fn run(dir: &Path, item_bytes: &[(String, usize)], from_log: Option<&
     print(&out)
 }
 
-/// Writes `text` to stdout; a closed pipe (`| head`) is not an error.
+/// Writes `text` to stdout; a closed pipe (`| head`) is not an error, a full disk is.
 fn print(text: &str) -> ExitCode {
     use std::io::Write as _;
-    let _ = std::io::stdout().lock().write_all(text.as_bytes());
-    ExitCode::SUCCESS
+    match std::io::stdout().lock().write_all(text.as_bytes()) {
+        Err(error) if error.kind() != std::io::ErrorKind::BrokenPipe => {
+            eprintln!("error: writing the table: {error}");
+            ExitCode::FAILURE
+        }
+        _ => ExitCode::SUCCESS,
+    }
 }
 
 #[allow(clippy::cast_precision_loss)] // call counts of one log

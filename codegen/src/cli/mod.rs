@@ -87,9 +87,10 @@ enum Command {
     /// What one call of each RPC costs in DynamoDB requests and capacity units.
     ///
     /// Estimated from the model by DynamoDB's rounding (a read unit per 4 KB read, strongly
-    /// consistent; half on an index; a write unit per 1 KB written), for the item sizes given
-    /// (default 1 KB each), a list RPC reading a full default page. With --from-log, measured:
-    /// the per-call log lines of a run (the service's stderr), averaged per RPC.
+    /// consistent; half on an index; a write unit per 1 KB written, and again per index the
+    /// item is in), for the item sizes given (default 1 KB each), a list RPC reading a full
+    /// default page. With --from-log, measured: the per-call log lines of the calls answered OK
+    /// in a run (the service's stderr), averaged per RPC.
     ///
     /// Example: svcgen cost --item-bytes Task=2500 generated-example
     Cost {

@@ -8,6 +8,7 @@
 use std::ops::Bound;
 use std::path::Path;
 use std::sync::Arc;
+use std::sync::atomic::{AtomicU64, Ordering};
 
 use async_trait::async_trait;
 use redb::{
@@ -56,6 +57,9 @@ pub struct LocalDatabase {
 struct Writer {
     jobs: Option<std::sync::mpsc::Sender<Job>>,
     thread: Option<std::thread::JoinHandle<()>>,
+    /// Groups committed (or abandoned), for the tests.
+    #[cfg_attr(not(test), allow(dead_code))]
+    commits: Arc<AtomicU64>,
 }
 
 impl Drop for Writer {
@@ -82,7 +86,12 @@ const MAX_GROUP: usize = 256;
 
 /// The writer thread: commits what has arrived, in groups of at most `max_group`, until every
 /// sender is gone.
-fn write_groups(db: &Database, jobs: &std::sync::mpsc::Receiver<Job>, max_group: usize) {
+fn write_groups(
+    db: &Database,
+    jobs: &std::sync::mpsc::Receiver<Job>,
+    max_group: usize,
+    commits: &AtomicU64,
+) {
     while let Ok(first) = jobs.recv() {
         let mut group = vec![first];
         group.extend(jobs.try_iter().take(max_group.saturating_sub(1)));
@@ -97,20 +106,36 @@ fn write_groups(db: &Database, jobs: &std::sync::mpsc::Receiver<Job>, max_group:
         let mut answers = Vec::with_capacity(group.len());
         let mut midway = false;
         for job in group {
-            let (answer, failed) = job(&txn);
-            midway |= failed;
-            answers.push(answer);
+            // A job that panics (a bug) drops its caller's answer, which then fails; the
+            // group, perhaps half written by it, is not committed.
+            match std::panic::catch_unwind(std::panic::AssertUnwindSafe(|| job(&txn))) {
+                Ok((answer, failed)) => {
+                    midway |= failed;
+                    answers.push(answer);
+                }
+                Err(_) => midway = true,
+            }
         }
         let committed = if midway {
             drop(txn);
             Err("another write of its commit failed midway: nothing was written".to_owned())
         } else {
-            txn.commit().map_err(|e| e.to_string())
+            txn.commit().map_err(|e| format!("commit: {e}"))
         };
+        commits.fetch_add(1, Ordering::Relaxed);
         for answer in answers {
             answer(committed.clone());
         }
     }
+}
+
+thread_local! {
+    /// Writes made on this thread (the writer's), so a job's failure is known to have come
+    /// before or after it changed the group's transaction.
+    static WRITES: std::cell::Cell<u64> = const { std::cell::Cell::new(0) };
+    /// The write capacity units DynamoDB would charge the indexes for the writes made on this
+    /// thread (see [`LocalStore::write`]).
+    static INDEX_UNITS: std::cell::Cell<f64> = const { std::cell::Cell::new(0.0) };
 }
 
 impl LocalDatabase {
@@ -127,13 +152,16 @@ impl LocalDatabase {
         let db = Arc::new(db);
         let (sender, jobs) = std::sync::mpsc::channel::<Job>();
         let writing = db.clone();
+        let commits = Arc::new(AtomicU64::new(0));
+        let counted = commits.clone();
         let thread = std::thread::Builder::new()
             .name("svcgen-store-writer".into())
-            .spawn(move || write_groups(&writing, &jobs, max_group))
+            .spawn(move || write_groups(&writing, &jobs, max_group, &counted))
             .map_err(|e| StoreError::Internal(format!("starting the store's writer: {e}")))?;
         let writer = Arc::new(Writer {
             jobs: Some(sender),
             thread: Some(thread),
+            commits,
         });
         Ok(Self { db, writer })
     }
@@ -262,22 +290,25 @@ impl LocalStore {
             .map_err(|e| StoreError::Internal(format!("store task failed: {e}")))?
     }
 
-    /// Runs `work` in the writer's next group commit; answers once the group is on disk.
+    /// Runs `work` in the writer's next group commit; answers once the group is on disk, with
+    /// the write units DynamoDB would charge the indexes for it.
     async fn write_in_group<T: Send + 'static>(
         &self,
         work: impl FnOnce(&Self, &redb::WriteTransaction) -> Result<T, StoreError> + Send + 'static,
-    ) -> Result<T, StoreError> {
+    ) -> Result<(T, f64), StoreError> {
         let (reply, answer) = tokio::sync::oneshot::channel();
         let this = self.clone();
         let job: Job = Box::new(move |txn| {
-            let result = work(&this, txn);
-            // Conditions and limits fail before a write; anything else may fail after one.
-            let midway = matches!(result, Err(StoreError::Internal(_)));
+            let (before, index_units) = (WRITES.get(), INDEX_UNITS.get());
+            let result = work(&this, txn).map(|value| (value, INDEX_UNITS.get() - index_units));
+            // Conditions and limits fail before a write; an error after one spoils the group.
+            let midway = result.is_err() && WRITES.get() != before;
             let answer: Answer = Box::new(move |committed| {
                 let _ = reply.send(match (result, committed) {
-                    (Err(error), _) => Err(error),
-                    (Ok(value), Ok(())) => Ok(value),
-                    (Ok(_), Err(error)) => Err(StoreError::Internal(format!("commit: {error}"))),
+                    (result, Ok(())) => result,
+                    // Without its group, even a refusal is unfounded: it may rest on a write
+                    // of the group that did not happen. The caller may retry.
+                    (_, Err(error)) => Err(StoreError::Unavailable(error)),
                 });
             });
             (answer, midway)
@@ -301,6 +332,7 @@ impl LocalStore {
         old: Option<&Item>,
         new: Option<&Item>,
     ) -> Result<(), StoreError> {
+        WRITES.set(WRITES.get() + 1);
         let mut items = txn.open_table(self.item_table()).map_err(internal)?;
         match new {
             Some(item) => {
@@ -323,6 +355,20 @@ impl LocalStore {
             };
             let before = old.and_then(index_key);
             let after = new.and_then(index_key);
+            // What DynamoDB charges the index (it projects every attribute): the item written
+            // again when it stays, its removal and its new entry when its index key changes.
+            let units =
+                |item: Option<&Item>| item.map_or(0.0, |i| write_units(limits::item_size(i)));
+            INDEX_UNITS.set(
+                INDEX_UNITS.get()
+                    + match (&before, &after) {
+                        (Some(_), Some(_)) if before == after => units(new),
+                        _ => {
+                            units(old.filter(|_| before.is_some()))
+                                + units(new.filter(|_| after.is_some()))
+                        }
+                    },
+            );
             if before == after {
                 continue;
             }
@@ -612,12 +658,13 @@ impl Store for LocalStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
         limits::check_item(&item, &self.index_names())?;
         let units = write_units(limits::item_size(&item));
-        self.write_in_group(move |this, txn| {
-            let planned = this.plan_create(txn, item)?;
-            this.apply(txn, &planned)
-        })
-        .await?;
-        consumed(0.0, units);
+        let ((), index_units) = self
+            .write_in_group(move |this, txn| {
+                let planned = this.plan_create(txn, item)?;
+                this.apply(txn, &planned)
+            })
+            .await?;
+        consumed(0.0, units + index_units);
         Ok(())
     }
 
@@ -639,28 +686,28 @@ impl Store for LocalStore {
         limits::check_item_key(key)?;
         limits::check_update(&update.set, &self.index_names())?;
         let key = key.clone();
-        let new = self
+        let (new, index_units) = self
             .write_in_group(move |this, txn| {
                 let planned = this.plan_update(txn, &key, update)?;
                 this.apply(txn, &planned)?;
                 Ok(planned.new.unwrap_or_default())
             })
             .await?;
-        consumed(0.0, write_units(limits::item_size(&new)));
+        consumed(0.0, write_units(limits::item_size(&new)) + index_units);
         Ok(new)
     }
 
     async fn delete(&self, key: &ItemKey, expected: Expected) -> Result<Item, StoreError> {
         limits::check_item_key(key)?;
         let key = key.clone();
-        let old = self
+        let (old, index_units) = self
             .write_in_group(move |this, txn| {
                 let old = this.expected_in(txn, &key, &expected)?;
                 this.write(txn, &key, Some(&old), None)?;
                 Ok(old)
             })
             .await?;
-        consumed(0.0, write_units(limits::item_size(&old)));
+        consumed(0.0, write_units(limits::item_size(&old)) + index_units);
         Ok(old)
     }
 
@@ -678,36 +725,37 @@ impl Store for LocalStore {
                 _ => 2.0,
             })
             .sum();
-        self.write_in_group(move |this, txn| {
-            // Every condition first, then every write: a failed condition leaves the group's
-            // transaction as it was (its other writes share it).
-            let count = writes.len();
-            let mut planned = Vec::with_capacity(count);
-            for (index, (write, key)) in writes.into_iter().zip(&keys).enumerate() {
-                let plan = match write {
-                    TransactWrite::Create(item) => this.plan_create(txn, item).map(Some),
-                    TransactWrite::Update { update, .. } => {
-                        this.plan_update(txn, key, update).map(Some)
-                    }
-                    TransactWrite::Delete { expected, .. } => {
-                        this.expected_in(txn, key, &expected).map(|old| {
-                            Some(Planned {
-                                key: key.clone(),
-                                old: Some(old),
-                                new: None,
+        let ((), index_units) = self
+            .write_in_group(move |this, txn| {
+                // Every condition first, then every write: a failed condition leaves the group's
+                // transaction as it was (its other writes share it).
+                let count = writes.len();
+                let mut planned = Vec::with_capacity(count);
+                for (index, (write, key)) in writes.into_iter().zip(&keys).enumerate() {
+                    let plan = match write {
+                        TransactWrite::Create(item) => this.plan_create(txn, item).map(Some),
+                        TransactWrite::Update { update, .. } => {
+                            this.plan_update(txn, key, update).map(Some)
+                        }
+                        TransactWrite::Delete { expected, .. } => {
+                            this.expected_in(txn, key, &expected).map(|old| {
+                                Some(Planned {
+                                    key: key.clone(),
+                                    old: Some(old),
+                                    new: None,
+                                })
                             })
-                        })
-                    }
-                    TransactWrite::Check { expected, .. } => {
-                        this.expected_in(txn, key, &expected).map(|_| None)
-                    }
-                };
-                planned.extend(plan.map_err(|reason| canceled(index, count, reason))?);
-            }
-            planned.iter().try_for_each(|plan| this.apply(txn, plan))
-        })
-        .await?;
-        consumed(0.0, units);
+                        }
+                        TransactWrite::Check { expected, .. } => {
+                            this.expected_in(txn, key, &expected).map(|_| None)
+                        }
+                    };
+                    planned.extend(plan.map_err(|reason| canceled(index, count, reason))?);
+                }
+                planned.iter().try_for_each(|plan| this.apply(txn, plan))
+            })
+            .await?;
+        consumed(0.0, units + 2.0 * index_units);
         Ok(())
     }
 
@@ -742,7 +790,74 @@ impl Store for LocalStore {
 
 #[cfg(test)]
 mod tests {
-    use super::prefix_successor;
+    use super::*;
+
+    /// While the writer is held up, 16 creates queue; released, they are committed as one
+    /// group (one commit, not 16), each answered, the two of one key with one winner.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_that_queue_during_a_commit_share_the_next_one() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
+        let schema = TableSchema {
+            name: "t",
+            physical: "t",
+            variable: "TABLE_NAME",
+            indexes: &[],
+        };
+        let store = db.table(&schema).expect("table");
+        let (release, held) = std::sync::mpsc::channel::<()>();
+        let hold: Job = Box::new(move |_| {
+            let _ = held.recv();
+            (Box::new(|_| {}), false)
+        });
+        db.writer
+            .jobs
+            .as_ref()
+            .expect("writer")
+            .send(hold)
+            .expect("send");
+        let key = |n: usize| {
+            crate::item::Item::from([
+                (
+                    crate::entity::PARTITION_KEY.to_owned(),
+                    AttributeValue::S("P".into()),
+                ),
+                (
+                    crate::entity::SORT_KEY.to_owned(),
+                    AttributeValue::S(format!("T{}", n.min(14))),
+                ),
+            ])
+        };
+        let creates: Vec<_> = (0..16)
+            .map(|n| {
+                let store = store.clone();
+                tokio::spawn(async move { store.create(key(n)).await })
+            })
+            .collect();
+        // Bounded wait until every create is queued behind the held job.
+        // The database and the store, each task's store and each queued job's.
+        let queued = || Arc::strong_count(&db.writer) >= 2 + 16 + 16;
+        for _ in 0..500 {
+            if queued() {
+                break;
+            }
+            tokio::time::sleep(std::time::Duration::from_millis(10)).await;
+        }
+        assert!(queued(), "the creates did not queue");
+        let commits_before = db.writer.commits.load(Ordering::Relaxed);
+        release.send(()).expect("release");
+        let mut outcomes = Vec::new();
+        for create in creates {
+            outcomes.push(create.await.expect("task"));
+        }
+        assert_eq!(outcomes.iter().filter(|o| o.is_ok()).count(), 15);
+        assert!(
+            matches!(outcomes[15], Err(StoreError::AlreadyExists))
+                ^ matches!(outcomes[14], Err(StoreError::AlreadyExists))
+        );
+        // The held job's group (which the creates may have joined), then at most one for them.
+        assert!(db.writer.commits.load(Ordering::Relaxed) - commits_before <= 2);
+    }
 
     #[test]
     fn prefix_successor_bounds_every_extension() {
