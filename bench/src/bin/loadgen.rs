@@ -42,8 +42,8 @@ struct Args {
     /// Seconds of load before measuring.
     #[arg(long, default_value_t = 2.0)]
     warmup: f64,
-    /// Tasks created before a get or list run.
-    #[arg(long, default_value_t = 100)]
+    /// Tasks created before a get or list run, all in one project (the list's partition).
+    #[arg(long, default_value_t = 2000)]
     seed: usize,
     /// Page size of the list workload.
     #[arg(long, default_value_t = 20)]
@@ -60,16 +60,60 @@ struct Tally {
     codes: BTreeMap<String, u64>,
 }
 
+/// A task shaped like production's: every field set, a description of a few hundred bytes.
 fn task(project: &str, n: usize) -> Task {
     Task {
         project_id: project.to_owned(),
-        title: format!("task {n}"),
-        description: "measured by the svcgen load generator".to_owned(),
+        title: format!("Migrate the billing export, step {n}"),
+        description: format!(
+            "Task {n}: move the nightly billing export off the legacy cron host. Acceptance: \
+             the export runs from the scheduler, writes the same CSV columns in the same order, \
+             alerts the on-call channel when a run fails, and the old host's job is disabled \
+             after two clean runs. Links: runbook, dashboard, the export's schema."
+        ),
         assignee: format!("user-{}", n % 16),
-        labels: vec!["bench".to_owned(), format!("l{}", n % 4)],
+        state: i32::try_from(n % 3 + 1).unwrap_or(1),
+        labels: vec![
+            "billing".to_owned(),
+            "migration".to_owned(),
+            format!("q{}", n % 4 + 1),
+        ],
         estimate: Some(3),
+        due_time: Some(prost_types::Timestamp {
+            seconds: 1_800_000_000 + i64::try_from(n).unwrap_or(0) * 3600,
+            nanos: 0,
+        }),
         ..Task::default()
     }
+}
+
+/// Creates `args.seed` tasks in `project`, `args.concurrency` at a time; their ids.
+async fn seed(
+    channels: &[Channel],
+    project: &str,
+    args: &Args,
+) -> Result<Vec<String>, tonic::Status> {
+    let seeders = args.concurrency.clamp(1, args.seed.max(1));
+    let mut running = tokio::task::JoinSet::new();
+    for seeder in 0..seeders {
+        let mut client = TaskServiceClient::new(channels[seeder % channels.len()].clone());
+        let (project, count) = (project.to_owned(), args.seed.max(1));
+        running.spawn(async move {
+            let mut ids = Vec::new();
+            for n in (seeder..count).step_by(seeders) {
+                let request = CreateTaskRequest {
+                    task: Some(task(&project, n)),
+                };
+                ids.push(client.create_task(request).await?.into_inner().id);
+            }
+            Ok::<_, tonic::Status>(ids)
+        });
+    }
+    let mut ids = Vec::new();
+    while let Some(seeded) = running.join_next().await {
+        ids.extend(seeded.map_err(|e| tonic::Status::internal(e.to_string()))??);
+    }
+    Ok(ids)
 }
 
 async fn call(
@@ -134,19 +178,11 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     }
     // One project per run, so repeated runs against one store do not see each other's tasks.
     let project = format!("bench-{}", uuid::Uuid::now_v7());
-    let mut ids = Vec::new();
-    if matches!(args.workload, Workload::Get | Workload::List) {
-        let mut client = TaskServiceClient::new(channels[0].clone());
-        for n in 0..args.seed.max(1) {
-            let created = client
-                .create_task(CreateTaskRequest {
-                    task: Some(task(&project, n)),
-                })
-                .await?
-                .into_inner();
-            ids.push(created.id);
-        }
-    }
+    let ids = if matches!(args.workload, Workload::Get | Workload::List) {
+        seed(&channels, &project, &args).await?
+    } else {
+        Vec::new()
+    };
     let ids = std::sync::Arc::new(ids);
     let args = std::sync::Arc::new(args);
     let project = std::sync::Arc::new(project);
