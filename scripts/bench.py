@@ -9,7 +9,7 @@ defaults (a log line per call, EMF metrics) and with both off (ACCESS_LOG=off ME
 third table reports what telemetry costs (on / off).
 
 Usage: .venv/bin/python scripts/bench.py [--rounds 3] [--duration 10] [--profile release]
-       [--seed 2000] [--smoke] [--json FILE]
+       [--seed 2000] [--workloads get,create,list] [--smoke] [--json FILE]
 Builds nothing: run `cargo build --release -p task-svc -p svcgen-bench` first (or use
 --profile debug). Exits 1 when a call failed; goals are reported, not enforced (noise).
 """
@@ -88,7 +88,7 @@ def run_server(name, binary, extra_env, args, data_dir):
     try:
         serving = wait_serving(port, started + 15)
         result = {"start_ms": (serving - started) * 1000}
-        for workload in WORKLOADS:
+        for workload in args.workloads:
             result[workload] = load(args, workload, port, process.pid)
             print(f"  {name:9} {workload:6} {result[workload]['rps']:8.0f} req/s  p99 {result[workload]['p99_ms']:6.2f} ms  "
                   f"cpu {result[workload]['cpu_us_per_req']:6.1f} µs/req  {result[workload]['codes']}", file=sys.stderr)
@@ -133,6 +133,8 @@ def main():
     parser.add_argument("--profile", default="release")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s per workload (a test, not a measurement)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--workloads", type=lambda v: v.split(","), default=WORKLOADS,
+                        help="comma-separated subset of " + ",".join(WORKLOADS))
     args = parser.parse_args()
     if args.smoke:
         args.rounds, args.duration, args.warmup, args.concurrency, args.seed = 1, 1.0, 0.2, 8, 100
@@ -157,7 +159,7 @@ def main():
 
     def compare(reference, subject, goals):
         rows = []
-        for workload in WORKLOADS:
+        for workload in args.workloads:
             for metric in METRICS:
                 base, gen = median(reference, workload, metric), median(subject, workload, metric)
                 ratio = gen / base if base else float("inf")
@@ -168,7 +170,7 @@ def main():
 
     failures = []
     rows = compare("baseline", "generated", GOALS)
-    for workload in WORKLOADS:
+    for workload in args.workloads:
         for name in runs:
             for run in runs[name]:
                 errors = {c: n for c, n in run[workload]["codes"].items() if c != "OK"}

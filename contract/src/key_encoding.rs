@@ -23,17 +23,17 @@ pub fn is_separator(c: char) -> bool {
 pub fn encode_key_value(value: &str, out: &mut String) {
     const HEX: &[u8; 16] = b"0123456789ABCDEF";
     out.reserve(value.len());
-    for c in value.chars() {
-        if is_escaped_in_values(c) {
-            // Escaped characters are ASCII, so `c as u8` is the character's one byte.
-            let byte = c as u8;
-            out.push('%');
-            out.push(char::from(HEX[usize::from(byte >> 4)]));
-            out.push(char::from(HEX[usize::from(byte & 0x0F)]));
-        } else {
-            out.push(c);
-        }
+    let mut rest = value;
+    while let Some(at) = rest.find(is_escaped_in_values) {
+        // Escaped characters are ASCII: one byte, so `at + 1` starts the next character.
+        let byte = rest.as_bytes()[at];
+        out.push_str(&rest[..at]);
+        out.push('%');
+        out.push(char::from(HEX[usize::from(byte >> 4)]));
+        out.push(char::from(HEX[usize::from(byte & 0x0F)]));
+        rest = &rest[at + 1..];
     }
+    out.push_str(rest);
 }
 
 /// The value whose key form is `encoded`, or `None` when no value encodes to it (a stray `%`,

@@ -81,6 +81,9 @@ type Job = Box<dyn FnOnce(&redb::WriteTransaction) -> (Answer, bool) + Send>;
 /// Answers a write's caller with its group's commit: `Err` says why nothing was written.
 type Answer = Box<dyn FnOnce(Result<(), String>) + Send>;
 
+/// Reads of at most this many items run on the caller's thread (see [`LocalStore::read`]).
+const SHORT_READ: usize = 100;
+
 /// Writes committed together at most.
 const MAX_GROUP: usize = 256;
 
@@ -280,10 +283,17 @@ impl LocalStore {
         TableDefinition::new(&self.items)
     }
 
-    async fn blocking<T: Send + 'static>(
+    /// Runs a read: on the calling thread when it is `short` (a few items: a read transaction
+    /// over cached pages takes microseconds, less than a hand-off to the blocking pool and
+    /// back), on the blocking pool otherwise, so a long one does not hold up other calls.
+    async fn read<T: Send + 'static>(
         &self,
+        short: bool,
         work: impl FnOnce(&Self) -> Result<T, StoreError> + Send + 'static,
     ) -> Result<T, StoreError> {
+        if short {
+            return work(self);
+        }
         let this = self.clone();
         tokio::task::spawn_blocking(move || work(&this))
             .await
@@ -670,14 +680,10 @@ impl Store for LocalStore {
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
         limits::check_item_key(key)?;
-        let key = key.clone();
-        let item = self
-            .blocking(move |this| {
-                let txn = this.db.begin_read().map_err(internal)?;
-                let items = txn.open_table(this.item_table()).map_err(internal)?;
-                read_live(&items, &key)
-            })
-            .await?;
+        // One item: read on this thread (see `read`).
+        let txn = self.db.begin_read().map_err(internal)?;
+        let items = txn.open_table(self.item_table()).map_err(internal)?;
+        let item = read_live(&items, key)?;
         consumed(read_units(item.as_ref().map_or(0, limits::item_size)), 0.0);
         Ok(item)
     }
@@ -763,7 +769,7 @@ impl Store for LocalStore {
         keys.iter().try_for_each(limits::check_item_key)?;
         let keys = keys.to_vec();
         let items: Vec<Option<Item>> = self
-            .blocking(move |this| {
+            .read(keys.len() <= SHORT_READ, move |this| {
                 let txn = this.db.begin_read().map_err(internal)?;
                 let items = txn.open_table(this.item_table()).map_err(internal)?;
                 keys.iter().map(|key| read_live(&items, key)).collect()
@@ -781,7 +787,10 @@ impl Store for LocalStore {
         limits::check_query(&query)?;
         // Reads of an index are eventually consistent: half the units.
         let share = if query.index.is_some() { 0.5 } else { 1.0 };
-        let page = self.blocking(move |this| this.query_sync(&query)).await?;
+        let short = query.limit <= SHORT_READ;
+        let page = self
+            .read(short, move |this| this.query_sync(&query))
+            .await?;
         let bytes = page.items.iter().map(limits::item_size).sum();
         consumed(share * read_units(bytes), 0.0);
         Ok(page)

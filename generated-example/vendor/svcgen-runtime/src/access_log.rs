@@ -26,6 +26,10 @@ use crate::telemetry::{CallRecord, Metrics, StoreCall};
 
 /// The header carrying the request id, in requests and responses.
 pub const REQUEST_ID: &str = "x-request-id";
+/// [`REQUEST_ID`], parsed once rather than on every lookup.
+const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
+const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
+const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
 
 /// Which calls are logged (`ACCESS_LOG`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -123,19 +127,21 @@ where
         }
         let request_id = request
             .headers()
-            .get(REQUEST_ID)
+            .get(&REQUEST_ID_HEADER)
             .filter(|v| (1..=128).contains(&v.len()))
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
-            .map_or_else(|| uuid::Uuid::now_v7().to_string(), str::to_owned);
+            .map_or_else(new_request_id, str::to_owned);
         let header = HeaderValue::from_str(&request_id).ok();
         if let Some(header) = &header {
             // Handlers read the id as the caller sent it, or as the server made it.
-            request.headers_mut().insert(REQUEST_ID, header.clone());
+            request
+                .headers_mut()
+                .insert(REQUEST_ID_HEADER, header.clone());
         }
         let trace_id = request
             .headers()
-            .get("traceparent")
+            .get(&TRACEPARENT)
             .and_then(|v| v.to_str().ok())
             .and_then(trace_id);
         let peer = request
@@ -163,7 +169,7 @@ where
         Box::pin(async move {
             let mut response = response.await?;
             if let Some(header) = header {
-                response.headers_mut().insert(REQUEST_ID, header);
+                response.headers_mut().insert(REQUEST_ID_HEADER, header);
             }
             // An error without a message body (trailers-only) carries its status in the headers.
             if let Some(code) = grpc_status(response.headers()) {
@@ -180,6 +186,21 @@ where
     }
 }
 
+/// A new UUID v7: the time, then random bits from a fast per-thread generator. A request id
+/// must be unique, not unguessable, so it costs no system call (the OS's random source does).
+fn new_request_id() -> String {
+    let millis = std::time::SystemTime::now()
+        .duration_since(std::time::UNIX_EPOCH)
+        .map_or(0, |since| {
+            u64::try_from(since.as_millis()).unwrap_or(u64::MAX)
+        });
+    let mut random = [0; 10];
+    fastrand::fill(&mut random);
+    uuid::Builder::from_unix_timestamp_millis(millis, &random)
+        .into_uuid()
+        .to_string()
+}
+
 /// `00-<trace id>-<parent id>-<flags>` → the trace id, unless it is malformed or all zeros.
 fn trace_id(traceparent: &str) -> Option<String> {
     let mut parts = traceparent.trim().split('-');
@@ -193,7 +214,7 @@ fn trace_id(traceparent: &str) -> Option<String> {
 
 fn grpc_status(headers: &http::HeaderMap) -> Option<tonic::Code> {
     let status = headers
-        .get("grpc-status")?
+        .get(&GRPC_STATUS)?
         .to_str()
         .ok()?
         .parse::<i32>()
@@ -359,6 +380,16 @@ mod tests {
         );
         assert_eq!(trace_id(&format!("ff-{id}-00f067aa0ba902b7-01")), None);
         assert_eq!(trace_id("garbage"), None);
+    }
+
+    #[test]
+    fn request_ids_are_distinct_uuid_v7s() {
+        let ids: std::collections::BTreeSet<String> = (0..1000).map(|_| new_request_id()).collect();
+        assert_eq!(ids.len(), 1000);
+        for id in &ids {
+            let uuid = uuid::Uuid::parse_str(id).expect("a UUID");
+            assert_eq!(uuid.get_version(), Some(uuid::Version::SortRand));
+        }
     }
 
     #[test]

@@ -12,6 +12,8 @@ use std::time::Duration;
 
 use tonic::body::Body;
 
+const GRPC_TIMEOUT: http::HeaderName = http::HeaderName::from_static("grpc-timeout");
+
 /// How much earlier than tonic's own timer the deadline fires.
 const MARGIN: Duration = Duration::from_millis(1);
 
@@ -51,7 +53,7 @@ where
     fn call(&mut self, request: http::Request<B>) -> Self::Future {
         let timeout = request
             .headers()
-            .get("grpc-timeout")
+            .get(&GRPC_TIMEOUT)
             .and_then(|value| value.to_str().ok())
             .and_then(parse_timeout);
         let response = self.inner.call(request);
