@@ -4,7 +4,8 @@ embedded store) and the in-memory ceiling (the hand-written service over a map),
 (baseline, ceiling, generated, ..., baseline, ceiling, generated, ...), and reports medians and
 ratios: throughput, p99 latency, server CPU time per request (the kernel's accounting of the
 server process, /proc/<pid>/stat, sampled at the load generator's window markers), peak memory
-(VmHWM) and process start -> health SERVING. The generated service runs twice per round: with its
+(VmHWM) and process start -> health SERVING. The server runs on the first CPU, the load generator on
+the others. The generated service runs twice per round: with its
 defaults (a log line per call, EMF metrics) and with both off (ACCESS_LOG=off METRICS=off), so a
 third table reports what telemetry costs (on / off).
 
@@ -42,6 +43,14 @@ CEILING_GOALS = {("get", "rps"): (">=", 0.8), ("list", "rps"): (">=", 0.5)}
 TELEMETRY_GOALS = {"rps": (">=", 0.9), "p99_ms": ("<=", 1.2), "cpu_us_per_req": ("<=", 1.15)}
 TELEMETRY_OFF = {"ACCESS_LOG": "off", "METRICS": "off"}
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
+# The server gets the first CPU and the load generator the others, so that they do not compete
+# for a core and a server's CPU time per request does not depend on how busy its client is.
+CPUS = sorted(os.sched_getaffinity(0))
+SERVER_CPUS, LOADGEN_CPUS = ({CPUS[0]}, set(CPUS[1:])) if len(CPUS) > 1 else (set(CPUS), set(CPUS))
+
+
+def pin(cpus):
+    return lambda: os.sched_setaffinity(0, cpus)
 
 
 def free_port():
@@ -84,7 +93,8 @@ def run_server(name, binary, extra_env, args, data_dir):
     # Logs and metrics are written to /dev/null (on ECS, to the awslogs driver).
     env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info", **extra_env)
     started = time.monotonic()
-    process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL)
+    process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
+                               preexec_fn=pin(SERVER_CPUS))
     try:
         serving = wait_serving(port, started + 15)
         result = {"start_ms": (serving - started) * 1000}
@@ -104,14 +114,15 @@ def load(args, workload, port, pid):
     command = [str(args.bin_dir / "loadgen"), "--target", f"http://127.0.0.1:{port}", "--workload", workload,
                "--duration", str(args.duration), "--warmup", str(args.warmup),
                "--concurrency", str(args.concurrency), "--connections", str(args.connections), "--seed", str(args.seed)]
-    loadgen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True)
+    loadgen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
+                               preexec_fn=pin(LOADGEN_CPUS))
     cpu = {}
     for line in loadgen.stderr:
         if line.strip() in ("window start", "window end"):
             cpu[line.strip()] = cpu_seconds(pid)
     report = json.loads(loadgen.stdout.read())
     if loadgen.wait() != 0 or len(cpu) != 2:
-        raise RuntimeError(f"load generator failed: {command}")
+        raise RuntimeError(f"load generator failed ({loadgen.returncode}, {cpu}): {command}")
     requests = max(report["requests"], 1)
     return {
         "rps": report["rps"],

@@ -219,7 +219,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         }));
     }
     // Markers for whoever samples the server (CPU time) around the measured window.
-    tokio::spawn(async move {
+    let markers = tokio::spawn(async move {
         tokio::time::sleep_until(measure_from.into()).await;
         eprintln!("window start");
         tokio::time::sleep_until(stop_at.into()).await;
@@ -234,6 +234,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
             *codes.entry(code).or_default() += count;
         }
     }
+    // Both markers are out before the report (the process would otherwise exit first).
+    markers.await?;
     latencies.sort_unstable();
     let requests = latencies.len();
     let report = serde_json::json!({
