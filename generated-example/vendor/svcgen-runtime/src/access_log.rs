@@ -132,7 +132,12 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
             .map_or_else(new_request_id, str::to_owned);
-        let header = HeaderValue::from_str(&request_id).ok();
+        let header = HeaderValue::from_str(&request_id).ok().map(|mut header| {
+            // Never indexed by HPACK: a value used once would only evict the connection's
+            // reusable header entries (content-type, grpc-status) from its table.
+            header.set_sensitive(true);
+            header
+        });
         if let Some(header) = &header {
             // Handlers read the id as the caller sent it, or as the server made it.
             request
