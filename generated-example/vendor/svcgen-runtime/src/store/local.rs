@@ -868,6 +868,51 @@ mod tests {
         assert!(db.writer.commits.load(Ordering::Relaxed) - commits_before <= 2);
     }
 
+    /// Short reads run on the caller's thread, longer ones on the blocking pool: both answer
+    /// the same, on a current-thread runtime too (where a blocking wait would hang).
+    #[tokio::test(flavor = "current_thread")]
+    async fn short_and_long_reads_answer_alike() {
+        let dir = tempfile::tempdir().expect("tempdir");
+        let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
+        let schema = TableSchema {
+            name: "t",
+            physical: "t",
+            variable: "TABLE_NAME",
+            indexes: &[],
+        };
+        let store = db.table(&schema).expect("table");
+        let item = |n: usize| {
+            crate::item::Item::from([
+                (PARTITION_KEY.to_owned(), AttributeValue::S("P".into())),
+                (SORT_KEY.to_owned(), AttributeValue::S(format!("T{n:03}"))),
+            ])
+        };
+        for n in 0..2 * SHORT_READ {
+            store.create(item(n)).await.expect("create");
+        }
+        let query = |limit: usize| Query {
+            index: None,
+            partition: "P".into(),
+            sort_key_prefix: "T".into(),
+            descending: false,
+            limit,
+            start_after: None,
+        };
+        let short = store.query(query(SHORT_READ)).await.expect("short query");
+        let long = store
+            .query(query(2 * SHORT_READ))
+            .await
+            .expect("long query");
+        assert_eq!(short.items.len(), SHORT_READ);
+        assert_eq!(long.items.len(), 2 * SHORT_READ);
+        assert_eq!(short.items[..], long.items[..SHORT_READ]);
+        let key = ItemKey {
+            pk: "P".into(),
+            sk: "T007".into(),
+        };
+        assert_eq!(store.get(&key).await.expect("get"), Some(item(7)));
+    }
+
     #[test]
     fn prefix_successor_bounds_every_extension() {
         assert_eq!(prefix_successor("TASK#").as_deref(), Some("TASK$"));
