@@ -7,10 +7,14 @@ server process, /proc/<pid>/stat, sampled at the load generator's window markers
 (VmHWM) and process start -> health SERVING. The server runs on the first CPU, the load generator on
 the others. The generated service runs twice per round: with its
 defaults (a log line per call, EMF metrics) and with both off (ACCESS_LOG=off METRICS=off), so a
-third table reports what telemetry costs (on / off).
+third table reports what telemetry costs (on / off). Last in each round, the DynamoDB path: the
+generated service (TABLE_NAME set) and the hand-written tonic + aws-sdk-dynamodb service, each
+against its own DynamoDB stand-in (canned answers after --dynamodb-delay-us), with the store
+requests per RPC, the connections opened while measuring and the latency added over the delay.
 
 Usage: .venv/bin/python scripts/bench.py [--rounds 3] [--duration 10] [--profile release]
-       [--seed 2000] [--workloads get,create,list] [--smoke] [--json FILE]
+       [--seed 2000] [--workloads get,create,list] [--dynamodb-delay-us 5000] [--smoke]
+       [--json FILE]
 Builds nothing: run `cargo build --release -p task-svc -p svcgen-bench` first (or use
 --profile debug). Exits 1 when a call failed; goals are reported, not enforced (noise).
 """
@@ -25,6 +29,7 @@ import subprocess
 import sys
 import tempfile
 import time
+import urllib.request
 from pathlib import Path
 
 import grpc
@@ -42,6 +47,11 @@ CEILING_GOALS = {("get", "rps"): (">=", 0.8), ("list", "rps"): (">=", 0.5)}
 # Telemetry on against off (issue 17).
 TELEMETRY_GOALS = {"rps": (">=", 0.9), "p99_ms": ("<=", 1.2), "cpu_us_per_req": ("<=", 1.15)}
 TELEMETRY_OFF = {"ACCESS_LOG": "off", "METRICS": "off"}
+# The DynamoDB path: the generated service (defaults) against the hand-written tonic +
+# aws-sdk-dynamodb service, each against its own stand-in (issue 18).
+DYNAMODB_METRICS = ["rps", "p50_ms", "p99_ms", "cpu_us_per_req"]
+DYNAMODB_GOALS = {"cpu_us_per_req": ("<=", 1.05)}
+ADDED_P50_GOAL_MS = 0.2
 CLOCK_TICKS = os.sysconf("SC_CLK_TCK")
 # The server gets the first CPU and the load generator the others, so that they do not compete
 # for a core and a server's CPU time per request does not depend on how busy its client is.
@@ -88,10 +98,37 @@ def wait_serving(port, deadline):
     raise RuntimeError(f"127.0.0.1:{port} did not become SERVING")
 
 
-def run_server(name, binary, extra_env, args, data_dir):
+def start_standin(args):
+    """The DynamoDB stand-in on a free port (on the load generator's CPUs), once it accepts."""
+    port = free_port()
+    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DELAY_US=str(args.dynamodb_delay_us))
+    process = subprocess.Popen([str(args.bin_dir / "dynamodb_standin")], env=env, stdout=subprocess.DEVNULL,
+                               stderr=subprocess.DEVNULL, preexec_fn=pin(LOADGEN_CPUS))
+    deadline = time.monotonic() + 15
+    while time.monotonic() < deadline:
+        try:
+            standin_stats(port)
+            return process, port
+        except OSError:
+            time.sleep(0.05)
+    process.kill()
+    raise RuntimeError("the DynamoDB stand-in did not start")
+
+
+def standin_stats(port):
+    with urllib.request.urlopen(f"http://127.0.0.1:{port}/stats", timeout=5) as reply:
+        return json.load(reply)
+
+
+def run_server(name, binary, extra_env, args, data_dir, dynamodb=False):
     port = free_port()
     # Logs and metrics are written to /dev/null (on ECS, to the awslogs driver).
     env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info", **extra_env)
+    standin = None
+    if dynamodb:
+        standin, standin_port = start_standin(args)
+        env.update(TABLE_NAME="tasks", AWS_ENDPOINT_URL=f"http://127.0.0.1:{standin_port}", AWS_REGION="us-east-1",
+                   AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
     started = time.monotonic()
     process = subprocess.Popen([str(binary)], env=env, stdout=subprocess.DEVNULL, stderr=subprocess.DEVNULL,
                                preexec_fn=pin(SERVER_CPUS))
@@ -99,38 +136,54 @@ def run_server(name, binary, extra_env, args, data_dir):
         serving = wait_serving(port, started + 15)
         result = {"start_ms": (serving - started) * 1000}
         for workload in args.workloads:
-            result[workload] = load(args, workload, port, process.pid)
+            result[workload] = load(args, workload, port, process.pid, standin_port if dynamodb else None)
             print(f"  {name:9} {workload:6} {result[workload]['rps']:8.0f} req/s  p99 {result[workload]['p99_ms']:6.2f} ms  "
                   f"cpu {result[workload]['cpu_us_per_req']:6.1f} µs/req  {result[workload]['codes']}", file=sys.stderr)
         result["peak_mib"] = peak_kib(process.pid) / 1024
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=40)
+        if standin:
+            standin.send_signal(signal.SIGTERM)
+            standin.wait(timeout=10)
     result["exit_code"] = code
     return result
 
 
-def load(args, workload, port, pid):
+def load(args, workload, port, pid, standin_port=None):
     command = [str(args.bin_dir / "loadgen"), "--target", f"http://127.0.0.1:{port}", "--workload", workload,
                "--duration", str(args.duration), "--warmup", str(args.warmup),
                "--concurrency", str(args.concurrency), "--connections", str(args.connections), "--seed", str(args.seed)]
     loadgen = subprocess.Popen(command, stdout=subprocess.PIPE, stderr=subprocess.PIPE, text=True,
                                preexec_fn=pin(LOADGEN_CPUS))
-    cpu = {}
+    cpu, standin = {}, {}
     for line in loadgen.stderr:
         if line.strip() in ("window start", "window end"):
             cpu[line.strip()] = cpu_seconds(pid)
+            if standin_port:
+                standin[line.strip()] = standin_stats(standin_port)
     report = json.loads(loadgen.stdout.read())
     if loadgen.wait() != 0 or len(cpu) != 2:
         raise RuntimeError(f"load generator failed ({loadgen.returncode}, {cpu}): {command}")
     requests = max(report["requests"], 1)
-    return {
+    result = {
         "rps": report["rps"],
         "p99_ms": report["latency_ms"]["p99"],
         "p50_ms": report["latency_ms"]["p50"],
         "cpu_us_per_req": (cpu["window end"] - cpu["window start"]) * 1e6 / requests,
         "codes": report["codes"],
     }
+    if standin_port:
+        start, end = standin["window start"], standin["window end"]
+        store_requests = sum(end["requests"].values()) - sum(start["requests"].values())
+        result.update(
+            store_requests_per_rpc=store_requests / requests,
+            connections_opened=end["connections"] - start["connections"],
+            added_p50_ms=report["latency_ms"]["p50"] - args.dynamodb_delay_us / 1000,
+            # Closed loop: no server can answer more than concurrency / delay calls per second.
+            share_of_bound=report["rps"] * args.dynamodb_delay_us / 1e6 / args.concurrency,
+        )
+    return result
 
 
 def main():
@@ -144,6 +197,8 @@ def main():
     parser.add_argument("--profile", default="release")
     parser.add_argument("--smoke", action="store_true", help="1 round of 1 s per workload (a test, not a measurement)")
     parser.add_argument("--json", type=Path, help="write every measurement here")
+    parser.add_argument("--dynamodb-delay-us", type=int, default=5000,
+                        help="the DynamoDB stand-in's delay before each answer")
     parser.add_argument("--workloads", type=lambda v: v.split(","), default=WORKLOADS,
                         help="comma-separated subset of " + ",".join(WORKLOADS))
     args = parser.parse_args()
@@ -152,12 +207,15 @@ def main():
     args.bin_dir = ROOT / "target" / args.profile
     servers = [("baseline", args.bin_dir / "baseline", {}), ("ceiling", args.bin_dir / "ceiling", {}),
                ("generated", args.bin_dir / "task-svc", {}), ("telemetry-off", args.bin_dir / "task-svc", TELEMETRY_OFF)]
-    runs = {name: [] for name, _, _ in servers}
+    servers = [(name, binary, env, False) for name, binary, env in servers] + [
+        ("sdk-ddb", args.bin_dir / "baseline_dynamodb", {}, True),
+        ("gen-ddb", args.bin_dir / "task-svc", {}, True)]
+    runs = {name: [] for name, _, _, _ in servers}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number}/{args.rounds}", file=sys.stderr)
-        for name, binary, extra_env in servers:
+        for name, binary, extra_env, dynamodb in servers:
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data_dir:
-                runs[name].append(run_server(name, binary, extra_env, args, data_dir))
+                runs[name].append(run_server(name, binary, extra_env, args, data_dir, dynamodb))
 
     def median(name, *path):
         values = []
@@ -168,10 +226,10 @@ def main():
             values.append(value)
         return statistics.median(values)
 
-    def compare(reference, subject, goals):
+    def compare(reference, subject, goals, metrics=METRICS):
         rows = []
         for workload in args.workloads:
-            for metric in METRICS:
+            for metric in metrics:
                 base, gen = median(reference, workload, metric), median(subject, workload, metric)
                 ratio = gen / base if base else float("inf")
                 op, goal = goals.get((workload, metric)) or goals.get(metric) or (None, None)
@@ -208,6 +266,19 @@ def main():
     table(compare("ceiling", "generated", CEILING_GOALS), "ceiling", "generated")
     print("\nTelemetry (the generated service's defaults against ACCESS_LOG=off METRICS=off):\n")
     table(compare("telemetry-off", "generated", TELEMETRY_GOALS), "telemetry off", "telemetry on")
+    delay_ms = args.dynamodb_delay_us / 1000
+    print(f"\nThe DynamoDB path (each server against its own stand-in answering after {delay_ms:g} ms; "
+          "the generated service with its defaults):\n")
+    table(compare("sdk-ddb", "gen-ddb", DYNAMODB_GOALS, DYNAMODB_METRICS), "hand-written SDK", "generated")
+    print(f"\n| server | workload | added p50 ms (goal <= {ADDED_P50_GOAL_MS}) | store requests / RPC | "
+          "connections opened in the window | share of the stand-in's bound |")
+    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    for name in ("sdk-ddb", "gen-ddb"):
+        for workload in args.workloads:
+            added = median(name, workload, "added_p50_ms")
+            print(f"| {name} | {workload} | {added:.3f} {'yes' if added <= ADDED_P50_GOAL_MS else 'NO'} | "
+                  f"{median(name, workload, 'store_requests_per_rpc'):.3f} | "
+                  f"{median(name, workload, 'connections_opened'):g} | {median(name, workload, 'share_of_bound'):.3f} |")
     start = median("generated", "start_ms")
     print(f"\ngenerated start -> SERVING: {start:.1f} ms (goal <= 50 ms: {'met' if start <= 50 else 'MISSED'}); "
           f"{args.rounds} rounds, {args.duration:g} s per workload, concurrency {args.concurrency} over {args.connections} connections")
