@@ -90,6 +90,7 @@ def wait_serving(port, deadline):
             with socket.create_connection(("127.0.0.1", port), timeout=1):
                 pass
         except OSError:
+            time.sleep(0.001)  # not spinning on the server's CPU while it starts
             continue
         with grpc.insecure_channel(f"127.0.0.1:{port}") as channel:
             reply = health_pb2_grpc.HealthStub(channel).Check(health_pb2.HealthCheckRequest(), timeout=2)
@@ -176,12 +177,15 @@ def load(args, workload, port, pid, standin_port=None):
     if standin_port:
         start, end = standin["window start"], standin["window end"]
         store_requests = sum(end["requests"].values()) - sum(start["requests"].values())
+        # The delay the stand-in actually served (its timer rounds up), per store request.
+        delay_ms = (end["slept_us"] - start["slept_us"]) / max(store_requests, 1) / 1000
         result.update(
             store_requests_per_rpc=store_requests / requests,
             connections_opened=end["connections"] - start["connections"],
-            added_p50_ms=report["latency_ms"]["p50"] - args.dynamodb_delay_us / 1000,
+            standin_delay_ms=delay_ms,
+            added_p50_ms=report["latency_ms"]["p50"] - delay_ms * store_requests / requests,
             # Closed loop: no server can answer more than concurrency / delay calls per second.
-            share_of_bound=report["rps"] * args.dynamodb_delay_us / 1e6 / args.concurrency,
+            share_of_bound=report["rps"] * delay_ms / 1000 / args.concurrency,
         )
     return result
 
@@ -270,13 +274,14 @@ def main():
     print(f"\nThe DynamoDB path (each server against its own stand-in answering after {delay_ms:g} ms; "
           "the generated service with its defaults):\n")
     table(compare("sdk-ddb", "gen-ddb", DYNAMODB_GOALS, DYNAMODB_METRICS), "hand-written SDK", "generated")
-    print(f"\n| server | workload | added p50 ms (goal <= {ADDED_P50_GOAL_MS}) | store requests / RPC | "
-          "connections opened in the window | share of the stand-in's bound |")
-    print("| --- | --- | ---: | ---: | ---: | ---: |")
+    print(f"\n| server | workload | stand-in's delay ms (measured) | added p50 ms (goal <= {ADDED_P50_GOAL_MS}) | "
+          "store requests / RPC | connections opened in the window | share of the stand-in's bound |")
+    print("| --- | --- | ---: | ---: | ---: | ---: | ---: |")
     for name in ("sdk-ddb", "gen-ddb"):
         for workload in args.workloads:
             added = median(name, workload, "added_p50_ms")
-            print(f"| {name} | {workload} | {added:.3f} {'yes' if added <= ADDED_P50_GOAL_MS else 'NO'} | "
+            print(f"| {name} | {workload} | {median(name, workload, 'standin_delay_ms'):.3f} | "
+                  f"{added:.3f} {'yes' if added <= ADDED_P50_GOAL_MS else 'NO'} | "
                   f"{median(name, workload, 'store_requests_per_rpc'):.3f} | "
                   f"{median(name, workload, 'connections_opened'):g} | {median(name, workload, 'share_of_bound'):.3f} |")
     start = median("generated", "start_ms")

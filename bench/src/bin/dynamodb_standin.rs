@@ -2,10 +2,12 @@
 //! DynamoDB_20120810.<Operation>`) with canned answers after a fixed delay, so that the
 //! benchmark measures what a service adds to a DynamoDB call — not DynamoDB.
 //!
-//! `PutItem` and `UpdateItem` keep the item they carry (each server gets its own stand-in);
-//! `GetItem` answers the last item kept, `Query` a page of `Limit` copies of it with a
-//! `LastEvaluatedKey`. Every answer carries `ConsumedCapacity` when asked for. `GET /stats`
-//! answers the requests served by operation and the connections that carried them, as JSON.
+//! `PutItem` keeps the item it carries (each server gets its own stand-in); `GetItem` answers
+//! the last item kept, `Query` a page of `Limit` (at most 1000) copies of it with a
+//! `LastEvaluatedKey`; other operations are refused. Every answer carries `ConsumedCapacity`
+//! when asked for. `GET /stats` answers, as JSON, the requests served by operation, the
+//! connections that carried them and the time slept before answering (tokio's timer rounds a
+//! sleep up to the next millisecond, so the delay actually served is measured, not assumed).
 //!
 //! Environment: `LISTEN_ADDR` (default 127.0.0.1:8000), `DELAY_US` (default 5000). Prints
 //! `serving <addr>` on stderr when it starts; SIGTERM/SIGINT stop it.
@@ -14,7 +16,7 @@ use std::collections::BTreeMap;
 use std::convert::Infallible;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::sync::{Arc, Mutex, PoisonError};
-use std::time::Duration;
+use std::time::{Duration, Instant};
 
 use http_body_util::{BodyExt as _, Full};
 use hyper::body::{Bytes, Incoming};
@@ -29,6 +31,8 @@ struct Standin {
     requests: Mutex<BTreeMap<String, u64>>,
     /// Connections that carried a DynamoDB request (not only `GET /stats`).
     connections: AtomicU64,
+    /// Microseconds slept before answering, over every request.
+    slept_us: AtomicU64,
 }
 
 fn reply(status: StatusCode, body: &Value) -> Response<Full<Bytes>> {
@@ -59,6 +63,7 @@ impl Standin {
         json!({
             "requests": requests,
             "connections": self.connections.load(Ordering::Relaxed),
+            "slept_us": self.slept_us.load(Ordering::Relaxed),
         })
     }
 
@@ -81,14 +86,11 @@ impl Standin {
                 *kept = Some(input["Item"].clone());
                 json!({})
             }
-            "UpdateItem" => {
-                json!({"Attributes": kept.clone().unwrap_or_else(|| input["Key"].clone())})
-            }
             "GetItem" => kept
                 .as_ref()
                 .map_or_else(|| json!({}), |item| json!({"Item": item})),
             "Query" => {
-                let limit = input["Limit"].as_u64().unwrap_or(20);
+                let limit = input["Limit"].as_u64().unwrap_or(20).min(1000);
                 let items: Vec<Value> = kept
                     .iter()
                     .cycle()
@@ -157,7 +159,10 @@ impl Standin {
             .unwrap_or_else(PoisonError::into_inner)
             .entry(operation.clone())
             .or_default() += 1;
+        let started = Instant::now();
         tokio::time::sleep(self.delay).await;
+        let slept = u64::try_from(started.elapsed().as_micros()).unwrap_or(u64::MAX);
+        self.slept_us.fetch_add(slept, Ordering::Relaxed);
         self.answer(&operation, &input)
     }
 }
@@ -178,12 +183,21 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     eprintln!("serving {addr}");
     let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
     loop {
-        let (stream, _) = tokio::select! {
-            accepted = listener.accept() => accepted?,
+        let accepted = tokio::select! {
+            accepted = listener.accept() => accepted,
             _ = terminate.recv() => return Ok(()),
             _ = tokio::signal::ctrl_c() => return Ok(()),
         };
-        stream.set_nodelay(true)?;
+        // A failed accept (a connection reset before it was accepted, no file descriptors
+        // left) loses that connection, not the server.
+        let stream = match accepted {
+            Ok((stream, _)) => stream,
+            Err(error) => {
+                eprintln!("accept: {error}");
+                continue;
+            }
+        };
+        let _ = stream.set_nodelay(true);
         let standin = standin.clone();
         let used = Arc::new(AtomicBool::new(false));
         tokio::spawn(async move {

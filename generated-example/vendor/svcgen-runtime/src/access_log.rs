@@ -132,12 +132,7 @@ where
             .and_then(|v| v.to_str().ok())
             .filter(|v| v.bytes().all(|b| b.is_ascii_graphic()))
             .map_or_else(new_request_id, str::to_owned);
-        let header = HeaderValue::from_str(&request_id).ok().map(|mut header| {
-            // Never indexed by HPACK: a value used once would only evict the connection's
-            // reusable header entries (content-type, grpc-status) from its table.
-            header.set_sensitive(true);
-            header
-        });
+        let header = HeaderValue::from_str(&request_id).ok();
         if let Some(header) = &header {
             // Handlers read the id as the caller sent it, or as the server made it.
             request
@@ -173,7 +168,10 @@ where
         // itself CANCELLED.
         Box::pin(async move {
             let mut response = response.await?;
-            if let Some(header) = header {
+            if let Some(mut header) = header {
+                // Never indexed by HPACK: a value used once would only evict the connection's
+                // reusable entries (content-type, grpc-status) from its table.
+                header.set_sensitive(true);
                 response.headers_mut().insert(REQUEST_ID_HEADER, header);
             }
             // An error without a message body (trailers-only) carries its status in the headers.
@@ -193,6 +191,7 @@ where
 
 /// A new UUID v7: the time, then random bits from a fast per-thread generator. A request id
 /// must be unique, not unguessable, so it costs no system call (the OS's random source does).
+/// Ids made in the same millisecond are not ordered among themselves.
 fn new_request_id() -> String {
     let millis = std::time::SystemTime::now()
         .duration_since(std::time::UNIX_EPOCH)

@@ -787,7 +787,8 @@ impl Store for LocalStore {
         limits::check_query(&query)?;
         // Reads of an index are eventually consistent: half the units.
         let share = if query.index.is_some() { 0.5 } else { 1.0 };
-        let short = query.limit <= SHORT_READ;
+        // A limit of 0 reads the whole partition: not short.
+        let short = (1..=SHORT_READ).contains(&query.limit);
         let page = self
             .read(short, move |this| this.query_sync(&query))
             .await?;
