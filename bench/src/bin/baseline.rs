@@ -11,7 +11,8 @@ use std::sync::Arc;
 
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use svcgen_bench::tasks::task_service_server::{TaskService, TaskServiceServer};
+use svcgen_bench::page_size;
+use svcgen_bench::tasks::task_service_server::TaskService;
 use svcgen_bench::tasks::{
     CreateTaskRequest, GetTaskRequest, ListTasksByAssigneeRequest, ListTasksByAssigneeResponse,
     ListTasksRequest, ListTasksResponse, Task, TaskState, UpdateTaskRequest,
@@ -165,14 +166,6 @@ fn status(error: StoreError) -> Status {
     }
 }
 
-fn page_size(requested: i32) -> Result<usize, Status> {
-    match requested {
-        0 => Ok(20),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
-        n => Ok(usize::try_from(n.min(1000)).unwrap_or(1000)),
-    }
-}
-
 /// A page token: the last item's key attributes, JSON in URL-safe base64.
 fn encode_token(last: Option<Item>) -> String {
     let Some(last) = last else {
@@ -237,17 +230,7 @@ impl TaskService for Tasks {
         &self,
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<Task>, Status> {
-        let mut task = request
-            .into_inner()
-            .task
-            .ok_or_else(|| Status::invalid_argument("`task` is required"))?;
-        if task.project_id.is_empty() {
-            return Err(Status::invalid_argument("`project_id` is required"));
-        }
-        if task.id.is_empty() {
-            task.id = uuid::Uuid::now_v7().to_string();
-        }
-        task.version = 1;
+        let task = svcgen_bench::new_task(request.into_inner())?;
         self.store.create(to_item(&task)).await.map_err(status)?;
         Ok(Response::new(task))
     }
@@ -371,9 +354,6 @@ impl TaskService for Tasks {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: std::net::SocketAddr = std::env::var("LISTEN_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:50051".to_owned())
-        .parse()?;
     let data_dir =
         std::path::PathBuf::from(std::env::var("DATA_DIR").unwrap_or_else(|_| "data".to_owned()));
     std::fs::create_dir_all(&data_dir)?;
@@ -381,19 +361,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     // the writes that arrive together into one commit).
     let database = LocalDatabase::open_with_groups(&data_dir.join("baseline.redb"), 1)?;
     let store: Arc<dyn Store> = Arc::new(database.table(&TABLE)?);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TaskServiceServer<Tasks>>().await;
-    eprintln!("serving {addr}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(TaskServiceServer::new(Tasks { store }))
-        .serve_with_shutdown(addr, async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
-    Ok(())
+    svcgen_bench::serve(Tasks { store }).await
 }

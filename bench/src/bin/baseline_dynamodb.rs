@@ -15,7 +15,7 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use svcgen_bench::tasks::task_service_server::{TaskService, TaskServiceServer};
+use svcgen_bench::tasks::task_service_server::TaskService;
 use svcgen_bench::tasks::{
     CreateTaskRequest, GetTaskRequest, ListTasksByAssigneeRequest, ListTasksByAssigneeResponse,
     ListTasksRequest, ListTasksResponse, Task, TaskState, UpdateTaskRequest,
@@ -158,17 +158,7 @@ impl TaskService for Tasks {
         &self,
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<Task>, Status> {
-        let mut task = request
-            .into_inner()
-            .task
-            .ok_or_else(|| Status::invalid_argument("`task` is required"))?;
-        if task.project_id.is_empty() {
-            return Err(Status::invalid_argument("`project_id` is required"));
-        }
-        if task.id.is_empty() {
-            task.id = uuid::Uuid::now_v7().to_string();
-        }
-        task.version = 1;
+        let task = svcgen_bench::new_task(request.into_inner())?;
         let result = self
             .client
             .put_item()
@@ -229,11 +219,7 @@ impl TaskService for Tasks {
         if request.project_id.is_empty() {
             return Err(Status::invalid_argument("`project_id` is required"));
         }
-        let limit = match request.page_size {
-            0 => 20,
-            n if n < 0 => return Err(Status::invalid_argument("page_size must not be negative")),
-            n => n.min(1000),
-        };
+        let limit = i32::try_from(svcgen_bench::page_size(request.page_size)?).unwrap_or(1000);
         let output = self
             .client
             .query()
@@ -272,27 +258,10 @@ impl TaskService for Tasks {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: std::net::SocketAddr = std::env::var("LISTEN_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:50051".to_owned())
-        .parse()?;
     let table = std::env::var("TABLE_NAME").unwrap_or_else(|_| "tasks".to_owned());
     let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
         .load()
         .await;
     let client = Client::new(&config);
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TaskServiceServer<Tasks>>().await;
-    eprintln!("serving {addr}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(TaskServiceServer::new(Tasks { client, table }))
-        .serve_with_shutdown(addr, async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
-    Ok(())
+    svcgen_bench::serve(Tasks { client, table }).await
 }

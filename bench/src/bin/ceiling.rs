@@ -9,7 +9,8 @@ use std::collections::BTreeMap;
 use std::ops::Bound;
 use std::sync::{PoisonError, RwLock};
 
-use svcgen_bench::tasks::task_service_server::{TaskService, TaskServiceServer};
+use svcgen_bench::page_size;
+use svcgen_bench::tasks::task_service_server::TaskService;
 use svcgen_bench::tasks::{
     CreateTaskRequest, GetTaskRequest, ListTasksByAssigneeRequest, ListTasksByAssigneeResponse,
     ListTasksRequest, ListTasksResponse, Task, UpdateTaskRequest,
@@ -20,14 +21,6 @@ use tonic::{Request, Response, Status};
 #[derive(Default)]
 struct Tasks {
     tasks: RwLock<BTreeMap<(String, String), Task>>,
-}
-
-fn page_size(requested: i32) -> Result<usize, Status> {
-    match requested {
-        0 => Ok(20),
-        n if n < 0 => Err(Status::invalid_argument("page_size must not be negative")),
-        n => Ok(usize::try_from(n.min(1000)).unwrap_or(1000)),
-    }
 }
 
 /// The page after `token` (the last task's id, empty for the first page) of `tasks`, and the
@@ -47,17 +40,7 @@ impl TaskService for Tasks {
         &self,
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<Task>, Status> {
-        let mut task = request
-            .into_inner()
-            .task
-            .ok_or_else(|| Status::invalid_argument("`task` is required"))?;
-        if task.project_id.is_empty() {
-            return Err(Status::invalid_argument("`project_id` is required"));
-        }
-        if task.id.is_empty() {
-            task.id = uuid::Uuid::now_v7().to_string();
-        }
-        task.version = 1;
+        let task = svcgen_bench::new_task(request.into_inner())?;
         let mut tasks = self.tasks.write().unwrap_or_else(PoisonError::into_inner);
         let key = (task.project_id.clone(), task.id.clone());
         if tasks.contains_key(&key) {
@@ -186,22 +169,5 @@ impl TaskService for Tasks {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: std::net::SocketAddr = std::env::var("LISTEN_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:50051".to_owned())
-        .parse()?;
-    let (health, health_service) = tonic_health::server::health_reporter();
-    health.set_serving::<TaskServiceServer<Tasks>>().await;
-    eprintln!("serving {addr}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    tonic::transport::Server::builder()
-        .add_service(health_service)
-        .add_service(TaskServiceServer::new(Tasks::default()))
-        .serve_with_shutdown(addr, async move {
-            tokio::select! {
-                _ = terminate.recv() => {}
-                _ = tokio::signal::ctrl_c() => {}
-            }
-        })
-        .await?;
-    Ok(())
+    svcgen_bench::serve(Tasks::default()).await
 }
