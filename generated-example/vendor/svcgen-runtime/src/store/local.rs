@@ -802,10 +802,9 @@ impl Store for LocalStore {
 mod tests {
     use super::*;
 
-    /// While the writer is held up, 16 creates queue; released, they are committed as one
-    /// group (one commit, not 16), each answered, the two of one key with one winner.
-    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
-    async fn writes_that_queue_during_a_commit_share_the_next_one() {
+    /// A new database in a temporary directory (kept while the first value lives) and its
+    /// table `t`, without indexes.
+    fn open_table() -> (tempfile::TempDir, LocalDatabase, LocalStore) {
         let dir = tempfile::tempdir().expect("tempdir");
         let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
         let schema = TableSchema {
@@ -815,6 +814,14 @@ mod tests {
             indexes: &[],
         };
         let store = db.table(&schema).expect("table");
+        (dir, db, store)
+    }
+
+    /// While the writer is held up, 16 creates queue; released, they are committed as one
+    /// group (one commit, not 16), each answered, the two of one key with one winner.
+    #[tokio::test(flavor = "multi_thread", worker_threads = 2)]
+    async fn writes_that_queue_during_a_commit_share_the_next_one() {
+        let (_dir, db, store) = open_table();
         let (release, held) = std::sync::mpsc::channel::<()>();
         let hold: Job = Box::new(move |_| {
             let _ = held.recv();
@@ -873,15 +880,7 @@ mod tests {
     /// the same, on a current-thread runtime too (where a blocking wait would hang).
     #[tokio::test(flavor = "current_thread")]
     async fn short_and_long_reads_answer_alike() {
-        let dir = tempfile::tempdir().expect("tempdir");
-        let db = LocalDatabase::open(&dir.path().join("store.redb")).expect("open");
-        let schema = TableSchema {
-            name: "t",
-            physical: "t",
-            variable: "TABLE_NAME",
-            indexes: &[],
-        };
-        let store = db.table(&schema).expect("table");
+        let (_dir, _db, store) = open_table();
         let item = |n: usize| {
             crate::item::Item::from([
                 (PARTITION_KEY.to_owned(), AttributeValue::S("P".into())),
