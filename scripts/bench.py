@@ -15,7 +15,7 @@ requests per RPC, the connections opened while measuring and the latency added o
 Usage: .venv/bin/python scripts/bench.py [--rounds 3] [--duration 10] [--profile release]
        [--seed 2000] [--workloads get,create,list] [--dynamodb-delay-us 5000] [--smoke]
        [--json FILE]
-Builds nothing: run `cargo build --release -p task-svc -p svcgen-bench` first (or use
+Builds nothing: run `cargo build --release -p task-svc -p svcgen-bench -p tasks-handwritten` first (or use
 --profile debug). Exits 1 when a call failed; goals are reported, not enforced (noise).
 """
 

@@ -66,7 +66,7 @@ phase "rust tests"
 cargo test --workspace --features svcgen-runtime/dynamodb-tests
 
 phase "end-to-end, reliability and deployment artifacts"
-.venv/bin/pytest -q tests/e2e tests/deploy
+.venv/bin/pytest -q --durations=15 tests/e2e tests/deploy
 
 # The benchmark smoke run uses the debug build: it checks the harness and that no call fails,
 # and measures nothing.

@@ -15,7 +15,7 @@ pub(crate) use rules::holds_entity;
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
     DynamoStore, TableOutcome, TableState, check_table, create_table, enable_ttl, ensure_table,
-    from_sdk, item_from_sdk, item_to_sdk, to_sdk,
+    from_sdk, http_client, item_from_sdk, item_to_sdk, to_sdk,
 };
 pub use local::{LocalDatabase, LocalStore};
 

@@ -93,6 +93,7 @@ async fn read_request(socket: &mut tokio::net::TcpStream) -> Option<(String, Str
 pub fn config(endpoint: &str) -> aws_sdk_dynamodb::config::Builder {
     aws_sdk_dynamodb::Config::builder()
         .behavior_version(BehaviorVersion::latest())
+        .http_client(svcgen_runtime::store::http_client())
         .endpoint_url(endpoint)
         .region(Region::new("us-east-1"))
         .credentials_provider(Credentials::new("test", "test", None, None, "test"))

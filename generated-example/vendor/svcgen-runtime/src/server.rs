@@ -14,6 +14,7 @@ use tokio_stream::StreamExt as _;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
+use tracing_subscriber::filter::{ParseError, Targets};
 
 use crate::policy::Policy;
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
@@ -239,6 +240,7 @@ impl Stores {
     #[cfg(feature = "dynamodb")]
     pub async fn dynamodb(tables: &[(String, String)], schemas: &[TableSchema]) -> Self {
         let config = aws_config::defaults(aws_config::BehaviorVersion::latest())
+            .http_client(crate::store::http_client())
             .load()
             .await;
         // Counting each request's attempts: the retries in the metrics.
@@ -330,18 +332,35 @@ impl MissingTable {
     }
 }
 
-/// Logs as JSON unless stderr is a terminal; `RUST_LOG` filters (default `info`).
+/// Logs as JSON unless stderr is a terminal. `RUST_LOG` filters by target and level
+/// (`warn`, `info,aws_smithy_runtime=debug`; default `info`); a value that is not such a list is
+/// reported, and `info` used.
 pub fn init_tracing() {
-    let filter = tracing_subscriber::EnvFilter::try_from_default_env()
-        .unwrap_or_else(|_| tracing_subscriber::EnvFilter::new("info"));
-    let builder = tracing_subscriber::fmt()
-        .with_env_filter(filter)
-        .with_writer(std::io::stderr);
+    use tracing_subscriber::layer::SubscriberExt as _;
+    use tracing_subscriber::util::SubscriberInitExt as _;
+    let (filter, unreadable) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    let registry = tracing_subscriber::registry().with(filter);
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
     let _ = if std::io::stderr().is_terminal() {
-        builder.try_init()
+        registry.with(layer).try_init()
     } else {
-        builder.json().flatten_event(true).try_init()
+        registry.with(layer.json().flatten_event(true)).try_init()
     };
+    if let Some(error) = unreadable {
+        tracing::warn!(%error, "RUST_LOG is not a list of `target=level` directives; logging at info");
+    }
+}
+
+/// The filter `RUST_LOG` asks for (unset or blank: `info`), and why it could not be read.
+fn log_filter(value: Option<&str>) -> (Targets, Option<ParseError>) {
+    let default = || Targets::new().with_default(tracing::Level::INFO);
+    match value.map(str::trim).filter(|v| !v.is_empty()) {
+        None => (default(), None),
+        Some(value) => match value.parse() {
+            Ok(filter) => (filter, None),
+            Err(error) => (default(), Some(error)),
+        },
+    }
 }
 
 /// A service's server as `main.rs` composes it before it runs: the generated routes plus tower
@@ -784,5 +803,31 @@ fn shutdown_signal() -> impl std::future::Future<Output = &'static str> {
             _ = term.recv() => "SIGTERM",
             _ = int.recv() => "SIGINT",
         }
+    }
+}
+
+#[cfg(test)]
+mod tests {
+    use tracing::Level;
+
+    use super::log_filter;
+
+    #[test]
+    fn rust_log_names_levels_per_target_and_a_bad_value_falls_back_to_info() {
+        for unset in [None, Some(""), Some("  ")] {
+            let (filter, error) = log_filter(unset);
+            assert!(error.is_none());
+            assert!(filter.would_enable("task_svc", &Level::INFO));
+            assert!(!filter.would_enable("task_svc", &Level::DEBUG));
+        }
+        let (filter, error) = log_filter(Some("warn,task_svc::handler=debug"));
+        assert!(error.is_none());
+        assert!(filter.would_enable("task_svc::handler", &Level::DEBUG));
+        assert!(!filter.would_enable("svcgen_runtime", &Level::INFO));
+        assert!(filter.would_enable("svcgen_runtime", &Level::WARN));
+        let (filter, error) = log_filter(Some("task_svc=loud"));
+        assert!(error.is_some());
+        assert!(filter.would_enable("task_svc", &Level::INFO));
+        assert!(!filter.would_enable("task_svc", &Level::DEBUG));
     }
 }

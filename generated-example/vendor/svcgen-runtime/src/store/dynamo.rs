@@ -25,6 +25,16 @@ use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactW
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
+/// The HTTP client of the runtime's DynamoDB clients: pooled connections, TLS by rustls with
+/// ring (the SDK's default, aws-lc, costs a clean build ~90 s of CPU for its C library),
+/// trusting the system's CA certificates or the file `SSL_CERT_FILE` names.
+pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
+    aws_smithy_http_client::Builder::new()
+        .tls_provider(Provider::Rustls(CryptoMode::Ring))
+        .build_https()
+}
+
 /// One DynamoDB table.
 #[derive(Clone, Debug)]
 pub struct DynamoStore {

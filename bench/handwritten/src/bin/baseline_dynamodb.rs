@@ -15,8 +15,8 @@ use aws_sdk_dynamodb::Client;
 use aws_sdk_dynamodb::types::{AttributeValue, ReturnConsumedCapacity};
 use base64::Engine as _;
 use base64::engine::general_purpose::URL_SAFE_NO_PAD;
-use svcgen_bench::tasks::task_service_server::TaskService;
-use svcgen_bench::tasks::{
+use tasks_handwritten::tasks::task_service_server::TaskService;
+use tasks_handwritten::tasks::{
     CreateTaskRequest, GetTaskRequest, ListTasksByAssigneeRequest, ListTasksByAssigneeResponse,
     ListTasksRequest, ListTasksResponse, Task, TaskState, UpdateTaskRequest,
 };
@@ -158,7 +158,7 @@ impl TaskService for Tasks {
         &self,
         request: Request<CreateTaskRequest>,
     ) -> Result<Response<Task>, Status> {
-        let task = svcgen_bench::new_task(request.into_inner())?;
+        let task = tasks_handwritten::new_task(request.into_inner())?;
         let result = self
             .client
             .put_item()
@@ -219,7 +219,7 @@ impl TaskService for Tasks {
         if request.project_id.is_empty() {
             return Err(Status::invalid_argument("`project_id` is required"));
         }
-        let limit = i32::try_from(svcgen_bench::page_size(request.page_size)?).unwrap_or(1000);
+        let limit = i32::try_from(tasks_handwritten::page_size(request.page_size)?).unwrap_or(1000);
         let output = self
             .client
             .query()
@@ -263,5 +263,5 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         .load()
         .await;
     let client = Client::new(&config);
-    svcgen_bench::serve(Tasks { client, table }).await
+    tasks_handwritten::serve(Tasks { client, table }).await
 }
