@@ -14,7 +14,7 @@ use tokio_stream::StreamExt as _;
 use tonic::service::Routes;
 use tonic::transport::server::TcpIncoming;
 use tonic_health::pb::health_check_response::ServingStatus;
-use tracing_subscriber::filter::{ParseError, Targets};
+use tracing_subscriber::filter::Targets;
 
 use crate::policy::Policy;
 use crate::store::{LocalDatabase, Store, StoreError, TableSchema};
@@ -352,14 +352,24 @@ pub fn init_tracing() {
 }
 
 /// The filter `RUST_LOG` asks for (unset or blank: `info`), and why it could not be read.
-fn log_filter(value: Option<&str>) -> (Targets, Option<ParseError>) {
+/// Directives are comma-separated; blanks around them and empty ones are ignored.
+fn log_filter(value: Option<&str>) -> (Targets, Option<String>) {
     let default = || Targets::new().with_default(tracing::Level::INFO);
-    match value.map(str::trim).filter(|v| !v.is_empty()) {
-        None => (default(), None),
-        Some(value) => match value.parse() {
-            Ok(filter) => (filter, None),
-            Err(error) => (default(), Some(error)),
-        },
+    let directives: Vec<&str> = value
+        .unwrap_or_default()
+        .split(',')
+        .map(str::trim)
+        .filter(|d| !d.is_empty())
+        .collect();
+    if directives.is_empty() {
+        return (default(), None);
+    }
+    if let Some(spaced) = directives.iter().find(|d| d.contains(char::is_whitespace)) {
+        return (default(), Some(format!("`{spaced}` contains a blank")));
+    }
+    match directives.join(",").parse() {
+        Ok(filter) => (filter, None),
+        Err(error) => (default(), Some(error.to_string())),
     }
 }
 
@@ -820,14 +830,22 @@ mod tests {
             assert!(filter.would_enable("task_svc", &Level::INFO));
             assert!(!filter.would_enable("task_svc", &Level::DEBUG));
         }
-        let (filter, error) = log_filter(Some("warn,task_svc::handler=debug"));
-        assert!(error.is_none());
-        assert!(filter.would_enable("task_svc::handler", &Level::DEBUG));
-        assert!(!filter.would_enable("svcgen_runtime", &Level::INFO));
-        assert!(filter.would_enable("svcgen_runtime", &Level::WARN));
-        let (filter, error) = log_filter(Some("task_svc=loud"));
-        assert!(error.is_some());
-        assert!(filter.would_enable("task_svc", &Level::INFO));
-        assert!(!filter.would_enable("task_svc", &Level::DEBUG));
+        for written in [
+            "warn,task_svc::handler=debug",
+            " warn, task_svc::handler=debug,,",
+        ] {
+            let (filter, error) = log_filter(Some(written));
+            assert!(error.is_none(), "{written}");
+            assert!(filter.would_enable("task_svc::handler", &Level::DEBUG));
+            assert!(!filter.would_enable("task_svc::handler", &Level::TRACE));
+            assert!(!filter.would_enable("svcgen_runtime", &Level::INFO));
+            assert!(filter.would_enable("svcgen_runtime", &Level::WARN));
+        }
+        for bad in ["task_svc=loud", "task_svc = debug"] {
+            let (filter, error) = log_filter(Some(bad));
+            assert!(error.is_some(), "{bad}");
+            assert!(filter.would_enable("task_svc", &Level::INFO));
+            assert!(!filter.would_enable("task_svc", &Level::DEBUG));
+        }
     }
 }

@@ -1,14 +1,17 @@
 """DynamoDB over TLS, as on AWS: a moto server of its own, serving HTTPS with a certificate issued
 by a CA made for this test. `svcgen table create` and task-svc trust that CA through
 SSL_CERT_FILE (the variable the image sets to its CA bundle) and work; a task-svc trusting only
-the system's bundle refuses the certificate, and its calls fail UNAVAILABLE."""
+the system's bundle refuses the certificate, and its calls fail UNAVAILABLE. With HTTPS_PROXY
+set, task-svc tunnels its DynamoDB connections through that proxy (HTTP CONNECT)."""
 
 import datetime
 import ipaddress
 import os
 import socket
+import socketserver
 import ssl
 import subprocess
+import threading
 import time
 import urllib.request
 
@@ -64,18 +67,20 @@ def https_moto(tmp_path_factory):
     endpoint = f"https://localhost:{port}"
     trusting = ssl.create_default_context(cafile=str(directory / "ca.pem"))
     deadline = time.monotonic() + 30
-    while True:
-        try:
-            request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
-            urllib.request.urlopen(request, timeout=5, context=trusting)
-            break
-        except OSError:
-            assert moto.poll() is None, "moto exited during start-up"
-            assert time.monotonic() < deadline, "moto did not answer over HTTPS in time"
-            time.sleep(0.1)
-    yield endpoint, directory / "ca.pem"
-    moto.terminate()
-    moto.wait(timeout=10)
+    try:
+        while True:
+            try:
+                request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+                urllib.request.urlopen(request, timeout=5, context=trusting)
+                break
+            except OSError:
+                assert moto.poll() is None, "moto exited during start-up"
+                assert time.monotonic() < deadline, "moto did not answer over HTTPS in time"
+                time.sleep(0.1)
+        yield endpoint, directory / "ca.pem"
+    finally:
+        moto.terminate()
+        moto.wait(timeout=10)
 
 
 def environment(endpoint, trusted):
@@ -88,17 +93,27 @@ def environment(endpoint, trusted):
         "AWS_EC2_METADATA_DISABLED": "true",
         "AWS_MAX_ATTEMPTS": "1",
         "SSL_CERT_FILE": str(trusted),
+        # Straight to the server, whatever proxy the machine's environment names.
+        "NO_PROXY": "localhost,127.0.0.1",
     }
+
+
+def fresh_table(endpoint, ca):
+    """Empties the server and creates the task table with `svcgen table create`, over TLS."""
+    request = urllib.request.Request(f"{endpoint}/moto-api/reset", method="POST")
+    urllib.request.urlopen(request, timeout=10, context=ssl.create_default_context(cafile=str(ca)))
+    created = subprocess.run([SVCGEN, "table", "create", ROOT / "generated-example"],
+                             env=dict(os.environ, **environment(endpoint, ca)),
+                             capture_output=True, text=True, timeout=60)
+    assert created.returncode == 0, created.stderr
+    assert "created table tasks" in created.stdout
 
 
 def test_the_service_reaches_dynamodb_over_tls_and_refuses_a_certificate_it_does_not_trust(https_moto, stubs, tmp_path):
     endpoint, ca = https_moto
     pb, grpc_stubs = stubs
     trusting = environment(endpoint, ca)
-    created = subprocess.run([SVCGEN, "table", "create", ROOT / "generated-example"], env=dict(os.environ, **trusting),
-                             capture_output=True, text=True, timeout=60)
-    assert created.returncode == 0, created.stderr
-    assert "created table tasks" in created.stdout
+    fresh_table(endpoint, ca)
 
     service = Service(tmp_path / "trusting", trusting).start()
     try:
@@ -120,3 +135,65 @@ def test_the_service_reaches_dynamodb_over_tls_and_refuses_a_certificate_it_does
     finally:
         distrusting.stop()
     assert any("certificate" in line.lower() for line in distrusting.log), "".join(distrusting.log)
+
+
+class ConnectProxy(socketserver.ThreadingTCPServer):
+    """An HTTP CONNECT proxy on 127.0.0.1 that records the targets it tunnels to."""
+
+    daemon_threads = True
+
+    def __init__(self):
+        self.targets = []
+        super().__init__(("127.0.0.1", 0), self.Tunnel)
+
+    class Tunnel(socketserver.BaseRequestHandler):
+        def handle(self):
+            head = b""
+            while b"\r\n\r\n" not in head:
+                chunk = self.request.recv(4096)
+                if not chunk:
+                    return
+                head += chunk
+            method, target, _ = head.split(b"\r\n", 1)[0].decode().split(" ", 2)
+            if method != "CONNECT":
+                self.request.sendall(b"HTTP/1.1 405 Method Not Allowed\r\n\r\n")
+                return
+            self.server.targets.append(target)
+            host, port = target.rsplit(":", 1)
+            with socket.create_connection((host, int(port)), timeout=10) as upstream:
+                self.request.sendall(b"HTTP/1.1 200 Connection Established\r\n\r\n")
+                back = threading.Thread(target=pipe, args=(upstream, self.request), daemon=True)
+                back.start()
+                pipe(self.request, upstream)
+                back.join(timeout=10)
+
+
+def pipe(source, destination):
+    try:
+        while data := source.recv(65536):
+            destination.sendall(data)
+        destination.shutdown(socket.SHUT_WR)
+    except OSError:
+        pass
+
+
+def test_dynamodb_connections_go_through_https_proxy(https_moto, stubs, tmp_path):
+    endpoint, ca = https_moto
+    pb, grpc_stubs = stubs
+    proxy = ConnectProxy()
+    threading.Thread(target=proxy.serve_forever, daemon=True).start()
+    try:
+        env = dict(environment(endpoint, ca), HTTPS_PROXY=f"http://127.0.0.1:{proxy.server_address[1]}", NO_PROXY="")
+        fresh_table(endpoint, ca)
+        service = Service(tmp_path / "proxied", env).start()
+        try:
+            with service.channel() as channel:
+                tasks = grpc_stubs.TaskServiceStub(channel)
+                task = tasks.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id="proxy", title="tunnelled")), timeout=10)
+                assert tasks.GetTask(pb.GetTaskRequest(project_id="proxy", id=task.id), timeout=10) == task
+        finally:
+            assert service.stop() == 0
+    finally:
+        proxy.shutdown()
+        proxy.server_close()
+    assert proxy.targets and set(proxy.targets) == {endpoint.removeprefix("https://")}, proxy.targets

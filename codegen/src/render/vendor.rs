@@ -276,6 +276,18 @@ mod tests {
             dependencies["aws-sdk-dynamodb"]["default-features"].as_bool(),
             Some(false)
         );
+        // The runtime brings its own HTTP client (rustls with ring); the SDK's default one
+        // would compile aws-lc into every service.
+        for sdk in ["aws-config", "aws-sdk-dynamodb"] {
+            let features = dependencies[sdk]["features"].as_array().expect("features");
+            assert!(
+                !features
+                    .iter()
+                    .any(|f| f.as_str() == Some("default-https-client")),
+                "{sdk}: {features:?}"
+            );
+        }
+        assert!(!lockfile("aaa-svc").contains("name = \"aws-lc-sys\""));
         assert!(
             files
                 .iter()

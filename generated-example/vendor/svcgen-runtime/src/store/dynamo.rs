@@ -25,14 +25,23 @@ use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactW
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
 use crate::item::{AttributeValue, Item};
 
-/// The HTTP client of the runtime's DynamoDB clients: pooled connections, TLS by rustls with
-/// ring (the SDK's default, aws-lc, costs a clean build ~90 s of CPU for its C library),
-/// trusting the system's CA certificates or the file `SSL_CERT_FILE` names.
+/// The HTTP client of the runtime's DynamoDB clients, built as the SDK builds its default one
+/// (pooled connections, the SDK's timeouts, `HTTPS_PROXY`/`NO_PROXY` honoured) but with TLS by
+/// rustls with ring: the SDK's default, aws-lc, costs a clean build ~90 s of CPU for its C
+/// library. Trusts the system's CA certificates, or the file `SSL_CERT_FILE` names.
 pub fn http_client() -> aws_sdk_dynamodb::config::SharedHttpClient {
+    use aws_smithy_http_client::proxy::ProxyConfig;
     use aws_smithy_http_client::tls::{Provider, rustls_provider::CryptoMode};
-    aws_smithy_http_client::Builder::new()
-        .tls_provider(Provider::Rustls(CryptoMode::Ring))
-        .build_https()
+    aws_smithy_http_client::Builder::new().build_with_connector_fn(|settings, components| {
+        let mut connector = aws_smithy_http_client::Connector::builder()
+            .tls_provider(Provider::Rustls(CryptoMode::Ring));
+        connector.set_connector_settings(settings.cloned());
+        if let Some(components) = components {
+            connector.set_sleep_impl(components.sleep_impl());
+        }
+        connector.set_proxy_config(Some(ProxyConfig::from_env()));
+        connector.build()
+    })
 }
 
 /// One DynamoDB table.
