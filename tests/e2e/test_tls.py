@@ -109,20 +109,27 @@ def fresh_table(endpoint, ca):
     assert "created table tasks" in created.stdout
 
 
+def create_and_read(service, stubs, project):
+    """Starts `service`, creates a task in `project` and reads it back, stops it; the task."""
+    pb, grpc_stubs = stubs
+    service.start()
+    try:
+        with service.channel() as channel:
+            tasks = grpc_stubs.TaskServiceStub(channel)
+            task = tasks.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id=project, title="stored")), timeout=10)
+            assert tasks.GetTask(pb.GetTaskRequest(project_id=project, id=task.id), timeout=10) == task
+    finally:
+        assert service.stop() == 0
+    return task
+
+
 def test_the_service_reaches_dynamodb_over_tls_and_refuses_a_certificate_it_does_not_trust(https_moto, stubs, tmp_path):
     endpoint, ca = https_moto
     pb, grpc_stubs = stubs
     trusting = environment(endpoint, ca)
     fresh_table(endpoint, ca)
 
-    service = Service(tmp_path / "trusting", trusting).start()
-    try:
-        with service.channel() as channel:
-            tasks = grpc_stubs.TaskServiceStub(channel)
-            task = tasks.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id="tls", title="over TLS")), timeout=10)
-            assert tasks.GetTask(pb.GetTaskRequest(project_id="tls", id=task.id), timeout=10) == task
-    finally:
-        assert service.stop() == 0
+    task = create_and_read(Service(tmp_path / "trusting", trusting), stubs, "tls")
 
     assert os.path.exists(SYSTEM_BUNDLE), "the system CA bundle (ca-certificates) is missing"
     distrusting = Service(tmp_path / "distrusting", environment(endpoint, SYSTEM_BUNDLE)).start()
@@ -179,20 +186,12 @@ def pipe(source, destination):
 
 def test_dynamodb_connections_go_through_https_proxy(https_moto, stubs, tmp_path):
     endpoint, ca = https_moto
-    pb, grpc_stubs = stubs
     proxy = ConnectProxy()
     threading.Thread(target=proxy.serve_forever, daemon=True).start()
     try:
         env = dict(environment(endpoint, ca), HTTPS_PROXY=f"http://127.0.0.1:{proxy.server_address[1]}", NO_PROXY="")
         fresh_table(endpoint, ca)
-        service = Service(tmp_path / "proxied", env).start()
-        try:
-            with service.channel() as channel:
-                tasks = grpc_stubs.TaskServiceStub(channel)
-                task = tasks.CreateTask(pb.CreateTaskRequest(task=pb.Task(project_id="proxy", title="tunnelled")), timeout=10)
-                assert tasks.GetTask(pb.GetTaskRequest(project_id="proxy", id=task.id), timeout=10) == task
-        finally:
-            assert service.stop() == 0
+        create_and_read(Service(tmp_path / "proxied", env), stubs, "proxy")
     finally:
         proxy.shutdown()
         proxy.server_close()
