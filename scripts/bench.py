@@ -7,7 +7,9 @@ server process, /proc/<pid>/stat, sampled at the load generator's window markers
 (VmHWM) and process start -> health SERVING. The server runs on the first CPU, the load generator on
 the others. The generated service runs twice per round: with its
 defaults (a log line per call, EMF metrics) and with both off (ACCESS_LOG=off METRICS=off), so a
-third table reports what telemetry costs (on / off). Last in each round, the DynamoDB path: the
+third table reports what telemetry costs (on / off), and a third time exporting over OTLP (every
+call traced, metrics over OTLP; to a sink that keeps nothing, on the load generator's CPUs),
+reported against telemetry off too. Last in each round, the DynamoDB path: the
 generated service (TABLE_NAME set) and the hand-written tonic + aws-sdk-dynamodb service, each
 against its own DynamoDB stand-in (canned answers after --dynamodb-delay-us), with the store
 requests per RPC, the connections opened while measuring and the latency added over the delay.
@@ -99,11 +101,12 @@ def wait_serving(port, deadline):
     raise RuntimeError(f"127.0.0.1:{port} did not become SERVING")
 
 
-def start_standin(args):
-    """The DynamoDB stand-in on a free port (on the load generator's CPUs), once it accepts."""
+def start_helper(args, binary, **env):
+    """A helper server of the bench crate (the DynamoDB stand-in, the OTLP sink) on a free port
+    (on the load generator's CPUs), once it answers `GET /stats`."""
     port = free_port()
-    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DELAY_US=str(args.dynamodb_delay_us))
-    process = subprocess.Popen([str(args.bin_dir / "dynamodb_standin")], env=env, stdout=subprocess.DEVNULL,
+    env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", **env)
+    process = subprocess.Popen([str(args.bin_dir / binary)], env=env, stdout=subprocess.DEVNULL,
                                stderr=subprocess.DEVNULL, preexec_fn=pin(LOADGEN_CPUS))
     deadline = time.monotonic() + 15
     while time.monotonic() < deadline:
@@ -113,7 +116,7 @@ def start_standin(args):
         except OSError:
             time.sleep(0.05)
     process.kill()
-    raise RuntimeError("the DynamoDB stand-in did not start")
+    raise RuntimeError(f"{binary} did not start")
 
 
 def standin_stats(port):
@@ -121,13 +124,16 @@ def standin_stats(port):
         return json.load(reply)
 
 
-def run_server(name, binary, extra_env, args, data_dir, dynamodb=False):
+def run_server(name, binary, extra_env, args, data_dir, dynamodb=False, otlp=False):
     port = free_port()
     # Logs and metrics are written to /dev/null (on ECS, to the awslogs driver).
     env = dict(os.environ, LISTEN_ADDR=f"127.0.0.1:{port}", DATA_DIR=str(data_dir), RUST_LOG="info", **extra_env)
-    standin = None
+    standin = sink = None
+    if otlp:
+        sink, sink_port = start_helper(args, "otlp_sink")
+        env.update(OTEL_EXPORTER_OTLP_ENDPOINT=f"http://127.0.0.1:{sink_port}", OTEL_SERVICE_NAME="bench")
     if dynamodb:
-        standin, standin_port = start_standin(args)
+        standin, standin_port = start_helper(args, "dynamodb_standin", DELAY_US=str(args.dynamodb_delay_us))
         env.update(TABLE_NAME="tasks", AWS_ENDPOINT_URL=f"http://127.0.0.1:{standin_port}", AWS_REGION="us-east-1",
                    AWS_ACCESS_KEY_ID="bench", AWS_SECRET_ACCESS_KEY="bench")
     started = time.monotonic()
@@ -144,9 +150,13 @@ def run_server(name, binary, extra_env, args, data_dir, dynamodb=False):
     finally:
         process.send_signal(signal.SIGTERM)
         code = process.wait(timeout=40)
-        if standin:
-            standin.send_signal(signal.SIGTERM)
-            standin.wait(timeout=10)
+        if sink:
+            # Spans are flushed at the server's exit: the sink counts them after it.
+            result["otlp_exports"] = standin_stats(sink_port)
+        for helper in (standin, sink):
+            if helper:
+                helper.send_signal(signal.SIGTERM)
+                helper.wait(timeout=10)
     result["exit_code"] = code
     return result
 
@@ -211,15 +221,16 @@ def main():
     args.bin_dir = ROOT / "target" / args.profile
     servers = [("baseline", args.bin_dir / "baseline", {}), ("ceiling", args.bin_dir / "ceiling", {}),
                ("generated", args.bin_dir / "task-svc", {}), ("telemetry-off", args.bin_dir / "task-svc", TELEMETRY_OFF)]
-    servers = [(name, binary, env, False) for name, binary, env in servers] + [
-        ("sdk-ddb", args.bin_dir / "baseline_dynamodb", {}, True),
-        ("gen-ddb", args.bin_dir / "task-svc", {}, True)]
-    runs = {name: [] for name, _, _, _ in servers}
+    servers = [(name, binary, env, False, False) for name, binary, env in servers] + [
+        ("otlp", args.bin_dir / "task-svc", {}, False, True),
+        ("sdk-ddb", args.bin_dir / "baseline_dynamodb", {}, True, False),
+        ("gen-ddb", args.bin_dir / "task-svc", {}, True, False)]
+    runs = {name: [] for name, *_ in servers}
     for round_number in range(1, args.rounds + 1):
         print(f"round {round_number}/{args.rounds}", file=sys.stderr)
-        for name, binary, extra_env, dynamodb in servers:
+        for name, binary, extra_env, dynamodb, otlp in servers:
             with tempfile.TemporaryDirectory(prefix=f"bench-{name}-") as data_dir:
-                runs[name].append(run_server(name, binary, extra_env, args, data_dir, dynamodb))
+                runs[name].append(run_server(name, binary, extra_env, args, data_dir, dynamodb, otlp))
 
     def median(name, *path):
         values = []
@@ -258,6 +269,10 @@ def main():
         for run in runs[name]:
             if run["exit_code"] != 0:
                 failures.append(f"{name} exited with {run['exit_code']} on SIGTERM")
+    for run in runs["otlp"]:
+        exported = run["otlp_exports"]
+        if not any("TraceService" in path for path in exported) or not any("MetricsService" in path for path in exported):
+            failures.append(f"otlp: the sink received no traces or no metrics: {exported}")
 
     def table(rows, reference, subject):
         print(f"| workload | metric | {reference} | {subject} | {subject} / {reference} | goal | met |")
@@ -270,6 +285,8 @@ def main():
     table(compare("ceiling", "generated", CEILING_GOALS), "ceiling", "generated")
     print("\nTelemetry (the generated service's defaults against ACCESS_LOG=off METRICS=off):\n")
     table(compare("telemetry-off", "generated", TELEMETRY_GOALS), "telemetry off", "telemetry on")
+    print("\nOpenTelemetry export (every call traced, metrics over OTLP, the log line kept) against telemetry off:\n")
+    table(compare("telemetry-off", "otlp", TELEMETRY_GOALS), "telemetry off", "OTLP on")
     delay_ms = args.dynamodb_delay_us / 1000
     print(f"\nThe DynamoDB path (each server against its own stand-in answering after {delay_ms:g} ms; "
           "the generated service with its defaults):\n")

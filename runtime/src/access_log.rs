@@ -139,16 +139,30 @@ where
                 .headers_mut()
                 .insert(REQUEST_ID_HEADER, header.clone());
         }
-        let trace_id = request
-            .headers()
-            .get(&TRACEPARENT)
-            .and_then(|v| v.to_str().ok())
-            .and_then(trace_id);
         let peer = request
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|info| info.remote_addr());
-        let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
+        // Exported, the span is the call's server span, and its trace the log line's.
+        #[cfg(feature = "otlp")]
+        let exported = crate::otlp::tracing().then(|| {
+            let name = self.layer.metrics.rpc_name(&rpc);
+            crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer)
+        });
+        #[cfg(not(feature = "otlp"))]
+        let exported: Option<tracing::Span> = None;
+        let (span, trace_id) = match &exported {
+            #[cfg(feature = "otlp")]
+            Some(span) => (span.clone(), crate::otlp::trace_id(span)),
+            _ => (
+                tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
+                request
+                    .headers()
+                    .get(&TRACEPARENT)
+                    .and_then(|v| v.to_str().ok())
+                    .and_then(trace_id),
+            ),
+        };
         self.layer.metrics.call_started();
         let mut call = Call {
             rpc,
@@ -159,6 +173,8 @@ where
             record: Arc::default(),
             layer: self.layer.clone(),
             finished: false,
+            #[cfg(feature = "otlp")]
+            span: exported,
         };
         let response = crate::telemetry::recording(
             call.record.clone(),
@@ -237,6 +253,9 @@ struct Call {
     record: Arc<CallRecord>,
     layer: AccessLogLayer,
     finished: bool,
+    /// The exported server span, kept open until the response ends.
+    #[cfg(feature = "otlp")]
+    span: Option<tracing::Span>,
 }
 
 impl Drop for Call {
@@ -253,6 +272,10 @@ impl Call {
         }
         let duration = self.started.elapsed();
         self.layer.metrics.call_finished(&self.rpc, code, duration);
+        #[cfg(feature = "otlp")]
+        if let Some(span) = &self.span {
+            crate::otlp::finish_server_span(span, code);
+        }
         let logged = match self.layer.mode {
             AccessLog::Off => false,
             AccessLog::Errors => code != tonic::Code::Ok,
@@ -360,6 +383,7 @@ impl http_body::Body for LoggedBody {
 #[cfg(test)]
 mod tests {
     use super::*;
+    use crate::telemetry::Sink;
 
     #[test]
     fn the_mode_and_the_trace_id_are_read_as_documented() {
@@ -398,11 +422,11 @@ mod tests {
 
     #[test]
     fn a_sample_rate_logs_that_share_of_ok_calls() {
-        let layer = AccessLogLayer::new(AccessLog::Sample(0.25), Metrics::new("s", &[], true));
+        let layer = AccessLogLayer::new(AccessLog::Sample(0.25), Metrics::new("s", &[], Sink::Emf));
         let logged: Vec<bool> = (0..100).map(|_| layer.sampled(0.25)).collect();
         assert_eq!(logged.iter().filter(|l| **l).count(), 25);
         assert_eq!(&logged[..4], [false, false, false, true]);
-        let none = AccessLogLayer::new(AccessLog::Sample(0.0), Metrics::new("s", &[], true));
+        let none = AccessLogLayer::new(AccessLog::Sample(0.0), Metrics::new("s", &[], Sink::Emf));
         assert!((0..100).all(|_| !none.sampled(0.0)));
     }
 }

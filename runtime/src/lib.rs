@@ -16,6 +16,8 @@ pub mod entity;
 pub mod error;
 pub mod health;
 pub mod item;
+#[cfg(feature = "otlp")]
+mod otlp;
 pub mod page_token;
 pub mod policy;
 pub mod probe;

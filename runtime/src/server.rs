@@ -60,7 +60,7 @@ pub struct Config {
     /// as `0.1`; see [`crate::access_log`]).
     pub access_log: crate::access_log::AccessLog,
     /// `METRICS`: `emf` (CloudWatch Embedded Metric Format on stdout; the default unless stdout
-    /// is a terminal) or `off`.
+    /// is a terminal or an OTLP endpoint is set), `otlp` (the default with an endpoint) or `off`.
     pub metrics: crate::MetricsOutput,
     /// `METRICS_INTERVAL_SECS`, default 60: how long metrics are aggregated before they are
     /// written (and once more when the server stops).
@@ -112,6 +112,9 @@ pub enum ConfigError {
         "`{0}` is served or checked twice: give each added service and health check its own name"
     )]
     DuplicateName(String),
+    /// OpenTelemetry export is asked for but cannot start.
+    #[error("OpenTelemetry export: {0}")]
+    Otlp(String),
     /// DynamoDB tables are configured, but the runtime was built without DynamoDB.
     #[error("TABLE_NAME is set, but svcgen-runtime was built without its `dynamodb` feature")]
     NoDynamoDb,
@@ -144,7 +147,9 @@ impl Config {
             access_log: var("ACCESS_LOG", "all")?,
             metrics: var(
                 "METRICS",
-                if std::io::stdout().is_terminal() {
+                if otlp_endpoint("METRICS") {
+                    "otlp"
+                } else if std::io::stdout().is_terminal() {
                     "off"
                 } else {
                     "emf"
@@ -332,24 +337,69 @@ impl MissingTable {
     }
 }
 
+/// Whether an OTLP endpoint is set for `signal` (`TRACES`, `METRICS`).
+fn otlp_endpoint(signal: &str) -> bool {
+    #[cfg(feature = "otlp")]
+    return crate::otlp::endpoint_configured(signal);
+    #[cfg(not(feature = "otlp"))]
+    return {
+        let _ = signal;
+        false
+    };
+}
+
 /// Logs as JSON unless stderr is a terminal. `RUST_LOG` filters by target and level
 /// (`warn`, `info,aws_smithy_runtime=debug`; default `info`); a value that is not such a list is
 /// reported, and `info` used.
 pub fn init_tracing() {
+    install_tracing(None);
+}
+
+/// [`init_tracing`], with spans exported by `otlp` when it exports traces (`RUST_LOG` filters
+/// the log lines only then: a call's span is exported whatever the log level).
+fn install_tracing(#[allow(unused_variables)] otlp: Option<&OtlpExport>) {
+    use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let (filter, unreadable) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
-    let registry = tracing_subscriber::registry().with(filter);
-    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
-    let _ = if std::io::stderr().is_terminal() {
-        registry.with(layer).try_init()
-    } else {
-        registry.with(layer.json().flatten_event(true)).try_init()
+    #[cfg(feature = "otlp")]
+    let exported = otlp.and_then(crate::otlp::Otlp::layer);
+    #[cfg(not(feature = "otlp"))]
+    let exported: Option<tracing_subscriber::layer::Identity> = None;
+    let _ = match exported {
+        Some(exported) => tracing_subscriber::registry()
+            .with(log_lines().with_filter(filter))
+            .with(exported)
+            .try_init(),
+        None => tracing_subscriber::registry()
+            .with(filter)
+            .with(log_lines())
+            .try_init(),
     };
     if let Some(error) = unreadable {
         tracing::warn!(%error, "RUST_LOG is not a list of `target=level` directives; logging at info");
     }
 }
+
+/// The log lines on stderr: JSON, or a compact human line on a terminal.
+fn log_lines<S>() -> Box<dyn tracing_subscriber::Layer<S> + Send + Sync>
+where
+    S: tracing::Subscriber + for<'a> tracing_subscriber::registry::LookupSpan<'a>,
+{
+    use tracing_subscriber::Layer as _;
+    let layer = tracing_subscriber::fmt::layer().with_writer(std::io::stderr);
+    if std::io::stderr().is_terminal() {
+        layer.boxed()
+    } else {
+        layer.json().flatten_event(true).boxed()
+    }
+}
+
+#[cfg(feature = "otlp")]
+type OtlpExport = crate::otlp::Otlp;
+/// Nothing is exported without the `otlp` feature.
+#[cfg(not(feature = "otlp"))]
+type OtlpExport = std::convert::Infallible;
 
 /// The filter `RUST_LOG` asks for (unset or blank: `info`), and why it could not be read.
 /// Directives are comma-separated; blanks around them and empty ones are ignored.
@@ -500,18 +550,42 @@ impl Server {
         if args.next().as_deref() == Some(crate::probe::SUBCOMMAND) {
             return crate::probe::run(args).await;
         }
-        init_tracing();
         let config = Config::from_env()
             .and_then(|c| c.with_dynamodb_tables(self.definition.tables))
             .and_then(|c| self.check_names().map(|()| c));
-        let config = match config {
-            Ok(config) => config,
-            Err(message) => {
+        // Exporters start before logging, whose spans they may export.
+        let otlp = config
+            .as_ref()
+            .ok()
+            .map(|config| start_otlp(self.definition.name, config));
+        let otlp = match otlp {
+            Some(Err(error)) => Err(error),
+            Some(Ok(otlp)) => Ok(otlp),
+            None => Ok(None),
+        };
+        install_tracing(otlp.as_ref().ok().and_then(Option::as_ref));
+        let (config, otlp) = match (config, otlp) {
+            (Ok(config), Ok(otlp)) => (config, otlp),
+            (Err(message), _) | (_, Err(message)) => {
                 tracing::error!(%message, "invalid configuration");
                 return ExitCode::from(2);
             }
         };
+        if otlp.is_none() && otlp_endpoint("TRACES") {
+            tracing::warn!(
+                "OTEL_EXPORTER_OTLP_ENDPOINT is set, but svcgen-runtime was built without its \
+                 `otlp` feature: no spans are exported"
+            );
+        }
         let emf = config.metrics == crate::MetricsOutput::Emf;
+        let sink = match (&config.metrics, &otlp) {
+            (crate::MetricsOutput::Emf, _) => crate::telemetry::Sink::Emf,
+            #[cfg(feature = "otlp")]
+            (crate::MetricsOutput::Otlp, Some(otlp)) => otlp
+                .instruments()
+                .map_or(crate::telemetry::Sink::Off, crate::telemetry::Sink::Otlp),
+            _ => crate::telemetry::Sink::Off,
+        };
         let mut descriptor_sets = vec![self.definition.file_descriptor_set];
         descriptor_sets.extend(&self.descriptor_sets);
         let metrics = crate::telemetry::Metrics::new(
@@ -520,7 +594,7 @@ impl Server {
                 .clone()
                 .unwrap_or_else(|| self.definition.name.to_owned()),
             &descriptor_sets,
-            emf,
+            sink,
         );
         let emitter = emf.then(|| tokio::spawn(metrics.clone().run(config.metrics_interval)));
         let served = serve(self, &config, metrics.clone()).await;
@@ -529,6 +603,11 @@ impl Server {
             emitter.abort();
             let _ = emitter.await;
             metrics.emit();
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = otlp {
+            // The last spans and metrics, off the runtime's threads (the export blocks on them).
+            let _ = tokio::task::spawn_blocking(move || otlp.shutdown(OTLP_FLUSH_TIMEOUT)).await;
         }
         match served {
             Ok(()) => ExitCode::SUCCESS,
@@ -557,6 +636,39 @@ impl Server {
             Some(pair) => Err(ConfigError::DuplicateName(pair[0].to_owned())),
             None => Ok(()),
         }
+    }
+}
+
+/// How long the last export of spans, and of metrics, may take when the service stops.
+#[cfg(feature = "otlp")]
+const OTLP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+
+/// The OpenTelemetry exporters `config` asks for, if any.
+fn start_otlp(service: &str, config: &Config) -> Result<Option<OtlpExport>, ConfigError> {
+    let metrics = config.metrics == crate::MetricsOutput::Otlp;
+    #[cfg(feature = "otlp")]
+    {
+        if metrics && !otlp_endpoint("METRICS") {
+            return Err(ConfigError::Otlp(
+                "METRICS=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (or \
+                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)"
+                    .to_owned(),
+            ));
+        }
+        if !metrics && !otlp_endpoint("TRACES") {
+            return Ok(None);
+        }
+        crate::otlp::Otlp::start(service, metrics).map(Some)
+    }
+    #[cfg(not(feature = "otlp"))]
+    {
+        let _ = service;
+        if metrics {
+            return Err(ConfigError::Otlp(
+                "METRICS=otlp, but svcgen-runtime was built without its `otlp` feature".to_owned(),
+            ));
+        }
+        Ok(None)
     }
 }
 
@@ -606,9 +718,15 @@ async fn serve(
             (None, None) => logical.to_owned(),
         }
     };
+    let system = if config.dynamodb_tables.is_empty() {
+        crate::telemetry::StoreSystem::Local
+    } else {
+        crate::telemetry::StoreSystem::DynamoDb
+    };
     let mut stores = stores.wrap(|logical, store| {
         Arc::new(crate::telemetry::Measured::new(
             store,
+            system,
             &physical(logical),
             metrics.clone(),
         ))

@@ -169,9 +169,6 @@ impl Standin {
 
 #[tokio::main]
 async fn main() -> Result<(), Box<dyn std::error::Error>> {
-    let addr: std::net::SocketAddr = std::env::var("LISTEN_ADDR")
-        .unwrap_or_else(|_| "127.0.0.1:8000".to_owned())
-        .parse()?;
     let delay_us: u64 = std::env::var("DELAY_US")
         .unwrap_or_else(|_| "5000".to_owned())
         .parse()?;
@@ -179,37 +176,13 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         delay: Duration::from_micros(delay_us),
         ..Standin::default()
     });
-    let listener = tokio::net::TcpListener::bind(addr).await?;
-    eprintln!("serving {addr}");
-    let mut terminate = tokio::signal::unix::signal(tokio::signal::unix::SignalKind::terminate())?;
-    loop {
-        let accepted = tokio::select! {
-            accepted = listener.accept() => accepted,
-            _ = terminate.recv() => return Ok(()),
-            _ = tokio::signal::ctrl_c() => return Ok(()),
-        };
-        // A failed accept (a connection reset before it was accepted, no file descriptors
-        // left) loses that connection, not the server.
-        let stream = match accepted {
-            Ok((stream, _)) => stream,
-            Err(error) => {
-                eprintln!("accept: {error}");
-                continue;
-            }
-        };
-        let _ = stream.set_nodelay(true);
+    svcgen_bench::serve_http("127.0.0.1:8000", || {
         let standin = standin.clone();
         let used = Arc::new(AtomicBool::new(false));
-        tokio::spawn(async move {
-            let service = hyper::service::service_fn(move |request| {
-                let (standin, used) = (standin.clone(), used.clone());
-                async move { Ok::<_, Infallible>(standin.serve(request, used).await) }
-            });
-            let builder =
-                hyper_util::server::conn::auto::Builder::new(hyper_util::rt::TokioExecutor::new());
-            let _ = builder
-                .serve_connection(hyper_util::rt::TokioIo::new(stream), service)
-                .await;
-        });
-    }
+        hyper::service::service_fn(move |request| {
+            let (standin, used) = (standin.clone(), used.clone());
+            async move { Ok::<_, Infallible>(standin.serve(request, used).await) }
+        })
+    })
+    .await
 }

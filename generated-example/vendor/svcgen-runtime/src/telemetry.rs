@@ -34,6 +34,8 @@ use crate::store::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, Tr
 pub enum MetricsOutput {
     /// Embedded Metric Format lines on stdout.
     Emf,
+    /// OpenTelemetry metrics over OTLP/gRPC (needs the `otlp` feature and an endpoint).
+    Otlp,
     /// Nowhere.
     Off,
 }
@@ -44,6 +46,7 @@ impl std::str::FromStr for MetricsOutput {
     fn from_str(value: &str) -> Result<Self, ()> {
         match value {
             "emf" => Ok(Self::Emf),
+            "otlp" => Ok(Self::Otlp),
             "off" => Ok(Self::Off),
             _ => Err(()),
         }
@@ -54,12 +57,25 @@ impl std::str::FromStr for MetricsOutput {
 /// paths), so the metrics' cardinality stays that of the service's methods.
 const OTHER_RPC: &str = "other";
 
+/// Where a server's metrics go.
+#[derive(Debug)]
+pub(crate) enum Sink {
+    /// Aggregated here, written as EMF.
+    Emf,
+    /// Recorded on OpenTelemetry's instruments.
+    #[cfg(feature = "otlp")]
+    Otlp(crate::otlp::Instruments),
+    Off,
+}
+
 /// The metrics of one server, shared by the access log layer, the stores and the emitter.
 #[derive(Debug)]
 pub(crate) struct Metrics {
     service: String,
-    /// Whether anything is aggregated (`METRICS` is not `off`).
+    /// Whether EMF aggregates are kept (`METRICS=emf`).
     enabled: bool,
+    #[cfg(feature = "otlp")]
+    otlp: Option<crate::otlp::Instruments>,
     /// The declared methods, `package.Service/Method`.
     methods: HashSet<String>,
     rpcs: Mutex<HashMap<String, RpcStats>>,
@@ -114,11 +130,11 @@ impl Gauge {
 
 impl Metrics {
     /// Metrics published with the `Service` dimension `service`, of the methods the encoded
-    /// `FileDescriptorSet`s declare; nothing is kept unless `enabled`.
+    /// `FileDescriptorSet`s declare, going to `sink`.
     pub(crate) fn new(
         service: impl Into<String>,
         descriptor_sets: &[&[u8]],
-        enabled: bool,
+        sink: Sink,
     ) -> Arc<Self> {
         let mut methods = HashSet::new();
         for set in descriptor_sets {
@@ -137,9 +153,19 @@ impl Metrics {
                 }
             }
         }
+        #[cfg(feature = "otlp")]
+        let (enabled, otlp) = match sink {
+            Sink::Emf => (true, None),
+            Sink::Otlp(instruments) => (false, Some(instruments)),
+            Sink::Off => (false, None),
+        };
+        #[cfg(not(feature = "otlp"))]
+        let enabled = matches!(sink, Sink::Emf);
         Arc::new(Self {
             service: service.into(),
             enabled,
+            #[cfg(feature = "otlp")]
+            otlp,
             methods,
             rpcs: Mutex::default(),
             stores: Mutex::default(),
@@ -148,24 +174,39 @@ impl Metrics {
         })
     }
 
+    /// The name of the RPC at `path` (`/package.Service/Method`): `package.Service/Method` when
+    /// the service declares it, else `other`.
+    pub(crate) fn rpc_name<'a>(&self, path: &'a str) -> &'a str {
+        let rpc = path.strip_prefix('/').unwrap_or(path);
+        if self.methods.contains(rpc) {
+            rpc
+        } else {
+            OTHER_RPC
+        }
+    }
+
     pub(crate) fn call_started(&self) {
         if self.enabled {
             self.in_flight.up();
+        }
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.in_flight.add(1, &[]);
         }
     }
 
     /// A call to `rpc` (its path, `/package.Service/Method`) answered `code` after `duration`.
     pub(crate) fn call_finished(&self, rpc: &str, code: tonic::Code, duration: Duration) {
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.in_flight.add(-1, &[]);
+            otlp.call(self.rpc_name(rpc), code, duration);
+        }
         if !self.enabled {
             return;
         }
         self.in_flight.down();
-        let rpc = rpc.strip_prefix('/').unwrap_or(rpc);
-        let rpc = if self.methods.contains(rpc) {
-            rpc
-        } else {
-            OTHER_RPC
-        };
+        let rpc = self.rpc_name(rpc);
         let mut rpcs = self.rpcs.lock().unwrap_or_else(PoisonError::into_inner);
         let stats = match rpcs.get_mut(rpc) {
             Some(stats) => stats,
@@ -177,6 +218,10 @@ impl Metrics {
     }
 
     fn store_call(&self, call: &StoreCall) {
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.otlp {
+            otlp.store_call(call);
+        }
         if !self.enabled {
             return;
         }
@@ -185,8 +230,8 @@ impl Metrics {
             .entry((call.table.clone(), call.operation))
             .or_default();
         stats.calls += 1;
-        stats.errors += u64::from(matches!(call.outcome, Outcome::Failed | Outcome::Throttled));
-        stats.throttles += u64::from(call.outcome == Outcome::Throttled);
+        stats.errors += u64::from(call.error_type().is_some());
+        stats.throttles += u64::from(call.throttled());
         stats.retries += u64::from(call.retries);
         stats.read += call.read;
         stats.write += call.write;
@@ -493,13 +538,38 @@ impl aws_sdk_dynamodb::config::Intercept for CountAttempts {
 /// One store request, as measured.
 #[derive(Clone, Debug)]
 pub(crate) struct StoreCall {
+    /// Read by the OpenTelemetry export.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) system: StoreSystem,
     pub(crate) operation: &'static str,
     pub(crate) table: Arc<str>,
     pub(crate) duration: Duration,
     pub(crate) read: f64,
     pub(crate) write: f64,
-    retries: u32,
+    pub(crate) retries: u32,
     outcome: Outcome,
+}
+
+impl StoreCall {
+    pub(crate) fn throttled(&self) -> bool {
+        self.outcome == Outcome::Throttled
+    }
+
+    /// How the request failed (`error.type`), unless it succeeded or a condition refused it.
+    pub(crate) fn error_type(&self) -> Option<&'static str> {
+        match self.outcome {
+            Outcome::Ok | Outcome::Refused => None,
+            Outcome::Throttled => Some("throttled"),
+            Outcome::Failed => Some("failed"),
+        }
+    }
+}
+
+/// The backend of a store, as the database conventions name it.
+#[derive(Clone, Copy, Debug, PartialEq, Eq)]
+pub(crate) enum StoreSystem {
+    DynamoDb,
+    Local,
 }
 
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -539,15 +609,22 @@ pub(crate) fn recording_sync<R>(record: Arc<CallRecord>, poll: impl FnOnce() -> 
 /// A table's store, measured.
 pub(crate) struct Measured {
     inner: Arc<dyn Store>,
+    system: StoreSystem,
     table: Arc<str>,
     metrics: Arc<Metrics>,
 }
 
 impl Measured {
-    /// `inner`, the store of DynamoDB table `table` (the name the metrics give).
-    pub(crate) fn new(inner: Arc<dyn Store>, table: &str, metrics: Arc<Metrics>) -> Self {
+    /// `inner`, a `system` store of DynamoDB table `table` (the name the metrics give).
+    pub(crate) fn new(
+        inner: Arc<dyn Store>,
+        system: StoreSystem,
+        table: &str,
+        metrics: Arc<Metrics>,
+    ) -> Self {
         Self {
             inner,
+            system,
             table: table.into(),
             metrics,
         }
@@ -558,6 +635,14 @@ impl Measured {
         operation: &'static str,
         request: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
+        #[cfg(feature = "otlp")]
+        let span = crate::otlp::tracing()
+            .then(|| crate::otlp::store_span(self.system, operation, &self.table));
+        #[cfg(feature = "otlp")]
+        let request = tracing::Instrument::instrument(
+            request,
+            span.clone().unwrap_or_else(tracing::Span::none),
+        );
         let started = Instant::now();
         let (result, report) = REQUEST
             .scope(Cell::new(Report::default()), async {
@@ -572,6 +657,7 @@ impl Measured {
             Err(_) => Outcome::Refused,
         };
         let call = StoreCall {
+            system: self.system,
             operation,
             table: self.table.clone(),
             duration: started.elapsed(),
@@ -580,6 +666,10 @@ impl Measured {
             retries: report.attempts.saturating_sub(report.executions),
             outcome,
         };
+        #[cfg(feature = "otlp")]
+        if let Some(span) = &span {
+            crate::otlp::finish_store_span(span, &call);
+        }
         self.metrics.store_call(&call);
         let _ = CALL.try_with(|record| {
             record
@@ -636,6 +726,10 @@ pub(crate) struct Counted<IO> {
 impl<IO> Counted<IO> {
     pub(crate) fn new(inner: IO, metrics: Arc<Metrics>) -> Self {
         metrics.connections.up();
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &metrics.otlp {
+            otlp.connections.add(1, &[]);
+        }
         Self { inner, metrics }
     }
 }
@@ -643,6 +737,10 @@ impl<IO> Counted<IO> {
 impl<IO> Drop for Counted<IO> {
     fn drop(&mut self) {
         self.metrics.connections.down();
+        #[cfg(feature = "otlp")]
+        if let Some(otlp) = &self.metrics.otlp {
+            otlp.connections.add(-1, &[]);
+        }
     }
 }
 
@@ -746,7 +844,7 @@ mod tests {
         let metrics = Metrics::new(
             "task-svc",
             &[&descriptor("tasks", "TaskService", "GetTask")],
-            true,
+            Sink::Emf,
         );
         metrics.call_started();
         metrics.call_finished(
@@ -779,7 +877,7 @@ mod tests {
     #[test]
     fn only_declared_methods_are_named_and_nothing_is_kept_when_off() {
         let encoded = descriptor("x", "S", "M");
-        let metrics = Metrics::new("s", &[&encoded], true);
+        let metrics = Metrics::new("s", &[&encoded], Sink::Emf);
         for path in ["/x.S/M", "/x.S/Probe1", "/", "/x.S/Probe2"] {
             metrics.call_started();
             metrics.call_finished(path, tonic::Code::Unimplemented, Duration::ZERO);
@@ -789,7 +887,7 @@ mod tests {
         assert_eq!(rpcs.len(), 2);
         assert_eq!(rpcs[OTHER_RPC].codes[12], 3);
         assert_eq!(metrics.in_flight.now.load(Ordering::Relaxed), 0);
-        let off = Metrics::new("s", &[&encoded], false);
+        let off = Metrics::new("s", &[&encoded], Sink::Off);
         off.call_started();
         off.call_finished("/x.S/M", tonic::Code::Ok, Duration::ZERO);
         let kept = off
