@@ -159,6 +159,46 @@ pub struct DeployConfig {
     pub domain: Option<String>,
     /// The CloudWatch alarms' thresholds and where they notify.
     pub alarms: AlarmsConfig,
+    /// Traces: an optional collector beside the service.
+    pub observability: ObservabilityConfig,
+}
+
+/// The collector image `[deploy.observability] collector_image` names by default (pinned).
+pub const DEFAULT_COLLECTOR_IMAGE: &str =
+    "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0";
+
+/// `[deploy.observability]`: where the service's traces go on ECS.
+#[derive(Clone, Debug, Deserialize, Serialize)]
+#[serde(deny_unknown_fields, default)]
+pub struct ObservabilityConfig {
+    /// `none` (default): no traces are exported; `adot`: an AWS Distro for OpenTelemetry
+    /// collector in each task receives the service's traces and sends them to X-Ray.
+    pub collector: Collector,
+    /// The share of calls traced when the caller sent no sampling decision (0 to 1).
+    pub trace_sample_rate: f64,
+    /// The collector's image, fully qualified (registry, repository, tag or digest).
+    pub collector_image: String,
+}
+
+impl Default for ObservabilityConfig {
+    fn default() -> Self {
+        Self {
+            collector: Collector::None,
+            trace_sample_rate: 0.05,
+            collector_image: DEFAULT_COLLECTOR_IMAGE.into(),
+        }
+    }
+}
+
+/// The collector that runs beside the service.
+#[derive(Clone, Copy, Debug, Default, Deserialize, Serialize, PartialEq, Eq)]
+#[serde(rename_all = "lowercase")]
+pub enum Collector {
+    /// None: the service exports no traces.
+    #[default]
+    None,
+    /// The AWS Distro for OpenTelemetry collector, sending traces to X-Ray.
+    Adot,
 }
 
 /// `[deploy.alarms]`: when the generated alarms fire and whom they tell.
@@ -239,6 +279,7 @@ impl Default for DeployConfig {
             container_insights: false,
             domain: None,
             alarms: AlarmsConfig::default(),
+            observability: ObservabilityConfig::default(),
         }
     }
 }
@@ -518,6 +559,57 @@ fn valid_cidr(cidr: &str) -> bool {
     })
 }
 
+/// `registry/repository:tag`, `registry/repository@sha256:…` or both, at most 255 characters
+/// (ECS's limit): the registry a host name (or `localhost`) with an optional port, the
+/// repository lower-case path components. Such an image depends neither on the engine's
+/// default registry nor on whatever `latest` is.
+fn fully_qualified_image(image: &str) -> bool {
+    let (rest, digest) = match image.split_once('@') {
+        Some((rest, digest)) => (rest, Some(digest)),
+        None => (image, None),
+    };
+    let (name, tag) = match rest.rsplit_once(':') {
+        Some((name, tag)) if !tag.contains('/') => (name, Some(tag)),
+        _ => (rest, None),
+    };
+    let valid_digest = digest.is_none_or(|digest| {
+        digest.strip_prefix("sha256:").is_some_and(|hex| {
+            hex.len() == 64 && hex.bytes().all(|b| matches!(b, b'0'..=b'9' | b'a'..=b'f'))
+        })
+    });
+    let valid_tag = tag.is_none_or(|tag| {
+        (1..=128).contains(&tag.len())
+            && !tag.starts_with(['.', '-'])
+            && tag
+                .chars()
+                .all(|c| c.is_ascii_alphanumeric() || "_.-".contains(c))
+    });
+    let Some((registry, repository)) = name.split_once('/') else {
+        return false;
+    };
+    let (host, port) = match registry.split_once(':') {
+        Some((host, port)) => (host, Some(port)),
+        None => (registry, None),
+    };
+    let valid_port = port.is_none_or(|port| {
+        port.bytes().all(|b| b.is_ascii_digit()) && port.parse::<u16>().is_ok_and(|p| p > 0)
+    });
+    let valid_repository = repository.split('/').all(|component| {
+        component.starts_with(|c: char| c.is_ascii_alphanumeric())
+            && component.ends_with(|c: char| c.is_ascii_alphanumeric())
+            && component
+                .chars()
+                .all(|c| c.is_ascii_lowercase() || c.is_ascii_digit() || "._-".contains(c))
+    });
+    image.len() <= 255
+        && (tag.is_some() || digest.is_some())
+        && valid_tag
+        && valid_digest
+        && (host == "localhost" || valid_domain(host))
+        && valid_port
+        && valid_repository
+}
+
 impl DeployConfig {
     /// ECS's value of the `containerInsights` cluster setting for `container_insights`.
     pub fn container_insights_setting(&self) -> &'static str {
@@ -674,6 +766,23 @@ impl DeployConfig {
                 setting: "deploy.alarms.server_error_percent",
                 value: alarms.server_error_percent.to_string(),
                 reason: "a share of calls above 0 and at most 100 (percent)".into(),
+            });
+        }
+        let observability = &self.observability;
+        if !(0.0..=1.0).contains(&observability.trace_sample_rate) {
+            return Err(ConfigError::Refused {
+                setting: "deploy.observability.trace_sample_rate",
+                value: observability.trace_sample_rate.to_string(),
+                reason: "a share of calls from 0 to 1 (0.05: one call in twenty)".into(),
+            });
+        }
+        if !fully_qualified_image(&observability.collector_image) {
+            return Err(ConfigError::Refused {
+                setting: "deploy.observability.collector_image",
+                value: format!("{:?}", observability.collector_image),
+                reason: format!(
+                    "a fully qualified image names its registry and a tag or digest, e.g. {DEFAULT_COLLECTOR_IMAGE}"
+                ),
             });
         }
         within(
@@ -1054,6 +1163,100 @@ mod tests {
             );
         }
         assert!(environments(&format!("[environments.{}]", "x".repeat(27))).is_ok());
+    }
+
+    #[test]
+    fn observability_settings_are_checked_and_merged_per_environment() {
+        let default = config("").expect("valid");
+        assert_eq!(default.deploy.observability.collector, Collector::None);
+        assert_eq!(default.deploy.observability.trace_sample_rate, 0.05);
+        let adot = config("[deploy.observability]\ncollector = \"adot\"\ntrace_sample_rate = 1")
+            .expect("valid");
+        assert_eq!(adot.deploy.observability.collector, Collector::Adot);
+        assert_eq!(adot.deploy.observability.trace_sample_rate, 1.0);
+        for rate in ["-0.01", "1.5", "nan", "inf"] {
+            let (setting, reason) = refused(&format!(
+                "[deploy.observability]\ntrace_sample_rate = {rate}"
+            ));
+            assert_eq!(setting, "deploy.observability.trace_sample_rate", "{rate}");
+            assert!(reason.contains("from 0 to 1"), "{reason}");
+        }
+        // An unknown collector is a syntax error at its key, naming the ones there are.
+        let unknown = config("[deploy.observability]\ncollector = \"jaeger\"")
+            .expect_err("refused")
+            .to_string();
+        assert!(
+            unknown.contains("collector = \"jaeger\"") && unknown.contains("`adot`"),
+            "{unknown}"
+        );
+        let image = |image: &str| {
+            config(&format!(
+                "[deploy.observability]\ncollector_image = \"{image}\""
+            ))
+        };
+        let digest = format!("sha256:{}", "0a".repeat(32));
+        for accepted in [
+            DEFAULT_COLLECTOR_IMAGE.to_owned(),
+            format!("123456789012.dkr.ecr.eu-west-1.amazonaws.com/otel/collector@{digest}"),
+            format!("public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0@{digest}"),
+            "localhost:5000/collector:dev".to_owned(),
+        ] {
+            assert!(image(&accepted).is_ok(), "{accepted}");
+        }
+        for refused in [
+            "aws-otel-collector:v0.49.0".to_owned(),
+            // Docker Hub's short form: which registry depends on the engine.
+            "amazon/aws-otel-collector:v0.49.0".to_owned(),
+            // No tag: whatever `latest` is when the task starts.
+            "public.ecr.aws/aws-observability/aws-otel-collector".to_owned(),
+            "public.ecr.aws/aws-observability/AWS-otel-collector:v1".to_owned(),
+            "public.ecr.aws/aws-observability/aws-otel-collector:".to_owned(),
+            "public.ecr.aws/aws-observability/aws-otel-collector@sha256:0a".to_owned(),
+            "public.ecr.aws:0/aws-otel-collector:v1".to_owned(),
+            format!("public.ecr.aws/{}:v1", "a".repeat(250)),
+        ] {
+            match image(&refused) {
+                Err(ConfigError::Refused { setting, .. }) => {
+                    assert_eq!(setting, "deploy.observability.collector_image", "{refused}");
+                }
+                other => panic!("{refused}: {other:?}"),
+            }
+        }
+
+        // `[environments.NAME.deploy.observability]` merges key by key.
+        let config = environments(
+            "[deploy.observability]\ntrace_sample_rate = 0.2\n[environments.staging.deploy.observability]\ncollector = \"adot\"\n[environments.prod]",
+        )
+        .expect("valid");
+        let staging = config.for_environment("staging").expect("declared");
+        assert_eq!(staging.deploy.observability.collector, Collector::Adot);
+        assert_eq!(staging.deploy.observability.trace_sample_rate, 0.2);
+        assert_eq!(
+            staging.deploy.observability.collector_image,
+            DEFAULT_COLLECTOR_IMAGE
+        );
+        assert_eq!(config.deploy.observability.collector, Collector::None);
+        let prod = config.for_environment("prod").expect("declared");
+        assert_eq!(prod.deploy.observability.collector, Collector::None);
+        let error =
+            environments("[environments.staging.deploy.observability]\ntrace_sample_rate = 2")
+                .expect_err("refused");
+        assert!(
+            error
+                .to_string()
+                .starts_with("environments.staging: deploy.observability.trace_sample_rate = 2: "),
+            "{error}"
+        );
+        let unknown =
+            environments("[environments.staging.deploy.observability]\ncollector = \"jaeger\"")
+                .expect_err("refused")
+                .to_string();
+        assert!(
+            unknown.starts_with("environments.staging: ")
+                && unknown.contains("jaeger")
+                && unknown.contains("observability.collector"),
+            "{unknown}"
+        );
     }
 
     #[test]

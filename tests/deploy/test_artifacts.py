@@ -374,3 +374,81 @@ def test_an_alarm_topic_is_notified_and_bad_alarm_settings_are_refused(tmp_path)
     config.write_text(config.read_text().replace(f'topic = "{topic}"', 'topic = "oncall"'))
     refused = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
     assert refused.returncode != 0 and "deploy.alarms.topic" in refused.stderr, refused.stderr
+
+
+def generate_with(tmp_path, settings):
+    """A copy of generated-example with `settings` appended to its svcgen.toml, generated."""
+    project = copy_project(tmp_path)
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text() + settings)
+    generated = run(ROOT / "target" / "debug" / "svcgen", "generate", project)
+    assert generated.returncode == 0, generated.stderr
+    return project
+
+
+@pytest.fixture(scope="module")
+def traced(tmp_path_factory):
+    """generated-example with the ADOT collector beside the service."""
+    return generate_with(tmp_path_factory.mktemp("traced"), '\n[deploy.observability]\ncollector = "adot"\n')
+
+
+def test_the_collector_passes_the_validators(traced):
+    import botocore.session
+    from botocore.validate import validate_parameters
+
+    lint = run(VENV / "cfn-lint", "--regions", "us-east-1", "cn-north-1", "us-gov-west-1", "--",
+               traced / "deploy" / "cloudformation.yaml")
+    assert lint.returncode == 0, lint.stdout + lint.stderr
+    ecs = botocore.session.get_session().get_service_model("ecs")
+    shape = ecs.operation_model("RegisterTaskDefinition").input_shape
+    validate_parameters(json.loads(substituted(traced / "deploy" / "task-definition.json")), shape)
+    for policy in ["task-role-policy.json", "execution-role-policy.json"]:
+        result = run(VENV / "parliament", input=substituted(traced / "deploy" / "iam" / policy))
+        assert result.returncode == 0 and result.stdout.strip() == "", result.stdout + result.stderr
+    env = dict(os.environ, BC_SKIP_MAPPING="TRUE")
+    checkov = run(CHECKOV, "--quiet", "--compact", "-f", traced / "deploy" / "cloudformation.yaml", env=env)
+    assert checkov.returncode == 0 and "Failed checks: 0" in checkov.stdout, checkov.stdout + checkov.stderr
+
+
+XRAY = ["xray:PutTraceSegments", "xray:PutTelemetryRecords", "xray:GetSamplingRules", "xray:GetSamplingTargets",
+        "xray:GetSamplingStatisticSummaries"]
+
+
+def test_the_collector_runs_beside_the_service_only_when_enabled(traced):
+    definition = json.loads((traced / "deploy" / "task-definition.json").read_text())
+    service, collector = definition["containerDefinitions"]
+    assert service["dependsOn"] == [{"containerName": "otel-collector", "condition": "START"}]
+    env = {e["name"]: e["value"] for e in service["environment"]}
+    assert env["OTEL_EXPORTER_OTLP_ENDPOINT"] == "http://localhost:4317"
+    assert (env["OTEL_TRACES_SAMPLER"], env["OTEL_TRACES_SAMPLER_ARG"]) == ("parentbased_traceidratio", "0.05")
+    assert env["METRICS"] == "emf"  # the dashboard and alarms read EMF
+    assert collector["name"] == "otel-collector" and collector["essential"] is False
+    assert collector["image"] == "public.ecr.aws/aws-observability/aws-otel-collector:v0.49.0"
+    assert collector["command"] == ["--config=/etc/ecs/ecs-xray.yaml"]
+    assert collector["healthCheck"]["command"] == ["CMD", "/healthcheck"]
+    assert "portMappings" not in collector and collector["user"] == "4317:4317"
+    assert collector["readonlyRootFilesystem"] is True and collector["stopTimeout"] == service["stopTimeout"]
+    assert collector["logConfiguration"]["options"]["awslogs-stream-prefix"] == "otel-collector"
+    policy = json.loads((traced / "deploy" / "iam" / "task-role-policy.json").read_text())
+    traces = policy["Statement"][-1]
+    assert (traces["Sid"], traces["Action"], traces["Resource"]) == ("Traces", XRAY, ["*"])
+
+    # The template creates the same.
+    resources = load_template(traced)["Resources"]
+    app, sidecar = resources["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert app["DependsOn"] == [{"ContainerName": "otel-collector", "Condition": "START"}]
+    assert {e["Name"]: e["Value"] for e in app["Environment"]}["OTEL_TRACES_SAMPLER_ARG"] == "0.05"
+    assert (sidecar["Name"], sidecar["Image"], sidecar["Essential"]) == ("otel-collector", collector["image"], False)
+    assert sidecar["Command"] == collector["command"] and sidecar["User"] == "4317:4317"
+    statements = resources["TaskRole"]["Properties"]["Policies"][0]["PolicyDocument"]["Statement"]
+    assert statements[-1] == {"Sid": "Traces", "Effect": "Allow", "Action": XRAY, "Resource": ["*"]}
+
+    # Without [deploy.observability] none of it.
+    definition = json.loads((DEPLOY / "task-definition.json").read_text())
+    [service] = definition["containerDefinitions"]
+    assert "dependsOn" not in service
+    assert not {"OTEL_EXPORTER_OTLP_ENDPOINT", "METRICS"} & {e["name"] for e in service["environment"]}
+    policy = json.loads((DEPLOY / "iam" / "task-role-policy.json").read_text())
+    assert not [a for s in policy["Statement"] for a in s["Action"] if a.startswith("xray:")]
+    [app] = load_template()["Resources"]["TaskDefinition"]["Properties"]["ContainerDefinitions"]
+    assert "DependsOn" not in app

@@ -331,6 +331,36 @@ def test_a_changed_setting_updates_only_what_depends_on_it(aws, project):
     assert sd.get_service(Id=discovery["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
 
 
+def test_enabling_the_collector_adds_it_beside_the_service_and_lets_the_tasks_send_traces(aws, project):
+    assert deploy(project).returncode == 0
+    assert deploy(project).returncode == 0  # sets what moto omits after CreateService
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text() + '\n[deploy.observability]\ncollector = "adot"\n')
+    assert svcgen("generate", project).returncode == 0
+    aws.recorder.start()
+    result = deploy(project)
+    operations = aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mutating(operations) == ["PutRolePolicy", "RegisterTaskDefinition", "UpdateService"], operations
+    assert "register revision 2 (containerDefinitions changed)" in result.stdout
+    policy = aws.client("iam").get_role_policy(RoleName="task-svc-task", PolicyName="dynamodb")["PolicyDocument"]
+    assert policy == filled(project / "deploy" / "iam" / "task-role-policy.json")
+    assert policy["Statement"][-1]["Sid"] == "Traces"
+    # The deployed image is the service's; the collector keeps its own.
+    generated = filled(project / "deploy" / "task-definition.json")["containerDefinitions"]
+    registered = aws.client("ecs").describe_task_definition(taskDefinition="task-svc")["taskDefinition"]
+    assert [c["image"] for c in registered["containerDefinitions"]] == [IMAGE, generated[1]["image"]]
+    for container, wanted in zip(registered["containerDefinitions"], generated, strict=True):
+        for key in ["name", "essential", "command", "dependsOn", "user", "healthCheck", "logConfiguration"]:
+            assert container.get(key) == wanted.get(key), (wanted["name"], key)
+
+    aws.recorder.start()
+    again = deploy(project)
+    operations = aws.recorder.operations()
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mutating(operations) == [], operations
+
+
 def test_policies_svcgen_did_not_put_on_its_roles_are_removed(aws, project):
     assert deploy(project).returncode == 0
     iam = aws.client("iam")

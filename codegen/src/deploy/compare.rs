@@ -12,8 +12,9 @@ use aws_sdk_servicediscovery::types as sd;
 use serde_json::Value;
 
 use crate::infra::{
-    Container, DEREGISTRATION_DELAY, Discovery, HealthCheck, ListenerRule, LogConfiguration,
-    NameValue, PortMapping, RuntimePlatform, Service, TargetGroup, TaskDefinition,
+    Container, ContainerDependency, DEREGISTRATION_DELAY, Discovery, HealthCheck, ListenerRule,
+    LogConfiguration, NameValue, PortMapping, RuntimePlatform, Service, TargetGroup,
+    TaskDefinition,
 };
 
 fn text(s: Option<&str>) -> String {
@@ -72,6 +73,15 @@ fn registered_container(c: &ecs::ContainerDefinition) -> Container {
         name: text(c.name()),
         image: text(c.image()),
         essential: c.essential().unwrap_or(false),
+        command: c.command().to_vec(),
+        depends_on: c
+            .depends_on()
+            .iter()
+            .map(|d| ContainerDependency {
+                container_name: d.container_name().to_owned(),
+                condition: d.condition().as_str().to_owned(),
+            })
+            .collect(),
         port_mappings: c
             .port_mappings()
             .iter()

@@ -152,10 +152,22 @@ pub(super) fn container_definitions(
                     .value(&v.value)
                     .build()
             });
+            let depends_on = c
+                .depends_on
+                .iter()
+                .map(|d| {
+                    ecs::ContainerDependency::builder()
+                        .container_name(&d.container_name)
+                        .condition(d.condition.as_str().into())
+                        .build()
+                })
+                .collect::<Result<Vec<_>, _>>()?;
             Ok(ecs::ContainerDefinition::builder()
                 .name(&c.name)
                 .image(&c.image)
                 .essential(c.essential)
+                .set_command((!c.command.is_empty()).then(|| c.command.clone()))
+                .set_depends_on((!depends_on.is_empty()).then_some(depends_on))
                 .set_port_mappings(Some(ports.collect()))
                 .set_environment(Some(environment.collect()))
                 .health_check(

@@ -451,10 +451,7 @@ impl Deployment<'_> {
         plan.done(4, format!("ECS cluster {}", infra.cluster.name));
 
         logs::log_group(aws, plan, &infra.log_group).await?;
-        let mut definition = infra.task_definition.clone();
-        for container in &mut definition.container_definitions {
-            container.image.clone_from(&image);
-        }
+        let definition = infra.task_definition.with_image(&infra.binary, &image);
         let task_definition = ecs::task_definition(aws, plan, &definition).await?;
         plan.done(5, format!("task definition {}", definition.family));
 

@@ -127,9 +127,19 @@ pub(crate) fn pascal_case(name: &str) -> String {
         .collect()
 }
 
+/// The X-Ray actions of the collector beside the service: send segments and telemetry, read
+/// the sampling rules. X-Ray has no resource-level permissions for them.
+const TRACES: [&str; 5] = [
+    "xray:PutTraceSegments",
+    "xray:PutTelemetryRecords",
+    "xray:GetSamplingRules",
+    "xray:GetSamplingTargets",
+    "xray:GetSamplingStatisticSummaries",
+];
+
 /// The task role's policy: exactly the actions the RPCs perform, on the tables and indexes
-/// they touch.
-pub(super) fn task_role_policy(grants: &[TableGrant]) -> PolicyDocument {
+/// they touch, and with a collector (`traces`) X-Ray's.
+pub(super) fn task_role_policy(grants: &[TableGrant], traces: bool) -> PolicyDocument {
     let mut statement = Vec::new();
     for grant in grants {
         if !grant.actions.is_empty() {
@@ -152,6 +162,9 @@ pub(super) fn task_role_policy(grants: &[TableGrant]) -> PolicyDocument {
                 arns,
             ));
         }
+    }
+    if traces {
+        statement.push(allow("Traces", &TRACES, vec!["*".to_owned()]));
     }
     PolicyDocument {
         version: VERSION,

@@ -16,15 +16,15 @@ pub(crate) use iam::pascal_case;
 pub use iam::{Condition, PolicyDocument, Statement};
 pub use monitoring::Monitoring;
 pub use task_definition::{
-    Container, HealthCheck, LogConfiguration, NameValue, PortMapping, RuntimePlatform,
-    TaskDefinition,
+    Container, ContainerDependency, HealthCheck, LogConfiguration, NameValue, PortMapping,
+    RuntimePlatform, TaskDefinition,
 };
 pub(crate) use task_definition::{USER, probe_command};
 
 use serde::Serialize;
 use svcgen_contract::tables;
 
-use crate::config::{Config, DnsRecordType};
+use crate::config::{Collector, Config, DnsRecordType};
 use crate::model::Model;
 
 /// Where the resources live: the parts of every ARN that are not names.
@@ -82,7 +82,7 @@ pub struct Infrastructure {
     pub repository: Repository,
     /// The DynamoDB tables.
     pub tables: Vec<Table>,
-    /// The tasks' role: the DynamoDB actions of the RPCs.
+    /// The tasks' role: the DynamoDB actions of the RPCs (and X-Ray's, with a collector).
     pub task_role: Role,
     /// The execution role: pull the image, write the logs.
     pub execution_role: Role,
@@ -311,7 +311,7 @@ impl Infrastructure {
             "task",
             format!("{name} tasks: exactly the DynamoDB actions its RPCs perform"),
             "dynamodb",
-            iam::task_role_policy(&grants),
+            iam::task_role_policy(&grants, deploy.observability.collector == Collector::Adot),
         );
         let execution_role = role(
             "execution",
@@ -570,6 +570,112 @@ mod tests {
             "Cloud Map name",
             &dns,
         )
+    }
+
+    #[test]
+    fn a_collector_runs_beside_the_service_and_may_write_traces_only_when_configured() {
+        let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated-example");
+        let project = crate::load(&dir).expect("the example loads");
+        let plain = Infrastructure::generated(&project.config, &project.model);
+        let [service] = plain.task_definition.container_definitions.as_slice() else {
+            panic!("one container without a collector");
+        };
+        assert!(service.depends_on.is_empty() && service.command.is_empty());
+        let variables: Vec<&str> = service
+            .environment
+            .iter()
+            .map(|v| v.name.as_str())
+            .collect();
+        assert!(
+            !variables.contains(&"OTEL_EXPORTER_OTLP_ENDPOINT") && !variables.contains(&"METRICS")
+        );
+        assert!(
+            plain
+                .task_role
+                .policy
+                .statement
+                .iter()
+                .all(|s| s.action.iter().all(|a| a.starts_with("dynamodb:"))),
+            "{:?}",
+            plain.task_role.policy
+        );
+
+        let mut config = project.config.clone();
+        config.deploy.observability.collector = Collector::Adot;
+        config.deploy.observability.trace_sample_rate = 0.25;
+        let traced = Infrastructure::generated(&config, &project.model);
+        let [service, collector] = traced.task_definition.container_definitions.as_slice() else {
+            panic!("the service's container, then the collector's");
+        };
+        assert_eq!(collector.name, task_definition::COLLECTOR);
+        assert_eq!(collector.image, config.deploy.observability.collector_image);
+        assert!(!collector.essential && collector.readonly_root_filesystem);
+        assert_eq!(collector.command, ["--config=/etc/ecs/ecs-xray.yaml"]);
+        assert!(collector.port_mappings.is_empty() && collector.depends_on.is_empty());
+        assert_eq!(collector.user, "4317:4317");
+        assert_eq!(collector.health_check.command, ["CMD", "/healthcheck"]);
+        assert_eq!(
+            collector.environment,
+            [NameValue {
+                name: "AWS_REGION".into(),
+                value: "${AWS_REGION}".into()
+            }]
+        );
+        assert_eq!(collector.stop_timeout, service.stop_timeout);
+        let options = &collector.log_configuration.options;
+        assert_eq!(
+            options["awslogs-group"],
+            service.log_configuration.options["awslogs-group"]
+        );
+        assert_eq!(options["awslogs-stream-prefix"], "otel-collector");
+        assert_eq!(
+            service.depends_on,
+            [ContainerDependency {
+                container_name: "otel-collector".into(),
+                condition: "START".into()
+            }]
+        );
+        let added: Vec<(&str, &str)> = service
+            .environment
+            .iter()
+            .skip(
+                plain.task_definition.container_definitions[0]
+                    .environment
+                    .len(),
+            )
+            .map(|v| (v.name.as_str(), v.value.as_str()))
+            .collect();
+        assert_eq!(
+            added,
+            [
+                ("OTEL_EXPORTER_OTLP_ENDPOINT", "http://localhost:4317"),
+                ("OTEL_TRACES_SAMPLER", "parentbased_traceidratio"),
+                ("OTEL_TRACES_SAMPLER_ARG", "0.25"),
+                ("METRICS", "emf"),
+            ]
+        );
+        // The task role gains X-Ray's actions (no resource-level permissions), nothing else.
+        let statements = &traced.task_role.policy.statement;
+        let (traces, tables) = statements.split_last().expect("statements");
+        assert_eq!(tables, plain.task_role.policy.statement.as_slice());
+        assert_eq!(
+            (traces.sid.as_str(), traces.resource.as_slice()),
+            ("Traces", ["*".to_owned()].as_slice())
+        );
+        assert!(traces.action.iter().all(|a| a.starts_with("xray:")) && traces.action.len() == 5);
+        assert_eq!(traced.execution_role.policy, plain.execution_role.policy);
+        // A sidecar added or removed is a difference; deploying an image leaves the collector's.
+        assert_eq!(
+            traced.task_definition.differences(&plain.task_definition),
+            ["containerDefinitions"]
+        );
+        let deployed = traced.task_definition.with_image(&traced.binary, "repo:v2");
+        let images: Vec<&str> = deployed
+            .container_definitions
+            .iter()
+            .map(|c| c.image.as_str())
+            .collect();
+        assert_eq!(images, ["repo:v2", collector.image.as_str()]);
     }
 
     #[test]

@@ -8,7 +8,7 @@ use svcgen_contract::attributes;
 
 use crate::GenerateError;
 use crate::config::Config;
-use crate::infra::{Infrastructure, PolicyDocument, Target, monitoring};
+use crate::infra::{Container, Infrastructure, PolicyDocument, Target, monitoring};
 use crate::model::Model;
 use crate::templates::Templates;
 
@@ -43,12 +43,11 @@ struct DeployVars<'a> {
     probe: Vec<String>,
     /// The model, with ARNs in CloudFormation's pseudo parameters.
     infra: &'a Infrastructure,
-    /// The one container of the task definition.
-    container: &'a crate::infra::Container,
-    /// Its environment, values as YAML.
-    environment: Vec<(String, String)>,
-    /// Its log driver's options, values as YAML.
-    log_options: Vec<(String, String)>,
+    /// The service's container (`container`, `environment`, `log_options`).
+    #[serde(flatten)]
+    service: ContainerVars<'a>,
+    /// The collector's container, when `[deploy.observability]` runs one.
+    collector: Option<ContainerVars<'a>>,
     /// `[deploy.cloud_map]` callers admitted to the tasks' security group.
     cloud_map: &'a crate::config::CloudMapConfig,
     tables: Vec<TableVars>,
@@ -62,6 +61,35 @@ struct DeployVars<'a> {
     dashboard_body: String,
     /// The alarms, values as YAML.
     alarms: Vec<AlarmVars<'a>>,
+}
+
+/// A container of the task definition with its values as YAML.
+#[derive(Serialize)]
+struct ContainerVars<'a> {
+    container: &'a Container,
+    /// Its environment, values as YAML.
+    environment: Vec<(String, String)>,
+    /// Its log driver's options, values as YAML.
+    log_options: Vec<(String, String)>,
+}
+
+impl<'a> ContainerVars<'a> {
+    fn new(container: &'a Container) -> Self {
+        Self {
+            container,
+            environment: container
+                .environment
+                .iter()
+                .map(|v| (v.name.clone(), cfn(&v.value)))
+                .collect(),
+            log_options: container
+                .log_configuration
+                .options
+                .iter()
+                .map(|(key, value)| (key.clone(), cfn(value)))
+                .collect(),
+        }
+    }
 }
 
 #[derive(Serialize)]
@@ -192,8 +220,8 @@ pub(super) fn render(
 ) -> Result<Vec<(String, Vec<u8>)>, GenerateError> {
     let generated = Infrastructure::generated(config, model);
     let stack = Infrastructure::new(config, model, Target::CLOUDFORMATION);
-    // The model's task definition has exactly one container.
-    let container = &stack.task_definition.container_definitions[0];
+    // The model's task definition has the service's container first, then the collector's.
+    let containers = &stack.task_definition.container_definitions;
     let deploy = &config.deploy;
     let vars = DeployVars {
         marker: super::MARKER,
@@ -204,18 +232,8 @@ pub(super) fn render(
         health_check: &deploy.health_check,
         probe: probe_command(&stack.binary, deploy.port),
         infra: &stack,
-        container,
-        environment: container
-            .environment
-            .iter()
-            .map(|v| (v.name.clone(), cfn(&v.value)))
-            .collect(),
-        log_options: container
-            .log_configuration
-            .options
-            .iter()
-            .map(|(key, value)| (key.clone(), cfn(value)))
-            .collect(),
+        service: ContainerVars::new(&containers[0]),
+        collector: containers.get(1).map(ContainerVars::new),
         cloud_map: &deploy.cloud_map,
         tables: stack
             .tables

@@ -11,8 +11,14 @@ use super::*;
 use crate::infra::{Infrastructure, Target};
 
 fn example() -> Infrastructure {
+    example_with(|_| {})
+}
+
+/// The example's infrastructure with its configuration changed by `adjust`.
+fn example_with(adjust: impl FnOnce(&mut crate::config::Config)) -> Infrastructure {
     let dir = Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated-example");
-    let project = crate::load(&dir).expect("the example loads");
+    let mut project = crate::load(&dir).expect("the example loads");
+    adjust(&mut project.config);
     let target = Target {
         partition: "aws",
         region: "eu-west-1",
@@ -107,6 +113,52 @@ fn a_task_definition_differs_in_each_setting_svcgen_manages() {
             "readonlyRootFilesystem",
             "stopTimeout"
         ]
+    );
+}
+
+#[test]
+fn a_task_definition_with_the_collector_compares_both_containers() {
+    let traced = example_with(|config| {
+        config.deploy.observability.collector = crate::config::Collector::Adot;
+    });
+    let wanted = traced.task_definition;
+    let described = described_task_definition(&wanted);
+    let containers = described.container_definitions();
+    assert_eq!(
+        containers[0].depends_on()[0].container_name(),
+        "otel-collector"
+    );
+    assert_eq!(containers[1].command(), ["--config=/etc/ecs/ecs-xray.yaml"]);
+    assert_eq!(
+        wanted.differences(&registered_task_definition(&described)),
+        Vec::<&str>::new()
+    );
+    // The revision registered before the collector was enabled, and the other way round.
+    let plain = example().task_definition;
+    let registered_plain = registered_task_definition(&described_task_definition(&plain));
+    assert_eq!(
+        wanted.differences(&registered_plain),
+        ["containerDefinitions"]
+    );
+    assert_eq!(
+        plain.differences(&registered_task_definition(&described)),
+        ["containerDefinitions"]
+    );
+    let mut changed = described.clone();
+    let containers = changed.container_definitions.as_mut().expect("containers");
+    containers[1].image =
+        Some("public.ecr.aws/aws-observability/aws-otel-collector:v0.50.0".into());
+    assert_eq!(
+        wanted.differences(&registered_task_definition(&changed)),
+        ["image"]
+    );
+    let mut changed = described;
+    let containers = changed.container_definitions.as_mut().expect("containers");
+    containers[0].depends_on = None;
+    containers[1].command = None;
+    assert_eq!(
+        wanted.differences(&registered_task_definition(&changed)),
+        ["dependsOn", "command"]
     );
 }
 
