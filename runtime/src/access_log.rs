@@ -11,11 +11,12 @@
 //! load balancer's checks every few seconds) are not logged.
 
 use std::future::Future;
+use std::io::Write as _;
 use std::pin::Pin;
 use std::sync::Arc;
-use std::sync::atomic::{AtomicU64, Ordering};
+use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::Instant;
+use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
 
 use http::HeaderValue;
 use http_body::Frame;
@@ -30,6 +31,21 @@ pub const REQUEST_ID: &str = "x-request-id";
 const REQUEST_ID_HEADER: http::HeaderName = http::HeaderName::from_static(REQUEST_ID);
 const TRACEPARENT: http::HeaderName = http::HeaderName::from_static("traceparent");
 const GRPC_STATUS: http::HeaderName = http::HeaderName::from_static("grpc-status");
+
+/// The target of the access lines.
+pub(crate) const TARGET: &str = "svcgen::access";
+
+/// Set when the log lines are JSON and `RUST_LOG` lets [`TARGET`]'s lines through.
+static JSON_LINES: AtomicBool = AtomicBool::new(false);
+
+/// Tells the layers made from now on that the log lines are JSON and include the access
+/// lines, which they then write themselves, as the log lines' formatter would (see
+/// [`Call::json_line`]). Decided once, where logging is set up: asking `tracing` per call
+/// whether the line is enabled leaves per-layer filter state behind that disables the next
+/// span of the thread for the OpenTelemetry layer.
+pub(crate) fn write_json_lines(enabled: bool) {
+    JSON_LINES.store(enabled, Ordering::Relaxed);
+}
 
 /// Which calls are logged (`ACCESS_LOG`).
 #[derive(Clone, Copy, Debug, PartialEq)]
@@ -64,6 +80,8 @@ impl std::str::FromStr for AccessLog {
 #[derive(Clone, Debug)]
 pub(crate) struct AccessLogLayer {
     mode: AccessLog,
+    /// Whether the layer writes its JSON lines itself (see [`write_json_lines`]).
+    json_lines: bool,
     /// OK calls seen, for sampling.
     seen: Arc<AtomicU64>,
     metrics: Arc<Metrics>,
@@ -73,6 +91,7 @@ impl AccessLogLayer {
     pub(crate) fn new(mode: AccessLog, metrics: Arc<Metrics>) -> Self {
         Self {
             mode,
+            json_lines: JSON_LINES.load(Ordering::Relaxed),
             seen: Arc::new(AtomicU64::new(0)),
             metrics,
         }
@@ -286,12 +305,18 @@ impl Call {
             return;
         }
         let store = self.record.take();
+        if self.layer.json_lines {
+            let line = self.json_line(code, duration, SystemTime::now(), &store);
+            // stderr closed: nothing to report to.
+            let _ = std::io::stderr().write_all(&line);
+            return;
+        }
         let (read, write) = store
             .iter()
             .fold((0.0, 0.0), |(r, w), call| (r + call.read, w + call.write));
         let some = |units: f64| (!store.is_empty()).then_some(units);
         tracing::info!(
-            target: "svcgen::access",
+            target: TARGET,
             rpc = %self.rpc,
             code = ?code,
             duration_ms = duration.as_secs_f64() * 1000.0,
@@ -304,6 +329,89 @@ impl Call {
             store = (!store.is_empty()).then(|| describe(&store)),
             "call"
         );
+    }
+}
+
+impl Call {
+    /// The call's event as the JSON log lines write events (the same keys, in the same order,
+    /// as tracing-subscriber's formatter), made here: formatting it through `tracing`'s field
+    /// visitors took a short call's telemetry most of its cost.
+    fn json_line(
+        &self,
+        code: tonic::Code,
+        duration: Duration,
+        now: SystemTime,
+        store: &[StoreCall],
+    ) -> Vec<u8> {
+        fn field(line: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
+            line.extend_from_slice(b",\"");
+            line.extend_from_slice(key.as_bytes());
+            line.extend_from_slice(b"\":");
+            // Strings and numbers into a Vec: nothing can fail.
+            let _ = serde_json::to_writer(&mut *line, value);
+        }
+        let mut line = Vec::with_capacity(384);
+        let _ = write!(
+            line,
+            "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"message\":\"call\"",
+            Timestamp(now)
+        );
+        field(&mut line, "rpc", &self.rpc);
+        let _ = write!(line, ",\"code\":\"{code:?}\"");
+        field(&mut line, "duration_ms", &(duration.as_secs_f64() * 1000.0));
+        field(&mut line, "request_id", &self.request_id);
+        if let Some(trace_id) = &self.trace_id {
+            field(&mut line, "trace_id", trace_id);
+        }
+        if let Some(peer) = self.peer {
+            let _ = write!(line, ",\"peer\":\"{peer}\"");
+        }
+        field(&mut line, "store_calls", &store.len());
+        if !store.is_empty() {
+            let (read, write) = store
+                .iter()
+                .fold((0.0, 0.0), |(r, w), call| (r + call.read, w + call.write));
+            field(&mut line, "read_capacity", &read);
+            field(&mut line, "write_capacity", &write);
+            field(&mut line, "store", &describe(store));
+        }
+        let _ = writeln!(line, ",\"target\":\"{TARGET}\"}}");
+        line
+    }
+}
+
+/// A moment as RFC 3339 in UTC with microseconds (`2026-12-07T04:08:43.098150Z`), as the log
+/// lines write it.
+struct Timestamp(SystemTime);
+
+impl std::fmt::Display for Timestamp {
+    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
+        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
+        let days = i64::try_from(since.as_secs() / 86_400).unwrap_or(0);
+        let seconds = since.as_secs() % 86_400;
+        // The civil date of a day count (Howard Hinnant's days_from_civil, inverted), over
+        // 400-year eras of 146,097 days starting on March 1st.
+        let shifted = days + 719_468;
+        let (era, day_of_era) = (shifted.div_euclid(146_097), shifted.rem_euclid(146_097));
+        let year_of_era =
+            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
+        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
+        let month_from_march = (5 * day_of_year + 2) / 153;
+        let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
+        let month = if month_from_march < 10 {
+            month_from_march + 3
+        } else {
+            month_from_march - 9
+        };
+        let year = year_of_era + era * 400 + i64::from(month <= 2);
+        write!(
+            f,
+            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
+            seconds / 3600,
+            seconds / 60 % 60,
+            seconds % 60,
+            since.subsec_micros()
+        )
     }
 }
 
@@ -408,6 +516,102 @@ mod tests {
         );
         assert_eq!(trace_id(&format!("ff-{id}-00f067aa0ba902b7-01")), None);
         assert_eq!(trace_id("garbage"), None);
+    }
+
+    #[test]
+    fn timestamps_are_rfc_3339_utc_with_microseconds() {
+        let at = |secs: u64, micros: u32| {
+            Timestamp(UNIX_EPOCH + Duration::new(secs, micros * 1000)).to_string()
+        };
+        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
+        assert_eq!(at(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
+        assert_eq!(at(978_307_199, 999_999), "2000-12-31T23:59:59.999999Z");
+        assert_eq!(at(1_796_616_523, 98_150), "2026-12-07T04:08:43.098150Z");
+        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+    }
+
+    #[test]
+    fn the_json_line_has_the_log_lines_keys_in_their_order_and_escapes_values() {
+        let layer = AccessLogLayer::new(AccessLog::All, Metrics::new("s", &[], Sink::Off));
+        let mut call = Call {
+            rpc: "/tasks.TaskService/GetTask".into(),
+            request_id: r#"a"b\c"#.into(),
+            trace_id: Some("4bf92f3577b34da6a3ce929d0e0e4736".into()),
+            peer: "[::1]:4000".parse().ok(),
+            started: Instant::now(),
+            record: Arc::default(),
+            layer,
+            finished: true,
+            #[cfg(feature = "otlp")]
+            span: None,
+        };
+        let store = [StoreCall::test("GetItem", "tasks", 0.5, 0.0)];
+        let now = UNIX_EPOCH + Duration::from_micros(1_796_616_523_098_150);
+        let line = call.json_line(
+            tonic::Code::NotFound,
+            Duration::from_micros(1500),
+            now,
+            &store,
+        );
+        assert_eq!(line.last(), Some(&b'\n'));
+        let parsed: serde_json::Value = serde_json::from_slice(&line).expect("one JSON object");
+        assert_eq!(
+            keys(&line),
+            [
+                "timestamp",
+                "level",
+                "message",
+                "rpc",
+                "code",
+                "duration_ms",
+                "request_id",
+                "trace_id",
+                "peer",
+                "store_calls",
+                "read_capacity",
+                "write_capacity",
+                "store",
+                "target"
+            ]
+        );
+        assert_eq!(parsed["timestamp"], "2026-12-07T04:08:43.098150Z");
+        assert_eq!(parsed["code"], "NotFound");
+        assert_eq!(parsed["duration_ms"], 1.5);
+        assert_eq!(parsed["request_id"], r#"a"b\c"#);
+        assert_eq!(parsed["peer"], "[::1]:4000");
+        assert_eq!(parsed["read_capacity"], 0.5);
+        assert_eq!(parsed["target"], "svcgen::access");
+        call.trace_id = None;
+        call.peer = None;
+        let bare = call.json_line(tonic::Code::Ok, Duration::ZERO, now, &[]);
+        assert!(serde_json::from_slice::<serde_json::Value>(&bare).is_ok());
+        assert_eq!(
+            keys(&bare),
+            [
+                "timestamp",
+                "level",
+                "message",
+                "rpc",
+                "code",
+                "duration_ms",
+                "request_id",
+                "store_calls",
+                "target"
+            ]
+        );
+    }
+
+    /// The top-level keys of a one-line JSON object, in the order they are written.
+    fn keys(line: &[u8]) -> Vec<String> {
+        let object: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(line).unwrap_or_default();
+        let text = String::from_utf8_lossy(line);
+        let mut keys: Vec<(usize, String)> = object
+            .into_keys()
+            .map(|key| (text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX), key))
+            .collect();
+        keys.sort();
+        keys.into_iter().map(|(_, key)| key).collect()
     }
 
     #[test]

@@ -362,6 +362,10 @@ fn install_tracing(#[allow(unused_variables)] otlp: Option<&OtlpExport>) {
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let (filter, unreadable) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
+    crate::access_log::write_json_lines(
+        !std::io::stderr().is_terminal()
+            && filter.would_enable(crate::access_log::TARGET, &tracing::Level::INFO),
+    );
     #[cfg(feature = "otlp")]
     let exported = otlp.and_then(crate::otlp::Otlp::layer);
     #[cfg(not(feature = "otlp"))]

@@ -136,7 +136,7 @@ impl Otlp {
         let quiet = tracing_subscriber::filter::LevelFilter::OFF;
         let filter = tracing_subscriber::filter::Targets::new()
             .with_default(tracing::Level::INFO)
-            .with_target("svcgen::access", quiet)
+            .with_target(crate::access_log::TARGET, quiet)
             .with_target("opentelemetry", quiet)
             .with_target("h2", quiet)
             .with_target("hyper", quiet)

@@ -551,6 +551,21 @@ pub(crate) struct StoreCall {
 }
 
 impl StoreCall {
+    /// A successful request, as tests need one.
+    #[cfg(test)]
+    pub(crate) fn test(operation: &'static str, table: &str, read: f64, write: f64) -> Self {
+        Self {
+            system: StoreSystem::Local,
+            operation,
+            table: table.into(),
+            duration: Duration::from_micros(300),
+            read,
+            write,
+            retries: 0,
+            outcome: Outcome::Ok,
+        }
+    }
+
     pub(crate) fn throttled(&self) -> bool {
         self.outcome == Outcome::Throttled
     }
