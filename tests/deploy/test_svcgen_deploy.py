@@ -1,5 +1,5 @@
-"""`svcgen deploy` and `svcgen status` against moto's ECS, ELBv2, Cloud Map, IAM, ECR, Logs and
-DynamoDB APIs. moto validates little, so the tests read everything back with boto3 and compare
+"""`svcgen deploy` and `svcgen status` against moto's ECS, ELBv2, Cloud Map, IAM, ECR, Logs,
+CloudWatch and DynamoDB APIs. moto validates little, so the tests read everything back with boto3 and compare
 it with the generated definitions themselves. Every request svcgen makes is counted by
 operation through moto's request recorder, which proves what was (not) changed."""
 
@@ -17,6 +17,7 @@ from pathlib import Path
 
 import boto3
 import pytest
+from moto.core import cbor
 
 ROOT = Path(__file__).resolve().parents[2]
 SVCGEN = ROOT / "target" / "debug" / "svcgen"
@@ -75,7 +76,13 @@ class Recorder:
             headers = {k.lower(): v for k, v in entry["headers"].items()}
             body = entry.get("body") or ""
             if entry.get("body_encoded"):
-                body = base64.b64decode(body).decode()
+                body = base64.b64decode(body)
+            if headers.get("smithy-protocol") == "rpc-v2-cbor":  # CloudWatch: POST …/operation/NAME
+                operation = urllib.parse.urlparse(entry["url"]).path.rsplit("/", 1)[-1]
+                body = cbor.loads(body) if body else {}
+                self.requests.append({"operation": operation, "body": body})
+                continue
+            body = body.decode() if isinstance(body, bytes) else body
             if "x-amz-target" in headers:
                 operation, body = headers["x-amz-target"].rsplit(".", 1)[-1], json.loads(body or "{}")
             else:
@@ -162,17 +169,29 @@ def filled(path, image=IMAGE):
     return json.loads(text.replace("${IMAGE}", image))
 
 
+def monitoring(project, name, target_group_arn, listener_arn):
+    """A file of deploy/monitoring/ with what deploy fills in: the region, and the load balancer's
+    metric dimensions, from the ARNs (`targetgroup/NAME/ID`, `app/NAME/ID`)."""
+    text = (project / "deploy" / "monitoring" / name).read_text().replace("${AWS_REGION}", REGION)
+    text = text.replace("${TARGET_GROUP_FULL_NAME}", "targetgroup/" + target_group_arn.split(":targetgroup/")[1])
+    balancer = "/".join(listener_arn.split(":listener/")[1].split("/")[:3])
+    return json.loads(text.replace("${LOAD_BALANCER_FULL_NAME}", balancer))
+
+
+ALARMS = ["server-errors", "latency-p99", "store-throttles", "unhealthy-hosts"]
+
+
 def test_deploy_creates_everything_as_generated(aws, project):
     aws.recorder.start()
     result = deploy(project)
     assert result.returncode == 0, result.stdout + result.stderr
     operations = aws.recorder.operations()
     lines = result.stdout.splitlines()
-    for step in range(1, 11):
-        assert any(line.startswith(f"[{step}/10] ") for line in lines), result.stdout
-    # Step 10 needs the tasks serving (--no-wait) and a domain the certificate covers; the
+    for step in range(1, 12):
+        assert any(line.startswith(f"[{step}/11] ") for line in lines), result.stdout
+    # Step 11 needs the tasks serving (--no-wait) and a domain the certificate covers; the
     # command it prints sends the request verification would (the list's key filled in).
-    assert "[10/10] not verified (--no-wait: `svcgen verify` calls it once the rollout is done)" in result.stdout
+    assert "[11/11] not verified (--no-wait: `svcgen verify` calls it once the rollout is done)" in result.stdout
     assert (f"--data '{{\"projectId\":\"svcgen-verify\"}}' https://{aws.dns_name}/tasks.TaskService/ListTasks"
             in result.stdout), result.stdout
 
@@ -207,6 +226,23 @@ def test_deploy_creates_everything_as_generated(aws, project):
     assert condition["Field"] == "path-pattern"
     assert condition["PathPatternConfig"]["Values"] == ["/tasks.TaskService/*"]
     assert rule["Actions"][0]["TargetGroupArn"] == group["TargetGroupArn"]
+
+    # The dashboard and the four alarms are the generated ones, over this target group and load
+    # balancer.
+    cloudwatch = aws.client("cloudwatch")
+    generated = lambda name: monitoring(project, name, group["TargetGroupArn"], aws.listener)  # noqa: E731
+    body = cloudwatch.get_dashboard(DashboardName="task-svc")["DashboardBody"]
+    assert json.loads(body) == generated("dashboard.json")
+    assert "${" not in body and f'"{group["TargetGroupArn"].split(":")[-1]}"' in body
+    alarms = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="task-svc-")["MetricAlarms"]}
+    assert sorted(alarms) == sorted(f"task-svc-{suffix}" for suffix in ALARMS)
+    for suffix in ALARMS:
+        wanted = generated(f"{suffix}.json")
+        described = alarms[wanted["AlarmName"]]
+        assert {key: described.get(key) for key in wanted} == wanted, suffix
+    assert [alarms[f"task-svc-{suffix}"]["Threshold"] for suffix in ALARMS] == [1.0, 1000.0, 0.0, 0.0]
+    (unhealthy,) = alarms["task-svc-unhealthy-hosts"]["Metrics"]
+    assert [d["Value"].split("/")[0] for d in unhealthy["MetricStat"]["Metric"]["Dimensions"]] == ["targetgroup", "app"]
 
     # Cloud Map: a private namespace in the VPC, A records with the configured TTL.
     (namespace,) = sd.list_namespaces()["Namespaces"]
@@ -263,7 +299,7 @@ def test_deploy_creates_everything_as_generated(aws, project):
         "CreateRepository", "PutLifecyclePolicy", "CreateTable", "UpdateTimeToLive", "CreateRole", "PutRolePolicy", "CreateRole",
         "PutRolePolicy", "CreateCluster", "CreateLogGroup", "PutRetentionPolicy", "RegisterTaskDefinition",
         "CreatePrivateDnsNamespace", "CreateService", "CreateTargetGroup", "ModifyTargetGroupAttributes",
-        "CreateRule", "CreateService"]), created
+        "CreateRule", "PutDashboard", *["PutMetricAlarm"] * 4, "CreateService"]), created
 
 
 # After CreateService, moto's DescribeServices returns neither the deployment configuration nor
@@ -290,9 +326,11 @@ def test_a_deploy_of_what_is_deployed_changes_nothing_and_a_new_image_only_rolls
     assert again.returncode == 0, again.stdout + again.stderr
     assert mutating(operations) == [], operations
     assert len(operations) >= 15  # every resource was looked at
+    assert {"GetDashboard", "DescribeAlarms"} <= set(operations)  # no PutDashboard, no PutMetricAlarm
     assert "nothing changed" in again.stdout
+    assert "[8/11] CloudWatch dashboard task-svc and 4 alarms: unchanged" in again.stdout
     assert all(line.endswith(": unchanged") for line in again.stdout.splitlines()
-               if line.startswith(tuple(f"[{n}/10]" for n in range(2, 9)))), again.stdout
+               if line.startswith(tuple(f"[{n}/11]" for n in range(2, 10)))), again.stdout
 
     image = IMAGE.replace(":v1", ":v2")
     aws.recorder.start()
@@ -329,6 +367,49 @@ def test_a_changed_setting_updates_only_what_depends_on_it(aws, project):
     sd = aws.client("servicediscovery")
     (discovery,) = sd.list_services()["Services"]
     assert sd.get_service(Id=discovery["Id"])["Service"]["DnsConfig"]["DnsRecords"] == [{"Type": "A", "TTL": 10}]
+
+
+def test_a_changed_alarm_threshold_puts_that_alarm_only_and_other_alarms_are_left_in_place(aws, project):
+    assert deploy(project).returncode == 0
+    assert deploy(project).returncode == 0  # sets what moto omits after CreateService
+    cloudwatch = aws.client("cloudwatch")
+
+    def alarm(name, service):
+        cloudwatch.put_metric_alarm(AlarmName=name, Namespace="svcgen", MetricName="Calls", Statistic="Sum",
+                                    Dimensions=[{"Name": "Service", "Value": service}], Period=60,
+                                    EvaluationPeriods=1, Threshold=1, ComparisonOperator="GreaterThanThreshold")
+
+    # Named like the service's alarms: one on its metrics (svcgen's once, or someone's), which is
+    # named and left in place; one of another environment, which is not this service's.
+    alarm("task-svc-calls", "task-svc")
+    alarm("task-svc-staging-calls", "task-svc-staging")
+    config = project / "svcgen.toml"
+    config.write_text(config.read_text() + "\n[deploy.alarms]\nlatency_p99_ms = 500\n")
+    assert svcgen("generate", project).returncode == 0
+    dry = deploy(project, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would update alarm task-svc-latency-p99 (AlarmDescription, Threshold)" in dry.stdout
+    assert "1 change(s) would be made" in dry.stdout
+
+    aws.recorder.start()
+    result = deploy(project)
+    operations = aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mutating(operations) == ["PutMetricAlarm"], operations
+    (request,) = [r["body"] for r in aws.recorder.requests if r["operation"] == "PutMetricAlarm"]
+    assert (request["AlarmName"], request["Threshold"]) == ("task-svc-latency-p99", 500.0)
+    assert ("[8/11] CloudWatch dashboard task-svc and 4 alarms (not generated, left in place: task-svc-calls; "
+            "svcgen deletes no alarm): update alarm task-svc-latency-p99 (AlarmDescription, Threshold)") in result.stdout
+    described = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="task-svc-")["MetricAlarms"]}
+    assert described["task-svc-latency-p99"]["Threshold"] == 500.0
+    assert described["task-svc-latency-p99"]["AlarmDescription"] == \
+        "task-svc's 99th-percentile latency was above 500 ms in 3 of 5 minutes."
+    assert {"task-svc-calls", "task-svc-staging-calls"} <= set(described)
+
+    aws.recorder.start()
+    again = deploy(project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mutating(aws.recorder.operations()) == []
 
 
 def test_enabling_the_collector_adds_it_beside_the_service_and_lets_the_tasks_send_traces(aws, project):
@@ -392,6 +473,7 @@ def test_dry_run_changes_nothing_and_lists_every_change(aws, project):
                      "would create cluster task-svc", "would register the first revision of task-svc",
                      "would create private DNS namespace task-svc.local", "would create target group task-svc",
                      "would create rule /tasks.TaskService/* at priority 100", "would create service task-svc",
+                     "would create dashboard task-svc", "would create alarm task-svc-unhealthy-hosts",
                      "nothing was changed"]:
         assert expected in result.stdout, expected
     assert aws.client("ecs").describe_clusters(clusters=["task-svc"])["clusters"] == []
@@ -574,7 +656,7 @@ domain = "tasks.staging.example.com"
     named = {"CreateTable": ["TableName"], "CreateRole": ["RoleName"], "CreateCluster": ["clusterName"],
              "CreateTargetGroup": ["Name"], "RegisterTaskDefinition": ["family"], "CreateLogGroup": ["logGroupName"],
              "CreateRepository": ["repositoryName"], "CreateService": ["serviceName", "Name"],
-             "CreatePrivateDnsNamespace": ["Name"]}
+             "CreatePrivateDnsNamespace": ["Name"], "PutDashboard": ["DashboardName"], "PutMetricAlarm": ["AlarmName"]}
     names = []
     for request in aws.recorder.requests:
         body = request["body"]
@@ -587,7 +669,7 @@ domain = "tasks.staging.example.com"
     # Cloud Map's service keeps its name, "tasks", in the environment's own namespace.
     assert sorted(name for _, name in names) == sorted([
         staging, "tasks-staging", f"{staging}-task", f"{staging}-execution", staging, f"/ecs/{staging}", staging,
-        f"{staging}.local", "tasks", staging, staging]), names
+        f"{staging}.local", "tasks", staging, staging, staging, *[f"{staging}-{suffix}" for suffix in ALARMS]]), names
     assert "https://tasks.staging.example.com/tasks.TaskService/ListTasks" in result.stdout
 
     ecs, elb, sd, iam = (aws.client(n) for n in ("ecs", "elbv2", "servicediscovery", "iam"))
@@ -627,6 +709,7 @@ domain = "tasks.staging.example.com"
     again = deploy(project)
     assert again.returncode == 0, again.stdout + again.stderr
     assert mutating(aws.recorder.operations()) == ["UpdateService"]
+    assert "left in place" not in again.stdout  # staging's alarms watch staging, not production
     status = svcgen("status", "--env", "staging", project)
     assert status.returncode == 0, status.stdout + status.stderr
     assert f"service {staging} (cluster {staging}, eu-west-1): " in status.stdout

@@ -1,4 +1,4 @@
-"""`svcgen verify` (step 10 of `svcgen deploy`): the generated task service on the embedded
+"""`svcgen verify` (step 11 of `svcgen deploy`): the generated task service on the embedded
 store, behind a stand-in for the load balancer's HTTPS listener — a grpcio server with TLS
 (a certificate for the project's `[deploy] domain` from a CA of the test's own, trusted by
 svcgen through SSL_CERT_FILE) that forwards only the paths of the generated listener rule, as

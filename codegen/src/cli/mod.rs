@@ -122,7 +122,8 @@ enum Command {
     /// Steps: ECR repository and image (built and pushed with docker, podman or buildah, tagged
     /// with the git revision; or --image), DynamoDB tables, IAM roles, ECS cluster, log group
     /// and task definition, Cloud Map namespace and service, target group and listener rule,
-    /// ECS service; then waits for a steady state and prints a command that calls the service.
+    /// CloudWatch dashboard and alarms, ECS service; then waits for a steady state and prints a
+    /// command that calls the service.
     /// Settings come from svcgen.toml [aws] (region, vpc_id, subnets, security_groups,
     /// listener_arn, cluster) and [deploy], with --env NAME those of [environments.NAME] over
     /// them; credentials and AWS_ENDPOINT_URL from the standard AWS chain. Exit 2: bad input, found before any change; exit 1: AWS refused or the rollout

@@ -5,12 +5,14 @@
 //!
 //! [`Infrastructure`]: crate::infra::Infrastructure
 
+use aws_sdk_cloudwatch::types as cw;
 use aws_sdk_ecs::error::BuildError;
 use aws_sdk_ecs::types as ecs;
 use aws_sdk_elasticloadbalancingv2::types as elb;
 use aws_sdk_servicediscovery::types as sd;
 use serde_json::Value;
 
+use crate::infra::monitoring::{Alarm, Monitoring};
 use crate::infra::{
     Container, ContainerDependency, DEREGISTRATION_DELAY, Discovery, HealthCheck, ListenerRule,
     LogConfiguration, NameValue, PortMapping, RuntimePlatform, Service, TargetGroup,
@@ -486,6 +488,223 @@ pub(super) fn forwarded_groups(rule: &elb::Rule) -> impl Iterator<Item = &str> {
 /// `arn:aws:elasticloadbalancing:REGION:ACCOUNT:targetgroup/NAME/ID` → NAME.
 pub(super) fn target_group_name(arn: &str) -> Option<&str> {
     arn.split_once(":targetgroup/")?.1.split('/').next()
+}
+
+/// `arn:…:targetgroup/NAME/ID` → `targetgroup/NAME/ID`, the `TargetGroup` dimension of the load
+/// balancer's metrics.
+pub(super) fn target_group_full_name(arn: &str) -> Option<String> {
+    let (name, id) = arn.split_once(":targetgroup/")?.1.split_once('/')?;
+    let valid = |part: &str| !part.is_empty() && !part.contains('/');
+    (valid(name) && valid(id)).then(|| format!("targetgroup/{name}/{id}"))
+}
+
+/// `arn:…:listener/app/NAME/ID/LISTENER` → `app/NAME/ID`, the `LoadBalancer` dimension of the
+/// load balancer's metrics (the load balancer of an ALB listener).
+pub(super) fn load_balancer_full_name(listener_arn: &str) -> Option<String> {
+    let resource = listener_arn.split_once(":listener/")?.1;
+    match resource.split('/').collect::<Vec<_>>()[..] {
+        ["app", name, id, listener] if [name, id, listener].iter().all(|p| !p.is_empty()) => {
+            Some(format!("app/{name}/{id}"))
+        }
+        _ => None,
+    }
+}
+
+/// Whether the dashboard body CloudWatch returns is the model's, compared as JSON values (not
+/// text: spacing and the order of keys do not matter).
+pub(super) fn dashboard_matches(current: &str, wanted: &str) -> bool {
+    match (
+        serde_json::from_str::<Value>(current),
+        serde_json::from_str::<Value>(wanted),
+    ) {
+        (Ok(current), Ok(wanted)) => current == wanted,
+        _ => false,
+    }
+}
+
+/// The model's alarm queries as `PutMetricAlarm` takes them.
+pub(super) fn alarm_queries(alarm: &Alarm) -> Vec<cw::MetricDataQuery> {
+    alarm
+        .queries
+        .iter()
+        .map(|query| {
+            let metric_stat = query.metric.as_ref().map(|metric| {
+                let dimensions = metric
+                    .dimensions
+                    .iter()
+                    .map(|(name, value)| cw::Dimension::builder().name(*name).value(value).build())
+                    .collect();
+                cw::MetricStat::builder()
+                    .metric(
+                        cw::Metric::builder()
+                            .namespace(metric.namespace)
+                            .metric_name(metric.name)
+                            .set_dimensions(Some(dimensions))
+                            .build(),
+                    )
+                    .period(signed(metric.period))
+                    .stat(metric.stat)
+                    .build()
+            });
+            cw::MetricDataQuery::builder()
+                .id(query.id)
+                .label(&query.label)
+                .return_data(query.return_data)
+                .set_expression(query.expression.clone())
+                .set_metric_stat(metric_stat)
+                .build()
+        })
+        .collect()
+}
+
+/// A query as the model sets it: its id, label, whether it returns the alarm's value, and its
+/// expression or metric (namespace, name, dimensions sorted, period, statistic). What svcgen
+/// does not set (a query's `Period` and `AccountId`, a metric's `Unit`) is left out.
+type QueryKey<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    bool,
+    Option<&'a str>,
+    Option<MetricKey<'a>>,
+);
+type MetricKey<'a> = (
+    Option<&'a str>,
+    Option<&'a str>,
+    Vec<(Option<&'a str>, Option<&'a str>)>,
+    Option<i32>,
+    Option<&'a str>,
+);
+
+fn query_key(query: &cw::MetricDataQuery) -> QueryKey<'_> {
+    let metric = query.metric_stat().map(|stat| {
+        let metric = stat.metric();
+        let mut dimensions: Vec<_> = metric
+            .map(|m| m.dimensions())
+            .unwrap_or_default()
+            .iter()
+            .map(|d| (d.name(), d.value()))
+            .collect();
+        dimensions.sort();
+        (
+            metric.and_then(|m| m.namespace()),
+            metric.and_then(|m| m.metric_name()),
+            dimensions,
+            stat.period(),
+            stat.stat(),
+        )
+    });
+    (
+        query.id(),
+        query.label(),
+        // Omitted, ReturnData is true (CloudWatch's documented default).
+        query.return_data().unwrap_or(true),
+        query.expression(),
+        metric,
+    )
+}
+
+/// Sorted: the queries of an alarm are a set (each named by its id), in any order.
+fn query_keys(queries: &[cw::MetricDataQuery]) -> Vec<QueryKey<'_>> {
+    let mut keys: Vec<_> = queries.iter().map(query_key).collect();
+    keys.sort();
+    keys
+}
+
+/// What differs between the alarm CloudWatch describes and the model's (notifying `topic`),
+/// by `PutMetricAlarm`'s field names. What CloudWatch adds of its own (ARN, state, timestamps,
+/// `ActionsEnabled`, `InsufficientDataActions`) is not compared; a field the model sets that
+/// the description omits counts as CloudWatch's documented default: `DatapointsToAlarm` as
+/// `EvaluationPeriods` (N out of N), `TreatMissingData` as `missing`, a query's `ReturnData`
+/// as true.
+pub(super) fn alarm_differences(
+    current: &cw::MetricAlarm,
+    wanted: &Alarm,
+    topic: Option<&str>,
+) -> Vec<&'static str> {
+    let actions = |actions: &[String]| {
+        let mut actions = actions.to_vec();
+        actions.sort();
+        actions
+    };
+    let topic: Vec<String> = topic.map(str::to_owned).into_iter().collect();
+    let queries = alarm_queries(wanted);
+    differing(&[
+        (
+            "AlarmDescription",
+            current.alarm_description() == Some(wanted.description.as_str()),
+        ),
+        (
+            "ComparisonOperator",
+            current
+                .comparison_operator()
+                .map(cw::ComparisonOperator::as_str)
+                == Some(wanted.comparison),
+        ),
+        ("Threshold", current.threshold() == Some(wanted.threshold)),
+        (
+            "EvaluationPeriods",
+            current.evaluation_periods() == Some(signed(wanted.evaluation_periods)),
+        ),
+        (
+            "DatapointsToAlarm",
+            current
+                .datapoints_to_alarm()
+                .or(current.evaluation_periods())
+                == Some(signed(wanted.datapoints_to_alarm)),
+        ),
+        (
+            "TreatMissingData",
+            current.treat_missing_data().unwrap_or("missing") == wanted.treat_missing_data,
+        ),
+        (
+            "Metrics",
+            query_keys(current.metrics()) == query_keys(&queries),
+        ),
+        ("AlarmActions", actions(current.alarm_actions()) == topic),
+        ("OKActions", actions(current.ok_actions()) == topic),
+    ])
+}
+
+/// The alarms named like the service's (`<name>-…`) that are not the model's but watch what its
+/// alarms watch (a dimension of theirs other than the load balancer, which other services
+/// share: the service's own metrics, its target group). svcgen leaves them to their owner;
+/// another environment's alarms (`<name>-<environment>-…`) watch another service and target
+/// group, and are not among them.
+pub(super) fn other_alarms<'a>(
+    described: &'a [cw::MetricAlarm],
+    wanted: &Monitoring,
+    name: &str,
+) -> Vec<&'a str> {
+    let watched: Vec<(&str, &str)> = wanted
+        .alarms
+        .iter()
+        .flat_map(|alarm| &alarm.queries)
+        .filter_map(|query| query.metric.as_ref())
+        .flat_map(|metric| &metric.dimensions)
+        .filter(|(dimension, _)| *dimension != "LoadBalancer")
+        .map(|(dimension, value)| (*dimension, value.as_str()))
+        .collect();
+    let watches = |alarm: &cw::MetricAlarm| {
+        let queried = alarm
+            .metrics()
+            .iter()
+            .filter_map(|q| q.metric_stat()?.metric())
+            .flat_map(|m| m.dimensions());
+        alarm.dimensions().iter().chain(queried).any(|d| {
+            watched
+                .iter()
+                .any(|w| (d.name(), d.value()) == (Some(w.0), Some(w.1)))
+        })
+    };
+    let prefix = format!("{name}-");
+    described
+        .iter()
+        .filter(|alarm| watches(alarm))
+        .filter_map(|alarm| alarm.alarm_name())
+        .filter(|alarm| {
+            alarm.starts_with(&prefix) && !wanted.alarms.iter().any(|w| w.name == *alarm)
+        })
+        .collect()
 }
 
 /// The model's DNS record as Cloud Map takes it.

@@ -1,4 +1,4 @@
-//! ECS: the cluster (step 4), the task definition (step 5) and the service (step 8), each
+//! ECS: the cluster (step 4), the task definition (step 5) and the service (step 9), each
 //! described, compared with the model (through [`compare`]) and created or updated.
 
 use aws_sdk_ecs::error::BuildError;
@@ -234,7 +234,7 @@ async fn register(aws: &Clients, definition: &TaskDefinition) -> Result<String, 
     Ok(arn.to_owned())
 }
 
-/// Step 8: the ECS service, created or updated to the model's settings.
+/// Step 9: the ECS service, created or updated to the model's settings.
 pub(super) async fn service(
     aws: &Clients,
     plan: &mut Plan<'_>,

@@ -19,6 +19,7 @@ mod iam;
 mod identity;
 mod image;
 mod logs;
+mod monitoring;
 mod progress;
 mod rollout;
 mod status;
@@ -163,6 +164,8 @@ struct Network {
     subnets: Vec<String>,
     security_groups: Vec<String>,
     listener_arn: String,
+    /// The listener's load balancer, `app/<name>/<id>` (its metrics' `LoadBalancer` dimension).
+    load_balancer: String,
 }
 
 /// Checks the `[aws]` network settings: set, and ids and ARN of the right kind.
@@ -204,14 +207,19 @@ fn network(aws: &crate::config::AwsConfig) -> Result<Network, InputError> {
             });
         }
     }
-    if !listener_arn.starts_with("arn:") || !listener_arn.contains(":listener/app/") {
+    let load_balancer = listener_arn
+        .starts_with("arn:")
+        .then(|| compare::load_balancer_full_name(&listener_arn))
+        .flatten();
+    let Some(load_balancer) = load_balancer else {
         return Err(InputError::NotAListenerArn { arn: listener_arn });
-    }
+    };
     Ok(Network {
         vpc_id,
         subnets: aws.subnets.clone(),
         security_groups: aws.security_groups.clone(),
         listener_arn,
+        load_balancer,
     })
 }
 
@@ -247,6 +255,7 @@ fn deployment_region(
 /// included).
 struct Clients {
     sts: aws_sdk_sts::Client,
+    cloudwatch: aws_sdk_cloudwatch::Client,
     ecr: aws_sdk_ecr::Client,
     dynamodb: aws_sdk_dynamodb::Client,
     iam: aws_sdk_iam::Client,
@@ -263,6 +272,7 @@ async fn clients(region: &str) -> Clients {
         .await;
     Clients {
         sts: aws_sdk_sts::Client::new(&config),
+        cloudwatch: aws_sdk_cloudwatch::Client::new(&config),
         ecr: aws_sdk_ecr::Client::new(&config),
         dynamodb: aws_sdk_dynamodb::Client::new(&config),
         iam: aws_sdk_iam::Client::new(&config),
@@ -336,7 +346,7 @@ fn image_source(image: Option<&str>, dir: &Path) -> Result<Source, InputError> {
     }
 }
 
-/// `svcgen deploy`: checks the input, the credentials and the listener, then runs the ten
+/// `svcgen deploy`: checks the input, the credentials and the listener, then runs the eleven
 /// steps, reporting each to `progress` when it is done. Returns what changed (or would).
 pub async fn deploy(
     options: &Options,
@@ -412,7 +422,7 @@ pub async fn deploy(
     })
 }
 
-/// A deployment under way: what steps 1 to 9 work with.
+/// A deployment under way: what steps 1 to 10 work with.
 struct Deployment<'a> {
     aws: &'a Clients,
     settings: &'a Settings,
@@ -420,7 +430,7 @@ struct Deployment<'a> {
     listener: &'a elb::Listener,
 }
 
-/// What steps 1 to 8 leave for the wait: the ARNs (none when a dry run would create them) and
+/// What steps 1 to 9 leave for the wait: the ARNs (none when a dry run would create them) and
 /// whether the service changed.
 struct Rollout {
     task_definition: Option<String>,
@@ -429,7 +439,7 @@ struct Rollout {
 }
 
 impl Deployment<'_> {
-    /// Steps 1 to 8, each reported when it is done.
+    /// Steps 1 to 9, each reported when it is done.
     async fn apply(&self, plan: &mut Plan<'_>, source: &Source) -> Result<Rollout, DeployError> {
         let (aws, settings, infra) = (self.aws, self.settings, &self.settings.infra);
         let image = self.image(plan, source).await?;
@@ -465,13 +475,27 @@ impl Deployment<'_> {
         let group = &infra.target_group.name;
         plan.done(7, format!("target group {group} and listener rule {paths}"));
 
+        let others = monitoring::monitoring(aws, plan, settings, target).await?;
+        let (dashboard, alarms) = (
+            &infra.monitoring.dashboard_name,
+            infra.monitoring.alarms.len(),
+        );
+        let mut subject = format!("CloudWatch dashboard {dashboard} and {alarms} alarms");
+        if !others.is_empty() {
+            subject.push_str(&format!(
+                " (not generated, left in place: {}; svcgen deletes no alarm)",
+                others.join(", ")
+            ));
+        }
+        plan.done(8, subject);
+
         let resources = compare::ServiceResources {
             task_definition: task_definition.as_deref(),
             target_group: target_group.as_deref(),
             registry: registry.as_deref(),
         };
         ecs::service(aws, plan, settings, cluster_exists, &resources).await?;
-        let rolled_out = plan.done(8, format!("ECS service {}", infra.service.name));
+        let rolled_out = plan.done(9, format!("ECS service {}", infra.service.name));
         Ok(Rollout {
             task_definition,
             target_group,
@@ -500,7 +524,7 @@ impl Deployment<'_> {
         }
     }
 
-    /// Step 9: waits for a steady state when the service changed and waiting was asked for.
+    /// Step 10: waits for a steady state when the service changed and waiting was asked for.
     async fn settle(
         &self,
         plan: &mut Plan<'_>,

@@ -6,7 +6,7 @@ use std::fmt;
 use std::time::Duration;
 
 /// The number of steps, shown as `[n/STEPS]`.
-pub const STEPS: usize = 10;
+pub const STEPS: usize = 11;
 
 /// Receives `svcgen deploy`'s events as they happen; the command line prints each one.
 pub trait Progress {
@@ -44,14 +44,14 @@ pub enum Event {
         /// The image given.
         image: String,
     },
-    /// A step is done (steps 1 to 8).
+    /// A step is done (steps 1 to 9).
     Step(StepLine),
-    /// Step 9: the rollout progressed.
+    /// Step 10: the rollout progressed.
     Waiting {
         /// How far it is.
         progress: String,
     },
-    /// Step 9: the rollout reached a steady state.
+    /// Step 10: the rollout reached a steady state.
     Steady {
         /// Tasks running.
         running: u32,
@@ -60,14 +60,14 @@ pub enum Event {
         /// How long the wait took.
         waited: Duration,
     },
-    /// Step 9: the rollout was not waited for.
+    /// Step 10: the rollout was not waited for.
     NotWaited(NotWaited),
-    /// Step 10: the service answered through the load balancer.
+    /// Step 11: the service answered through the load balancer.
     Verified {
         /// What it answered, and the command that calls it.
         verified: super::Verified,
     },
-    /// Step 10: the service was not called.
+    /// Step 11: the service was not called.
     NotVerified {
         /// Why not.
         why: NotVerified,
@@ -106,24 +106,24 @@ impl fmt::Display for Event {
                 "note: the execution role pulls only from {repository}; {image} must be public or allow the role in its repository policy"
             ),
             Self::Step(line) => line.fmt(f),
-            Self::Waiting { progress } => write!(f, "[9/{STEPS}] waiting: {progress}"),
+            Self::Waiting { progress } => write!(f, "[10/{STEPS}] waiting: {progress}"),
             Self::Steady {
                 running,
                 task_definition,
                 waited,
             } => write!(
                 f,
-                "[9/{STEPS}] steady state: {running} tasks of {task_definition} running, targets healthy ({} s)",
+                "[10/{STEPS}] steady state: {running} tasks of {task_definition} running, targets healthy ({} s)",
                 waited.as_secs()
             ),
-            Self::NotWaited(why) => write!(f, "[9/{STEPS}] steady state: {why}"),
+            Self::NotWaited(why) => write!(f, "[10/{STEPS}] steady state: {why}"),
             Self::Verified { verified } => write!(
                 f,
-                "[10/{STEPS}] verified: {verified}; call it: {}",
+                "[11/{STEPS}] verified: {verified}; call it: {}",
                 verified.command
             ),
             Self::NotVerified { why, command } => {
-                write!(f, "[10/{STEPS}] not verified ({why}); call it: {command}")
+                write!(f, "[11/{STEPS}] not verified ({why}); call it: {command}")
             }
         }
     }
@@ -165,7 +165,7 @@ pub enum Outcome {
     WouldChange(Vec<String>),
 }
 
-/// Why step 9 did not wait for a steady state.
+/// Why step 10 did not wait for a steady state.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotWaited {
     /// `--dry-run`.
@@ -186,7 +186,7 @@ impl fmt::Display for NotWaited {
     }
 }
 
-/// Why step 10 did not call the service.
+/// Why step 11 did not call the service.
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
 pub enum NotVerified {
     /// `--dry-run`.
@@ -251,15 +251,15 @@ mod tests {
         let changes = vec!["create cluster".to_owned(), "add a provider".to_owned()];
         assert_eq!(
             line(Outcome::Unchanged).to_string(),
-            "[4/10] ECS cluster task-svc: unchanged"
+            "[4/11] ECS cluster task-svc: unchanged"
         );
         assert_eq!(
             line(Outcome::Changed(changes.clone())).to_string(),
-            "[4/10] ECS cluster task-svc: create cluster; add a provider"
+            "[4/11] ECS cluster task-svc: create cluster; add a provider"
         );
         assert_eq!(
             line(Outcome::WouldChange(changes)).to_string(),
-            "[4/10] ECS cluster task-svc: would create cluster; would add a provider"
+            "[4/11] ECS cluster task-svc: would create cluster; would add a provider"
         );
     }
 }

@@ -1,4 +1,4 @@
-//! Step 9 and `svcgen status`'s view of the service: one look at the service, its tasks and its
+//! Step 10 and `svcgen status`'s view of the service: one look at the service, its tasks and its
 //! targets through the SDK, in the shapes `svcgen-rollout` judges; and the wait for a steady
 //! state built on it.
 
@@ -181,7 +181,7 @@ fn judged_target(d: &elb::TargetHealthDescription) -> wait::TargetHealthDescript
 /// Seconds between looks at a rollout.
 const POLL: Duration = Duration::from_secs(5);
 
-/// Step 9: waits for the new task definition to run everywhere with healthy targets; stops
+/// Step 10: waits for the new task definition to run everywhere with healthy targets; stops
 /// at the first failure with AWS's reason, or at the timeout. Progress goes to `progress`
 /// when it changes.
 pub(super) async fn wait(

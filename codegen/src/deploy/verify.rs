@@ -1,4 +1,4 @@
-//! Step 10 and `svcgen verify`: calls the service through the load balancer as a client
+//! Step 11 and `svcgen verify`: calls the service through the load balancer as a client
 //! would — TLS to `[deploy] domain` (the name the listener's certificate covers, verified
 //! against the system's roots or `SSL_CERT_FILE`), gRPC health `Check`, then the first list RPC
 //! with the fields its key needs filled in. Any failure is the deployment's.

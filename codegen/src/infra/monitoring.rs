@@ -188,6 +188,28 @@ impl Monitoring {
             topic: alarms.topic.clone(),
         }
     }
+
+    /// The dashboard and alarms of the load balancer's target group `targetgroup/<name>/<id>`
+    /// and load balancer `app/<name>/<id>`: [`TARGET_GROUP_FULL_NAME`] and
+    /// [`LOAD_BALANCER_FULL_NAME`] replaced by them (names of letters, digits, `-` and `/`,
+    /// which JSON text holds as they are).
+    pub fn for_load_balancer(&self, target_group: &str, load_balancer: &str) -> Self {
+        let fill = |text: &str| {
+            text.replace(TARGET_GROUP_FULL_NAME, target_group)
+                .replace(LOAD_BALANCER_FULL_NAME, load_balancer)
+        };
+        let mut filled = self.clone();
+        filled.dashboard_body = fill(&self.dashboard_body);
+        let metrics = filled
+            .alarms
+            .iter_mut()
+            .flat_map(|alarm| &mut alarm.queries)
+            .filter_map(|query| query.metric.as_mut());
+        for (_, value) in metrics.flat_map(|metric| &mut metric.dimensions) {
+            *value = fill(value);
+        }
+        filled
+    }
 }
 
 /// The dashboard: per-RPC rate, error rates by class, per-RPC p99 latency, DynamoDB capacity
@@ -394,5 +416,40 @@ mod tests {
         // Each RPC of the model has its own line of calls and of latency.
         let rpcs = read.iter().filter(|(n, d)| n == "Calls" && d.len() == 2);
         assert_eq!(rpcs.count(), 5);
+    }
+
+    #[test]
+    fn the_load_balancers_names_replace_both_placeholders_everywhere() {
+        let dir = std::path::Path::new(env!("CARGO_MANIFEST_DIR")).join("../generated-example");
+        let project = crate::load(&dir).expect("the example loads");
+        let alarms = AlarmsConfig::default();
+        let monitoring = Monitoring::new("task-svc", &project.model, &[], "eu-west-1", &alarms);
+        let (group, balancer) = (
+            "targetgroup/task-svc/73e2d6bc24d8a067",
+            "app/edge/50dc6c495c0c9188",
+        );
+        let filled = monitoring.for_load_balancer(group, balancer);
+        let text = serde_json::to_string(&filled).expect("JSON");
+        assert!(!text.contains("${"), "{text}");
+        let body: Value = serde_json::from_str(&filled.dashboard_body).expect("JSON");
+        let hosts = body["widgets"][5]["properties"]["metrics"][1].clone();
+        assert_eq!(
+            hosts,
+            json!([ALB, "UnHealthyHostCount", "TargetGroup", group, "LoadBalancer", balancer, { "stat": "Maximum" }])
+        );
+        let unhealthy = &filled.alarms[3].queries[0];
+        let metric = unhealthy.metric.as_ref().expect("a metric");
+        assert_eq!(
+            metric.dimensions,
+            [
+                ("TargetGroup", group.to_owned()),
+                ("LoadBalancer", balancer.to_owned())
+            ]
+        );
+        // Nothing else changes.
+        let mut back = filled.clone();
+        back.dashboard_body = monitoring.dashboard_body.clone();
+        back.alarms[3] = monitoring.alarms[3].clone();
+        assert_eq!(back, monitoring);
     }
 }

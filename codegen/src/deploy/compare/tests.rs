@@ -522,3 +522,351 @@ fn rules_of_other_environments_conflict_unless_hosts_and_priorities_keep_them_ap
     assert!(rule_conditions_match(&rule(&paths, &[]), &wanted));
     assert!(!rule_conditions_match(&created, &wanted));
 }
+
+#[test]
+fn the_load_balancers_dimensions_come_from_the_arns() {
+    assert_eq!(
+        target_group_full_name(
+            "arn:aws:elasticloadbalancing:eu-west-1:123456789012:targetgroup/task-svc/73e2d6bc24d8a067"
+        )
+        .as_deref(),
+        Some("targetgroup/task-svc/73e2d6bc24d8a067")
+    );
+    assert_eq!(
+        target_group_full_name("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/task-svc"),
+        None
+    );
+    assert_eq!(
+        target_group_full_name("arn:aws:elasticloadbalancing:eu-west-1:1:targetgroup/a/b/c"),
+        None
+    );
+    assert_eq!(
+        load_balancer_full_name(
+            "arn:aws-cn:elasticloadbalancing:cn-north-1:123456789012:listener/app/edge/50dc6c495c0c9188/f2f7dc8efc522ab2"
+        )
+        .as_deref(),
+        Some("app/edge/50dc6c495c0c9188")
+    );
+    for not_an_alb_listener in [
+        "arn:aws:elasticloadbalancing:eu-west-1:1:listener/net/edge/50dc6c495c0c9188/f2f7dc8efc522ab2",
+        "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/edge/50dc6c495c0c9188",
+        "arn:aws:elasticloadbalancing:eu-west-1:1:listener/app/edge//f2f7dc8efc522ab2",
+        "arn:aws:elasticloadbalancing:eu-west-1:1:listener-rule/app/edge/5/f/1",
+    ] {
+        assert_eq!(load_balancer_full_name(not_an_alb_listener), None);
+    }
+}
+
+#[test]
+fn dashboards_are_compared_as_json_values() {
+    let wanted = example().monitoring.dashboard_body;
+    let value: Value = serde_json::from_str(&wanted).expect("JSON");
+    let pretty = serde_json::to_string_pretty(&value).expect("JSON");
+    assert_ne!(pretty, wanted);
+    assert!(dashboard_matches(&pretty, &wanted));
+    let mut changed = value;
+    changed["widgets"][2]["properties"]["title"] = "p95 latency".into();
+    assert!(!dashboard_matches(&changed.to_string(), &wanted));
+    assert!(!dashboard_matches("", &wanted));
+}
+
+const TARGET_GROUP: &str = "targetgroup/task-svc/73e2d6bc24d8a067";
+const LOAD_BALANCER: &str = "app/edge/50dc6c495c0c9188";
+const TOPIC: &str = "arn:aws:sns:eu-west-1:123456789012:on-call";
+
+fn monitoring() -> crate::infra::Monitoring {
+    example()
+        .monitoring
+        .for_load_balancer(TARGET_GROUP, LOAD_BALANCER)
+}
+
+/// The alarm as DescribeAlarms returns it after svcgen's PutMetricAlarm: the queries svcgen
+/// sent (in another order, a metric's dimensions too), plus what CloudWatch adds of its own
+/// (ARN, state, timestamps, actions enabled, no insufficient-data actions, no single metric).
+fn described_alarm(wanted: &Alarm, topic: Option<&str>) -> cw::builders::MetricAlarmBuilder {
+    let mut queries = alarm_queries(wanted);
+    queries.reverse();
+    for query in &mut queries {
+        let metric = query.metric_stat.as_mut().and_then(|s| s.metric.as_mut());
+        if let Some(dimensions) = metric.and_then(|m| m.dimensions.as_mut()) {
+            dimensions.reverse();
+        }
+    }
+    let actions: Vec<String> = topic.map(str::to_owned).into_iter().collect();
+    let now = aws_sdk_cloudwatch::primitives::DateTime::from_secs(1_767_225_600);
+    cw::MetricAlarm::builder()
+        .alarm_name(&wanted.name)
+        .alarm_arn(format!(
+            "arn:aws:cloudwatch:eu-west-1:123456789012:alarm:{}",
+            wanted.name
+        ))
+        .alarm_description(&wanted.description)
+        .alarm_configuration_updated_timestamp(now)
+        .actions_enabled(true)
+        .set_ok_actions(Some(actions.clone()))
+        .set_alarm_actions(Some(actions))
+        .set_insufficient_data_actions(Some(Vec::new()))
+        .state_value(cw::StateValue::InsufficientData)
+        .state_reason("Unchecked: Initial alarm creation")
+        .state_updated_timestamp(now)
+        .state_transitioned_timestamp(now)
+        .set_dimensions(Some(Vec::new()))
+        .evaluation_periods(signed(wanted.evaluation_periods))
+        .datapoints_to_alarm(signed(wanted.datapoints_to_alarm))
+        .threshold(wanted.threshold)
+        .comparison_operator(wanted.comparison.into())
+        .treat_missing_data(wanted.treat_missing_data)
+        .set_metrics(Some(queries))
+}
+
+#[test]
+fn alarms_cloudwatch_describes_as_put_have_no_differences() {
+    let monitoring = monitoring();
+    assert_eq!(monitoring.alarms.len(), 4);
+    for alarm in &monitoring.alarms {
+        for topic in [None, Some(TOPIC)] {
+            let described = described_alarm(alarm, topic).build();
+            assert_eq!(
+                alarm_differences(&described, alarm, topic),
+                Vec::<&str>::new(),
+                "{}",
+                alarm.name
+            );
+        }
+    }
+    // The latency alarm written out as CloudWatch returns it, not through alarm_queries.
+    let latency = &monitoring.alarms[1];
+    let query = cw::MetricDataQuery::builder()
+        .id("p99")
+        .label("Latency p99")
+        .return_data(true)
+        .metric_stat(
+            cw::MetricStat::builder()
+                .metric(
+                    cw::Metric::builder()
+                        .namespace("svcgen")
+                        .metric_name("Latency")
+                        .dimensions(
+                            cw::Dimension::builder()
+                                .name("Service")
+                                .value("task-svc")
+                                .build(),
+                        )
+                        .build(),
+                )
+                .period(60)
+                .stat("p99")
+                .build(),
+        )
+        .build();
+    let described = described_alarm(latency, None)
+        .set_metrics(Some(vec![query]))
+        .build();
+    assert!(alarm_differences(&described, latency, None).is_empty());
+    // CloudWatch's state and a disabled action do not make it differ: svcgen does not set them.
+    let alarming = described_alarm(latency, None)
+        .state_value(cw::StateValue::Alarm)
+        .actions_enabled(false)
+        .insufficient_data_actions(TOPIC)
+        .build();
+    assert!(alarm_differences(&alarming, latency, None).is_empty());
+}
+
+#[test]
+fn alarms_differ_in_each_setting_svcgen_manages() {
+    let monitoring = monitoring();
+    let (server_errors, latency, unhealthy) = (
+        &monitoring.alarms[0],
+        &monitoring.alarms[1],
+        &monitoring.alarms[3],
+    );
+    let changed = described_alarm(latency, None).threshold(500.0).build();
+    assert_eq!(alarm_differences(&changed, latency, None), ["Threshold"]);
+
+    // A query: its statistic, its expression, a dimension, a label, which one returns data.
+    let queries = |alarm: &Alarm, change: &dyn Fn(&mut cw::MetricDataQuery)| {
+        let mut queries = alarm_queries(alarm);
+        queries.iter_mut().for_each(change);
+        queries
+    };
+    let p95 = queries(latency, &|q| {
+        if let Some(stat) = q.metric_stat.as_mut() {
+            stat.stat = Some("p95".into());
+        }
+    });
+    let expression = queries(server_errors, &|q| {
+        if q.expression.is_some() {
+            q.expression = Some("100 * errors / calls".into());
+        }
+    });
+    let other_group = queries(unhealthy, &|q| {
+        let metric = q.metric_stat.as_mut().and_then(|s| s.metric.as_mut());
+        for dimension in metric
+            .and_then(|m| m.dimensions.as_mut())
+            .into_iter()
+            .flatten()
+        {
+            if dimension.name.as_deref() == Some("TargetGroup") {
+                dimension.value = Some("targetgroup/task-svc/0000000000000000".into());
+            }
+        }
+    });
+    let unlabelled = queries(latency, &|q| q.label = None);
+    let all_returned = queries(server_errors, &|q| q.return_data = Some(true));
+    for (alarm, queries) in [
+        (latency, p95),
+        (server_errors, expression),
+        (unhealthy, other_group),
+        (latency, unlabelled),
+        (server_errors, all_returned),
+    ] {
+        let changed = described_alarm(alarm, None)
+            .set_metrics(Some(queries))
+            .build();
+        assert_eq!(alarm_differences(&changed, alarm, None), ["Metrics"]);
+    }
+    let one_query_less = alarm_queries(server_errors)[1..].to_vec();
+    let changed = described_alarm(server_errors, None)
+        .set_metrics(Some(one_query_less))
+        .build();
+    assert_eq!(
+        alarm_differences(&changed, server_errors, None),
+        ["Metrics"]
+    );
+
+    // The topic: another, none, or one where there was none.
+    let other = "arn:aws:sns:eu-west-1:123456789012:elsewhere";
+    for (described, wanted) in [
+        (Some(other), Some(TOPIC)),
+        (Some(TOPIC), None),
+        (None, Some(TOPIC)),
+    ] {
+        let changed = described_alarm(latency, described).build();
+        assert_eq!(
+            alarm_differences(&changed, latency, wanted),
+            ["AlarmActions", "OKActions"]
+        );
+    }
+    let changed = described_alarm(latency, None)
+        .alarm_description("old")
+        .comparison_operator(cw::ComparisonOperator::GreaterThanOrEqualToThreshold)
+        .evaluation_periods(3)
+        .build();
+    assert_eq!(
+        alarm_differences(&changed, latency, None),
+        [
+            "AlarmDescription",
+            "ComparisonOperator",
+            "EvaluationPeriods"
+        ]
+    );
+}
+
+#[test]
+fn fields_cloudwatch_omits_count_as_their_documented_defaults() {
+    let monitoring = monitoring();
+    let (server_errors, latency) = (&monitoring.alarms[0], &monitoring.alarms[1]);
+    // Without DatapointsToAlarm an alarm is N out of N; without TreatMissingData, missing data
+    // is `missing`. svcgen's are 3 out of 5, `notBreaching`.
+    let mut omitted = described_alarm(latency, None).build();
+    omitted.datapoints_to_alarm = None;
+    omitted.treat_missing_data = None;
+    assert_eq!(
+        alarm_differences(&omitted, latency, None),
+        ["DatapointsToAlarm", "TreatMissingData"]
+    );
+    let mut n_of_n = latency.clone();
+    n_of_n.datapoints_to_alarm = n_of_n.evaluation_periods;
+    n_of_n.treat_missing_data = "missing";
+    assert!(alarm_differences(&omitted, &n_of_n, None).is_empty());
+    // A query without ReturnData returns data: the one that does matches, the others do not.
+    let returns = alarm_queries(latency)
+        .into_iter()
+        .map(|mut q| {
+            q.return_data = None;
+            q
+        })
+        .collect();
+    let described = described_alarm(latency, None)
+        .set_metrics(Some(returns))
+        .build();
+    assert!(alarm_differences(&described, latency, None).is_empty());
+    let mut queries = alarm_queries(server_errors);
+    queries[0].return_data = None;
+    let described = described_alarm(server_errors, None)
+        .set_metrics(Some(queries))
+        .build();
+    assert_eq!(
+        alarm_differences(&described, server_errors, None),
+        ["Metrics"]
+    );
+}
+
+#[test]
+fn alarms_named_like_the_services_are_reported_only_when_they_watch_it() {
+    let monitoring = monitoring();
+    let watching = |name: &str, dimension: &str, value: &str| {
+        let metric = cw::Metric::builder()
+            .namespace("svcgen")
+            .metric_name("Calls")
+            .dimensions(
+                cw::Dimension::builder()
+                    .name(dimension)
+                    .value(value)
+                    .build(),
+            )
+            .build();
+        let query = cw::MetricDataQuery::builder()
+            .id("m")
+            .metric_stat(
+                cw::MetricStat::builder()
+                    .metric(metric)
+                    .period(60)
+                    .stat("Sum")
+                    .build(),
+            )
+            .build();
+        cw::MetricAlarm::builder()
+            .alarm_name(name)
+            .metrics(query)
+            .build()
+    };
+    let mut described: Vec<cw::MetricAlarm> = monitoring
+        .alarms
+        .iter()
+        .map(|a| described_alarm(a, None).build())
+        .collect();
+    described.extend([
+        // An alarm svcgen no longer generates, on the service's metrics.
+        watching("task-svc-calls", "Service", "task-svc"),
+        // Another environment's.
+        watching(
+            "task-svc-staging-latency-p99",
+            "Service",
+            "task-svc-staging",
+        ),
+        // Only the load balancer, which other services share.
+        watching("task-svc-balancer", "LoadBalancer", LOAD_BALANCER),
+        // Not named like the service's.
+        watching("billing-calls", "Service", "task-svc"),
+    ]);
+    // A single-metric alarm on the service's target group.
+    described.push(
+        cw::MetricAlarm::builder()
+            .alarm_name("task-svc-unhealthy")
+            .namespace("AWS/ApplicationELB")
+            .metric_name("UnHealthyHostCount")
+            .dimensions(
+                cw::Dimension::builder()
+                    .name("TargetGroup")
+                    .value(TARGET_GROUP)
+                    .build(),
+            )
+            .build(),
+    );
+    assert_eq!(
+        other_alarms(&described, &monitoring, "task-svc"),
+        ["task-svc-calls", "task-svc-unhealthy"]
+    );
+    assert!(other_alarms(&described[..4], &monitoring, "task-svc").is_empty());
+}
