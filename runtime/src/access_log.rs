@@ -16,7 +16,7 @@ use std::pin::Pin;
 use std::sync::Arc;
 use std::sync::atomic::{AtomicBool, AtomicU64, Ordering};
 use std::task::{Context, Poll};
-use std::time::{Duration, Instant, SystemTime, UNIX_EPOCH};
+use std::time::{Duration, Instant};
 
 use http::HeaderValue;
 use http_body::Frame;
@@ -162,26 +162,34 @@ where
             .extensions()
             .get::<tonic::transport::server::TcpConnectInfo>()
             .and_then(|info| info.remote_addr());
+        let traceparent = || {
+            request
+                .headers()
+                .get(&TRACEPARENT)
+                .and_then(|v| v.to_str().ok())
+                .and_then(trace_id)
+        };
         // Exported, the span is the call's server span, and its trace the log line's.
         #[cfg(feature = "otlp")]
-        let exported = crate::otlp::tracing().then(|| {
+        let (span, exported) = if crate::otlp::tracing() {
             let name = self.layer.metrics.rpc_name(&rpc);
-            crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer)
-        });
-        #[cfg(not(feature = "otlp"))]
-        let exported: Option<tracing::Span> = None;
-        let (span, trace_id) = match &exported {
-            #[cfg(feature = "otlp")]
-            Some(span) => (span.clone(), crate::otlp::trace_id(span)),
-            _ => (
+            let span = crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer);
+            (span, true)
+        } else {
+            (
                 tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
-                request
-                    .headers()
-                    .get(&TRACEPARENT)
-                    .and_then(|v| v.to_str().ok())
-                    .and_then(trace_id),
-            ),
+                false,
+            )
         };
+        #[cfg(not(feature = "otlp"))]
+        let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
+        #[cfg(feature = "otlp")]
+        let trace_id = exported
+            .then(|| crate::otlp::trace_id(&span))
+            .flatten()
+            .or_else(traceparent);
+        #[cfg(not(feature = "otlp"))]
+        let trace_id = traceparent();
         self.layer.metrics.call_started();
         let mut call = Call {
             rpc,
@@ -192,8 +200,9 @@ where
             record: Arc::default(),
             layer: self.layer.clone(),
             finished: false,
+            span: span.clone(),
             #[cfg(feature = "otlp")]
-            span: exported,
+            exported,
         };
         let response = crate::telemetry::recording(
             call.record.clone(),
@@ -272,9 +281,12 @@ struct Call {
     record: Arc<CallRecord>,
     layer: AccessLogLayer,
     finished: bool,
-    /// The exported server span, kept open until the response ends.
+    /// The call's span: the handler runs in it, and the response body is polled in it (a
+    /// stream's store requests are its children; an exported span ends with the response).
+    span: tracing::Span,
+    /// Whether `span` is exported as the call's server span.
     #[cfg(feature = "otlp")]
-    span: Option<tracing::Span>,
+    exported: bool,
 }
 
 impl Drop for Call {
@@ -292,8 +304,8 @@ impl Call {
         let duration = self.started.elapsed();
         self.layer.metrics.call_finished(&self.rpc, code, duration);
         #[cfg(feature = "otlp")]
-        if let Some(span) = &self.span {
-            crate::otlp::finish_server_span(span, code);
+        if self.exported {
+            crate::otlp::finish_server_span(&self.span, code);
         }
         let logged = match self.layer.mode {
             AccessLog::Off => false,
@@ -306,11 +318,16 @@ impl Call {
         }
         let store = self.record.take();
         if self.layer.json_lines {
-            let line = self.json_line(code, duration, SystemTime::now(), &store);
+            let line = self.json_line(code, duration, &store);
             // stderr closed: nothing to report to.
             let _ = std::io::stderr().write_all(&line);
-            return;
+        } else {
+            self.event(code, duration, &store);
         }
+    }
+
+    /// The call's event, through `tracing` (on a terminal, or where `RUST_LOG` decides).
+    fn event(&self, code: tonic::Code, duration: Duration, store: &[StoreCall]) {
         let (read, write) = store
             .iter()
             .fold((0.0, 0.0), |(r, w), call| (r + call.read, w + call.write));
@@ -326,7 +343,7 @@ impl Call {
             store_calls = store.len(),
             read_capacity = some(read),
             write_capacity = some(write),
-            store = (!store.is_empty()).then(|| describe(&store)),
+            store = (!store.is_empty()).then(|| describe(store)),
             "call"
         );
     }
@@ -336,13 +353,7 @@ impl Call {
     /// The call's event as the JSON log lines write events (the same keys, in the same order,
     /// as tracing-subscriber's formatter), made here: formatting it through `tracing`'s field
     /// visitors took a short call's telemetry most of its cost.
-    fn json_line(
-        &self,
-        code: tonic::Code,
-        duration: Duration,
-        now: SystemTime,
-        store: &[StoreCall],
-    ) -> Vec<u8> {
+    fn json_line(&self, code: tonic::Code, duration: Duration, store: &[StoreCall]) -> Vec<u8> {
         fn field(line: &mut Vec<u8>, key: &str, value: &impl serde::Serialize) {
             line.extend_from_slice(b",\"");
             line.extend_from_slice(key.as_bytes());
@@ -350,11 +361,15 @@ impl Call {
             // Strings and numbers into a Vec: nothing can fail.
             let _ = serde_json::to_writer(&mut *line, value);
         }
+        let mut timestamp = String::with_capacity(32);
+        let _ = tracing_subscriber::fmt::time::FormatTime::format_time(
+            &tracing_subscriber::fmt::time::SystemTime,
+            &mut tracing_subscriber::fmt::format::Writer::new(&mut timestamp),
+        );
         let mut line = Vec::with_capacity(384);
         let _ = write!(
             line,
-            "{{\"timestamp\":\"{}\",\"level\":\"INFO\",\"message\":\"call\"",
-            Timestamp(now)
+            "{{\"timestamp\":\"{timestamp}\",\"level\":\"INFO\",\"message\":\"call\""
         );
         field(&mut line, "rpc", &self.rpc);
         let _ = write!(line, ",\"code\":\"{code:?}\"");
@@ -377,41 +392,6 @@ impl Call {
         }
         let _ = writeln!(line, ",\"target\":\"{TARGET}\"}}");
         line
-    }
-}
-
-/// A moment as RFC 3339 in UTC with microseconds (`2026-12-07T04:08:43.098150Z`), as the log
-/// lines write it.
-struct Timestamp(SystemTime);
-
-impl std::fmt::Display for Timestamp {
-    fn fmt(&self, f: &mut std::fmt::Formatter<'_>) -> std::fmt::Result {
-        let since = self.0.duration_since(UNIX_EPOCH).unwrap_or_default();
-        let days = i64::try_from(since.as_secs() / 86_400).unwrap_or(0);
-        let seconds = since.as_secs() % 86_400;
-        // The civil date of a day count (Howard Hinnant's days_from_civil, inverted), over
-        // 400-year eras of 146,097 days starting on March 1st.
-        let shifted = days + 719_468;
-        let (era, day_of_era) = (shifted.div_euclid(146_097), shifted.rem_euclid(146_097));
-        let year_of_era =
-            (day_of_era - day_of_era / 1460 + day_of_era / 36_524 - day_of_era / 146_096) / 365;
-        let day_of_year = day_of_era - (365 * year_of_era + year_of_era / 4 - year_of_era / 100);
-        let month_from_march = (5 * day_of_year + 2) / 153;
-        let day = day_of_year - (153 * month_from_march + 2) / 5 + 1;
-        let month = if month_from_march < 10 {
-            month_from_march + 3
-        } else {
-            month_from_march - 9
-        };
-        let year = year_of_era + era * 400 + i64::from(month <= 2);
-        write!(
-            f,
-            "{year:04}-{month:02}-{day:02}T{:02}:{:02}:{:02}.{:06}Z",
-            seconds / 3600,
-            seconds / 60 % 60,
-            seconds % 60,
-            since.subsec_micros()
-        )
     }
 }
 
@@ -458,13 +438,17 @@ impl http_body::Body for LoggedBody {
         mut self: Pin<&mut Self>,
         cx: &mut Context<'_>,
     ) -> Poll<Option<Result<Frame<Self::Data>, Self::Error>>> {
-        // A streaming response makes its store requests while it is polled.
-        let polled = match self.call.as_ref().map(|call| call.record.clone()) {
-            Some(record) => {
-                let inner = &mut self.inner;
-                crate::telemetry::recording_sync(record, || Pin::new(inner).poll_frame(cx))
+        // A streaming response makes its store requests while it is polled, in the call's span.
+        let this = &mut *self;
+        let polled = match &this.call {
+            Some(call) => {
+                let _entered = call.span.enter();
+                let inner = &mut this.inner;
+                crate::telemetry::recording_sync(call.record.clone(), || {
+                    Pin::new(inner).poll_frame(cx)
+                })
             }
-            None => Pin::new(&mut self.inner).poll_frame(cx),
+            None => Pin::new(&mut this.inner).poll_frame(cx),
         };
         match &polled {
             Poll::Ready(Some(Ok(frame))) => {
@@ -518,20 +502,72 @@ mod tests {
         assert_eq!(trace_id("garbage"), None);
     }
 
-    #[test]
-    fn timestamps_are_rfc_3339_utc_with_microseconds() {
-        let at = |secs: u64, micros: u32| {
-            Timestamp(UNIX_EPOCH + Duration::new(secs, micros * 1000)).to_string()
-        };
-        assert_eq!(at(0, 0), "1970-01-01T00:00:00.000000Z");
-        assert_eq!(at(951_782_400, 1), "2000-02-29T00:00:00.000001Z");
-        assert_eq!(at(978_307_199, 999_999), "2000-12-31T23:59:59.999999Z");
-        assert_eq!(at(1_796_616_523, 98_150), "2026-12-07T04:08:43.098150Z");
-        assert_eq!(at(4_107_542_400, 0), "2100-03-01T00:00:00.000000Z");
+    /// What tracing-subscriber's JSON formatter, set up as the service sets it up, writes for
+    /// the call's event.
+    fn through_tracing(
+        call: &Call,
+        code: tonic::Code,
+        duration: Duration,
+        store: &[StoreCall],
+    ) -> Vec<u8> {
+        use tracing_subscriber::layer::SubscriberExt as _;
+        #[derive(Clone, Default)]
+        struct Captured(Arc<std::sync::Mutex<Vec<u8>>>);
+        impl std::io::Write for Captured {
+            fn write(&mut self, bytes: &[u8]) -> std::io::Result<usize> {
+                self.0.lock().map_or(Ok(0), |mut v| {
+                    v.extend_from_slice(bytes);
+                    Ok(bytes.len())
+                })
+            }
+            fn flush(&mut self) -> std::io::Result<()> {
+                Ok(())
+            }
+        }
+        let captured = Captured::default();
+        let writer = captured.clone();
+        let subscriber = tracing_subscriber::registry().with(
+            tracing_subscriber::fmt::layer()
+                .json()
+                .flatten_event(true)
+                .with_writer(move || writer.clone()),
+        );
+        tracing::subscriber::with_default(subscriber, || call.event(code, duration, store));
+        captured.0.lock().map(|v| v.clone()).unwrap_or_default()
+    }
+
+    /// The object with its keys in the order they are written, and its timestamp apart.
+    fn fields(line: &[u8]) -> (Vec<(String, serde_json::Value)>, String) {
+        let object: std::collections::HashMap<String, serde_json::Value> =
+            serde_json::from_slice(line).unwrap_or_default();
+        let text = String::from_utf8_lossy(line);
+        let mut fields: Vec<(usize, String, serde_json::Value)> = object
+            .into_iter()
+            .map(|(key, value)| {
+                (
+                    text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX),
+                    key,
+                    value,
+                )
+            })
+            .collect();
+        fields.sort_by_key(|(at, ..)| *at);
+        let mut timestamp = String::new();
+        let fields = fields
+            .into_iter()
+            .filter_map(|(_, key, value)| match (key.as_str(), value) {
+                ("timestamp", serde_json::Value::String(at)) => {
+                    timestamp = at;
+                    None
+                }
+                (_, value) => Some((key, value)),
+            })
+            .collect();
+        (fields, timestamp)
     }
 
     #[test]
-    fn the_json_line_has_the_log_lines_keys_in_their_order_and_escapes_values() {
+    fn the_json_line_is_the_line_tracing_would_write() {
         let layer = AccessLogLayer::new(AccessLog::All, Metrics::new("s", &[], Sink::Off));
         let mut call = Call {
             rpc: "/tasks.TaskService/GetTask".into(),
@@ -542,76 +578,32 @@ mod tests {
             record: Arc::default(),
             layer,
             finished: true,
+            span: tracing::Span::none(),
             #[cfg(feature = "otlp")]
-            span: None,
+            exported: false,
         };
         let store = [StoreCall::test("GetItem", "tasks", 0.5, 0.0)];
-        let now = UNIX_EPOCH + Duration::from_micros(1_796_616_523_098_150);
-        let line = call.json_line(
-            tonic::Code::NotFound,
-            Duration::from_micros(1500),
-            now,
-            &store,
-        );
-        assert_eq!(line.last(), Some(&b'\n'));
-        let parsed: serde_json::Value = serde_json::from_slice(&line).expect("one JSON object");
-        assert_eq!(
-            keys(&line),
-            [
-                "timestamp",
-                "level",
-                "message",
-                "rpc",
-                "code",
-                "duration_ms",
-                "request_id",
-                "trace_id",
-                "peer",
-                "store_calls",
-                "read_capacity",
-                "write_capacity",
-                "store",
-                "target"
-            ]
-        );
-        assert_eq!(parsed["timestamp"], "2026-12-07T04:08:43.098150Z");
-        assert_eq!(parsed["code"], "NotFound");
-        assert_eq!(parsed["duration_ms"], 1.5);
-        assert_eq!(parsed["request_id"], r#"a"b\c"#);
-        assert_eq!(parsed["peer"], "[::1]:4000");
-        assert_eq!(parsed["read_capacity"], 0.5);
-        assert_eq!(parsed["target"], "svcgen::access");
-        call.trace_id = None;
-        call.peer = None;
-        let bare = call.json_line(tonic::Code::Ok, Duration::ZERO, now, &[]);
-        assert!(serde_json::from_slice::<serde_json::Value>(&bare).is_ok());
-        assert_eq!(
-            keys(&bare),
-            [
-                "timestamp",
-                "level",
-                "message",
-                "rpc",
-                "code",
-                "duration_ms",
-                "request_id",
-                "store_calls",
-                "target"
-            ]
-        );
-    }
-
-    /// The top-level keys of a one-line JSON object, in the order they are written.
-    fn keys(line: &[u8]) -> Vec<String> {
-        let object: std::collections::HashMap<String, serde_json::Value> =
-            serde_json::from_slice(line).unwrap_or_default();
-        let text = String::from_utf8_lossy(line);
-        let mut keys: Vec<(usize, String)> = object
-            .into_keys()
-            .map(|key| (text.find(&format!("\"{key}\":")).unwrap_or(usize::MAX), key))
-            .collect();
-        keys.sort();
-        keys.into_iter().map(|(_, key)| key).collect()
+        let timestamp =
+            regex_lite::Regex::new(r"^\d{4}-\d\d-\d\dT\d\d:\d\d:\d\d\.\d{6}Z$").expect("a regex");
+        for (code, duration, store) in [
+            (
+                tonic::Code::NotFound,
+                Duration::from_micros(1537),
+                &store[..],
+            ),
+            (tonic::Code::Ok, Duration::ZERO, &[][..]),
+        ] {
+            let ours = call.json_line(code, duration, store);
+            assert_eq!(ours.last(), Some(&b'\n'));
+            let theirs = through_tracing(&call, code, duration, store);
+            let ((ours, our_time), (theirs, their_time)) = (fields(&ours), fields(&theirs));
+            assert!(ours.len() >= 8, "{ours:?}");
+            assert_eq!(ours, theirs);
+            assert!(timestamp.is_match(&our_time), "{our_time}");
+            assert!(timestamp.is_match(&their_time), "{their_time}");
+            call.trace_id = None;
+            call.peer = None;
+        }
     }
 
     #[test]

@@ -35,53 +35,83 @@ pub(crate) fn tracing() -> bool {
     TRACING.load(Ordering::Relaxed)
 }
 
+/// Records that [`Otlp::layer`] is installed (and spans are exported from now on).
+pub(crate) fn set_tracing() {
+    TRACING.store(true, Ordering::Relaxed);
+}
+
 /// The exporters the environment asks for, running until [`Otlp::shutdown`].
 pub(crate) struct Otlp {
     tracer: Option<SdkTracerProvider>,
     meter: Option<SdkMeterProvider>,
 }
 
-fn set(variable: &str) -> bool {
-    std::env::var_os(variable).is_some_and(|v| !v.is_empty())
+/// What OpenTelemetry exports.
+#[derive(Clone, Copy, Debug)]
+pub(crate) enum Signal {
+    Traces,
+    Metrics,
 }
 
-/// Whether the environment names an OTLP endpoint for traces (`signal` = `TRACES`) or metrics.
-pub(crate) fn endpoint_configured(signal: &str) -> bool {
-    !disabled()
-        && (set("OTEL_EXPORTER_OTLP_ENDPOINT")
-            || set(&format!("OTEL_EXPORTER_OTLP_{signal}_ENDPOINT")))
-}
-
-fn disabled() -> bool {
-    std::env::var("OTEL_SDK_DISABLED").is_ok_and(|v| v.trim().eq_ignore_ascii_case("true"))
-}
-
-/// Only OTLP over gRPC is built in; any other protocol is refused rather than sent to a port
-/// that would not understand it.
-fn check_protocol(signal_variable: &str) -> Result<(), ConfigError> {
-    for variable in ["OTEL_EXPORTER_OTLP_PROTOCOL", signal_variable] {
-        if let Ok(value) = std::env::var(variable)
-            && !value.is_empty()
-            && value != "grpc"
-        {
-            return Err(ConfigError::Otlp(format!(
-                "{variable}={value:?}: only `grpc` (OTLP over gRPC, port 4317) is supported"
-            )));
+impl Signal {
+    /// As the variables name it (`OTEL_EXPORTER_OTLP_TRACES_ENDPOINT`).
+    fn name(self) -> &'static str {
+        match self {
+            Self::Traces => "TRACES",
+            Self::Metrics => "METRICS",
         }
     }
-    Ok(())
+}
+
+/// `variable`'s value, unless unset or blank.
+fn value(variable: &str) -> Option<String> {
+    std::env::var(variable)
+        .ok()
+        .filter(|v| !v.trim().is_empty())
+}
+
+/// Whether the environment asks for `signal` over OTLP: an endpoint is set (the general one or
+/// the signal's), `OTEL_SDK_DISABLED` is not `true`, and `OTEL_<SIGNAL>_EXPORTER` is unset or
+/// lists `otlp` (`none`, or only exporters not built in such as `console`, turns it off). Values
+/// are case-insensitive, as the specification says.
+pub(crate) fn configured(signal: Signal) -> bool {
+    let disabled =
+        value("OTEL_SDK_DISABLED").is_some_and(|v| v.trim().eq_ignore_ascii_case("true"));
+    let exporter = value(&format!("OTEL_{}_EXPORTER", signal.name()))
+        .is_none_or(|v| v.split(',').any(|e| e.trim().eq_ignore_ascii_case("otlp")));
+    let endpoint = value("OTEL_EXPORTER_OTLP_ENDPOINT").is_some()
+        || value(&format!("OTEL_EXPORTER_OTLP_{}_ENDPOINT", signal.name())).is_some();
+    !disabled && exporter && endpoint
+}
+
+/// Only OTLP over gRPC is built in: any other protocol (the signal's variable first, then the
+/// general one) is refused rather than sent to a port that would not understand it.
+fn check_protocol(signal: Signal) -> Result<(), ConfigError> {
+    let variables = [
+        format!("OTEL_EXPORTER_OTLP_{}_PROTOCOL", signal.name()),
+        "OTEL_EXPORTER_OTLP_PROTOCOL".to_owned(),
+    ];
+    match variables
+        .into_iter()
+        .find_map(|v| value(&v).map(|value| (v, value)))
+    {
+        Some((variable, value)) if !value.trim().eq_ignore_ascii_case("grpc") => {
+            Err(ConfigError::Otlp(format!(
+                "{variable}={value:?}: only `grpc` (OTLP over gRPC, port 4317) is supported"
+            )))
+        }
+        _ => Ok(()),
+    }
 }
 
 impl Otlp {
-    /// Starts the exporters the environment asks for: traces when an endpoint is set (and
-    /// `OTEL_TRACES_EXPORTER` is not `none`), metrics when `metrics`. Must run inside the
-    /// tokio runtime (the gRPC channels live on it). `service` names the resource when
-    /// neither `OTEL_SERVICE_NAME` nor `OTEL_RESOURCE_ATTRIBUTES` does.
+    /// Starts the exporters the environment asks for: traces when [`configured`], metrics
+    /// when `metrics`. Must run inside the tokio runtime (the gRPC channels live on it).
+    /// `service` names the resource when neither `OTEL_SERVICE_NAME` nor
+    /// `OTEL_RESOURCE_ATTRIBUTES` does.
     pub(crate) fn start(service: &str, metrics: bool) -> Result<Self, ConfigError> {
-        let traces = endpoint_configured("TRACES")
-            && std::env::var("OTEL_TRACES_EXPORTER").map_or(true, |v| v.trim() != "none");
         let mut resource = opentelemetry_sdk::Resource::builder();
-        let named = set("OTEL_SERVICE_NAME")
+        let named = value("OTEL_SERVICE_NAME").is_some()
             || std::env::var("OTEL_RESOURCE_ATTRIBUTES").is_ok_and(|a| {
                 a.split(',')
                     .any(|kv| kv.trim().starts_with("service.name="))
@@ -90,8 +120,8 @@ impl Otlp {
             resource = resource.with_service_name(service.to_owned());
         }
         let resource = resource.build();
-        let tracer = if traces {
-            check_protocol("OTEL_EXPORTER_OTLP_TRACES_PROTOCOL")?;
+        let tracer = if configured(Signal::Traces) {
+            check_protocol(Signal::Traces)?;
             let exporter = opentelemetry_otlp::SpanExporter::builder()
                 .with_tonic()
                 .build()
@@ -106,7 +136,7 @@ impl Otlp {
             None
         };
         let meter = if metrics {
-            check_protocol("OTEL_EXPORTER_OTLP_METRICS_PROTOCOL")?;
+            check_protocol(Signal::Metrics)?;
             let exporter = opentelemetry_otlp::MetricExporter::builder()
                 .with_tonic()
                 .build()
@@ -120,7 +150,6 @@ impl Otlp {
         } else {
             None
         };
-        TRACING.store(tracer.is_some(), Ordering::Relaxed);
         Ok(Self { tracer, meter })
     }
 
@@ -132,20 +161,35 @@ impl Otlp {
         use tracing_subscriber::Layer as _;
         let tracer = self.tracer.as_ref()?.tracer("svcgen");
         // Spans of the libraries under the service (and the exporter's own) would trace the
-        // tracing; the access line is already the server span.
+        // tracing; the access line is already the server span. Targets match by prefix: the
+        // `::` keeps a crate such as `hyperdrive` exported.
         let quiet = tracing_subscriber::filter::LevelFilter::OFF;
-        let filter = tracing_subscriber::filter::Targets::new()
-            .with_default(tracing::Level::INFO)
-            .with_target(crate::access_log::TARGET, quiet)
-            .with_target("opentelemetry", quiet)
-            .with_target("h2", quiet)
-            .with_target("hyper", quiet)
-            .with_target("tonic", quiet)
-            .with_target("tower", quiet)
-            .with_target("aws_", quiet);
+        let filter = [
+            "opentelemetry",
+            "h2::",
+            "hyper::",
+            "hyper_util::",
+            "tonic::",
+            "tower::",
+            "aws_smithy_",
+            "aws_sdk_",
+            "aws_config::",
+            "aws_runtime::",
+            crate::access_log::TARGET,
+        ]
+        .into_iter()
+        .fold(
+            tracing_subscriber::filter::Targets::new().with_default(tracing::Level::INFO),
+            |filter, target| filter.with_target(target, quiet),
+        );
+        // Only the attributes the spans are given: no source locations, threads or timings.
         Some(
             tracing_opentelemetry::layer()
                 .with_tracer(tracer)
+                .with_location(false)
+                .with_threads(false)
+                .with_target(false)
+                .with_tracked_inactivity(false)
                 .with_filter(filter),
         )
     }
@@ -159,18 +203,39 @@ impl Otlp {
         })
     }
 
-    /// Exports what is buffered and stops, within `timeout` per signal. Blocks: call it off the
-    /// runtime's worker threads.
+    /// Exports what is buffered and stops, spans and metrics at once, waiting at most
+    /// `timeout` for both (a stopping task has seconds left before SIGKILL). Blocks: call it
+    /// off the runtime's worker threads (the exports run on it).
     pub(crate) fn shutdown(self, timeout: Duration) {
-        if let Some(tracer) = self.tracer
-            && let Err(error) = tracer.shutdown_with_timeout(timeout)
-        {
-            tracing::warn!(%error, "exporting the last spans failed");
+        let deadline = std::time::Instant::now() + timeout;
+        let (done, finished) = std::sync::mpsc::channel();
+        let mut pending = 0;
+        if let Some(tracer) = self.tracer {
+            let done = done.clone();
+            pending += 1;
+            std::thread::spawn(move || done.send(("spans", tracer.shutdown_with_timeout(timeout))));
         }
-        if let Some(meter) = self.meter
-            && let Err(error) = meter.shutdown_with_timeout(timeout)
-        {
-            tracing::warn!(%error, "exporting the last metrics failed");
+        if let Some(meter) = self.meter {
+            pending += 1;
+            // The SDK waits up to 5 s for its reader whatever the timeout: the deadline is ours.
+            std::thread::spawn(move || done.send(("metrics", meter.shutdown())));
+        }
+        for _ in 0..pending {
+            match finished
+                .recv_timeout(deadline.saturating_duration_since(std::time::Instant::now()))
+            {
+                Ok((_, Ok(()))) => {}
+                Ok((what, Err(error))) => {
+                    tracing::warn!(%error, "exporting the last {what} failed")
+                }
+                Err(_) => {
+                    tracing::warn!(
+                        ?timeout,
+                        "exporting the last spans and metrics did not finish in time"
+                    );
+                    return;
+                }
+            }
         }
     }
 }
@@ -205,7 +270,8 @@ pub(crate) fn server_span(
         request_id = %request_id,
     );
     let parent = TraceContextPropagator::new().extract(&Headers(headers));
-    // Fails only when the span is disabled (not exported), when the parent does not matter.
+    // Fails when the span is not exported (disabled, or no OpenTelemetry layer): then its
+    // parent does not matter.
     let _ = span.set_parent(parent);
     let full = path.trim_start_matches('/');
     let (service, method) = full.split_once('/').unwrap_or((full, ""));

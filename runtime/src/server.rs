@@ -147,7 +147,7 @@ impl Config {
             access_log: var("ACCESS_LOG", "all")?,
             metrics: var(
                 "METRICS",
-                if otlp_endpoint("METRICS") {
+                if otlp_metrics_configured() {
                     "otlp"
                 } else if std::io::stdout().is_terminal() {
                     "off"
@@ -337,15 +337,13 @@ impl MissingTable {
     }
 }
 
-/// Whether an OTLP endpoint is set for `signal` (`TRACES`, `METRICS`).
-fn otlp_endpoint(signal: &str) -> bool {
+/// Whether the environment asks for OTLP metrics (an endpoint and nothing turning them off);
+/// never without the `otlp` feature.
+fn otlp_metrics_configured() -> bool {
     #[cfg(feature = "otlp")]
-    return crate::otlp::endpoint_configured(signal);
+    return crate::otlp::configured(crate::otlp::Signal::Metrics);
     #[cfg(not(feature = "otlp"))]
-    return {
-        let _ = signal;
-        false
-    };
+    return false;
 }
 
 /// Logs as JSON unless stderr is a terminal. `RUST_LOG` filters by target and level
@@ -356,21 +354,21 @@ pub fn init_tracing() {
 }
 
 /// [`init_tracing`], with spans exported by `otlp` when it exports traces (`RUST_LOG` filters
-/// the log lines only then: a call's span is exported whatever the log level).
+/// the log lines only then: a call's span is exported whatever the log level). When another
+/// subscriber is already installed, it stays, and nothing is exported or written around it.
 fn install_tracing(#[allow(unused_variables)] otlp: Option<&OtlpExport>) {
     use tracing_subscriber::Layer as _;
     use tracing_subscriber::layer::SubscriberExt as _;
     use tracing_subscriber::util::SubscriberInitExt as _;
     let (filter, unreadable) = log_filter(std::env::var("RUST_LOG").ok().as_deref());
-    crate::access_log::write_json_lines(
-        !std::io::stderr().is_terminal()
-            && filter.would_enable(crate::access_log::TARGET, &tracing::Level::INFO),
-    );
+    let json_access_lines = !std::io::stderr().is_terminal()
+        && filter.would_enable(crate::access_log::TARGET, &tracing::Level::INFO);
     #[cfg(feature = "otlp")]
     let exported = otlp.and_then(crate::otlp::Otlp::layer);
     #[cfg(not(feature = "otlp"))]
     let exported: Option<tracing_subscriber::layer::Identity> = None;
-    let _ = match exported {
+    let exporting = exported.is_some();
+    let installed = match exported {
         Some(exported) => tracing_subscriber::registry()
             .with(log_lines().with_filter(filter))
             .with(exported)
@@ -380,6 +378,15 @@ fn install_tracing(#[allow(unused_variables)] otlp: Option<&OtlpExport>) {
             .with(log_lines())
             .try_init(),
     };
+    if installed.is_ok() {
+        crate::access_log::write_json_lines(json_access_lines);
+        #[cfg(feature = "otlp")]
+        if exporting {
+            crate::otlp::set_tracing();
+        }
+    }
+    #[cfg(not(feature = "otlp"))]
+    let _ = exporting;
     if let Some(error) = unreadable {
         tracing::warn!(%error, "RUST_LOG is not a list of `target=level` directives; logging at info");
     }
@@ -575,10 +582,17 @@ impl Server {
                 return ExitCode::from(2);
             }
         };
-        if otlp.is_none() && otlp_endpoint("TRACES") {
+        #[cfg(not(feature = "otlp"))]
+        if std::env::var_os("OTEL_EXPORTER_OTLP_ENDPOINT").is_some_and(|v| !v.is_empty()) {
             tracing::warn!(
                 "OTEL_EXPORTER_OTLP_ENDPOINT is set, but svcgen-runtime was built without its \
-                 `otlp` feature: no spans are exported"
+                 `otlp` feature: nothing is exported"
+            );
+        }
+        if config.metrics == crate::MetricsOutput::Otlp && std::env::var_os("METRICS").is_none() {
+            tracing::info!(
+                "metrics go over OTLP (the default with an OTLP endpoint); the generated \
+                 CloudWatch dashboard and alarms read EMF metrics: set METRICS=emf to keep them"
             );
         }
         let emf = config.metrics == crate::MetricsOutput::Emf;
@@ -643,23 +657,26 @@ impl Server {
     }
 }
 
-/// How long the last export of spans, and of metrics, may take when the service stops.
+/// How long the last export of spans and metrics (at once) may take when the service stops:
+/// within the 5 s the task definition leaves between the drain and SIGKILL.
 #[cfg(feature = "otlp")]
-const OTLP_FLUSH_TIMEOUT: Duration = Duration::from_secs(5);
+const OTLP_FLUSH_TIMEOUT: Duration = Duration::from_secs(3);
 
 /// The OpenTelemetry exporters `config` asks for, if any.
 fn start_otlp(service: &str, config: &Config) -> Result<Option<OtlpExport>, ConfigError> {
     let metrics = config.metrics == crate::MetricsOutput::Otlp;
     #[cfg(feature = "otlp")]
     {
-        if metrics && !otlp_endpoint("METRICS") {
+        use crate::otlp::{Signal, configured};
+        if metrics && !configured(Signal::Metrics) {
             return Err(ConfigError::Otlp(
                 "METRICS=otlp needs OTEL_EXPORTER_OTLP_ENDPOINT (or \
-                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT)"
+                 OTEL_EXPORTER_OTLP_METRICS_ENDPOINT), with OTEL_SDK_DISABLED not `true` and \
+                 OTEL_METRICS_EXPORTER unset or `otlp`"
                     .to_owned(),
             ));
         }
-        if !metrics && !otlp_endpoint("TRACES") {
+        if !metrics && !configured(Signal::Traces) {
             return Ok(None);
         }
         crate::otlp::Otlp::start(service, metrics).map(Some)

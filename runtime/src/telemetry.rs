@@ -616,6 +616,22 @@ pub(crate) fn recording<F: Future>(
     CALL.scope(record, call)
 }
 
+/// Spawns `task` as part of the call being handled: its store requests count in the call's
+/// log line (and, exported, are children of the call's span), as do the spans it opens. A
+/// streaming RPC's task that feeds [`crate::response_channel`] is spawned with it; outside a
+/// call it is `tokio::spawn`.
+pub fn spawn_in_call<F>(task: F) -> tokio::task::JoinHandle<F::Output>
+where
+    F: Future + Send + 'static,
+    F::Output: Send + 'static,
+{
+    let task = tracing::Instrument::instrument(task, tracing::Span::current());
+    match CALL.try_with(Arc::clone) {
+        Ok(record) => tokio::spawn(CALL.scope(record, task)),
+        Err(_) => tokio::spawn(task),
+    }
+}
+
 /// Runs `poll` with `record` collecting the store requests it makes.
 pub(crate) fn recording_sync<R>(record: Arc<CallRecord>, poll: impl FnOnce() -> R) -> R {
     CALL.sync_scope(record, poll)

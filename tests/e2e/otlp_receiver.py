@@ -4,7 +4,6 @@ the `opentelemetry-proto` package), keeps every request it receives, and reads t
 flat records: spans with their resource's attributes, and metric data points."""
 
 import threading
-import time
 from concurrent import futures
 from dataclasses import dataclass, field
 
@@ -147,11 +146,6 @@ class Receiver:
         with self._lock:
             return [r for s, r, _ in self._received if signal in (None, s)]
 
-    def metadata(self, signal=None):
-        """The gRPC metadata of each request received (dicts), oldest first."""
-        with self._lock:
-            return [m for s, _, m in self._received if signal in (None, s)]
-
     def spans(self, **filters):
         """Every span received, flattened; with `filters` (e.g. kind="SPAN_KIND_SERVER"), those
         whose fields equal them."""
@@ -218,14 +212,3 @@ class Receiver:
                 latest[key] = point
         return list(latest.values())
 
-    def wait_for(self, predicate, timeout=10.0, interval=0.05):
-        """Polls `predicate()` until it returns something true (returned) or `timeout` passes
-        (AssertionError)."""
-        deadline = time.monotonic() + timeout
-        while True:
-            result = predicate()
-            if result:
-                return result
-            if time.monotonic() >= deadline:
-                raise AssertionError(f"not received within {timeout} s")
-            time.sleep(interval)

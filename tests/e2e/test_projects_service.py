@@ -227,7 +227,7 @@ impl generated::WatchProjectRpc for Handler {
         let GetProjectRequest { org_id, id } = request.into_inner();
         let first = store.project.get(org_id.clone(), id.clone()).await?;
         let (sender, stream) = generated::response_channel(4);
-        tokio::spawn(async move {
+        generated::spawn_in_call(async move {
             let mut version = first.version;
             if sender.send(Ok(first)).await.is_err() {
                 return;
@@ -296,7 +296,7 @@ impl generated::GetProjectsRpc for Handler {
     ) -> Result<Response<ResponseStream<Project>>, Status> {
         let mut requests = request.into_inner();
         let (sender, stream) = generated::response_channel(4);
-        tokio::spawn(async move {
+        generated::spawn_in_call(async move {
             loop {
                 let reply = match requests.message().await {
                     Ok(Some(request)) => store
@@ -640,6 +640,37 @@ def test_client_and_bidirectional_streams(client, pb):
     missing = client.GetProjects(iter([gets[0], messages.GetProjectRequest(org_id="o7", id="nope")]), timeout=10)
     assert next(missing).name == "n2"
     assert code_of(lambda: next(missing))[0] == grpc.StatusCode.NOT_FOUND
+
+
+def test_a_stream_s_store_requests_are_children_of_its_span(project, pb, tmp_path):
+    """Exported over OTLP, a streaming call's server span holds a client span per store request,
+    those its spawned task makes included (`spawn_in_call`), and ends after them; its log line
+    counts them."""
+    from otlp_receiver import Receiver
+
+    messages, stubs = pb
+    with Receiver() as receiver:
+        env = {"SVCGEN_TASK_POLICY": str(task_policy(project)), "OTEL_EXPORTER_OTLP_ENDPOINT": receiver.endpoint}
+        service = Service(tmp_path / "data", {}, env, binary=BINARY).start()
+        try:
+            with service.channel() as channel:
+                client = stubs.ProjectServiceStub(grpc.intercept_channel(channel, Authenticated()))
+                projects = [messages.Project(org_id="o9", id=f"s{n}", owner="ada", name=f"s{n}") for n in range(2)]
+                assert client.ImportProjects(iter([messages.CreateProjectRequest(project=p) for p in projects]),
+                                             timeout=10).created == 2
+                gets = [messages.GetProjectRequest(org_id="o9", id=p.id) for p in projects]
+                assert [p.name for p in client.GetProjects(iter(gets), timeout=10)] == ["s0", "s1"]
+        finally:
+            assert service.stop() == 0
+        spans = receiver.spans()
+    lines = [json.loads(line) for line in service.log if '"svcgen::access"' in line]
+    for method, operation in [("ImportProjects", "LocalStore.PutItem"), ("GetProjects", "LocalStore.GetItem")]:
+        (server,) = [s for s in spans if s.name == f"acme.projects.v1.ProjectService/{method}"]
+        children = [s for s in spans if s.parent_span_id == server.span_id and s.kind == "SPAN_KIND_CLIENT"]
+        assert [s.name for s in children] == [operation] * 2, (method, spans)
+        assert all(server.start_ns <= c.start_ns and c.end_ns <= server.end_ns for c in children)
+        (line,) = [line for line in lines if line["rpc"].endswith(f"/{method}")]
+        assert (line["store_calls"], line["trace_id"]) == (2, server.trace_id)
 
 
 def test_a_server_stream_sends_each_change(client, pb):

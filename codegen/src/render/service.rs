@@ -23,10 +23,11 @@ pub(super) fn render(model: &Model) -> TokenStream {
         .any(|m| m.server_streaming)
         .then(|| {
             quote! {
-                /// What a hand-written RPC with a streamed response returns, and a channel
-                /// that makes one (re-exported for `src/rpc/`, which may use either).
+                /// What a hand-written RPC with a streamed response returns, a channel that
+                /// makes one and how to spawn the task that feeds it within the call
+                /// (re-exported for `src/rpc/`, which may use any).
                 #[allow(unused_imports)]
-                pub use rt::{ResponseStream, response_channel};
+                pub use rt::{ResponseStream, response_channel, spawn_in_call};
             }
         });
     let writes = model.methods().any(|m| match &m.operation {

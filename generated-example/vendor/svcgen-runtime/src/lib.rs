@@ -36,7 +36,7 @@ pub use repository::{EntityTable, Page, PageLimits, Transaction};
 pub use server::Server;
 pub use store::{LocalStore, Store, StoreError, TableSchema};
 pub use svcgen_macros::{Attributes, Entity};
-pub use telemetry::MetricsOutput;
+pub use telemetry::{MetricsOutput, spawn_in_call};
 
 /// What generated code names: one path, `::svcgen_runtime::codegen::*`, so generated code and
 /// this crate's version always agree (as tonic's generated code uses `tonic::codegen`).
@@ -50,7 +50,9 @@ pub mod codegen {
     pub use crate::server::{Server, ServiceDefinition, Stores};
     pub use crate::store::{Store, TableSchema};
     pub use crate::validate::{Fields, Pattern, StringRules, Violations, join};
-    pub use crate::{Drain, Error, RequestContext, ResponseStream, response_channel};
+    pub use crate::{
+        Drain, Error, RequestContext, ResponseStream, response_channel, spawn_in_call,
+    };
     pub use async_trait::async_trait;
     pub use tonic::service::Routes;
     pub use tonic::{Request, Response, Status, Streaming};

@@ -6,10 +6,11 @@ use ::svcgen_runtime::codegen as rt;
 use rt::{Request, Response, Status};
 use super::repository::Repositories;
 
-/// What a hand-written RPC with a streamed response returns, and a channel
-/// that makes one (re-exported for `src/rpc/`, which may use either).
+/// What a hand-written RPC with a streamed response returns, a channel that
+/// makes one and how to spawn the task that feeds it within the call
+/// (re-exported for `src/rpc/`, which may use any).
 #[allow(unused_imports)]
-pub use rt::{ResponseStream, response_channel};
+pub use rt::{ResponseStream, response_channel, spawn_in_call};
 
 /// Writes that take effect together or not at all, for the `*_in` methods of
 /// the hand-written RPCs' store handles.
