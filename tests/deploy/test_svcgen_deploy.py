@@ -412,6 +412,39 @@ def test_a_changed_alarm_threshold_puts_that_alarm_only_and_other_alarms_are_lef
     assert mutating(aws.recorder.operations()) == []
 
 
+def test_alarm_actions_disabled_or_added_by_hand_are_put_back_by_the_next_deploy(aws, project):
+    assert deploy(project).returncode == 0
+    assert deploy(project).returncode == 0  # sets what moto omits after CreateService
+    cloudwatch = aws.client("cloudwatch")
+    (group,) = aws.client("elbv2").describe_target_groups(Names=["task-svc"])["TargetGroups"]
+    # An operator silences one alarm, and gives another insufficient-data actions (a put of the
+    # whole alarm, as generated otherwise).
+    cloudwatch.disable_alarm_actions(AlarmNames=["task-svc-latency-p99"])
+    errors = monitoring(project, "server-errors.json", group["TargetGroupArn"], aws.listener)
+    topic = f"arn:aws:sns:{REGION}:{ACCOUNT}:oncall"
+    cloudwatch.put_metric_alarm(**errors, InsufficientDataActions=[topic])
+    dry = deploy(project, "--dry-run")
+    assert dry.returncode == 0, dry.stdout + dry.stderr
+    assert "would update alarm task-svc-server-errors (InsufficientDataActions)" in dry.stdout, dry.stdout
+    assert "would update alarm task-svc-latency-p99 (ActionsEnabled)" in dry.stdout, dry.stdout
+
+    aws.recorder.start()
+    result = deploy(project)
+    operations = aws.recorder.operations()
+    assert result.returncode == 0, result.stdout + result.stderr
+    assert mutating(operations) == ["PutMetricAlarm", "PutMetricAlarm"], operations
+    requests = [r["body"] for r in aws.recorder.requests if r["operation"] == "PutMetricAlarm"]
+    assert [(r["AlarmName"], r["ActionsEnabled"], "InsufficientDataActions" in r) for r in requests] == [
+        ("task-svc-server-errors", True, False), ("task-svc-latency-p99", True, False)]
+    described = {a["AlarmName"]: a for a in cloudwatch.describe_alarms(AlarmNamePrefix="task-svc-")["MetricAlarms"]}
+    assert all(a["ActionsEnabled"] and not a.get("InsufficientDataActions") for a in described.values()), described
+
+    aws.recorder.start()
+    again = deploy(project)
+    assert again.returncode == 0, again.stdout + again.stderr
+    assert mutating(aws.recorder.operations()) == []
+
+
 def test_enabling_the_collector_adds_it_beside_the_service_and_lets_the_tasks_send_traces(aws, project):
     assert deploy(project).returncode == 0
     assert deploy(project).returncode == 0  # sets what moto omits after CreateService

@@ -611,11 +611,13 @@ fn query_keys(queries: &[cw::MetricDataQuery]) -> Vec<QueryKey<'_>> {
 }
 
 /// What differs between the alarm CloudWatch describes and the model's (notifying `topic`),
-/// by `PutMetricAlarm`'s field names. What CloudWatch adds of its own (ARN, state, timestamps,
-/// `ActionsEnabled`, `InsufficientDataActions`) is not compared; a field the model sets that
-/// the description omits counts as CloudWatch's documented default: `DatapointsToAlarm` as
-/// `EvaluationPeriods` (N out of N), `TreatMissingData` as `missing`, a query's `ReturnData`
-/// as true.
+/// by `PutMetricAlarm`'s field names. What CloudWatch adds of its own (ARN, state, timestamps)
+/// is not compared. `PutMetricAlarm` replaces the whole configuration and svcgen's puts actions
+/// enabled and no insufficient-data actions: actions disabled by hand (`DisableAlarmActions`)
+/// or insufficient-data actions added are differences, which the next put undoes. A field the
+/// model sets that the description omits counts as CloudWatch's documented default:
+/// `ActionsEnabled` as true, `DatapointsToAlarm` as `EvaluationPeriods` (N out of N),
+/// `TreatMissingData` as `missing`, a query's `ReturnData` as true.
 pub(super) fn alarm_differences(
     current: &cw::MetricAlarm,
     wanted: &Alarm,
@@ -660,8 +662,13 @@ pub(super) fn alarm_differences(
             "Metrics",
             query_keys(current.metrics()) == query_keys(&queries),
         ),
+        ("ActionsEnabled", current.actions_enabled().unwrap_or(true)),
         ("AlarmActions", actions(current.alarm_actions()) == topic),
         ("OKActions", actions(current.ok_actions()) == topic),
+        (
+            "InsufficientDataActions",
+            current.insufficient_data_actions().is_empty(),
+        ),
     ])
 }
 

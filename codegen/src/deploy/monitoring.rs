@@ -115,7 +115,8 @@ async fn alarms(
     Ok(others.into_iter().map(str::to_owned).collect())
 }
 
-/// `PutMetricAlarm` with the model's alarm: creates it, or replaces its whole configuration.
+/// `PutMetricAlarm` with the model's alarm: creates it, or replaces its whole configuration
+/// (actions enabled again, insufficient-data actions removed: svcgen owns its alarms).
 async fn put_alarm(aws: &Clients, alarm: &Alarm, topic: Option<&str>) -> Result<(), AwsError> {
     // Without a topic, no actions (as the generated input: PutMetricAlarm replaces them).
     let actions = topic.map(|topic| vec![topic.to_owned()]);
@@ -131,6 +132,7 @@ async fn put_alarm(aws: &Clients, alarm: &Alarm, topic: Option<&str>) -> Result<
         .set_metrics(Some(compare::alarm_queries(alarm)))
         .set_alarm_actions(actions.clone())
         .set_ok_actions(actions)
+        .actions_enabled(true)
         .send()
         .await
         .map_err(|e| AwsError::call("cloudwatch:PutMetricAlarm", e))?;

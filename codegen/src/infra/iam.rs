@@ -127,15 +127,11 @@ pub(crate) fn pascal_case(name: &str) -> String {
         .collect()
 }
 
-/// The X-Ray actions of the collector beside the service: send segments and telemetry, read
-/// the sampling rules. X-Ray has no resource-level permissions for them.
-const TRACES: [&str; 5] = [
-    "xray:PutTraceSegments",
-    "xray:PutTelemetryRecords",
-    "xray:GetSamplingRules",
-    "xray:GetSamplingTargets",
-    "xray:GetSamplingStatisticSummaries",
-];
+/// The X-Ray action of the collector beside the service: send segments. Its configuration
+/// (the image's `/etc/ecs/ecs-xray.yaml`) exports with `awsxray` alone, without telemetry
+/// records or remote sampling (the service samples itself, `OTEL_TRACES_SAMPLER`). X-Ray has
+/// no resource-level permissions for it.
+const TRACES: [&str; 1] = ["xray:PutTraceSegments"];
 
 /// The task role's policy: exactly the actions the RPCs perform, on the tables and indexes
 /// they touch, and with a collector (`traces`) X-Ray's.

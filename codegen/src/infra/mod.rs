@@ -654,15 +654,23 @@ mod tests {
                 ("METRICS", "emf"),
             ]
         );
-        // The task role gains X-Ray's actions (no resource-level permissions), nothing else.
+        // The task role gains the one X-Ray action the collector's exporter calls (no
+        // resource-level permissions), nothing else.
         let statements = &traced.task_role.policy.statement;
         let (traces, tables) = statements.split_last().expect("statements");
         assert_eq!(tables, plain.task_role.policy.statement.as_slice());
         assert_eq!(
-            (traces.sid.as_str(), traces.resource.as_slice()),
-            ("Traces", ["*".to_owned()].as_slice())
+            (
+                traces.sid.as_str(),
+                traces.action.as_slice(),
+                traces.resource.as_slice()
+            ),
+            (
+                "Traces",
+                ["xray:PutTraceSegments".to_owned()].as_slice(),
+                ["*".to_owned()].as_slice()
+            )
         );
-        assert!(traces.action.iter().all(|a| a.starts_with("xray:")) && traces.action.len() == 5);
         assert_eq!(traced.execution_role.policy, plain.execution_role.policy);
         // A sidecar added or removed is a difference; deploying an image leaves the collector's.
         assert_eq!(

@@ -189,9 +189,11 @@ pub(super) fn task_definition(
             ("awslogs-stream-prefix".to_owned(), stream_prefix.to_owned()),
         ]),
     };
-    // The ADOT image's bundled traces-only configuration (OTLP in on 4317 and 4318, X-Ray out)
-    // and its health check binary (the health_check extension on 127.0.0.1:13133). It is not
-    // essential: when it stops, the service keeps serving (and logs that spans cannot be sent).
+    // The ADOT image's bundled traces-only configuration (OTLP in on 4317 and 4318, X-Ray out
+    // through the `awsxray` exporter: PutTraceSegments only) and its health check binary (the
+    // health_check extension on 127.0.0.1:13133). The service depends on its start, so an image
+    // that cannot be pulled fails the task's start; once started it is not essential: when it
+    // stops, the service keeps serving (and logs that spans cannot be sent).
     let collector = (observability.collector == Collector::Adot).then(|| Container {
         name: COLLECTOR.to_owned(),
         image: observability.collector_image.clone(),

@@ -581,8 +581,8 @@ fn monitoring() -> crate::infra::Monitoring {
 }
 
 /// The alarm as DescribeAlarms returns it after svcgen's PutMetricAlarm: the queries svcgen
-/// sent (in another order, a metric's dimensions too), plus what CloudWatch adds of its own
-/// (ARN, state, timestamps, actions enabled, no insufficient-data actions, no single metric).
+/// sent (in another order, a metric's dimensions too), actions enabled, no insufficient-data
+/// actions, plus what CloudWatch adds of its own (ARN, state, timestamps, no single metric).
 fn described_alarm(wanted: &Alarm, topic: Option<&str>) -> cw::builders::MetricAlarmBuilder {
     let mut queries = alarm_queries(wanted);
     queries.reverse();
@@ -663,13 +663,65 @@ fn alarms_cloudwatch_describes_as_put_have_no_differences() {
         .set_metrics(Some(vec![query]))
         .build();
     assert!(alarm_differences(&described, latency, None).is_empty());
-    // CloudWatch's state and a disabled action do not make it differ: svcgen does not set them.
+    // CloudWatch's state does not make it differ: svcgen does not set it.
     let alarming = described_alarm(latency, None)
         .state_value(cw::StateValue::Alarm)
+        .state_reason("Threshold Crossed: 3 out of the last 5 datapoints were greater")
+        .build();
+    assert!(alarm_differences(&alarming, latency, None).is_empty());
+    // Described without ActionsEnabled, actions are enabled (CloudWatch's default).
+    let mut omitted = described_alarm(latency, Some(TOPIC)).build();
+    omitted.actions_enabled = None;
+    omitted.insufficient_data_actions = None;
+    assert!(alarm_differences(&omitted, latency, Some(TOPIC)).is_empty());
+}
+
+/// svcgen owns the alarms it names, and its PutMetricAlarm replaces their whole configuration
+/// with actions enabled and no insufficient-data actions: what an operator changed there is a
+/// difference the next deploy puts back, not one it would undo unannounced when it puts the
+/// alarm for another reason.
+#[test]
+fn alarms_with_actions_disabled_or_insufficient_data_actions_differ() {
+    let monitoring = monitoring();
+    let latency = &monitoring.alarms[1];
+    for topic in [None, Some(TOPIC)] {
+        // `aws cloudwatch disable-alarm-actions`, whatever the alarm's state.
+        let disabled = described_alarm(latency, topic)
+            .actions_enabled(false)
+            .build();
+        assert_eq!(
+            alarm_differences(&disabled, latency, topic),
+            ["ActionsEnabled"]
+        );
+        let alarming = described_alarm(latency, topic)
+            .state_value(cw::StateValue::Alarm)
+            .actions_enabled(false)
+            .build();
+        assert_eq!(
+            alarm_differences(&alarming, latency, topic),
+            ["ActionsEnabled"]
+        );
+        // Insufficient-data actions, to svcgen's topic or another.
+        for notified in [TOPIC, "arn:aws:sns:eu-west-1:123456789012:elsewhere"] {
+            let insufficient = described_alarm(latency, topic)
+                .insufficient_data_actions(notified)
+                .build();
+            assert_eq!(
+                alarm_differences(&insufficient, latency, topic),
+                ["InsufficientDataActions"]
+            );
+        }
+    }
+    // Both, with another change: each named, in PutMetricAlarm's terms.
+    let changed = described_alarm(latency, None)
+        .threshold(500.0)
         .actions_enabled(false)
         .insufficient_data_actions(TOPIC)
         .build();
-    assert!(alarm_differences(&alarming, latency, None).is_empty());
+    assert_eq!(
+        alarm_differences(&changed, latency, None),
+        ["Threshold", "ActionsEnabled", "InsufficientDataActions"]
+    );
 }
 
 #[test]
