@@ -183,6 +183,7 @@ def load(args, workload, port, pid, standin_port=None):
         "p50_ms": report["latency_ms"]["p50"],
         "cpu_us_per_req": (cpu["window end"] - cpu["window start"]) * 1e6 / requests,
         "codes": report["codes"],
+        "calls_made": report["calls_made"],
     }
     if standin_port:
         start, end = standin["window start"], standin["window end"]
@@ -273,6 +274,10 @@ def main():
         exported = run["otlp_exports"]
         if not any("TraceService" in path for path in exported) or not any("MetricsService" in path for path in exported):
             failures.append(f"otlp: the sink received no traces or no metrics: {exported}")
+        # Every call is traced (a server span and a store span each): fewer spans than calls
+        # made means the exporter dropped some, and the run measured less than full export.
+        spans = sum(counts["spans"] for counts in exported.values())
+        run["spans_per_call"] = spans / max(sum(run[w]["calls_made"] for w in args.workloads), 1)
 
     def table(rows, reference, subject):
         print(f"| workload | metric | {reference} | {subject} | {subject} / {reference} | goal | met |")
@@ -287,6 +292,8 @@ def main():
     table(compare("telemetry-off", "generated", TELEMETRY_GOALS), "telemetry off", "telemetry on")
     print("\nOpenTelemetry export (every call traced, metrics over OTLP, the log line kept) against telemetry off:\n")
     table(compare("telemetry-off", "otlp", TELEMETRY_GOALS), "telemetry off", "OTLP on")
+    print("\nSpans the OTLP sink received per call made (2 when none was dropped): "
+          f"{median('otlp', 'spans_per_call'):.3f}")
     delay_ms = args.dynamodb_delay_us / 1000
     print(f"\nThe DynamoDB path (each server against its own stand-in answering after {delay_ms:g} ms; "
           "the generated service with its defaults):\n")

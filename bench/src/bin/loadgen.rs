@@ -56,6 +56,8 @@ struct Args {
 /// What one caller saw during the measured window.
 #[derive(Default)]
 struct Tally {
+    /// Every call made, the warm-up's too.
+    made: u64,
     latencies_us: Vec<u32>,
     codes: BTreeMap<String, u64>,
 }
@@ -203,6 +205,7 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
                 }
                 let result = call(&mut client, args.workload, &ids, &project, n, &args).await;
                 n += 1;
+                tally.made += 1;
                 if sent < measure_from {
                     continue;
                 }
@@ -227,8 +230,10 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
     });
     let mut latencies = Vec::new();
     let mut codes: BTreeMap<String, u64> = BTreeMap::new();
+    let mut made = ids.len() as u64;
     for caller in callers {
         let tally = caller.await?;
+        made += tally.made;
         latencies.extend(tally.latencies_us);
         for (code, count) in tally.codes {
             *codes.entry(code).or_default() += count;
@@ -244,6 +249,8 @@ async fn main() -> Result<(), Box<dyn std::error::Error>> {
         "connections": args.connections,
         "duration_s": args.duration,
         "requests": requests,
+        // Every call made, seeding and warm-up included.
+        "calls_made": made,
         "rps": requests as f64 / args.duration,
         "latency_ms": {
             "p50": percentile(&latencies, 50.0),
