@@ -600,9 +600,24 @@ enum Outcome {
 #[derive(Debug, Default)]
 pub(crate) struct CallRecord {
     calls: Mutex<Vec<StoreCall>>,
+    /// Whether the call's spans are exported (its trace sampled): its store requests get spans.
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    traced: bool,
 }
 
 impl CallRecord {
+    pub(crate) fn new(traced: bool) -> Self {
+        Self {
+            calls: Mutex::default(),
+            traced,
+        }
+    }
+
+    #[cfg_attr(not(feature = "otlp"), allow(dead_code))]
+    pub(crate) fn traced(&self) -> bool {
+        self.traced
+    }
+
     pub(crate) fn take(&self) -> Vec<StoreCall> {
         std::mem::take(&mut *self.calls.lock().unwrap_or_else(PoisonError::into_inner))
     }
@@ -667,7 +682,9 @@ impl Measured {
         request: impl Future<Output = Result<T, StoreError>>,
     ) -> Result<T, StoreError> {
         #[cfg(feature = "otlp")]
-        let span = crate::otlp::tracing()
+        let span = CALL
+            .try_with(|record| record.traced)
+            .unwrap_or(false)
             .then(|| crate::otlp::store_span(self.system, operation, &self.table));
         #[cfg(feature = "otlp")]
         let request = tracing::Instrument::instrument(

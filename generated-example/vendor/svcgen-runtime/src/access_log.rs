@@ -171,25 +171,21 @@ where
         };
         // Exported, the span is the call's server span, and its trace the log line's.
         #[cfg(feature = "otlp")]
-        let (span, exported) = if crate::otlp::tracing() {
+        let (span, trace_id, traced) = if crate::otlp::tracing() {
             let name = self.layer.metrics.rpc_name(&rpc);
-            let span = crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer);
-            (span, true)
+            let (span, trace_id, sampled) =
+                crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer);
+            (span, trace_id.or_else(traceparent), sampled)
         } else {
-            (
-                tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
-                false,
-            )
+            let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
+            (span, traceparent(), false)
         };
         #[cfg(not(feature = "otlp"))]
-        let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
-        #[cfg(feature = "otlp")]
-        let trace_id = exported
-            .then(|| crate::otlp::trace_id(&span))
-            .flatten()
-            .or_else(traceparent);
-        #[cfg(not(feature = "otlp"))]
-        let trace_id = traceparent();
+        let (span, trace_id, traced) = (
+            tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
+            traceparent(),
+            false,
+        );
         self.layer.metrics.call_started();
         let mut call = Call {
             rpc,
@@ -197,12 +193,10 @@ where
             trace_id,
             peer,
             started: Instant::now(),
-            record: Arc::default(),
+            record: Arc::new(CallRecord::new(traced)),
             layer: self.layer.clone(),
             finished: false,
             span: span.clone(),
-            #[cfg(feature = "otlp")]
-            exported,
         };
         let response = crate::telemetry::recording(
             call.record.clone(),
@@ -284,9 +278,6 @@ struct Call {
     /// The call's span: the handler runs in it, and the response body is polled in it (a
     /// stream's store requests are its children; an exported span ends with the response).
     span: tracing::Span,
-    /// Whether `span` is exported as the call's server span.
-    #[cfg(feature = "otlp")]
-    exported: bool,
 }
 
 impl Drop for Call {
@@ -304,7 +295,7 @@ impl Call {
         let duration = self.started.elapsed();
         self.layer.metrics.call_finished(&self.rpc, code, duration);
         #[cfg(feature = "otlp")]
-        if self.exported {
+        if self.record.traced() {
             crate::otlp::finish_server_span(&self.span, code);
         }
         let logged = match self.layer.mode {
@@ -579,8 +570,6 @@ mod tests {
             layer,
             finished: true,
             span: tracing::Span::none(),
-            #[cfg(feature = "otlp")]
-            exported: false,
         };
         let store = [StoreCall::test("GetItem", "tasks", 0.5, 0.0)];
         let timestamp =
