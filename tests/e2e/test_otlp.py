@@ -82,6 +82,18 @@ class Caller:
         return response
 
 
+def create_one(data_dir, stubs, env):
+    """Starts the service with `env`, creates one task and stops it (which flushes)."""
+    pb, tasks_grpc = stubs
+    service = Service(data_dir, {}, env).start()
+    try:
+        with service.channel() as channel:
+            Caller(tasks_grpc.TaskServiceStub(channel))(
+                "CreateTask", pb.CreateTaskRequest(task=pb.Task(project_id="p1", title="t")))
+    finally:
+        assert service.stop() == 0
+
+
 def access_lines(service):
     events = [json.loads(line) for line in service.log if line.startswith("{")]
     return {e["request_id"]: e for e in events if e.get("target") == "svcgen::access"}
@@ -319,28 +331,14 @@ def test_an_export_it_cannot_make_stops_the_start(data_dir, receiver, override, 
 def test_a_signal_s_own_variables_win_and_values_ignore_case(data_dir, stubs, receiver):
     """The per-signal protocol beats the general one (both `grpc` whatever their case);
     OTEL_TRACES_EXPORTER=NONE turns spans off and leaves metrics on."""
-    pb, tasks_grpc = stubs
     env = otlp_env(receiver, OTEL_EXPORTER_OTLP_PROTOCOL="http/protobuf", OTEL_EXPORTER_OTLP_TRACES_PROTOCOL="GRPC",
                    OTEL_EXPORTER_OTLP_METRICS_PROTOCOL="Grpc", OTEL_TRACES_EXPORTER="NONE")
-    service = Service(data_dir, {}, env).start()
-    try:
-        with service.channel() as channel:
-            Caller(tasks_grpc.TaskServiceStub(channel))(
-                "CreateTask", pb.CreateTaskRequest(task=pb.Task(project_id="p1", title="t")))
-    finally:
-        assert service.stop() == 0
+    create_one(data_dir, stubs, env)
     assert receiver.spans() == []
     assert counts(task_calls(receiver.last_points("rpc.server.call.duration")), "rpc.method", "rpc.grpc.status_code") == {
         ("CreateTask", 0): 1}
 
 
 def test_the_sdk_disabled_sends_nothing(data_dir, stubs, receiver):
-    pb, tasks_grpc = stubs
-    service = Service(data_dir, {}, otlp_env(receiver, OTEL_SDK_DISABLED="true")).start()
-    try:
-        with service.channel() as channel:
-            Caller(tasks_grpc.TaskServiceStub(channel))(
-                "CreateTask", pb.CreateTaskRequest(task=pb.Task(project_id="p1", title="t")))
-    finally:
-        assert service.stop() == 0
+    create_one(data_dir, stubs, otlp_env(receiver, OTEL_SDK_DISABLED="true"))
     assert len(receiver.requests()) == 0
