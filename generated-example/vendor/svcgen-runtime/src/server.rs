@@ -568,12 +568,9 @@ impl Server {
         let otlp = config
             .as_ref()
             .ok()
-            .map(|config| start_otlp(self.definition.name, config));
-        let otlp = match otlp {
-            Some(Err(error)) => Err(error),
-            Some(Ok(otlp)) => Ok(otlp),
-            None => Ok(None),
-        };
+            .map(|config| start_otlp(self.definition.name, config))
+            .transpose()
+            .map(Option::flatten);
         install_tracing(otlp.as_ref().ok().and_then(Option::as_ref));
         let (config, otlp) = match (config, otlp) {
             (Ok(config), Ok(otlp)) => (config, otlp),

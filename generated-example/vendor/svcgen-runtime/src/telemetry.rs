@@ -74,6 +74,7 @@ pub(crate) struct Metrics {
     service: String,
     /// Whether EMF aggregates are kept (`METRICS=emf`).
     enabled: bool,
+    /// The OpenTelemetry instruments everything is recorded on instead (`METRICS=otlp`).
     #[cfg(feature = "otlp")]
     otlp: Option<crate::otlp::Instruments>,
     /// The declared methods, `package.Service/Method`.
