@@ -171,21 +171,20 @@ where
         };
         // Exported, the span is the call's server span, and its trace the log line's.
         #[cfg(feature = "otlp")]
-        let (span, trace_id, traced) = if crate::otlp::tracing() {
+        let exported = crate::otlp::tracing().then(|| {
             let name = self.layer.metrics.rpc_name(&rpc);
-            let (span, trace_id, sampled) =
-                crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer);
-            (span, trace_id.or_else(traceparent), sampled)
-        } else {
-            let span = tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id);
-            (span, traceparent(), false)
-        };
+            crate::otlp::server_span(&rpc, name, request.headers(), &request_id, peer)
+        });
         #[cfg(not(feature = "otlp"))]
-        let (span, trace_id, traced) = (
-            tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
-            traceparent(),
-            false,
-        );
+        let exported: Option<(tracing::Span, Option<String>, bool)> = None;
+        let (span, trace_id, traced) = match exported {
+            Some((span, trace_id, sampled)) => (span, trace_id.or_else(traceparent), sampled),
+            None => (
+                tracing::info_span!("rpc", rpc = %rpc, request_id = %request_id),
+                traceparent(),
+                false,
+            ),
+        };
         self.layer.metrics.call_started();
         let mut call = Call {
             rpc,
