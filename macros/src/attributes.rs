@@ -87,7 +87,7 @@ pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> To
             fn write_attributes(&self, item: &mut #rt::Item) {
                 #(#writes)*
             }
-            fn read_attributes(mut item: #rt::Item) -> ::core::result::Result<Self, #rt::DecodeError> {
+            fn read_attributes(item: &#rt::ItemRef<'_>) -> ::core::result::Result<Self, #rt::DecodeError> {
                 ::core::result::Result::Ok(Self { #(#reads,)* })
             }
         }
@@ -95,7 +95,7 @@ pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> To
             fn to_attribute(&self) -> #rt::AttributeValue {
                 #rt::message_to_attribute(self)
             }
-            fn from_attribute(value: #rt::AttributeValue) -> ::core::result::Result<Self, #rt::DecodeError> {
+            fn from_attribute(value: &#rt::AttributeRef<'_>) -> ::core::result::Result<Self, #rt::DecodeError> {
                 #rt::message_from_attribute(value)
             }
         }
@@ -108,11 +108,11 @@ fn element_codec(kind: &Kind) -> (TokenStream, TokenStream) {
     match kind {
         Kind::Scalar(_) | Kind::Message => (
             quote!(|v| #rt::Value::to_attribute(v)),
-            quote!(|a: #rt::AttributeValue| #rt::Value::from_attribute(a)),
+            quote!(|a: &#rt::AttributeRef<'_>| #rt::Value::from_attribute(a)),
         ),
         Kind::Enum(path) => (
             quote!(|v: &i32| #rt::enum_to_attribute(*v, #path::try_from(*v).ok().map(|e| e.as_str_name()))),
-            quote!(|a: #rt::AttributeValue| #rt::enum_from_attribute(a, |name| #path::from_str_name(name).map(|e| e as i32))),
+            quote!(|a: &#rt::AttributeRef<'_>| #rt::enum_from_attribute(a, |name| #path::from_str_name(name).map(|e| e as i32))),
         ),
     }
 }
@@ -160,11 +160,11 @@ fn read_field(field: &MessageField) -> TokenStream {
         Shape::Plain => (quote!(::core::default::Default::default), decode),
         Shape::Optional => (
             quote!(|| ::core::option::Option::None),
-            quote!(|a: #rt::AttributeValue| (#decode)(a).map(::core::option::Option::Some)),
+            quote!(|a: &#rt::AttributeRef<'_>| (#decode)(a).map(::core::option::Option::Some)),
         ),
         Shape::Repeated => (
             quote!(::std::vec::Vec::new),
-            quote!(|a: #rt::AttributeValue| #rt::list_from_attribute(a, #decode)),
+            quote!(|a: &#rt::AttributeRef<'_>| #rt::list_from_attribute(a, #decode)),
         ),
         Shape::Map { btree, .. } => {
             let read = if *btree {
@@ -174,12 +174,12 @@ fn read_field(field: &MessageField) -> TokenStream {
             };
             (
                 quote!(::core::default::Default::default),
-                quote!(|a: #rt::AttributeValue| #read(a, #decode)),
+                quote!(|a: &#rt::AttributeRef<'_>| #read(a, #decode)),
             )
         }
-        Shape::Oneof(_) => return quote!(#rt::OneofAttributes::read_oneof(&mut item)?),
+        Shape::Oneof(_) => return quote!(#rt::OneofAttributes::read_oneof(item)?),
     };
-    quote!(#rt::take(&mut item, #name, #default, #decode)?)
+    quote!(#rt::read_attribute(item, #name, #default, #decode)?)
 }
 
 fn oneof_impl(ident: &syn::Ident, data: &syn::DataEnum) -> syn::Result<TokenStream> {
@@ -219,8 +219,8 @@ fn oneof_impl(ident: &syn::Ident, data: &syn::DataEnum) -> syn::Result<TokenStre
             Self::#ident(#value) => { item.insert(::std::string::String::from(#name), (#encode)(#value)); }
         });
         reads.push(quote! {
-            match item.remove(#name) {
-                ::core::option::Option::None | ::core::option::Option::Some(#rt::AttributeValue::Null) => {}
+            match item.get(#name) {
+                ::core::option::Option::None | ::core::option::Option::Some(#rt::AttributeRef::Null) => {}
                 ::core::option::Option::Some(a) => {
                     return (#decode)(a).map(|v| ::core::option::Option::Some(Self::#ident(v))).map_err(|e| e.at(#name));
                 }
@@ -236,7 +236,7 @@ fn oneof_impl(ident: &syn::Ident, data: &syn::DataEnum) -> syn::Result<TokenStre
             fn write_oneof(&self, item: &mut #rt::Item) {
                 match self { #(#writes)* }
             }
-            fn read_oneof(item: &mut #rt::Item) -> ::core::result::Result<::core::option::Option<Self>, #rt::DecodeError> {
+            fn read_oneof(item: &#rt::ItemRef<'_>) -> ::core::result::Result<::core::option::Option<Self>, #rt::DecodeError> {
                 #(#reads)*
                 ::core::result::Result::Ok(::core::option::Option::None)
             }

@@ -238,7 +238,7 @@ fn every_field_kind_round_trips() {
     for _ in 0..3000 {
         let thing = cases.thing();
         let item = thing.to_item().expect("keys are set");
-        let back = Thing::from_item(item.clone()).expect("decodes");
+        let back = Thing::from_item(&item).expect("decodes");
         assert!(same(&thing, &back), "{thing:?}\n{item:?}\n{back:?}");
     }
 }
@@ -315,7 +315,7 @@ fn defaults_are_not_stored_and_old_items_read_as_defaults() {
     let mut old: Item = item.clone();
     old.insert("field_from_the_future".into(), AttributeValue::Bool(true));
     old.remove("colour");
-    let read = Thing::from_item(old).expect("unknown attributes are ignored");
+    let read = Thing::from_item(&old).expect("unknown attributes are ignored");
     assert_eq!(read.colour, 0);
 }
 
@@ -391,7 +391,7 @@ fn from_item_never_panics_on_malformed_items() {
             let name = field_name(&mut cases);
             item.insert(name, arbitrary_value(&mut cases, 0));
         }
-        if Thing::from_item(item).is_err() {
+        if Thing::from_item(&item).is_err() {
             errors += 1;
         }
     }

@@ -3,6 +3,8 @@
 //!
 //! `cargo bench -p svcgen-runtime --bench item_codec`. Three rows per direction:
 //! - `derive`: message ↔ svcgen's `Item`;
+//! - `derive+stored` (reading only): message ← the embedded store's encoding of the item, read
+//!   in place (`LocalStore`'s read path);
 //! - `derive+sdk`: message ↔ the AWS SDK's attribute map (what `DynamoStore` sends), the
 //!   like-for-like comparison with serde_dynamo;
 //! - `serde_dynamo`: message ↔ the AWS SDK's attribute map through serde.
@@ -14,7 +16,7 @@ use aws_sdk_dynamodb::types::AttributeValue as SdkValue;
 use criterion::{Criterion, criterion_group, criterion_main};
 use serde::{Deserialize, Serialize};
 use svcgen_runtime::store::{item_from_sdk, item_to_sdk};
-use svcgen_runtime::{Attributes, Item};
+use svcgen_runtime::{Attributes, Item, ItemRef};
 
 #[derive(Clone, PartialEq, prost::Message, svcgen_runtime::Attributes, Serialize, Deserialize)]
 pub struct LineItem {
@@ -117,7 +119,7 @@ fn codec(c: &mut Criterion) {
     let sdk = item_to_sdk(item.clone());
     let serde_sdk: HashMap<String, SdkValue> = serde_dynamo::to_item(&order).expect("serializes");
     assert_eq!(
-        Order::read_attributes(item_from_sdk(sdk.clone())).expect("reads"),
+        Order::read_attributes(&ItemRef::of(&item_from_sdk(sdk.clone()))).expect("reads"),
         order
     );
     assert_eq!(
@@ -136,18 +138,21 @@ fn codec(c: &mut Criterion) {
     to_item.finish();
 
     let mut from_item = c.benchmark_group("from_item");
-    // Every reader takes its input by value, as a store hands it over; cloning it is setup.
     from_item.bench_function("derive", |b| {
-        b.iter_batched(
-            || item.clone(),
-            Order::read_attributes,
-            criterion::BatchSize::SmallInput,
-        )
+        b.iter(|| Order::read_attributes(&ItemRef::of(black_box(&item))))
     });
+    let stored = postcard::to_stdvec(&item).expect("encodes");
+    from_item.bench_function("derive+stored", |b| {
+        b.iter(|| {
+            let view: ItemRef<'_> = postcard::from_bytes(black_box(&stored)).expect("reads");
+            Order::read_attributes(&view)
+        })
+    });
+    // The SDK readers take their input by value, as the SDK hands it over; cloning it is setup.
     from_item.bench_function("derive+sdk", |b| {
         b.iter_batched(
             || sdk.clone(),
-            |map| Order::read_attributes(item_from_sdk(map)),
+            |map| Order::read_attributes(&ItemRef::of(&item_from_sdk(map))),
             criterion::BatchSize::SmallInput,
         )
     });

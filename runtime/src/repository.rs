@@ -8,6 +8,7 @@ use std::sync::Arc;
 
 use crate::entity::{Entity, ItemKey, TTL, index_key_attributes};
 use crate::error::Error;
+use crate::item::ItemRef;
 use crate::page_token;
 use crate::store::{Expected, ItemUpdate, Query, Store, StoreError, TransactWrite};
 
@@ -144,9 +145,18 @@ impl<E: Entity> EntityTable<E> {
     /// The entity with the key fields of `probe`.
     pub async fn get(&self, probe: &E) -> Result<E, Error> {
         let key = probe.key()?;
-        match self.store.get(&key).await.map_err(Self::store_error)? {
-            Some(item) if E::holds_this_entity(&item) => Ok(E::from_item(item)?),
-            _ => Err(Error::NotFound {
+        let mut entity = None;
+        self.store
+            .get_with(&key, &mut |item| {
+                if E::holds_this_entity(item) {
+                    entity = Some(E::read_attributes(item));
+                }
+            })
+            .await
+            .map_err(Self::store_error)?;
+        match entity {
+            Some(entity) => Ok(entity?),
+            None => Err(Error::NotFound {
                 entity: E::SCHEMA.name,
             }),
         }
@@ -161,7 +171,7 @@ impl<E: Entity> EntityTable<E> {
             .update(&key, update)
             .await
             .map_err(Self::store_error)?;
-        Ok(E::from_item(stored)?)
+        Ok(E::from_item(&stored)?)
     }
 
     /// The store update that writes the fields of `entity` named by `mask`.
@@ -276,7 +286,7 @@ impl<E: Entity> EntityTable<E> {
             .delete(&key, expected)
             .await
             .map_err(Self::store_error)?;
-        Ok(E::from_item(item)?)
+        Ok(E::from_item(&item)?)
     }
 
     /// The key of `probe` and what the stored item must be: this entity, at `probe`'s version
@@ -339,9 +349,14 @@ impl<E: Entity> EntityTable<E> {
             .map_err(Self::store_error)?;
         items
             .into_iter()
-            .map(|item| match item {
-                Some(item) if E::holds_this_entity(&item) => Ok(Some(E::from_item(item)?)),
-                _ => Ok(None),
+            .map(|item| {
+                let item = item.as_ref().map(ItemRef::of);
+                match item {
+                    Some(item) if E::holds_this_entity(&item) => {
+                        Ok(Some(E::read_attributes(&item)?))
+                    }
+                    _ => Ok(None),
+                }
             })
             .collect()
     }
@@ -385,21 +400,20 @@ impl<E: Entity> EntityTable<E> {
                 .map_err(|e| Error::InvalidArgument(e.to_owned()))?;
             query.start_after = Some(key);
         }
-        let page = self
-            .store
-            .query(query.clone())
-            .await
-            .map_err(Self::store_error)?;
         // Another entity's items are dropped, so a page may come back shorter than the limit;
         // the token still continues after the last item the store read, so none is skipped.
-        let items = page
-            .items
-            .into_iter()
-            .filter(E::holds_this_entity)
-            .map(E::from_item)
-            .collect::<Result<Vec<_>, _>>()?;
-        let next_page_token = page
-            .last_key
+        let mut items = Vec::with_capacity(query.limit);
+        let last_key = self
+            .store
+            .query_with(query.clone(), &mut |item| {
+                if E::holds_this_entity(item) {
+                    items.push(E::read_attributes(item));
+                }
+            })
+            .await
+            .map_err(Self::store_error)?;
+        let items = items.into_iter().collect::<Result<Vec<_>, _>>()?;
+        let next_page_token = last_key
             .map(|key| page_token::encode(&query, &key))
             .unwrap_or_default();
         Ok(Page {

@@ -16,14 +16,15 @@ use redb::{
 };
 
 use super::rules::{
-    holds_entity, is_expired, item_key, now_epoch_seconds, query_key_attributes, start_sort_key,
-    stored_version,
+    holds_entity, is_expired, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
+    start_sort_key, stored_version,
 };
 use super::{
-    Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TableSchema, TransactWrite, limits,
+    Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TableSchema,
+    TransactWrite, limits,
 };
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
-use crate::item::{AttributeValue, Item};
+use crate::item::{AttributeValue, Item, ItemRef};
 use crate::telemetry::{consumed, read_units, write_units};
 
 type ItemTable<'a> = TableDefinition<'a, (&'static str, &'static str), &'static [u8]>;
@@ -35,8 +36,10 @@ type ItemReader = ReadOnlyTable<(&'static str, &'static str), &'static [u8]>;
 /// is keyed by the first two alone; an index B-tree needs the item key to order equal index keys.
 type ScanKey<'k> = (&'k str, &'k str, &'k str, &'k str);
 type ScanBounds<'k> = (Bound<ScanKey<'k>>, Bound<ScanKey<'k>>);
-/// Item keys in B-tree order, walkable from either end.
-type Keys = Box<dyn DoubleEndedIterator<Item = Result<ItemKey, StoreError>>>;
+/// The stored items a query walks, in B-tree order, walkable from either end; `None` for an
+/// index entry whose item is gone.
+type Stored = Box<dyn DoubleEndedIterator<Item = Result<Option<Encoded>, StoreError>>>;
+type Encoded = redb::AccessGuard<'static, &'static [u8]>;
 
 /// An embedded database file holding any number of tables.
 ///
@@ -217,6 +220,11 @@ fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(item).map_err(internal)
 }
 
+/// A stored item, read in place.
+fn view(bytes: &[u8]) -> Result<ItemRef<'_>, StoreError> {
+    postcard::from_bytes(bytes).map_err(|e| StoreError::Internal(format!("corrupt item: {e}")))
+}
+
 fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Internal(format!("corrupt item: {e}")))
 }
@@ -225,13 +233,6 @@ fn string_attr<'a>(item: &'a Item, name: &str) -> Option<&'a str> {
     match item.get(name) {
         Some(AttributeValue::S(s)) => Some(s),
         _ => None,
-    }
-}
-
-fn owned_key(pk: &str, sk: &str) -> ItemKey {
-    ItemKey {
-        pk: pk.to_owned(),
-        sk: sk.to_owned(),
     }
 }
 
@@ -244,7 +245,7 @@ fn read_live(items: &ItemReader, key: &ItemKey) -> Result<Option<Item>, StoreErr
         return Ok(None);
     };
     let item = decode(bytes.value())?;
-    Ok((!is_expired(&item, now_epoch_seconds())).then_some(item))
+    Ok((!is_expired_item(&item, now_epoch_seconds())).then_some(item))
 }
 
 /// A failed condition of a transaction's write cancels it; other failures stay what they are.
@@ -419,7 +420,7 @@ impl LocalStore {
         let existing = self.current(txn, &key)?;
         if existing
             .as_ref()
-            .is_some_and(|old| !is_expired(old, now_epoch_seconds()))
+            .is_some_and(|old| !is_expired_item(old, now_epoch_seconds()))
         {
             return Err(StoreError::AlreadyExists);
         }
@@ -468,7 +469,10 @@ impl LocalStore {
         entity: Option<&str>,
     ) -> Result<Item, StoreError> {
         match self.current(txn, key)? {
-            Some(old) if !is_expired(&old, now_epoch_seconds()) && holds_entity(&old, entity) => {
+            Some(old)
+                if !is_expired_item(&old, now_epoch_seconds())
+                    && holds_entity(&ItemRef::of(&old), entity) =>
+            {
                 Ok(old)
             }
             _ => Err(StoreError::NotFound),
@@ -520,8 +524,14 @@ impl LocalStore {
         }
     }
 
-    /// One page of `query`, walking the item B-tree or an index B-tree in one read transaction.
-    fn query_sync(&self, query: &Query) -> Result<QueryPage, StoreError> {
+    /// One page of `query`, walking the item B-tree or an index B-tree in one read transaction,
+    /// each live item handed to `read` in place; returns the page's last key and the size of
+    /// the items read.
+    fn query_sync(
+        &self,
+        query: &Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<(Option<Item>, usize), StoreError> {
         let now = now_epoch_seconds();
         let txn = self.db.begin_read().map_err(internal)?;
         let items = txn.open_table(self.item_table()).map_err(internal)?;
@@ -543,9 +553,9 @@ impl LocalStore {
             &end_of_partition,
             after.as_ref(),
         );
-        let keys = match index_table {
-            None => item_keys(&items, bounds)?,
-            Some(table) => index_keys(&txn, table, bounds)?,
+        let stored = match index_table {
+            None => table_items(&items, bounds)?,
+            Some(table) => index_items(&txn, table, items, bounds)?,
         };
         let names = [PARTITION_KEY, SORT_KEY, pk_attr.as_str(), sk_attr.as_str()];
         let key_names = if index_table.is_some() {
@@ -553,10 +563,15 @@ impl LocalStore {
         } else {
             &names[..2]
         };
+        let page = Page {
+            limit: query.limit,
+            now,
+            key_names,
+        };
         if query.descending {
-            collect_page(&items, &mut keys.rev(), query.limit, now, key_names)
+            page.collect(&mut stored.rev(), read)
         } else {
-            collect_page(&items, &mut { keys }, query.limit, now, key_names)
+            page.collect(&mut { stored }, read)
         }
     }
 }
@@ -586,80 +601,81 @@ fn scan_bounds<'k>(
     (lower, upper)
 }
 
-/// The item B-tree's keys within `bounds`.
-fn item_keys<'k>(items: &ItemReader, (lower, upper): ScanBounds<'k>) -> Result<Keys, StoreError> {
+/// The items the item B-tree holds within `bounds`.
+fn table_items<'k>(
+    items: &ItemReader,
+    (lower, upper): ScanBounds<'k>,
+) -> Result<Stored, StoreError> {
     let table_key = |(pk, sk, _, _): ScanKey<'k>| -> (&'k str, &'k str) { (pk, sk) };
     let range = items
         .range::<(&str, &str)>((lower.map(table_key), upper.map(table_key)))
         .map_err(internal)?;
     Ok(Box::new(range.map(|entry| {
-        entry.map_err(internal).map(|(k, _)| {
-            let (pk, sk) = k.value();
-            owned_key(pk, sk)
-        })
+        entry.map_err(internal).map(|(_, item)| Some(item))
     })))
 }
 
-/// The keys of the items an index B-tree holds within `bounds`.
-fn index_keys(
+/// The items an index B-tree leads to within `bounds`.
+fn index_items(
     txn: &ReadTransaction,
     table: &str,
+    items: ItemReader,
     bounds: ScanBounds<'_>,
-) -> Result<Keys, StoreError> {
+) -> Result<Stored, StoreError> {
     let index = txn.open_table(IndexTable::new(table)).map_err(internal)?;
     let range = index.range::<ScanKey<'_>>(bounds).map_err(internal)?;
-    Ok(Box::new(range.map(|entry| {
-        entry.map_err(internal).map(|(k, _)| {
-            let (_, _, pk, sk) = k.value();
-            owned_key(pk, sk)
-        })
+    Ok(Box::new(range.map(move |entry| {
+        let (key, _) = entry.map_err(internal)?;
+        let (_, _, pk, sk) = key.value();
+        items.get((pk, sk)).map_err(internal)
     })))
 }
 
-/// Reads the items at `keys` in order and keeps up to `limit` live ones; the page's last key
-/// (the attributes `key_names`) is set when the limit is hit and another key follows.
-fn collect_page(
-    items: &ItemReader,
-    keys: &mut dyn Iterator<Item = Result<ItemKey, StoreError>>,
+/// How a query page is cut: at `limit` items, skipping those expired at `now`; the last key is
+/// the attributes `key_names`.
+struct Page<'q> {
     limit: usize,
     now: i64,
-    key_names: &[&str],
-) -> Result<QueryPage, StoreError> {
-    let mut page = QueryPage {
-        items: Vec::new(),
-        last_key: None,
-    };
-    let mut evaluated = 0;
-    while let Some(key) = keys.next() {
-        let key = key?;
-        evaluated += 1;
-        let Some(bytes) = items
-            .get((key.pk.as_str(), key.sk.as_str()))
-            .map_err(internal)?
-        else {
-            continue;
-        };
-        let item = decode(bytes.value())?;
-        let last_key = (evaluated == limit).then(|| key_attributes(&item, key_names));
-        if !is_expired(&item, now) {
-            page.items.push(item);
-        }
-        if let Some(last_key) = last_key {
-            // DynamoDB reports a last key whenever the limit is hit; peeking spares clients an
-            // empty last page when nothing follows.
-            if keys.next().is_some() {
-                page.last_key = Some(last_key);
-            }
-            return Ok(page);
-        }
-    }
-    Ok(page)
+    key_names: &'q [&'q str],
 }
 
-fn key_attributes(item: &Item, names: &[&str]) -> Item {
+impl Page<'_> {
+    /// Reads the items of `stored` in order, handing up to `limit` live ones to `read`; the
+    /// page's last key is set when the limit is hit and another item follows.
+    fn collect(
+        &self,
+        stored: &mut dyn Iterator<Item = Result<Option<Encoded>, StoreError>>,
+        read: &mut ReadItem<'_>,
+    ) -> Result<(Option<Item>, usize), StoreError> {
+        let (mut evaluated, mut size) = (0, 0);
+        while let Some(entry) = stored.next() {
+            evaluated += 1;
+            let Some(bytes) = entry? else {
+                continue;
+            };
+            let item = view(bytes.value())?;
+            if !is_expired(&item, self.now) {
+                size += limits::view_size(&item);
+                read(&item);
+            }
+            if evaluated == self.limit {
+                // DynamoDB reports a last key whenever the limit is hit; peeking spares clients
+                // an empty last page when nothing follows.
+                let last_key = stored
+                    .next()
+                    .is_some()
+                    .then(|| key_attributes(&item, self.key_names));
+                return Ok((last_key, size));
+            }
+        }
+        Ok((None, size))
+    }
+}
+
+fn key_attributes(item: &ItemRef<'_>, names: &[&str]) -> Item {
     names
         .iter()
-        .filter_map(|name| item.get(*name).map(|v| ((*name).to_owned(), v.clone())))
+        .filter_map(|name| item.get(name).map(|v| ((*name).to_owned(), v.to_value())))
         .collect()
 }
 
@@ -686,6 +702,26 @@ impl Store for LocalStore {
         let item = read_live(&items, key)?;
         consumed(read_units(item.as_ref().map_or(0, limits::item_size)), 0.0);
         Ok(item)
+    }
+
+    async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
+        limits::check_item_key(key)?;
+        // One item: read on this thread (see `read`), in place.
+        let txn = self.db.begin_read().map_err(internal)?;
+        let items = txn.open_table(self.item_table()).map_err(internal)?;
+        let stored = items
+            .get((key.pk.as_str(), key.sk.as_str()))
+            .map_err(internal)?;
+        let item = match &stored {
+            Some(bytes) => Some(view(bytes.value())?),
+            None => None,
+        }
+        .filter(|item| !is_expired(item, now_epoch_seconds()));
+        consumed(read_units(item.as_ref().map_or(0, limits::view_size)), 0.0);
+        if let Some(item) = &item {
+            read(item);
+        }
+        Ok(item.is_some())
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
@@ -785,17 +821,46 @@ impl Store for LocalStore {
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
         limits::check_query(&query)?;
-        // Reads of an index are eventually consistent: half the units.
-        let share = if query.index.is_some() { 0.5 } else { 1.0 };
-        // A limit of 0 reads the whole partition: not short.
-        let short = (1..=SHORT_READ).contains(&query.limit);
-        let page = self
-            .read(short, move |this| this.query_sync(&query))
+        let share = read_share(&query);
+        let (items, last_key, size) = self
+            .read(is_short(&query), move |this| {
+                let mut items = Vec::new();
+                let (last_key, size) =
+                    this.query_sync(&query, &mut |item| items.push(item.to_item()))?;
+                Ok((items, last_key, size))
+            })
             .await?;
-        let bytes = page.items.iter().map(limits::item_size).sum();
-        consumed(share * read_units(bytes), 0.0);
-        Ok(page)
+        consumed(share * read_units(size), 0.0);
+        Ok(QueryPage { items, last_key })
     }
+
+    async fn query_with(
+        &self,
+        query: Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        if !is_short(&query) {
+            // A long read runs on the blocking pool, where `read` cannot follow.
+            let page = self.query(query).await?;
+            return Ok(page.hand_over(read));
+        }
+        limits::check_query(&query)?;
+        let (last_key, size) = self.query_sync(&query, read)?;
+        consumed(read_share(&query) * read_units(size), 0.0);
+        Ok(last_key)
+    }
+}
+
+/// Whether a query page is read on the caller's thread (see `LocalStore::read`). A limit of 0
+/// reads the whole partition: not short.
+fn is_short(query: &Query) -> bool {
+    (1..=SHORT_READ).contains(&query.limit)
+}
+
+/// The share of read units a query is charged: reads of an index are eventually consistent,
+/// half the units.
+fn read_share(query: &Query) -> f64 {
+    if query.index.is_some() { 0.5 } else { 1.0 }
 }
 
 #[cfg(test)]

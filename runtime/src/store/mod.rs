@@ -22,7 +22,7 @@ pub use local::{LocalDatabase, LocalStore};
 use async_trait::async_trait;
 
 use crate::entity::ItemKey;
-use crate::item::Item;
+use crate::item::{Item, ItemRef};
 
 /// The physical layout of one table, shared by every entity stored in it.
 #[derive(Clone, Debug, PartialEq, Eq)]
@@ -122,6 +122,16 @@ pub struct QueryPage {
     pub last_key: Option<Item>,
 }
 
+impl QueryPage {
+    /// Hands each item to `read`, in order, as [`Store::query_with`] does; returns the last key.
+    pub(crate) fn hand_over(self, read: &mut ReadItem<'_>) -> Option<Item> {
+        for item in &self.items {
+            read(&ItemRef::of(item));
+        }
+        self.last_key
+    }
+}
+
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -193,4 +203,28 @@ pub trait Store: Send + Sync + 'static {
     /// Reads the items at `keys`, in their order (`None` for absent or expired ones), with
     /// strongly consistent reads.
     async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError>;
+
+    /// [`get`](Self::get), handing the item to `read` as a view rather than an [`Item`]:
+    /// [`LocalStore`] reads it straight from its stored encoding, building no attribute map.
+    /// Returns whether there was an item.
+    async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
+        let item = self.get(key).await?;
+        if let Some(item) = &item {
+            read(&ItemRef::of(item));
+        }
+        Ok(item.is_some())
+    }
+
+    /// [`query`](Self::query), handing each item of the page to `read`, in order, as
+    /// [`get_with`](Self::get_with) does; returns the page's last key.
+    async fn query_with(
+        &self,
+        query: Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        Ok(self.query(query).await?.hand_over(read))
+    }
 }
+
+/// What [`Store::get_with`] and [`Store::query_with`] do with each item they read.
+pub type ReadItem<'r> = dyn for<'a> FnMut(&ItemRef<'a>) + Send + 'r;

@@ -8,7 +8,7 @@
 
 use svcgen_contract::key_encoding::encode_key_value;
 
-use crate::item::{AttributeValue, Attributes, DecodeError, Item};
+use crate::item::{AttributeValue, Attributes, DecodeError, Item, ItemRef};
 
 pub use svcgen_contract::attributes::{
     ENTITY_TYPE, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes,
@@ -139,14 +139,15 @@ pub trait Entity: Attributes + Default + Clone + Send + Sync + 'static {
         Ok(item)
     }
 
-    /// The entity stored in `item`; key attributes and unknown attributes are ignored.
-    fn from_item(item: Item) -> Result<Self, DecodeError> {
-        Self::read_attributes(item)
+    /// The entity stored in `item`; key attributes and unknown attributes are ignored. (Stores
+    /// hand items to the repository as views, read with [`Attributes::read_attributes`].)
+    fn from_item(item: &Item) -> Result<Self, DecodeError> {
+        Self::read_attributes(&ItemRef::of(item))
     }
 
     /// Whether `item` stores this entity: its entity-type attribute names it, or it has none
     /// (items written before the attribute existed).
-    fn holds_this_entity(item: &Item) -> bool {
+    fn holds_this_entity(item: &ItemRef<'_>) -> bool {
         crate::store::holds_entity(item, Some(Self::SCHEMA.name))
     }
 }

@@ -31,6 +31,132 @@ pub enum AttributeValue {
 /// A stored item: attribute name → value, ordered so that encodings are deterministic.
 pub type Item = BTreeMap<String, AttributeValue>;
 
+/// One attribute value, borrowed: what messages are read from. The embedded store hands out
+/// views into its stored encoding, so reading an entity copies each field once, into the
+/// message, and builds no attribute map. The variants are [`AttributeValue`]'s, in its order,
+/// so an item's encoding reads as either.
+#[derive(Clone, Debug, PartialEq, Deserialize)]
+pub enum AttributeRef<'a> {
+    /// String.
+    S(&'a str),
+    /// Number, in DynamoDB's decimal text form.
+    N(&'a str),
+    /// Binary.
+    B(&'a [u8]),
+    /// Boolean.
+    Bool(bool),
+    /// Null.
+    Null,
+    /// List.
+    L(#[serde(borrow)] Vec<AttributeRef<'a>>),
+    /// Map.
+    M(#[serde(borrow)] ItemRef<'a>),
+}
+
+/// An item (or a map attribute), borrowed: its attributes ordered by name.
+#[derive(Clone, Debug, Default, PartialEq)]
+pub struct ItemRef<'a> {
+    attributes: Vec<(&'a str, AttributeRef<'a>)>,
+}
+
+impl<'a> AttributeRef<'a> {
+    /// A view of `value`.
+    pub fn of(value: &'a AttributeValue) -> Self {
+        match value {
+            AttributeValue::S(s) => Self::S(s),
+            AttributeValue::N(n) => Self::N(n),
+            AttributeValue::B(b) => Self::B(b),
+            AttributeValue::Bool(b) => Self::Bool(*b),
+            AttributeValue::Null => Self::Null,
+            AttributeValue::L(values) => Self::L(values.iter().map(Self::of).collect()),
+            AttributeValue::M(item) => Self::M(ItemRef::of(item)),
+        }
+    }
+
+    /// The owned value.
+    pub fn to_value(&self) -> AttributeValue {
+        match self {
+            Self::S(s) => AttributeValue::S((*s).to_owned()),
+            Self::N(n) => AttributeValue::N((*n).to_owned()),
+            Self::B(b) => AttributeValue::B(b.to_vec()),
+            Self::Bool(b) => AttributeValue::Bool(*b),
+            Self::Null => AttributeValue::Null,
+            Self::L(values) => AttributeValue::L(values.iter().map(Self::to_value).collect()),
+            Self::M(item) => AttributeValue::M(item.to_item()),
+        }
+    }
+
+    /// The string of an `S` value.
+    pub fn as_str(&self) -> Option<&'a str> {
+        match self {
+            Self::S(s) => Some(s),
+            _ => None,
+        }
+    }
+}
+
+impl<'a> ItemRef<'a> {
+    /// A view of `item`.
+    pub fn of(item: &'a Item) -> Self {
+        Self {
+            attributes: item
+                .iter()
+                .map(|(name, value)| (name.as_str(), AttributeRef::of(value)))
+                .collect(),
+        }
+    }
+
+    /// The attribute `name`.
+    pub fn get(&self, name: &str) -> Option<&AttributeRef<'a>> {
+        self.attributes
+            .binary_search_by(|(n, _)| (*n).cmp(name))
+            .ok()
+            .map(|i| &self.attributes[i].1)
+    }
+
+    /// The attributes, ordered by name.
+    pub fn iter(&self) -> impl Iterator<Item = (&'a str, &AttributeRef<'a>)> {
+        self.attributes.iter().map(|(name, value)| (*name, value))
+    }
+
+    /// The owned item.
+    pub fn to_item(&self) -> Item {
+        self.iter()
+            .map(|(name, value)| (name.to_owned(), value.to_value()))
+            .collect()
+    }
+}
+
+/// Reads an encoded map (as `Item` serializes), borrowing names and values from the input.
+impl<'de: 'a, 'a> Deserialize<'de> for ItemRef<'a> {
+    fn deserialize<D: serde::Deserializer<'de>>(deserializer: D) -> Result<Self, D::Error> {
+        struct Entries;
+        impl<'de> serde::de::Visitor<'de> for Entries {
+            type Value = ItemRef<'de>;
+            fn expecting(&self, f: &mut fmt::Formatter) -> fmt::Result {
+                f.write_str("a map of attributes")
+            }
+            fn visit_map<M: serde::de::MapAccess<'de>>(
+                self,
+                mut map: M,
+            ) -> Result<Self::Value, M::Error> {
+                let mut attributes: Vec<(&'de str, AttributeRef<'de>)> =
+                    Vec::with_capacity(map.size_hint().unwrap_or(0).min(64));
+                while let Some(entry) = map.next_entry()? {
+                    attributes.push(entry);
+                }
+                // An `Item`'s encoding is ordered by name; anything else is put in order.
+                if !attributes.is_sorted_by(|a, b| a.0 < b.0) {
+                    attributes.sort_by(|a, b| a.0.cmp(b.0));
+                    attributes.dedup_by(|a, b| a.0 == b.0);
+                }
+                Ok(ItemRef { attributes })
+            }
+        }
+        deserializer.deserialize_map(Entries)
+    }
+}
+
 /// Why an item (or one of its attributes) could not be read back into a message.
 #[derive(Clone, Debug, PartialEq, Eq, thiserror::Error)]
 #[error("attribute `{path}`: {reason}")]
@@ -59,20 +185,20 @@ impl DecodeError {
         self
     }
 
-    fn expected(what: &str, found: &AttributeValue) -> Self {
+    fn expected(what: &str, found: &AttributeRef<'_>) -> Self {
         Self::new(format_args!("expected {what}, found {}", type_name(found)))
     }
 }
 
-fn type_name(value: &AttributeValue) -> &'static str {
+fn type_name(value: &AttributeRef<'_>) -> &'static str {
     match value {
-        AttributeValue::S(_) => "S",
-        AttributeValue::N(_) => "N",
-        AttributeValue::B(_) => "B",
-        AttributeValue::Bool(_) => "BOOL",
-        AttributeValue::Null => "NULL",
-        AttributeValue::L(_) => "L",
-        AttributeValue::M(_) => "M",
+        AttributeRef::S(_) => "S",
+        AttributeRef::N(_) => "N",
+        AttributeRef::B(_) => "B",
+        AttributeRef::Bool(_) => "BOOL",
+        AttributeRef::Null => "NULL",
+        AttributeRef::L(_) => "L",
+        AttributeRef::M(_) => "M",
     }
 }
 
@@ -82,7 +208,7 @@ pub trait Value: Sized {
     /// The attribute holding this value.
     fn to_attribute(&self) -> AttributeValue;
     /// Reads the value back; never panics, whatever the attribute holds.
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError>;
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError>;
     /// Whether proto3 treats the value as unset, so that it is not stored.
     fn is_default(&self) -> bool {
         false
@@ -93,10 +219,10 @@ impl Value for String {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::S(self.clone())
     }
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::S(s) => Ok(s),
-            other => Err(DecodeError::expected("S", &other)),
+            AttributeRef::S(s) => Ok((*s).to_owned()),
+            other => Err(DecodeError::expected("S", other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -108,10 +234,10 @@ impl Value for bool {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::Bool(*self)
     }
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::Bool(b) => Ok(b),
-            other => Err(DecodeError::expected("BOOL", &other)),
+            AttributeRef::Bool(b) => Ok(*b),
+            other => Err(DecodeError::expected("BOOL", other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -123,10 +249,10 @@ impl Value for Vec<u8> {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::B(self.clone())
     }
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::B(b) => Ok(b),
-            other => Err(DecodeError::expected("B", &other)),
+            AttributeRef::B(b) => Ok(b.to_vec()),
+            other => Err(DecodeError::expected("B", other)),
         }
     }
     fn is_default(&self) -> bool {
@@ -140,12 +266,12 @@ macro_rules! integer_value {
             fn to_attribute(&self) -> AttributeValue {
                 AttributeValue::N(self.to_string())
             }
-            fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+            fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
                 match value {
-                    AttributeValue::N(n) => n.parse().map_err(|_| {
+                    AttributeRef::N(n) => n.parse().map_err(|_| {
                         DecodeError::new(format_args!("`{n}` is not a valid {}", stringify!($t)))
                     }),
-                    other => Err(DecodeError::expected("N", &other)),
+                    other => Err(DecodeError::expected("N", other)),
                 }
             }
             fn is_default(&self) -> bool {
@@ -171,12 +297,12 @@ macro_rules! float_value {
                     AttributeValue::S(format!("{self:e}"))
                 }
             }
-            fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+            fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
                 match value {
-                    AttributeValue::N(text) | AttributeValue::S(text) => text.parse().map_err(|_| {
+                    AttributeRef::N(text) | AttributeRef::S(text) => text.parse().map_err(|_| {
                         DecodeError::new(format_args!("`{text}` is not a valid {}", stringify!($t)))
                     }),
-                    other => Err(DecodeError::expected("N", &other)),
+                    other => Err(DecodeError::expected("N", other)),
                 }
             }
             fn is_default(&self) -> bool {
@@ -192,7 +318,7 @@ impl<T: Value> Value for Box<T> {
     fn to_attribute(&self) -> AttributeValue {
         (**self).to_attribute()
     }
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
         T::from_attribute(value).map(Box::new)
     }
     fn is_default(&self) -> bool {
@@ -205,12 +331,12 @@ impl Value for prost_types::Timestamp {
     fn to_attribute(&self) -> AttributeValue {
         AttributeValue::S(self.to_string())
     }
-    fn from_attribute(value: AttributeValue) -> Result<Self, DecodeError> {
+    fn from_attribute(value: &AttributeRef<'_>) -> Result<Self, DecodeError> {
         match value {
-            AttributeValue::S(s) => s
+            AttributeRef::S(s) => s
                 .parse()
                 .map_err(|_| DecodeError::new(format_args!("`{s}` is not an RFC 3339 timestamp"))),
-            other => Err(DecodeError::expected("S", &other)),
+            other => Err(DecodeError::expected("S", other)),
         }
     }
 }
@@ -219,9 +345,9 @@ impl Value for prost_types::Timestamp {
 pub trait Attributes: Sized {
     /// Appends the message's non-default fields to `item`.
     fn write_attributes(&self, item: &mut Item);
-    /// Reads the message from an item, moving its values out; missing attributes become proto
-    /// defaults and unknown attributes are ignored.
-    fn read_attributes(item: Item) -> Result<Self, DecodeError>;
+    /// Reads the message from an item; missing attributes become proto defaults and unknown
+    /// attributes are ignored.
+    fn read_attributes(item: &ItemRef<'_>) -> Result<Self, DecodeError>;
 }
 
 /// The oneof enums of messages (implemented by `#[derive(Attributes)]` on prost's oneof enums):
@@ -231,13 +357,13 @@ pub trait OneofAttributes: Sized {
     const FIELDS: &'static [&'static str];
     /// Writes the set variant.
     fn write_oneof(&self, item: &mut Item);
-    /// Reads whichever variant is present, moving it out of `item`.
-    fn read_oneof(item: &mut Item) -> Result<Option<Self>, DecodeError>;
+    /// Reads whichever variant is present.
+    fn read_oneof(item: &ItemRef<'_>) -> Result<Option<Self>, DecodeError>;
 }
 
 /// Helpers named by the code `#[derive(Attributes)]` and `#[derive(Entity)]` expand to.
 pub mod derive_support {
-    use super::{AttributeValue, Attributes, DecodeError, Item, Value};
+    use super::{AttributeRef, AttributeValue, Attributes, DecodeError, Item, ItemRef, Value};
     use std::collections::{BTreeMap, HashMap};
     use std::hash::Hash;
     use std::str::FromStr;
@@ -250,10 +376,12 @@ pub mod derive_support {
     }
 
     /// A map attribute as a message.
-    pub fn message_from_attribute<T: Attributes>(value: AttributeValue) -> Result<T, DecodeError> {
+    pub fn message_from_attribute<T: Attributes>(
+        value: &AttributeRef<'_>,
+    ) -> Result<T, DecodeError> {
         match value {
-            AttributeValue::M(item) => T::read_attributes(item),
-            other => Err(DecodeError::expected("M", &other)),
+            AttributeRef::M(item) => T::read_attributes(item),
+            other => Err(DecodeError::expected("M", other)),
         }
     }
 
@@ -268,14 +396,14 @@ pub mod derive_support {
 
     /// Reads an enum stored by name (or by number, for values unknown when written).
     pub fn enum_from_attribute(
-        value: AttributeValue,
+        value: &AttributeRef<'_>,
         by_name: impl Fn(&str) -> Option<i32>,
     ) -> Result<i32, DecodeError> {
         match value {
-            AttributeValue::S(name) => by_name(&name)
+            AttributeRef::S(name) => by_name(name)
                 .ok_or_else(|| DecodeError::new(format_args!("unknown enum value `{name}`"))),
-            number @ AttributeValue::N(_) => i32::from_attribute(number),
-            other => Err(DecodeError::expected("S", &other)),
+            number @ AttributeRef::N(_) => i32::from_attribute(number),
+            other => Err(DecodeError::expected("S", other)),
         }
     }
 
@@ -289,16 +417,16 @@ pub mod derive_support {
 
     /// A list attribute as a repeated field.
     pub fn list_from_attribute<T>(
-        value: AttributeValue,
-        decode: impl Fn(AttributeValue) -> Result<T, DecodeError>,
+        value: &AttributeRef<'_>,
+        decode: impl Fn(&AttributeRef<'_>) -> Result<T, DecodeError>,
     ) -> Result<Vec<T>, DecodeError> {
         match value {
-            AttributeValue::L(values) => values
-                .into_iter()
+            AttributeRef::L(values) => values
+                .iter()
                 .enumerate()
                 .map(|(i, v)| decode(v).map_err(|e| e.at(&format!("[{i}]"))))
                 .collect(),
-            other => Err(DecodeError::expected("L", &other)),
+            other => Err(DecodeError::expected("L", other)),
         }
     }
 
@@ -320,32 +448,32 @@ pub mod derive_support {
 
     /// A map attribute as a proto map (`HashMap`).
     pub fn map_from_attribute<K: FromStr + Eq + Hash, V>(
-        value: AttributeValue,
-        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
+        value: &AttributeRef<'_>,
+        decode: impl Fn(&AttributeRef<'_>) -> Result<V, DecodeError>,
     ) -> Result<HashMap<K, V>, DecodeError> {
         map_entries(value, decode)?.collect()
     }
 
     /// A map attribute as a proto map (`BTreeMap`).
     pub fn btree_map_from_attribute<K: FromStr + Ord, V>(
-        value: AttributeValue,
-        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
+        value: &AttributeRef<'_>,
+        decode: impl Fn(&AttributeRef<'_>) -> Result<V, DecodeError>,
     ) -> Result<BTreeMap<K, V>, DecodeError> {
         map_entries(value, decode)?.collect()
     }
 
     fn map_entries<K: FromStr, V>(
-        value: AttributeValue,
-        decode: impl Fn(AttributeValue) -> Result<V, DecodeError>,
+        value: &AttributeRef<'_>,
+        decode: impl Fn(&AttributeRef<'_>) -> Result<V, DecodeError>,
     ) -> Result<impl Iterator<Item = Result<(K, V), DecodeError>>, DecodeError> {
         match value {
-            AttributeValue::M(entries) => Ok(entries.into_iter().map(move |(k, v)| {
+            AttributeRef::M(entries) => Ok(entries.iter().map(move |(k, v)| {
                 let key = k
                     .parse()
                     .map_err(|_| DecodeError::new(format_args!("`{k}` is not a valid map key")))?;
-                Ok((key, decode(v).map_err(|e| e.at(&k))?))
+                Ok((key, decode(v).map_err(|e| e.at(k))?))
             })),
-            other => Err(DecodeError::expected("M", &other)),
+            other => Err(DecodeError::expected("M", other)),
         }
     }
 
@@ -357,20 +485,20 @@ pub mod derive_support {
     }
 
     /// Reads attribute `name`, or `default` when it is absent.
-    pub fn take<T>(
-        item: &mut Item,
+    pub fn read_attribute<T>(
+        item: &ItemRef<'_>,
         name: &str,
         default: impl FnOnce() -> T,
-        decode: impl FnOnce(AttributeValue) -> Result<T, DecodeError>,
+        decode: impl FnOnce(&AttributeRef<'_>) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
-        match item.remove(name) {
-            Some(AttributeValue::Null) | None => Ok(default()),
+        match item.get(name) {
+            Some(AttributeRef::Null) | None => Ok(default()),
             Some(value) => decode(value).map_err(|e| e.at(name)),
         }
     }
 
     /// Reads a plain [`Value`].
-    pub fn value<T: Value>(value: AttributeValue) -> Result<T, DecodeError> {
+    pub fn value<T: Value>(value: &AttributeRef<'_>) -> Result<T, DecodeError> {
         T::from_attribute(value)
     }
 }
@@ -378,6 +506,10 @@ pub mod derive_support {
 #[cfg(test)]
 mod tests {
     use super::*;
+
+    fn read<T: Value>(value: &AttributeValue) -> Result<T, DecodeError> {
+        T::from_attribute(&AttributeRef::of(value))
+    }
 
     #[test]
     fn floats_round_trip_including_values_dynamodb_numbers_cannot_hold() {
@@ -391,11 +523,11 @@ mod tests {
             f64::MIN_POSITIVE,
             f64::INFINITY,
         ] {
-            let back = f64::from_attribute(x.to_attribute()).expect("decodes");
+            let back: f64 = read(&x.to_attribute()).expect("decodes");
             assert_eq!(back.to_bits(), x.to_bits(), "{x}");
         }
         assert!(
-            f64::from_attribute(f64::NAN.to_attribute())
+            read::<f64>(&f64::NAN.to_attribute())
                 .expect("decodes")
                 .is_nan()
         );
@@ -405,14 +537,15 @@ mod tests {
 
     #[test]
     fn wrong_types_and_bad_numbers_are_errors() {
-        assert!(u32::from_attribute(AttributeValue::N("-1".into())).is_err());
-        assert!(i32::from_attribute(AttributeValue::N("99999999999".into())).is_err());
-        assert!(String::from_attribute(AttributeValue::Bool(true)).is_err());
+        assert!(read::<u32>(&AttributeValue::N("-1".into())).is_err());
+        assert!(read::<i32>(&AttributeValue::N("99999999999".into())).is_err());
+        assert!(read::<String>(&AttributeValue::Bool(true)).is_err());
+        let list = AttributeValue::L(vec![
+            AttributeValue::N("1".into()),
+            AttributeValue::S("x".into()),
+        ]);
         let err = derive_support::list_from_attribute(
-            AttributeValue::L(vec![
-                AttributeValue::N("1".into()),
-                AttributeValue::S("x".into()),
-            ]),
+            &AttributeRef::of(&list),
             derive_support::value::<u64>,
         )
         .expect_err("second element is a string");
@@ -420,5 +553,62 @@ mod tests {
             err.at("labels").to_string(),
             "attribute `labels[1]`: expected N, found S"
         );
+    }
+
+    /// Every kind of value, nested, as the embedded store encodes items.
+    fn every_kind() -> Item {
+        let nested: Item = [
+            ("z".to_owned(), AttributeValue::Null),
+            ("a".to_owned(), AttributeValue::B(vec![0, 255, 7])),
+        ]
+        .into();
+        [
+            ("s".to_owned(), AttributeValue::S("héllo".into())),
+            ("n".to_owned(), AttributeValue::N("-1.5e3".into())),
+            ("b".to_owned(), AttributeValue::B(Vec::new())),
+            ("t".to_owned(), AttributeValue::Bool(true)),
+            ("null".to_owned(), AttributeValue::Null),
+            (
+                "l".to_owned(),
+                AttributeValue::L(vec![
+                    AttributeValue::S(String::new()),
+                    AttributeValue::M(nested.clone()),
+                ]),
+            ),
+            ("m".to_owned(), AttributeValue::M(nested)),
+        ]
+        .into()
+    }
+
+    #[test]
+    fn an_items_encoding_reads_back_as_a_borrowed_view_of_the_same_item() {
+        let item = every_kind();
+        let bytes = postcard::to_stdvec(&item).expect("encodes");
+        let view: ItemRef<'_> = postcard::from_bytes(&bytes).expect("reads borrowed");
+        assert_eq!(view, ItemRef::of(&item));
+        assert_eq!(view.to_item(), item);
+        let owned: Item = postcard::from_bytes(&bytes).expect("reads owned");
+        assert_eq!(owned, item);
+        assert_eq!(view.get("n"), Some(&AttributeRef::N("-1.5e3")));
+        assert_eq!(view.get("nothing"), None);
+        let names: Vec<&str> = view.iter().map(|(name, _)| name).collect();
+        assert_eq!(names, ["b", "l", "m", "n", "null", "s", "t"]);
+    }
+
+    #[test]
+    fn truncated_or_foreign_encodings_are_errors_not_panics() {
+        let bytes = postcard::to_stdvec(&every_kind()).expect("encodes");
+        for end in 0..bytes.len() {
+            assert!(
+                postcard::from_bytes::<ItemRef<'_>>(&bytes[..end]).is_err(),
+                "{end}"
+            );
+        }
+        // Two attributes out of order (hand-encoded: count, then name, variant, value) read
+        // in order.
+        let unordered = [2, 1, b'b', 3, 1, 1, b'a', 3, 0];
+        let view: ItemRef<'_> = postcard::from_bytes(&unordered).expect("reads");
+        assert_eq!(view.get("a"), Some(&AttributeRef::Bool(false)));
+        assert_eq!(view.get("b"), Some(&AttributeRef::Bool(true)));
     }
 }

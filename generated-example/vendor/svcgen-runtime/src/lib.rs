@@ -31,7 +31,9 @@ pub use context::RequestContext;
 pub use drain::{Drain, ResponseStream, STREAM_ENDED, response_channel};
 pub use entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
 pub use error::Error;
-pub use item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
+pub use item::{
+    AttributeRef, AttributeValue, Attributes, DecodeError, Item, ItemRef, OneofAttributes, Value,
+};
 pub use repository::{EntityTable, Page, PageLimits, Transaction};
 pub use server::Server;
 pub use store::{LocalStore, Store, StoreError, TableSchema};
@@ -45,7 +47,10 @@ pub mod codegen {
     pub use crate::entity::derive_support::*;
     pub use crate::entity::{Entity, EntitySchema, IndexSchema, ItemKey, MissingKeyField};
     pub use crate::item::derive_support::*;
-    pub use crate::item::{AttributeValue, Attributes, DecodeError, Item, OneofAttributes, Value};
+    pub use crate::item::{
+        AttributeRef, AttributeValue, Attributes, DecodeError, Item, ItemRef, OneofAttributes,
+        Value,
+    };
     pub use crate::repository::{EntityTable, Page, PageLimits, Transaction};
     pub use crate::server::{Server, ServiceDefinition, Stores};
     pub use crate::store::{Store, TableSchema};

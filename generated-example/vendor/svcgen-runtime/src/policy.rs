@@ -13,7 +13,9 @@ use serde_json::Value;
 
 use crate::entity::ItemKey;
 use crate::item::Item;
-use crate::store::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactWrite};
+use crate::store::{
+    Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TransactWrite,
+};
 
 /// The Allow and Deny statements of an IAM policy document.
 #[derive(Debug)]
@@ -222,6 +224,20 @@ impl Store for Enforced {
     async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
         self.check("BatchGetItem", None)?;
         self.inner.batch_get(keys).await
+    }
+
+    async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
+        self.check("GetItem", None)?;
+        self.inner.get_with(key, read).await
+    }
+
+    async fn query_with(
+        &self,
+        query: Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        self.check("Query", query.index.as_deref())?;
+        self.inner.query_with(query, read).await
     }
 }
 

@@ -27,7 +27,9 @@ use svcgen_contract::metrics::{self as names, Metric};
 
 use crate::entity::ItemKey;
 use crate::item::Item;
-use crate::store::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactWrite};
+use crate::store::{
+    Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TransactWrite,
+};
 
 /// Where metrics go (`METRICS`).
 #[derive(Clone, Copy, Debug, PartialEq, Eq)]
@@ -762,6 +764,20 @@ impl Store for Measured {
 
     async fn batch_get(&self, keys: &[ItemKey]) -> Result<Vec<Option<Item>>, StoreError> {
         self.measure("BatchGetItem", self.inner.batch_get(keys))
+            .await
+    }
+
+    async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
+        self.measure("GetItem", self.inner.get_with(key, read))
+            .await
+    }
+
+    async fn query_with(
+        &self,
+        query: Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        self.measure("Query", self.inner.query_with(query, read))
             .await
     }
 }

@@ -18,12 +18,12 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::rules::{
-    holds_entity, is_expired, item_key, now_epoch_seconds, query_key_attributes, start_sort_key,
-    stored_version,
+    holds_entity, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
+    start_sort_key, stored_version,
 };
 use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactWrite, limits};
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
-use crate::item::{AttributeValue, Item};
+use crate::item::{AttributeValue, Item, ItemRef};
 
 /// The HTTP client of the runtime's DynamoDB clients, built as the SDK builds its default one
 /// (pooled connections, the SDK's timeouts, `HTTPS_PROXY`/`NO_PROXY` honoured) but with TLS by
@@ -303,7 +303,8 @@ where
 /// condition expected (a create expects nothing: its condition fails only on a live item).
 fn condition_failed(old: Option<&HashMap<String, Av>>, expected: &Expected) -> StoreError {
     let Some(old) = old.cloned().map(item_from_sdk).filter(|old| {
-        !is_expired(old, now_epoch_seconds()) && holds_entity(old, expected.entity.as_deref())
+        !is_expired_item(old, now_epoch_seconds())
+            && holds_entity(&ItemRef::of(old), expected.entity.as_deref())
     }) else {
         return StoreError::NotFound;
     };
@@ -437,7 +438,7 @@ impl Store for DynamoStore {
         Ok(output
             .item
             .map(item_from_sdk)
-            .filter(|item| !is_expired(item, now_epoch_seconds())))
+            .filter(|item| !is_expired_item(item, now_epoch_seconds())))
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
@@ -673,7 +674,7 @@ impl Store for DynamoStore {
             .map(|key| {
                 found
                     .get(key)
-                    .filter(|item| !is_expired(item, now))
+                    .filter(|item| !is_expired_item(item, now))
                     .cloned()
             })
             .collect())

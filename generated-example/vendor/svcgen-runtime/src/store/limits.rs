@@ -5,7 +5,7 @@
 
 use super::{Query, StoreError, TransactWrite};
 use crate::entity::{ItemKey, PARTITION_KEY, SORT_KEY, index_key_attributes};
-use crate::item::{AttributeValue, Item};
+use crate::item::{AttributeRef, AttributeValue, Item, ItemRef};
 
 /// The largest item DynamoDB stores, in its own size units (attribute names included).
 pub const MAX_ITEM_BYTES: usize = 400 * 1024;
@@ -25,19 +25,26 @@ pub const ITEM_TOO_LARGE: &str = "the item is larger than DynamoDB's 400 KB limi
 /// The size DynamoDB counts for `item` (its documented "item sizes and formats" rules).
 pub fn item_size(item: &Item) -> usize {
     item.iter()
+        .map(|(name, value)| name.len() + value_size(&AttributeRef::of(value)))
+        .sum()
+}
+
+/// [`item_size`] of a borrowed item.
+pub fn view_size(item: &ItemRef<'_>) -> usize {
+    item.iter()
         .map(|(name, value)| name.len() + value_size(value))
         .sum()
 }
 
-fn value_size(value: &AttributeValue) -> usize {
+fn value_size(value: &AttributeRef<'_>) -> usize {
     match value {
-        AttributeValue::S(s) => s.len(),
-        AttributeValue::N(n) => significant_digits(n).len().div_ceil(2) + 1,
-        AttributeValue::B(b) => b.len(),
-        AttributeValue::Bool(_) | AttributeValue::Null => 1,
+        AttributeRef::S(s) => s.len(),
+        AttributeRef::N(n) => significant_digits(n).div_ceil(2) + 1,
+        AttributeRef::B(b) => b.len(),
+        AttributeRef::Bool(_) | AttributeRef::Null => 1,
         // 3 bytes per list or map, 1 more per element.
-        AttributeValue::L(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
-        AttributeValue::M(map) => {
+        AttributeRef::L(items) => 3 + items.iter().map(|v| 1 + value_size(v)).sum::<usize>(),
+        AttributeRef::M(map) => {
             3 + map
                 .iter()
                 .map(|(k, v)| 1 + k.len() + value_size(v))
@@ -46,12 +53,14 @@ fn value_size(value: &AttributeValue) -> usize {
     }
 }
 
-/// The digits of a decimal number's text without sign, point, exponent, leading and trailing
-/// zeros.
-fn significant_digits(number: &str) -> String {
+/// How many digits a decimal number's text has without sign, point, exponent, leading and
+/// trailing zeros.
+fn significant_digits(number: &str) -> usize {
     let mantissa = number.split(['e', 'E']).next().unwrap_or_default();
-    let digits: String = mantissa.chars().filter(char::is_ascii_digit).collect();
-    digits.trim_matches('0').to_owned()
+    let digits = || mantissa.bytes().filter(u8::is_ascii_digit);
+    let leading = digits().take_while(|&d| d == b'0').count();
+    let trailing = digits().rev().take_while(|&d| d == b'0').count();
+    digits().count().saturating_sub(leading + trailing)
 }
 
 /// Whether `number` is a decimal DynamoDB accepts: at most 38 significant digits, zero or a

@@ -5,7 +5,7 @@
 
 use super::{Query, StoreError};
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
-use crate::item::{AttributeValue, Item};
+use crate::item::{AttributeRef, AttributeValue, Item, ItemRef};
 
 /// The key of an item to store: its string `pk` and `sk` attributes.
 pub(super) fn item_key(item: &Item) -> Result<ItemKey, StoreError> {
@@ -73,20 +73,27 @@ pub(super) fn stored_version(item: &Item, attribute: &str) -> u64 {
 
 /// Whether `item` holds entity `entity` (any entity for `None`): its entity-type attribute names
 /// it, or it has none (items written before the attribute existed).
-pub(crate) fn holds_entity(item: &Item, entity: Option<&str>) -> bool {
+pub(crate) fn holds_entity(item: &ItemRef<'_>, entity: Option<&str>) -> bool {
     match (entity, item.get(ENTITY_TYPE)) {
         (None, _) | (_, None) => true,
-        (Some(entity), Some(AttributeValue::S(name))) => name == entity,
-        (Some(_), Some(_)) => false,
+        (Some(entity), Some(name)) => name.as_str() == Some(entity),
     }
 }
 
 /// Whether an item carries a `ttl` that has passed.
-pub(super) fn is_expired(item: &Item, now_epoch_seconds: i64) -> bool {
-    match item.get(TTL) {
-        Some(AttributeValue::N(n)) => n.parse::<i64>().is_ok_and(|ttl| ttl <= now_epoch_seconds),
-        _ => false,
-    }
+pub(super) fn is_expired(item: &ItemRef<'_>, now_epoch_seconds: i64) -> bool {
+    item.get(TTL)
+        .is_some_and(|ttl| has_passed(ttl, now_epoch_seconds))
+}
+
+/// [`is_expired`] of an owned item.
+pub(super) fn is_expired_item(item: &Item, now_epoch_seconds: i64) -> bool {
+    item.get(TTL)
+        .is_some_and(|ttl| has_passed(&AttributeRef::of(ttl), now_epoch_seconds))
+}
+
+fn has_passed(ttl: &AttributeRef<'_>, now_epoch_seconds: i64) -> bool {
+    matches!(ttl, AttributeRef::N(n) if n.parse::<i64>().is_ok_and(|ttl| ttl <= now_epoch_seconds))
 }
 
 /// Seconds since the Unix epoch.
