@@ -7,8 +7,8 @@ mod support;
 use std::sync::Arc;
 
 use svcgen_runtime::store::{
-    Expected, ItemUpdate, LocalDatabase, MAX_TRANSACTION_WRITES, Query, StoreError, TransactWrite,
-    limits,
+    Expected, ItemUpdate, LocalDatabase, MAX_TRANSACTION_WRITES, Query, QueryPage, StoreError,
+    TransactWrite, limits,
 };
 use svcgen_runtime::{AttributeValue, Item, ItemKey, Store, TableSchema};
 
@@ -58,11 +58,38 @@ fn now() -> i64 {
         .unwrap_or(0)
 }
 
+/// `store.get`, checked against `get_with`: the view it hands over is the same item.
+async fn get(store: &dyn Store, key: &ItemKey) -> Option<Item> {
+    let item = store.get(key).await.expect("get");
+    let mut viewed = None;
+    let found = store
+        .get_with(key, &mut |view| viewed = Some(view.to_item()))
+        .await
+        .expect("get_with");
+    assert_eq!((found, &viewed), (item.is_some(), &item));
+    item
+}
+
+/// `store.query`, checked against `query_with` (for the table: an index is eventually
+/// consistent, so two reads of it may differ on DynamoDB).
+async fn query_page(store: &dyn Store, q: Query) -> QueryPage {
+    let page = store.query(q.clone()).await.expect("query");
+    if q.index.is_none() {
+        let mut viewed = Vec::new();
+        let last_key = store
+            .query_with(q, &mut |view| viewed.push(view.to_item()))
+            .await
+            .expect("query_with");
+        assert_eq!((&viewed, &last_key), (&page.items, &page.last_key));
+    }
+    page
+}
+
 /// Every page of `q`, following last keys; returns the sort keys per page.
 async fn pages(store: &dyn Store, mut q: Query) -> Vec<Vec<String>> {
     let mut out = Vec::new();
     for _ in 0..100 {
-        let page = store.query(q.clone()).await.expect("query");
+        let page = query_page(store, q.clone()).await;
         out.push(
             page.items
                 .iter()
@@ -87,33 +114,23 @@ async fn create_is_conditional(store: &dyn Store) {
         .expect("create");
     let again = store.create(item("P#1", "T#1", &[("title", s("b"))])).await;
     assert!(matches!(again, Err(StoreError::AlreadyExists)), "{again:?}");
-    let stored = store
-        .get(&key("P#1", "T#1"))
-        .await
-        .expect("get")
-        .expect("exists");
+    let stored = get(store, &key("P#1", "T#1")).await.expect("exists");
     assert_eq!(stored["title"], s("a"));
-    assert_eq!(store.get(&key("P#1", "T#2")).await.expect("get"), None);
+    assert_eq!(get(store, &key("P#1", "T#2")).await, None);
 }
 
 async fn expired_items_are_absent(store: &dyn Store) {
     let past = item("P#1", "T#old", &[("ttl", n(now() - 10))]);
     store.create(past).await.expect("create");
-    assert_eq!(store.get(&key("P#1", "T#old")).await.expect("get"), None);
-    let page = store.query(query("P#1", "T#", 10)).await.expect("query");
+    assert_eq!(get(store, &key("P#1", "T#old")).await, None);
+    let page = query_page(store, query("P#1", "T#", 10)).await;
     assert!(page.items.is_empty(), "{page:?}");
     // The key of an expired item can be taken again.
     store
         .create(item("P#1", "T#old", &[("ttl", n(now() + 3600))]))
         .await
         .expect("re-create");
-    assert!(
-        store
-            .get(&key("P#1", "T#old"))
-            .await
-            .expect("get")
-            .is_some()
-    );
+    assert!(get(store, &key("P#1", "T#old")).await.is_some());
 }
 
 async fn update_applies_set_remove_and_version(store: &dyn Store) {
@@ -1091,8 +1108,8 @@ mod dynamodb {
         assert_eq!(got.iter().flatten().count(), 4);
         assert_eq!(
             counter.take(),
-            BTreeMap::from([("Query".to_owned(), got.len())]),
-            "one request per page"
+            BTreeMap::from([("Query".to_owned(), 2 * got.len())]),
+            "one request per page (`pages` reads each with `query` and with `query_with`)"
         );
         store
             .delete(&key("P#1", "T#1"), version(2))

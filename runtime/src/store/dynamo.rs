@@ -18,12 +18,14 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::rules::{
-    holds_entity, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
+    holds_entity, is_expired, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
     start_sort_key, stored_version,
 };
-use super::{Expected, ItemUpdate, Query, QueryPage, Store, StoreError, TransactWrite, limits};
+use super::{
+    Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TransactWrite, limits,
+};
 use crate::entity::{ENTITY_TYPE, ItemKey, PARTITION_KEY, SORT_KEY, TTL, index_key_attributes};
-use crate::item::{AttributeValue, Item, ItemRef};
+use crate::item::{AttributeRef, AttributeValue, Item, ItemRef};
 
 /// The HTTP client of the runtime's DynamoDB clients, built as the SDK builds its default one
 /// (pooled connections, the SDK's timeouts, `HTTPS_PROXY`/`NO_PROXY` honoured) but with TLS by
@@ -107,6 +109,33 @@ pub fn from_sdk(value: Av) -> AttributeValue {
         ),
         _ => AttributeValue::Null,
     }
+}
+
+/// A view of the SDK's attribute value, read as [`from_sdk`] converts it.
+fn view_sdk(value: &Av) -> AttributeRef<'_> {
+    match value {
+        Av::S(s) => AttributeRef::S(s),
+        Av::N(n) => AttributeRef::N(n),
+        Av::B(b) => AttributeRef::B(b.as_ref()),
+        Av::Bool(b) => AttributeRef::Bool(*b),
+        Av::L(values) => AttributeRef::L(values.iter().map(view_sdk).collect()),
+        Av::M(map) => AttributeRef::M(item_view_sdk(map)),
+        Av::Ss(values) => AttributeRef::L(values.iter().map(|s| AttributeRef::S(s)).collect()),
+        Av::Ns(values) => AttributeRef::L(values.iter().map(|n| AttributeRef::N(n)).collect()),
+        Av::Bs(values) => {
+            AttributeRef::L(values.iter().map(|b| AttributeRef::B(b.as_ref())).collect())
+        }
+        _ => AttributeRef::Null,
+    }
+}
+
+/// A view of the SDK's attribute map, without converting it.
+fn item_view_sdk(item: &HashMap<String, Av>) -> ItemRef<'_> {
+    ItemRef::from_attributes(
+        item.iter()
+            .map(|(name, value)| (name.as_str(), view_sdk(value)))
+            .collect(),
+    )
 }
 
 /// An item as the SDK's attribute map.
@@ -391,6 +420,68 @@ const BATCH_GET_RETRIES: u32 = 8;
 /// BatchGetItem's limit on keys per request.
 const BATCH_GET_KEYS: usize = 100;
 
+/// A `Query` page as the SDK answers it: the items and the last evaluated key.
+type SdkPage = (Vec<HashMap<String, Av>>, Option<HashMap<String, Av>>);
+
+impl DynamoStore {
+    /// One `GetItem`, strongly consistent.
+    async fn get_item(&self, key: &ItemKey) -> Result<Option<HashMap<String, Av>>, StoreError> {
+        limits::check_item_key(key)?;
+        let output = self
+            .client
+            .get_item()
+            .table_name(&self.table)
+            .set_key(Some(key_to_sdk(key)))
+            .consistent_read(true)
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("GetItem", e))?;
+        consumed(output.consumed_capacity(), Kind::Read);
+        Ok(output.item)
+    }
+
+    /// One `Query` page: its items and last key, as the SDK answers them.
+    async fn query_page(&self, query: Query) -> Result<SdkPage, StoreError> {
+        limits::check_query(&query)?;
+        let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
+        if let Some(start) = &query.start_after {
+            // A forged page token fails here, as on `LocalStore`, without a request.
+            start_sort_key(&query, start, &pk_attr, &sk_attr)?;
+        }
+        let mut e = Expression::default();
+        let (pk, partition) = (e.name(&pk_attr), e.value(Av::S(query.partition.clone())));
+        let mut key_condition = format!("{pk} = {partition}");
+        if !query.sort_key_prefix.is_empty() {
+            let (sk, prefix) = (
+                e.name(&sk_attr),
+                e.value(Av::S(query.sort_key_prefix.clone())),
+            );
+            key_condition = format!("{key_condition} AND begins_with({sk}, {prefix})");
+        }
+        let (ttl, now) = (e.name(TTL), e.value(Av::N(now_epoch_seconds().to_string())));
+        let output = self
+            .client
+            .query()
+            .table_name(&self.table)
+            .set_index_name(query.index.clone())
+            .key_condition_expression(key_condition)
+            .filter_expression(format!("attribute_not_exists({ttl}) OR {ttl} > {now}"))
+            .set_expression_attribute_names(e.names())
+            .set_expression_attribute_values(e.values())
+            .scan_index_forward(!query.descending)
+            .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
+            .set_exclusive_start_key(query.start_after.clone().map(item_to_sdk))
+            .set_consistent_read(query.index.is_none().then_some(true))
+            .return_consumed_capacity(ReturnConsumedCapacity::Total)
+            .send()
+            .await
+            .map_err(|e| sdk_error("Query", e))?;
+        consumed(output.consumed_capacity(), Kind::Read);
+        Ok((output.items.unwrap_or_default(), output.last_evaluated_key))
+    }
+}
+
 #[async_trait]
 impl Store for DynamoStore {
     async fn create(&self, item: Item) -> Result<(), StoreError> {
@@ -423,22 +514,43 @@ impl Store for DynamoStore {
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        limits::check_item_key(key)?;
-        let output = self
-            .client
-            .get_item()
-            .table_name(&self.table)
-            .set_key(Some(key_to_sdk(key)))
-            .consistent_read(true)
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| sdk_error("GetItem", e))?;
-        consumed(output.consumed_capacity(), Kind::Read);
-        Ok(output
-            .item
+        Ok(self
+            .get_item(key)
+            .await?
             .map(item_from_sdk)
             .filter(|item| !is_expired_item(item, now_epoch_seconds())))
+    }
+
+    async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
+        let Some(item) = self.get_item(key).await? else {
+            return Ok(false);
+        };
+        let item = item_view_sdk(&item);
+        if is_expired(&item, now_epoch_seconds()) {
+            return Ok(false);
+        }
+        read(&item);
+        Ok(true)
+    }
+
+    async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
+        let (items, last_key) = self.query_page(query).await?;
+        Ok(QueryPage {
+            items: items.into_iter().map(item_from_sdk).collect(),
+            last_key: last_key.map(item_from_sdk),
+        })
+    }
+
+    async fn query_with(
+        &self,
+        query: Query,
+        read: &mut ReadItem<'_>,
+    ) -> Result<Option<Item>, StoreError> {
+        let (items, last_key) = self.query_page(query).await?;
+        for item in &items {
+            read(&item_view_sdk(item));
+        }
+        Ok(last_key.map(item_from_sdk))
     }
 
     async fn update(&self, key: &ItemKey, update: ItemUpdate) -> Result<Item, StoreError> {
@@ -678,53 +790,6 @@ impl Store for DynamoStore {
                     .cloned()
             })
             .collect())
-    }
-
-    async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
-        limits::check_query(&query)?;
-        let (pk_attr, sk_attr) = query_key_attributes(query.index.as_deref());
-        if let Some(start) = &query.start_after {
-            // A forged page token fails here, as on `LocalStore`, without a request.
-            start_sort_key(&query, start, &pk_attr, &sk_attr)?;
-        }
-        let mut e = Expression::default();
-        let (pk, partition) = (e.name(&pk_attr), e.value(Av::S(query.partition.clone())));
-        let mut key_condition = format!("{pk} = {partition}");
-        if !query.sort_key_prefix.is_empty() {
-            let (sk, prefix) = (
-                e.name(&sk_attr),
-                e.value(Av::S(query.sort_key_prefix.clone())),
-            );
-            key_condition = format!("{key_condition} AND begins_with({sk}, {prefix})");
-        }
-        let (ttl, now) = (e.name(TTL), e.value(Av::N(now_epoch_seconds().to_string())));
-        let output = self
-            .client
-            .query()
-            .table_name(&self.table)
-            .set_index_name(query.index.clone())
-            .key_condition_expression(key_condition)
-            .filter_expression(format!("attribute_not_exists({ttl}) OR {ttl} > {now}"))
-            .set_expression_attribute_names(e.names())
-            .set_expression_attribute_values(e.values())
-            .scan_index_forward(!query.descending)
-            .limit(i32::try_from(query.limit).unwrap_or(i32::MAX))
-            .set_exclusive_start_key(query.start_after.clone().map(item_to_sdk))
-            .set_consistent_read(query.index.is_none().then_some(true))
-            .return_consumed_capacity(ReturnConsumedCapacity::Total)
-            .send()
-            .await
-            .map_err(|e| sdk_error("Query", e))?;
-        consumed(output.consumed_capacity(), Kind::Read);
-        Ok(QueryPage {
-            items: output
-                .items
-                .unwrap_or_default()
-                .into_iter()
-                .map(item_from_sdk)
-                .collect(),
-            last_key: output.last_evaluated_key.map(item_from_sdk),
-        })
     }
 }
 

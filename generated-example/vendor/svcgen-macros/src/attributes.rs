@@ -77,7 +77,11 @@ fn struct_impl(input: &DeriveInput) -> syn::Result<TokenStream> {
 pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> TokenStream {
     let rt = quote!(::svcgen_runtime::codegen);
     let writes = fields.iter().map(write_field);
-    let reads = fields.iter().map(|f| {
+    // Read in attribute-name order, the order an item holds them in, so that one pass of the
+    // cursor finds them all (the struct literal evaluates its fields in the order written).
+    let mut in_name_order: Vec<&MessageField> = fields.iter().collect();
+    in_name_order.sort_by(|a, b| a.name.cmp(&b.name));
+    let reads = in_name_order.into_iter().map(|f| {
         let ident = &f.ident;
         let read = read_field(f);
         quote!(#ident: #read)
@@ -88,6 +92,7 @@ pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> To
                 #(#writes)*
             }
             fn read_attributes(item: &#rt::ItemRef<'_>) -> ::core::result::Result<Self, #rt::DecodeError> {
+                let mut cursor = item.cursor();
                 ::core::result::Result::Ok(Self { #(#reads,)* })
             }
         }
@@ -179,7 +184,7 @@ fn read_field(field: &MessageField) -> TokenStream {
         }
         Shape::Oneof(_) => return quote!(#rt::OneofAttributes::read_oneof(item)?),
     };
-    quote!(#rt::read_attribute(item, #name, #default, #decode)?)
+    quote!(#rt::read_attribute(cursor.seek(#name), #name, #default, #decode)?)
 }
 
 fn oneof_impl(ident: &syn::Ident, data: &syn::DataEnum) -> syn::Result<TokenStream> {

@@ -106,12 +106,28 @@ impl<'a> ItemRef<'a> {
         }
     }
 
+    /// The item holding `attributes`, in any order; of two with one name, the first counts.
+    pub fn from_attributes(mut attributes: Vec<(&'a str, AttributeRef<'a>)>) -> Self {
+        if !attributes.is_sorted_by(|a, b| a.0 < b.0) {
+            attributes.sort_by(|a, b| a.0.cmp(b.0));
+            attributes.dedup_by(|later, first| later.0 == first.0);
+        }
+        Self { attributes }
+    }
+
     /// The attribute `name`.
     pub fn get(&self, name: &str) -> Option<&AttributeRef<'a>> {
         self.attributes
             .binary_search_by(|(n, _)| (*n).cmp(name))
             .ok()
             .map(|i| &self.attributes[i].1)
+    }
+
+    /// A cursor over the attributes, for reading several in name order.
+    pub fn cursor(&self) -> Cursor<'_, 'a> {
+        Cursor {
+            rest: &self.attributes,
+        }
     }
 
     /// The attributes, ordered by name.
@@ -124,6 +140,31 @@ impl<'a> ItemRef<'a> {
         self.iter()
             .map(|(name, value)| (name.to_owned(), value.to_value()))
             .collect()
+    }
+}
+
+/// Finds attributes sought in ascending name order in one pass over the item (a message reads
+/// its fields so), comparing each name at most twice instead of searching the item per field.
+#[derive(Debug)]
+pub struct Cursor<'i, 'a> {
+    rest: &'i [(&'a str, AttributeRef<'a>)],
+}
+
+impl<'i, 'a> Cursor<'i, 'a> {
+    /// The attribute `name`, which must not sort before a name sought earlier (it then reads as
+    /// absent).
+    pub fn seek(&mut self, name: &str) -> Option<&'i AttributeRef<'a>> {
+        while let Some(((next, value), rest)) = self.rest.split_first() {
+            match (*next).cmp(name) {
+                std::cmp::Ordering::Less => self.rest = rest,
+                std::cmp::Ordering::Equal => {
+                    self.rest = rest;
+                    return Some(value);
+                }
+                std::cmp::Ordering::Greater => return None,
+            }
+        }
+        None
     }
 }
 
@@ -145,12 +186,7 @@ impl<'de: 'a, 'a> Deserialize<'de> for ItemRef<'a> {
                 while let Some(entry) = map.next_entry()? {
                     attributes.push(entry);
                 }
-                // An `Item`'s encoding is ordered by name; anything else is put in order.
-                if !attributes.is_sorted_by(|a, b| a.0 < b.0) {
-                    attributes.sort_by(|a, b| a.0.cmp(b.0));
-                    attributes.dedup_by(|a, b| a.0 == b.0);
-                }
-                Ok(ItemRef { attributes })
+                Ok(ItemRef::from_attributes(attributes))
             }
         }
         deserializer.deserialize_map(Entries)
@@ -363,7 +399,7 @@ pub trait OneofAttributes: Sized {
 
 /// Helpers named by the code `#[derive(Attributes)]` and `#[derive(Entity)]` expand to.
 pub mod derive_support {
-    use super::{AttributeRef, AttributeValue, Attributes, DecodeError, Item, ItemRef, Value};
+    use super::{AttributeRef, AttributeValue, Attributes, DecodeError, Item, Value};
     use std::collections::{BTreeMap, HashMap};
     use std::hash::Hash;
     use std::str::FromStr;
@@ -484,14 +520,14 @@ pub mod derive_support {
         }
     }
 
-    /// Reads attribute `name`, or `default` when it is absent.
+    /// Reads attribute `name` (`value`, where the item has it), or `default` when it is absent.
     pub fn read_attribute<T>(
-        item: &ItemRef<'_>,
+        value: Option<&AttributeRef<'_>>,
         name: &str,
         default: impl FnOnce() -> T,
         decode: impl FnOnce(&AttributeRef<'_>) -> Result<T, DecodeError>,
     ) -> Result<T, DecodeError> {
-        match item.get(name) {
+        match value {
             Some(AttributeRef::Null) | None => Ok(default()),
             Some(value) => decode(value).map_err(|e| e.at(name)),
         }
@@ -591,6 +627,16 @@ mod tests {
         assert_eq!(owned, item);
         assert_eq!(view.get("n"), Some(&AttributeRef::N("-1.5e3")));
         assert_eq!(view.get("nothing"), None);
+        let mut cursor = view.cursor();
+        assert_eq!(cursor.seek("a"), None);
+        assert_eq!(
+            cursor.seek("l").map(|v| matches!(v, AttributeRef::L(_))),
+            Some(true)
+        );
+        assert_eq!(cursor.seek("n"), Some(&AttributeRef::N("-1.5e3")));
+        assert_eq!(cursor.seek("nz"), None);
+        assert_eq!(cursor.seek("t"), Some(&AttributeRef::Bool(true)));
+        assert_eq!(cursor.seek("b"), None, "sought out of order: absent");
         let names: Vec<&str> = view.iter().map(|(name, _)| name).collect();
         assert_eq!(names, ["b", "l", "m", "n", "null", "s", "t"]);
     }
