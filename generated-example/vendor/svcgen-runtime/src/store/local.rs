@@ -220,12 +220,8 @@ fn encode(item: &Item) -> Result<Vec<u8>, StoreError> {
     postcard::to_stdvec(item).map_err(internal)
 }
 
-/// A stored item, read in place.
-fn view(bytes: &[u8]) -> Result<ItemRef<'_>, StoreError> {
-    postcard::from_bytes(bytes).map_err(|e| StoreError::Internal(format!("corrupt item: {e}")))
-}
-
-fn decode(bytes: &[u8]) -> Result<Item, StoreError> {
+/// A stored item, read as an [`Item`] or in place as an [`ItemRef`].
+fn decode<'a, T: serde::Deserialize<'a>>(bytes: &'a [u8]) -> Result<T, StoreError> {
     postcard::from_bytes(bytes).map_err(|e| StoreError::Internal(format!("corrupt item: {e}")))
 }
 
@@ -244,7 +240,7 @@ fn read_live(items: &ItemReader, key: &ItemKey) -> Result<Option<Item>, StoreErr
     else {
         return Ok(None);
     };
-    let item = decode(bytes.value())?;
+    let item: Item = decode(bytes.value())?;
     Ok((!is_expired_item(&item, now_epoch_seconds())).then_some(item))
 }
 
@@ -653,7 +649,7 @@ impl Page<'_> {
             let Some(bytes) = entry? else {
                 continue;
             };
-            let item = view(bytes.value())?;
+            let item: ItemRef<'_> = decode(bytes.value())?;
             if !is_expired(&item, self.now) {
                 size += limits::view_size(&item);
                 read(&item);
@@ -706,14 +702,14 @@ impl Store for LocalStore {
 
     async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
         limits::check_item_key(key)?;
-        // One item: read on this thread (see `read`), in place.
+        // One item: read on this thread (see `LocalStore::read`), in place.
         let txn = self.db.begin_read().map_err(internal)?;
         let items = txn.open_table(self.item_table()).map_err(internal)?;
         let stored = items
             .get((key.pk.as_str(), key.sk.as_str()))
             .map_err(internal)?;
         let item = match &stored {
-            Some(bytes) => Some(view(bytes.value())?),
+            Some(bytes) => Some(decode::<ItemRef<'_>>(bytes.value())?),
             None => None,
         }
         .filter(|item| !is_expired(item, now_epoch_seconds()));
