@@ -81,6 +81,10 @@ pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> To
     // cursor finds them all (the struct literal evaluates its fields in the order written).
     let mut in_name_order: Vec<&MessageField> = fields.iter().collect();
     in_name_order.sort_by(|a, b| a.name.cmp(&b.name));
+    let cursor = fields
+        .iter()
+        .any(|f| !matches!(f.prost.shape, Shape::Oneof(_)))
+        .then(|| quote!(let mut cursor = item.cursor();));
     let reads = in_name_order.into_iter().map(|f| {
         let ident = &f.ident;
         let read = read_field(f);
@@ -92,7 +96,7 @@ pub(crate) fn attributes_impl(ident: &syn::Ident, fields: &[MessageField]) -> To
                 #(#writes)*
             }
             fn read_attributes(item: &#rt::ItemRef<'_>) -> ::core::result::Result<Self, #rt::DecodeError> {
-                let mut cursor = item.cursor();
+                #cursor
                 ::core::result::Result::Ok(Self { #(#reads,)* })
             }
         }

@@ -144,7 +144,8 @@ impl<'a> ItemRef<'a> {
 }
 
 /// Finds attributes sought in ascending name order in one pass over the item (a message reads
-/// its fields so), comparing each name at most twice instead of searching the item per field.
+/// its fields so): each of the item's names is compared once to be passed or taken, plus once
+/// per sought name the item lacks, instead of a search of the item per field.
 #[derive(Debug)]
 pub struct Cursor<'i, 'a> {
     rest: &'i [(&'a str, AttributeRef<'a>)],

@@ -830,6 +830,80 @@ mod local {
         super::concurrent_versioned_updates_lose_nothing(store).await;
     }
 
+    /// Pages of over 100 items (and limit 0: the whole partition) are read on the blocking
+    /// pool and handed over afterwards; they hold what short pages walking the same partition
+    /// hold, on the table and on an index, expired items skipped, in both directions.
+    #[tokio::test]
+    async fn long_pages_read_what_short_pages_read() {
+        let (_dir, store) = local_store();
+        for i in 0..150 {
+            let ttl = if i % 37 == 5 {
+                now() - 10
+            } else {
+                now() + 3600
+            };
+            let extra = [
+                ("gsi1pk", s("A#ada")),
+                ("gsi1sk", s(&format!("T#{i:03}"))),
+                ("ttl", n(ttl)),
+            ];
+            store
+                .create(item("P#1", &format!("T#{i:03}"), &extra))
+                .await
+                .expect("create");
+        }
+        for index in [None, Some("gsi1")] {
+            for descending in [false, true] {
+                let mut short = query(if index.is_some() { "A#ada" } else { "P#1" }, "T#", 7);
+                (short.index, short.descending) = (index.map(str::to_owned), descending);
+                let expected: Vec<String> = pages(store.as_ref(), short.clone())
+                    .await
+                    .into_iter()
+                    .flatten()
+                    .collect();
+                // 5, 42, 79 and 116 have expired.
+                assert_eq!(expected.len(), 146, "{index:?}: the expired are skipped");
+                for limit in [0, 120] {
+                    let long = Query {
+                        limit,
+                        ..short.clone()
+                    };
+                    let mut viewed = Vec::new();
+                    let last_key = store
+                        .query_with(long.clone(), &mut |view| viewed.push(view.to_item()))
+                        .await
+                        .expect("query_with");
+                    let page = store.query(long).await.expect("query");
+                    assert_eq!((&page.items, &page.last_key), (&viewed, &last_key));
+                    let sort_keys: Vec<String> = viewed
+                        .iter()
+                        .map(|i| match &i["sk"] {
+                            AttributeValue::S(sk) => sk.clone(),
+                            other => panic!("sk is {other:?}"),
+                        })
+                        .collect();
+                    // A limit counts the items evaluated, expired ones included.
+                    let evaluated = |sk: &String| match (limit, descending) {
+                        (0, _) => true,
+                        (_, false) => sk.as_str() < "T#120",
+                        (_, true) => sk.as_str() >= "T#030",
+                    };
+                    let read: Vec<String> = expected
+                        .iter()
+                        .filter(|sk| evaluated(sk))
+                        .cloned()
+                        .collect();
+                    assert_eq!(sort_keys, read, "{index:?} {descending} {limit}");
+                    assert_eq!(
+                        last_key.is_some(),
+                        limit != 0,
+                        "{index:?} {descending} {limit}"
+                    );
+                }
+            }
+        }
+    }
+
     /// Writes that arrive together share a commit (the writer's group) and still see each
     /// other: of 16 concurrent creates of one key exactly one wins; a transaction whose second
     /// write fails leaves nothing of itself while the writes committed with it persist.
@@ -1111,6 +1185,16 @@ mod dynamodb {
             BTreeMap::from([("Query".to_owned(), 2 * got.len())]),
             "one request per page (`pages` reads each with `query` and with `query_with`)"
         );
+        store
+            .query_with(query("P#1", "T#", 2), &mut |_| {})
+            .await
+            .expect("query_with");
+        assert_eq!(counter.take(), one("Query"), "query_with: one request");
+        store
+            .get_with(&key("P#1", "T#2"), &mut |_| {})
+            .await
+            .expect("get_with");
+        assert_eq!(counter.take(), one("GetItem"), "get_with: one request");
         store
             .delete(&key("P#1", "T#1"), version(2))
             .await

@@ -16,8 +16,8 @@ use redb::{
 };
 
 use super::rules::{
-    holds_entity, is_expired, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
-    start_sort_key, stored_version,
+    holds_entity_item, is_expired, is_expired_item, item_key, now_epoch_seconds,
+    query_key_attributes, start_sort_key, stored_version,
 };
 use super::{
     Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TableSchema,
@@ -40,6 +40,8 @@ type ScanBounds<'k> = (Bound<ScanKey<'k>>, Bound<ScanKey<'k>>);
 /// index entry whose item is gone.
 type Stored = Box<dyn DoubleEndedIterator<Item = Result<Option<Encoded>, StoreError>>>;
 type Encoded = redb::AccessGuard<'static, &'static [u8]>;
+/// What a query does with each live item it reads: its stored encoding, and that read in place.
+type ReadStored<'r> = dyn for<'a> FnMut(&'a [u8], &ItemRef<'a>) + 'r;
 
 /// An embedded database file holding any number of tables.
 ///
@@ -467,7 +469,7 @@ impl LocalStore {
         match self.current(txn, key)? {
             Some(old)
                 if !is_expired_item(&old, now_epoch_seconds())
-                    && holds_entity(&ItemRef::of(&old), entity) =>
+                    && holds_entity_item(&old, entity) =>
             {
                 Ok(old)
             }
@@ -526,7 +528,7 @@ impl LocalStore {
     fn query_sync(
         &self,
         query: &Query,
-        read: &mut ReadItem<'_>,
+        read: &mut ReadStored<'_>,
     ) -> Result<(Option<Item>, usize), StoreError> {
         let now = now_epoch_seconds();
         let txn = self.db.begin_read().map_err(internal)?;
@@ -641,7 +643,7 @@ impl Page<'_> {
     fn collect(
         &self,
         stored: &mut dyn Iterator<Item = Result<Option<Encoded>, StoreError>>,
-        read: &mut ReadItem<'_>,
+        read: &mut ReadStored<'_>,
     ) -> Result<(Option<Item>, usize), StoreError> {
         let (mut evaluated, mut size) = (0, 0);
         while let Some(entry) = stored.next() {
@@ -652,7 +654,7 @@ impl Page<'_> {
             let item: ItemRef<'_> = decode(bytes.value())?;
             if !is_expired(&item, self.now) {
                 size += limits::view_size(&item);
-                read(&item);
+                read(bytes.value(), &item);
             }
             if evaluated == self.limit {
                 // DynamoDB reports a last key whenever the limit is hit; peeking spares clients
@@ -816,17 +818,10 @@ impl Store for LocalStore {
     }
 
     async fn query(&self, query: Query) -> Result<QueryPage, StoreError> {
-        limits::check_query(&query)?;
-        let share = read_share(&query);
-        let (items, last_key, size) = self
-            .read(is_short(&query), move |this| {
-                let mut items = Vec::new();
-                let (last_key, size) =
-                    this.query_sync(&query, &mut |item| items.push(item.to_item()))?;
-                Ok((items, last_key, size))
-            })
+        let mut items = Vec::new();
+        let last_key = self
+            .query_with(query, &mut |item| items.push(item.to_item()))
             .await?;
-        consumed(share * read_units(size), 0.0);
         Ok(QueryPage { items, last_key })
     }
 
@@ -835,14 +830,27 @@ impl Store for LocalStore {
         query: Query,
         read: &mut ReadItem<'_>,
     ) -> Result<Option<Item>, StoreError> {
-        if !is_short(&query) {
-            // A long read runs on the blocking pool, where `read` cannot follow.
-            let page = self.query(query).await?;
-            return Ok(page.hand_over(read));
-        }
         limits::check_query(&query)?;
-        let (last_key, size) = self.query_sync(&query, read)?;
-        consumed(read_share(&query) * read_units(size), 0.0);
+        let share = read_share(&query);
+        let (last_key, size) = if is_short(&query) {
+            self.query_sync(&query, &mut |_, item| read(item))?
+        } else {
+            // A long read runs on the blocking pool, where `read` cannot follow: the pool
+            // copies out the live items' encodings, read in place here.
+            let (encoded, last_key, size) = self
+                .read(false, move |this| {
+                    let mut encoded = Vec::new();
+                    let (last_key, size) =
+                        this.query_sync(&query, &mut |bytes, _| encoded.push(bytes.to_vec()))?;
+                    Ok((encoded, last_key, size))
+                })
+                .await?;
+            for bytes in &encoded {
+                read(&decode::<ItemRef<'_>>(bytes)?);
+            }
+            (last_key, size)
+        };
+        consumed(share * read_units(size), 0.0);
         Ok(last_key)
     }
 }

@@ -15,7 +15,7 @@ pub(crate) use rules::holds_entity;
 #[cfg(feature = "dynamodb")]
 pub use dynamo::{
     DynamoStore, TableOutcome, TableState, check_table, create_table, enable_ttl, ensure_table,
-    from_sdk, http_client, item_from_sdk, item_to_sdk, to_sdk,
+    from_sdk, http_client, item_from_sdk, item_to_sdk, item_view_sdk, to_sdk,
 };
 pub use local::{LocalDatabase, LocalStore};
 
@@ -122,16 +122,6 @@ pub struct QueryPage {
     pub last_key: Option<Item>,
 }
 
-impl QueryPage {
-    /// Hands each item to `read`, in order, as [`Store::query_with`] does; returns the last key.
-    pub(crate) fn hand_over(self, read: &mut ReadItem<'_>) -> Option<Item> {
-        for item in &self.items {
-            read(&ItemRef::of(item));
-        }
-        self.last_key
-    }
-}
-
 /// Why a store operation failed.
 #[derive(Debug, thiserror::Error)]
 #[non_exhaustive]
@@ -206,7 +196,8 @@ pub trait Store: Send + Sync + 'static {
 
     /// [`get`](Self::get), handing the item to `read` as a view rather than an [`Item`]:
     /// [`LocalStore`] reads it straight from its stored encoding, building no attribute map.
-    /// Returns whether there was an item.
+    /// Returns whether there was an item. `read` runs within the store request (the embedded
+    /// store's read transaction), so its time counts in the request's measured duration.
     async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
         let item = self.get(key).await?;
         if let Some(item) = &item {
@@ -222,7 +213,11 @@ pub trait Store: Send + Sync + 'static {
         query: Query,
         read: &mut ReadItem<'_>,
     ) -> Result<Option<Item>, StoreError> {
-        Ok(self.query(query).await?.hand_over(read))
+        let page = self.query(query).await?;
+        for item in &page.items {
+            read(&ItemRef::of(item));
+        }
+        Ok(page.last_key)
     }
 }
 

@@ -74,9 +74,23 @@ pub(super) fn stored_version(item: &Item, attribute: &str) -> u64 {
 /// Whether `item` holds entity `entity` (any entity for `None`): its entity-type attribute names
 /// it, or it has none (items written before the attribute existed).
 pub(crate) fn holds_entity(item: &ItemRef<'_>, entity: Option<&str>) -> bool {
-    match (entity, item.get(ENTITY_TYPE)) {
+    names_entity(item.get(ENTITY_TYPE).map(AttributeRef::as_str), entity)
+}
+
+/// [`holds_entity`] of an owned item.
+pub(super) fn holds_entity_item(item: &Item, entity: Option<&str>) -> bool {
+    let stored = item.get(ENTITY_TYPE).map(|value| match value {
+        AttributeValue::S(name) => Some(name.as_str()),
+        _ => None,
+    });
+    names_entity(stored, entity)
+}
+
+/// Whether an entity-type attribute (absent: `None`; not a string: `Some(None)`) admits `entity`.
+fn names_entity(stored: Option<Option<&str>>, entity: Option<&str>) -> bool {
+    match (entity, stored) {
         (None, _) | (_, None) => true,
-        (Some(entity), Some(name)) => name.as_str() == Some(entity),
+        (Some(entity), Some(name)) => name == Some(entity),
     }
 }
 

@@ -402,7 +402,7 @@ impl<E: Entity> EntityTable<E> {
         }
         // Another entity's items are dropped, so a page may come back shorter than the limit;
         // the token still continues after the last item the store read, so none is skipped.
-        let mut items = Vec::with_capacity(query.limit);
+        let mut items = Vec::new();
         let last_key = self
             .store
             .query_with(query.clone(), &mut |item| {

@@ -18,8 +18,8 @@ use aws_sdk_dynamodb::types::{
 };
 
 use super::rules::{
-    holds_entity, is_expired, is_expired_item, item_key, now_epoch_seconds, query_key_attributes,
-    start_sort_key, stored_version,
+    holds_entity_item, is_expired, is_expired_item, item_key, now_epoch_seconds,
+    query_key_attributes, start_sort_key, stored_version,
 };
 use super::{
     Expected, ItemUpdate, Query, QueryPage, ReadItem, Store, StoreError, TransactWrite, limits,
@@ -130,7 +130,7 @@ fn view_sdk(value: &Av) -> AttributeRef<'_> {
 }
 
 /// A view of the SDK's attribute map, without converting it.
-fn item_view_sdk(item: &HashMap<String, Av>) -> ItemRef<'_> {
+pub fn item_view_sdk(item: &HashMap<String, Av>) -> ItemRef<'_> {
     ItemRef::from_attributes(
         item.iter()
             .map(|(name, value)| (name.as_str(), view_sdk(value)))
@@ -333,7 +333,7 @@ where
 fn condition_failed(old: Option<&HashMap<String, Av>>, expected: &Expected) -> StoreError {
     let Some(old) = old.cloned().map(item_from_sdk).filter(|old| {
         !is_expired_item(old, now_epoch_seconds())
-            && holds_entity(&ItemRef::of(old), expected.entity.as_deref())
+            && holds_entity_item(old, expected.entity.as_deref())
     }) else {
         return StoreError::NotFound;
     };
