@@ -693,13 +693,10 @@ impl Store for LocalStore {
     }
 
     async fn get(&self, key: &ItemKey) -> Result<Option<Item>, StoreError> {
-        limits::check_item_key(key)?;
-        // One item: read on this thread (see `read`).
-        let txn = self.db.begin_read().map_err(internal)?;
-        let items = txn.open_table(self.item_table()).map_err(internal)?;
-        let item = read_live(&items, key)?;
-        consumed(read_units(item.as_ref().map_or(0, limits::item_size)), 0.0);
-        Ok(item)
+        let mut found = None;
+        self.get_with(key, &mut |item| found = Some(item.to_item()))
+            .await?;
+        Ok(found)
     }
 
     async fn get_with(&self, key: &ItemKey, read: &mut ReadItem<'_>) -> Result<bool, StoreError> {
