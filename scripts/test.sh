@@ -42,9 +42,12 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 phase "build"
-# Same targets and features as the test run below, so it reuses every artifact (the dev-dependencies
-# change feature unification: a plain `cargo build` would compile the AWS SDK crates twice).
-cargo build --workspace --all-targets --features svcgen-runtime/dynamodb-tests
+# Everything the test run below compiles and every binary the end-to-end tests and the benchmark
+# smoke run start, in one build with the test run's profile and features, so that `cargo test`
+# compiles nothing: a `cargo build` (dev profile) would hash the workspace's own crates
+# differently and compile and store all of them twice, and without the test targets the
+# dev-dependencies' features drop out and the AWS SDK crates compile twice.
+cargo build --profile test --workspace --all-targets --features svcgen-runtime/dynamodb-tests
 
 phase "python environment and system packages"
 scripts/python-env.sh
