@@ -43,12 +43,11 @@ cargo fmt --all --check
 cargo clippy --workspace --all-targets --all-features -- -D warnings
 
 phase "build"
-# Everything the test run below compiles and every binary the end-to-end tests and the benchmark
-# smoke run start, in one build with the test run's profile and features, so that `cargo test`
-# compiles nothing: a `cargo build` (dev profile) would hash the workspace's own crates
-# differently and compile and store all of them twice, and without the test targets the
-# dev-dependencies' features drop out and the AWS SDK crates compile twice.
-cargo build --profile test --workspace --all-targets --features svcgen-runtime/dynamodb-tests
+# Everything the test run below compiles (the same targets and features: the dev-dependencies
+# change feature unification, so `cargo build` alone would compile the AWS SDK crates twice) and
+# every binary the end-to-end tests and the benchmark smoke run start. `cargo test` then compiles
+# nothing (see [profile.dev.build-override] in Cargo.toml for what once made it compile again).
+cargo build --workspace --all-targets --features svcgen-runtime/dynamodb-tests
 
 phase "python environment and system packages"
 scripts/python-env.sh
